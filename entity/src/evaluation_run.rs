@@ -1,0 +1,30 @@
+//! One evaluation run: what it was asked to do and what it did.
+
+use sea_orm::entity::prelude::*;
+
+use crate::enums::EvaluationStatus;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "evaluation_run")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub status: EvaluationStatus,
+    pub as_of: DateTimeUtc,
+    /// The customers the run was limited to, as a JSON array of ids; `None`: everyone.
+    pub customer_ids: Option<Json>,
+    pub started_at: DateTimeUtc,
+    pub finished_at: Option<DateTimeUtc>,
+    pub customers_evaluated: i32,
+    pub upgrades: i32,
+    pub downgrades: i32,
+    pub points_expired: i64,
+    pub churn_model: Option<Json>,
+    pub error: Option<String>,
+    pub requested_by: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

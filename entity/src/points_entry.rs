@@ -1,0 +1,26 @@
+//! One entry of the append-only points ledger.
+
+use sea_orm::entity::prelude::*;
+
+use crate::enums::PointsEntryKind;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "points_entry")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub delta: i64,
+    pub balance_after: i64,
+    pub kind: PointsEntryKind,
+    pub reason: Option<String>,
+    pub expires_at: Option<DateTimeUtc>,
+    pub interaction_id: Option<Uuid>,
+    pub created_by: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

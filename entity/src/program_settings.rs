@@ -1,0 +1,25 @@
+//! The program's settings: one row, id 1.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "program_settings")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: i32,
+    pub base_currency: String,
+    pub points_per_currency_unit_e4: i64,
+    pub points_expiry_days: i32,
+    pub birthday_bonus: i64,
+    pub referrer_bonus: i64,
+    pub referee_bonus: i64,
+    pub max_rewarded_referrals_per_year: i32,
+    pub at_risk_days: i32,
+    pub churn_days: i32,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,47 @@
+//! Database migrations, one file per migration, named by date and purpose.
+//!
+//! Every migration runs unchanged on Postgres (production) and SQLite (the embedded
+//! default). Money is stored as integer ten-thousandths of the base currency (`*_e4`
+//! columns) and rates (multipliers, points per currency unit) the same way: exact on both
+//! databases, and summable in SQL without the float rounding SQLite would apply to decimals.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_program;
+mod m20261123_000002_customers;
+
+pub use m20261123_000002_customers::SEARCH_EXPRESSION;
+mod m20261123_000003_loyalty;
+mod m20261123_000004_segments_and_runs;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_program::Migration),
+            Box::new(m20261123_000002_customers::Migration),
+            Box::new(m20261123_000003_loyalty::Migration),
+            Box::new(m20261123_000004_segments_and_runs::Migration),
+        ]
+    }
+}
+
+/// A plain (non-unique) index on `columns` of `table`, named `ix_<table>_<columns…>`.
+pub(crate) fn index<T, C>(table: T, columns: &[C]) -> IndexCreateStatement
+where
+    T: IntoIden + Clone + 'static,
+    C: IntoIden + Clone + 'static,
+{
+    let table_name = table.clone().into_iden().to_string();
+    let column_names: Vec<String> = columns.iter().map(|c| c.clone().into_iden().to_string()).collect();
+    let mut statement = Index::create();
+    statement
+        .name(format!("ix_{}_{}", table_name, column_names.join("_")))
+        .table(table);
+    for column in columns {
+        statement.col(column.clone());
+    }
+    statement
+}

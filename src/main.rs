@@ -1,0 +1,1 @@
+fn main() { tierwise_api::cli::main() }
