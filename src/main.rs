@@ -1,1 +1,3 @@
-fn main() { tierwise_api::cli::main() }
+fn main() {
+    tierwise_api::cli::main()
+}

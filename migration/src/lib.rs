@@ -35,7 +35,10 @@ where
     C: IntoIden + Clone + 'static,
 {
     let table_name = table.clone().into_iden().to_string();
-    let column_names: Vec<String> = columns.iter().map(|c| c.clone().into_iden().to_string()).collect();
+    let column_names: Vec<String> = columns
+        .iter()
+        .map(|c| c.clone().into_iden().to_string())
+        .collect();
     let mut statement = Index::create();
     statement
         .name(format!("ix_{}_{}", table_name, column_names.join("_")))

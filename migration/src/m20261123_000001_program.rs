@@ -64,9 +64,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Tier::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(ScoringModel::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(ProgramSettings::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Tier::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(ScoringModel::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(ProgramSettings::Table).to_owned())
+            .await
     }
 }
 

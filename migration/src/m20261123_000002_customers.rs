@@ -94,7 +94,9 @@ impl MigrationTrait for Migration {
             Customer::RfmSegment,
             Customer::ReferredById,
         ] {
-            manager.create_index(index(Customer::Table, &[column, Customer::Id])).await?;
+            manager
+                .create_index(index(Customer::Table, &[column, Customer::Id]))
+                .await?;
         }
 
         if manager.get_database_backend() == DatabaseBackend::Postgres {
@@ -121,7 +123,11 @@ impl MigrationTrait for Migration {
                     .table(CustomerTag::Table)
                     .col(uuid(CustomerTag::CustomerId))
                     .col(string_len(CustomerTag::Tag, 100))
-                    .primary_key(Index::create().col(CustomerTag::CustomerId).col(CustomerTag::Tag))
+                    .primary_key(
+                        Index::create()
+                            .col(CustomerTag::CustomerId)
+                            .col(CustomerTag::Tag),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(CustomerTag::Table, CustomerTag::CustomerId)
@@ -132,7 +138,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index(CustomerTag::Table, &[CustomerTag::Tag, CustomerTag::CustomerId]))
+            .create_index(index(
+                CustomerTag::Table,
+                &[CustomerTag::Tag, CustomerTag::CustomerId],
+            ))
             .await?;
 
         manager
@@ -169,7 +178,11 @@ impl MigrationTrait for Migration {
         manager
             .create_index(index(
                 TierChange::Table,
-                &[TierChange::CustomerId, TierChange::ChangedAt, TierChange::Id],
+                &[
+                    TierChange::CustomerId,
+                    TierChange::ChangedAt,
+                    TierChange::Id,
+                ],
             ))
             .await?;
         manager
@@ -181,9 +194,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(TierChange::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(CustomerTag::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Customer::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(TierChange::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(CustomerTag::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Customer::Table).to_owned())
+            .await
     }
 }
 

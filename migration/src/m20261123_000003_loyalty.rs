@@ -11,7 +11,10 @@ use crate::m20261123_000002_customers::Customer;
 pub struct Migration;
 
 fn to_customer<T: IntoIden>(table: T, column: T) -> ForeignKeyCreateStatement {
-    ForeignKey::create().from(table, column).to(Customer::Table, Customer::Id).to_owned()
+    ForeignKey::create()
+        .from(table, column)
+        .to(Customer::Table, Customer::Id)
+        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -33,24 +36,38 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(Interaction::OrderRef, 200))
                     .col(string_len(Interaction::RecordedBy, 200))
                     .col(timestamp_with_time_zone(Interaction::RecordedAt))
-                    .foreign_key(&mut to_customer(Interaction::Table, Interaction::CustomerId))
+                    .foreign_key(&mut to_customer(
+                        Interaction::Table,
+                        Interaction::CustomerId,
+                    ))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(index(
                 Interaction::Table,
-                &[Interaction::CustomerId, Interaction::OccurredAt, Interaction::Id],
+                &[
+                    Interaction::CustomerId,
+                    Interaction::OccurredAt,
+                    Interaction::Id,
+                ],
             ))
             .await?;
         manager
             .create_index(index(
                 Interaction::Table,
-                &[Interaction::CustomerId, Interaction::Kind, Interaction::OccurredAt],
+                &[
+                    Interaction::CustomerId,
+                    Interaction::Kind,
+                    Interaction::OccurredAt,
+                ],
             ))
             .await?;
         manager
-            .create_index(index(Interaction::Table, &[Interaction::CustomerId, Interaction::OrderRef]))
+            .create_index(index(
+                Interaction::Table,
+                &[Interaction::CustomerId, Interaction::OrderRef],
+            ))
             .await?;
         manager
             .create_index(index(Interaction::Table, &[Interaction::OccurredAt]))
@@ -71,7 +88,10 @@ impl MigrationTrait for Migration {
                     .col(uuid_null(PointsEntry::InteractionId))
                     .col(string_len(PointsEntry::CreatedBy, 200))
                     .col(timestamp_with_time_zone(PointsEntry::CreatedAt))
-                    .foreign_key(&mut to_customer(PointsEntry::Table, PointsEntry::CustomerId))
+                    .foreign_key(&mut to_customer(
+                        PointsEntry::Table,
+                        PointsEntry::CustomerId,
+                    ))
                     .foreign_key(
                         ForeignKey::create()
                             .from(PointsEntry::Table, PointsEntry::InteractionId)
@@ -83,7 +103,11 @@ impl MigrationTrait for Migration {
         manager
             .create_index(index(
                 PointsEntry::Table,
-                &[PointsEntry::CustomerId, PointsEntry::CreatedAt, PointsEntry::Id],
+                &[
+                    PointsEntry::CustomerId,
+                    PointsEntry::CreatedAt,
+                    PointsEntry::Id,
+                ],
             ))
             .await?;
         manager
@@ -107,7 +131,9 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(Reward::CreatedAt))
                     .col(timestamp_with_time_zone(Reward::UpdatedAt))
                     .foreign_key(
-                        ForeignKey::create().from(Reward::Table, Reward::MinTierId).to(Tier::Table, Tier::Id),
+                        ForeignKey::create()
+                            .from(Reward::Table, Reward::MinTierId)
+                            .to(Tier::Table, Tier::Id),
                     )
                     .to_owned(),
             )
@@ -144,7 +170,10 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index(Redemption::Table, &[Redemption::CustomerId, Redemption::RedeemedAt]))
+            .create_index(index(
+                Redemption::Table,
+                &[Redemption::CustomerId, Redemption::RedeemedAt],
+            ))
             .await?;
         manager
             .create_index(index(Redemption::Table, &[Redemption::RewardId]))
@@ -178,11 +207,21 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [Referral::Table.into_iden(), Redemption::Table.into_iden(), Reward::Table.into_iden()] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        for table in [
+            Referral::Table.into_iden(),
+            Redemption::Table.into_iden(),
+            Reward::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
-        manager.drop_table(Table::drop().table(PointsEntry::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Interaction::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(PointsEntry::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Interaction::Table).to_owned())
+            .await
     }
 }
 

@@ -37,7 +37,9 @@ impl MigrationTrait for Migration {
                     .col(uuid(SegmentMember::CustomerId))
                     .col(timestamp_with_time_zone(SegmentMember::AddedAt))
                     .primary_key(
-                        Index::create().col(SegmentMember::SegmentId).col(SegmentMember::CustomerId),
+                        Index::create()
+                            .col(SegmentMember::SegmentId)
+                            .col(SegmentMember::CustomerId),
                     )
                     .foreign_key(
                         ForeignKey::create()
@@ -99,7 +101,11 @@ impl MigrationTrait for Migration {
                     .col(string_len(IdempotencyKey::Operation, 64))
                     .col(uuid_null(IdempotencyKey::ResultId))
                     .col(timestamp_with_time_zone(IdempotencyKey::CreatedAt))
-                    .primary_key(Index::create().col(IdempotencyKey::Caller).col(IdempotencyKey::Key))
+                    .primary_key(
+                        Index::create()
+                            .col(IdempotencyKey::Caller)
+                            .col(IdempotencyKey::Key),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -109,10 +115,18 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(IdempotencyKey::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(EvaluationRun::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(SegmentMember::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Segment::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(IdempotencyKey::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(EvaluationRun::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(SegmentMember::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Segment::Table).to_owned())
+            .await
     }
 }
 

@@ -1,0 +1,111 @@
+//! Builds the application — database, program, schema, router — and serves it with
+//! graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::{Db, program};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Connects, migrates, and installs the default program (plus the demo data when asked
+/// and the database is new). Returns whether the database was new.
+pub async fn prepare_database(config: &Config) -> anyhow::Result<(Db, bool)> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    let currency = config.base_currency.clone();
+    let installed = db
+        .write(move |txn| Box::pin(async move { program::install_default(txn, &currency).await }))
+        .await
+        .map_err(|e| anyhow::anyhow!("installing the default program: {e:?}"))?;
+    let stored = program::settings(db.conn())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .base_currency;
+    if stored != config.base_currency {
+        anyhow::bail!(
+            "this database keeps its amounts in {stored}, but BASE_CURRENCY is {}; amounts cannot change currency",
+            config.base_currency
+        );
+    }
+    if installed && config.demo_data {
+        crate::demo::load(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the demo data: {e:?}"))?;
+    }
+    Ok((db, installed))
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        http::metrics::install();
+        let (db, _) = prepare_database(config).await?;
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
+        Ok(Self::with_parts(listener, db, config.keys.clone()))
+    }
+
+    pub fn with_parts(listener: TcpListener, db: Db, keys: JwtKeys) -> Self {
+        let schema = crate::graphql::schema(db.clone());
+        Self {
+            listener,
+            state: AppState { schema, db, keys },
+        }
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = http::router(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,161 @@
+//! Who is calling and what they may do: JWT verification, the caller (`Principal`), and
+//! the one table of permissions (CONTRACT.md, "Authentication and roles") that guards
+//! consult.
+
+pub mod guard;
+pub mod jwt;
+
+use uuid::Uuid;
+
+pub use guard::{Allow, ReadCustomer};
+pub use jwt::{Claims, JwtKeys};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Staff,
+    Partner,
+    Customer,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "admin" => Some(Self::Admin),
+            "staff" => Some(Self::Staff),
+            "partner" => Some(Self::Partner),
+            "customer" => Some(Self::Customer),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Staff => "staff",
+            Self::Partner => "partner",
+            Self::Customer => "customer",
+        }
+    }
+}
+
+/// A partner's scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    CustomersRead,
+    CustomersWrite,
+    InteractionsWrite,
+    PointsWrite,
+    RewardsRedeem,
+    EventsSubscribe,
+}
+
+impl Scope {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "customers:read" => Some(Self::CustomersRead),
+            "customers:write" => Some(Self::CustomersWrite),
+            "interactions:write" => Some(Self::InteractionsWrite),
+            "points:write" => Some(Self::PointsWrite),
+            "rewards:redeem" => Some(Self::RewardsRedeem),
+            "events:subscribe" => Some(Self::EventsSubscribe),
+            _ => None,
+        }
+    }
+}
+
+/// Something a caller may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Read any customer, list and search customers.
+    ReadCustomers,
+    /// Create, update and upsert customers.
+    WriteCustomers,
+    /// Remove a customer's personal data.
+    EraseCustomers,
+    /// Read the program: tiers, scoring model, settings.
+    ReadProgram,
+    /// Change the program: tiers, scoring model, settings.
+    ManageProgram,
+}
+
+/// The authenticated caller, from a verified token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub subject: String,
+    pub role: Role,
+    /// The customer a `customer` token speaks for.
+    pub customer_id: Option<Uuid>,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    fn has_scope(&self, scope: Scope) -> bool {
+        self.role == Role::Partner && self.scopes.contains(&scope)
+    }
+
+    /// The permission table: the single place that says who may do what.
+    pub fn may(&self, permission: Permission) -> bool {
+        use Permission::*;
+        match self.role {
+            Role::Admin => true,
+            Role::Staff => !matches!(permission, EraseCustomers | ManageProgram),
+            Role::Partner => match permission {
+                ReadCustomers | ReadProgram => self.has_scope(Scope::CustomersRead),
+                WriteCustomers => self.has_scope(Scope::CustomersWrite),
+                EraseCustomers | ManageProgram => false,
+            },
+            // A customer reads only itself, which `ReadCustomer` decides per object.
+            Role::Customer => false,
+        }
+    }
+
+    /// Whether the caller may read this one customer.
+    pub fn may_read_customer(&self, id: Uuid) -> bool {
+        self.may(Permission::ReadCustomers)
+            || (self.role == Role::Customer && self.customer_id == Some(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(role: Role, scopes: Vec<Scope>) -> Principal {
+        Principal {
+            subject: "t".into(),
+            role,
+            customer_id: Some(Uuid::nil()),
+            scopes,
+        }
+    }
+
+    #[test]
+    fn the_permission_table_matches_the_contract() {
+        use Permission::*;
+        let admin = principal(Role::Admin, vec![]);
+        let staff = principal(Role::Staff, vec![]);
+        let reader = principal(Role::Partner, vec![Scope::CustomersRead]);
+        let writer = principal(Role::Partner, vec![Scope::CustomersWrite]);
+        let customer = principal(Role::Customer, vec![Scope::CustomersRead]);
+        for p in [
+            ReadCustomers,
+            WriteCustomers,
+            EraseCustomers,
+            ReadProgram,
+            ManageProgram,
+        ] {
+            assert!(admin.may(p));
+            assert!(
+                !customer.may(p),
+                "customers get no blanket permission, even with a scope claim"
+            );
+        }
+        assert!(staff.may(ReadCustomers) && staff.may(WriteCustomers) && staff.may(ReadProgram));
+        assert!(!staff.may(EraseCustomers) && !staff.may(ManageProgram));
+        assert!(reader.may(ReadCustomers) && !reader.may(WriteCustomers));
+        assert!(writer.may(WriteCustomers) && !writer.may(ReadCustomers));
+        assert!(customer.may_read_customer(Uuid::nil()));
+        assert!(!customer.may_read_customer(Uuid::now_v7()));
+    }
+}

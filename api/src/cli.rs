@@ -1,0 +1,152 @@
+//! The `tierwise` command line: `serve` (the default), `migrate`, `token`,
+//! `export-schema` and `demo`.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::app::{Application, prepare_database};
+use crate::auth::{Claims, Role, Scope};
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tierwise",
+    version,
+    about = "Customer tiering, loyalty points and referrals over GraphQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default): applies pending migrations first.
+    Serve,
+    /// Apply pending migrations and install the default program, then exit.
+    Migrate,
+    /// Print a JWT signed with the configured key.
+    Token(TokenArgs),
+    /// Print the GraphQL schema (SDL); `schema.graphql` is exactly this.
+    ExportSchema,
+    /// Load the demo data set into the configured database.
+    Demo,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// admin, staff, partner or customer.
+    #[arg(long)]
+    role: String,
+    /// The subject; defaults to the role's name.
+    #[arg(long)]
+    sub: Option<String>,
+    /// The customer a customer token speaks for.
+    #[arg(long)]
+    customer_id: Option<uuid::Uuid>,
+    /// A partner's scopes, space-separated, e.g. "customers:read interactions:write".
+    #[arg(long)]
+    scope: Option<String>,
+    /// How long the token is valid, e.g. 1h, 30m, 7d.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+}
+
+pub fn main() {
+    if let Err(error) = run() {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::ExportSchema) = cli.command {
+        print!("{}", crate::graphql::sdl());
+        return Ok(());
+    }
+    crate::telemetry::init();
+    let config = Config::from_env()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve(config)),
+        Command::Migrate => runtime.block_on(async {
+            let (_, new) = prepare_database(&config).await?;
+            println!(
+                "{}",
+                if new {
+                    "database created"
+                } else {
+                    "database up to date"
+                }
+            );
+            Ok(())
+        }),
+        Command::Token(args) => {
+            println!("{}", mint(&config, args)?);
+            Ok(())
+        }
+        Command::Demo => runtime.block_on(async {
+            let (db, _) = prepare_database(&Config {
+                demo_data: false,
+                ..config
+            })
+            .await?;
+            let created = crate::demo::load(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            println!("loaded {created} demo customers");
+            Ok(())
+        }),
+        Command::ExportSchema => unreachable!("handled above"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let application = Application::build(&config).await?;
+    let address = application.local_addr()?;
+    println!("Tierwise is serving GraphiQL at http://{address}/graphql");
+    let admin = TokenArgs {
+        role: "admin".into(),
+        sub: None,
+        customer_id: None,
+        scope: None,
+        ttl: Duration::from_secs(86_400),
+    };
+    match mint(&config, admin) {
+        Ok(token) => {
+            println!("Admin token (24 h; send as \"Authorization: Bearer <token>\"):\n{token}")
+        }
+        Err(error) => println!("No admin token printed: {error:#}"),
+    }
+    application.run_until_stopped().await
+}
+
+fn mint(config: &Config, args: TokenArgs) -> anyhow::Result<String> {
+    let role =
+        Role::parse(&args.role).context("--role must be admin, staff, partner or customer")?;
+    if role == Role::Customer && args.customer_id.is_none() {
+        anyhow::bail!("a customer token needs --customer-id");
+    }
+    if let Some(scope) = &args.scope {
+        if let Some(unknown) = scope.split_whitespace().find(|s| Scope::parse(s).is_none()) {
+            anyhow::bail!("unknown scope {unknown:?}");
+        }
+    }
+    let now = chrono::Utc::now().timestamp();
+    let ttl = i64::try_from(args.ttl.as_secs()).context("--ttl is too long")?;
+    let claims = Claims {
+        sub: args.sub.unwrap_or_else(|| role.as_str().to_owned()),
+        role: role.as_str().to_owned(),
+        exp: now + ttl,
+        nbf: None,
+        iat: Some(now),
+        iss: config.keys.issuer().map(str::to_owned),
+        aud: config.keys.audience().map(str::to_owned),
+        customer_id: args.customer_id.map(|id| id.to_string()),
+        scope: args.scope,
+    };
+    config.keys.sign(&claims)
+}

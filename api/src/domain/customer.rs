@@ -1,0 +1,176 @@
+//! Customer profile rules: what a valid name, e-mail, phone, tag or attribute set is.
+
+use chrono::NaiveDate;
+use serde_json::Value as Json;
+
+use super::error::ensure;
+use super::{DomainError, DomainResult};
+
+pub const MAX_TAGS: usize = 50;
+
+/// A trimmed, non-empty text of at most `max` characters.
+pub fn text(value: &str, field: &str, max: usize) -> DomainResult<String> {
+    let trimmed = value.trim();
+    ensure(!trimmed.is_empty(), field, || "must not be empty".into())?;
+    ensure(trimmed.chars().count() <= max, field, || {
+        format!("must be at most {max} characters")
+    })?;
+    ensure(!trimmed.chars().any(char::is_control), field, || {
+        "must not contain control characters".into()
+    })?;
+    Ok(trimmed.to_owned())
+}
+
+/// An optional text: `None` stays `None`; an empty string clears the field.
+pub fn optional_text(value: Option<&str>, field: &str, max: usize) -> DomainResult<Option<String>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => text(v, field, max).map(Some),
+    }
+}
+
+pub fn name(value: &str, field: &str) -> DomainResult<String> {
+    text(value, field, 200)
+}
+
+/// An e-mail address of the usual shape `local@domain.tld`, stored lower-cased.
+pub fn email(value: Option<&str>, field: &str) -> DomainResult<Option<String>> {
+    let Some(email) = optional_text(value, field, 254)? else {
+        return Ok(None);
+    };
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && local.len() <= 64
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+                && !email.contains(char::is_whitespace)
+        }
+        None => false,
+    };
+    ensure(valid, field, || "is not a valid e-mail address".into())?;
+    Ok(Some(email.to_lowercase()))
+}
+
+/// A phone number: digits with an optional leading +, and spaces, dashes, dots or brackets.
+pub fn phone(value: Option<&str>, field: &str) -> DomainResult<Option<String>> {
+    let Some(phone) = optional_text(value, field, 40)? else {
+        return Ok(None);
+    };
+    let digits = phone.chars().filter(char::is_ascii_digit).count();
+    let allowed = phone
+        .char_indices()
+        .all(|(i, c)| c.is_ascii_digit() || " -.()".contains(c) || (c == '+' && i == 0));
+    ensure(allowed && (5..=20).contains(&digits), field, || {
+        "is not a valid phone number".into()
+    })?;
+    Ok(Some(phone))
+}
+
+pub fn external_ref(value: Option<&str>, field: &str) -> DomainResult<Option<String>> {
+    optional_text(value, field, 200)
+}
+
+/// Tags: trimmed, de-duplicated, at most 50 of at most 100 characters, order kept.
+pub fn tags(values: &[String], field: &str) -> DomainResult<Vec<String>> {
+    let mut tags: Vec<String> = Vec::with_capacity(values.len());
+    for (i, tag) in values.iter().enumerate() {
+        let tag = text(tag, &format!("{field}[{i}]"), 100)?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    ensure(tags.len() <= MAX_TAGS, field, || {
+        format!("at most {MAX_TAGS} tags")
+    })?;
+    Ok(tags)
+}
+
+/// Attributes must be a JSON object (so that `attributes.<key>` paths mean something),
+/// of bounded size.
+pub fn attributes(value: Json, field: &str) -> DomainResult<Json> {
+    ensure(value.is_object(), field, || "must be a JSON object".into())?;
+    let size = value.to_string().len();
+    ensure(size <= 64 * 1024, field, || "must be at most 64 KiB".into())?;
+    Ok(value)
+}
+
+pub fn birthday(
+    value: Option<NaiveDate>,
+    field: &str,
+    today: NaiveDate,
+) -> DomainResult<Option<NaiveDate>> {
+    if let Some(date) = value {
+        let earliest = NaiveDate::from_ymd_opt(1900, 1, 1)
+            .ok_or_else(|| DomainError::bad_input(field, "invalid"))?;
+        ensure(date >= earliest && date <= today, field, || {
+            "must be between 1900-01-01 and today".into()
+        })?;
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_and_lower_cased() {
+        assert_eq!(
+            email(Some(" Li.Wei@Example.CN "), "e").unwrap().as_deref(),
+            Some("li.wei@example.cn")
+        );
+        for bad in [
+            "plainaddress",
+            "a@b",
+            "a@@b.cn",
+            "a b@c.cn",
+            "@c.cn",
+            "a@.cn",
+            "a@c.cn.",
+        ] {
+            assert!(email(Some(bad), "input.email").is_err(), "{bad}");
+        }
+        assert_eq!(email(Some(""), "e").unwrap(), None);
+    }
+
+    #[test]
+    fn phones_are_checked() {
+        assert!(phone(Some("+86 138-0013-8000"), "p").is_ok());
+        assert!(phone(Some("call me"), "p").is_err());
+        assert!(phone(Some("12"), "p").is_err());
+        assert!(phone(Some("1+2345678"), "p").is_err());
+    }
+
+    #[test]
+    fn names_and_tags_are_bounded() {
+        assert!(
+            name("  ", "input.name")
+                .unwrap_err()
+                .to_string()
+                .contains("input.name")
+        );
+        assert!(name(&"x".repeat(201), "input.name").is_err());
+        assert_eq!(
+            tags(&["a".into(), " a ".into(), "b".into()], "t").unwrap(),
+            vec!["a", "b"]
+        );
+        let many: Vec<String> = (0..51).map(|i| i.to_string()).collect();
+        assert!(tags(&many, "input.tags").is_err());
+    }
+
+    #[test]
+    fn attributes_must_be_an_object() {
+        assert!(attributes(serde_json::json!([1, 2]), "input.attributes").is_err());
+        assert!(
+            attributes(
+                serde_json::json!({"interests": ["tea"]}),
+                "input.attributes"
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The single mapping from domain errors to GraphQL errors with `extensions.code`.
+//! Internal errors are logged here and reach the client as "internal error" only.
+
+use async_graphql::{Error, ErrorExtensions};
+
+use crate::domain::DomainError;
+
+impl ErrorExtensions for DomainError {
+    fn extend(&self) -> Error {
+        if let DomainError::Internal(source) = self {
+            tracing::error!(error = ?source, "internal error");
+        }
+        let mut error = Error::new(self.to_string()).extend_with(|_, e| e.set("code", self.code()));
+        if let DomainError::BadInput { field, .. } = self {
+            error = error.extend_with(|_, e| e.set("field", field.as_str()));
+        }
+        error
+    }
+}
+
+/// Turns a domain result into a GraphQL one, code attached. Resolvers use this instead of
+/// `?` on a domain error, which would compile but drop the code.
+pub trait Gql<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> Gql<T> for Result<T, DomainError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.extend())
+    }
+}
+
+/// Gives every error of a response a contract code: errors raised before execution
+/// (syntax, validation, limits, bad argument values) are `BAD_USER_INPUT`; an error from
+/// a resolver that lacks a code would be a bug, and is `INTERNAL`.
+pub fn ensure_codes(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            let code = if error.path.is_empty() {
+                "BAD_USER_INPUT"
+            } else {
+                "INTERNAL"
+            };
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code);
+        }
+    }
+}
+
+impl<T> Gql<T> for Result<T, std::sync::Arc<DomainError>> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.extend())
+    }
+}

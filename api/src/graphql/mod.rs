@@ -1,0 +1,61 @@
+//! The GraphQL API: schema, roots, types and dataloaders. Resolvers are thin adapters
+//! over `service` and `store`; authorisation is declared on fields with guards.
+
+pub mod error;
+pub mod id;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod scalars;
+pub mod types;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+use crate::auth::Principal;
+use crate::store::Db;
+
+pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Deepest nesting a query may have.
+pub const MAX_DEPTH: usize = 12;
+/// Most fields (counting list items' fields once) a query may ask for.
+pub const MAX_COMPLEXITY: usize = 2_000;
+
+/// The schema with its limits and no data, so that the SDL can be exported without a
+/// database; `serve` adds the data.
+pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
+    Schema::build(
+        query::Query::default(),
+        mutation::Mutation::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+}
+
+pub fn schema(db: Db) -> AppSchema {
+    builder().data(db).finish()
+}
+
+/// The SDL that `schema.graphql` holds, sorted so that it is stable.
+pub fn sdl() -> String {
+    builder().finish().sdl_with_options(
+        async_graphql::SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
+}
+
+/// A request made ready for execution: the caller and fresh per-request loaders.
+pub fn prepare(
+    request: async_graphql::Request,
+    principal: Principal,
+    db: &Db,
+) -> async_graphql::Request {
+    request.data(principal).data(DataLoader::new(
+        loaders::StoreLoader::new(db.clone()),
+        tokio::spawn,
+    ))
+}

@@ -1,0 +1,67 @@
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::auth::{Allow, Permission};
+use crate::graphql::error::Gql;
+use crate::graphql::id::parse_id;
+use crate::graphql::types::customer::{
+    CreateCustomerInput, Customer, UpdateCustomerInput, UpsertCustomerInput,
+};
+use crate::service::customers::{self, ProfilePatch};
+use crate::store::Db;
+
+#[derive(Default)]
+pub struct CustomerMutation;
+
+#[Object]
+impl CustomerMutation {
+    #[graphql(guard = "Allow(Permission::WriteCustomers)")]
+    async fn create_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCustomerInput,
+    ) -> Result<Customer> {
+        Ok(Customer(
+            customers::create(ctx.data::<Db>()?, input.into())
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Keyed by `externalRef`.
+    #[graphql(guard = "Allow(Permission::WriteCustomers)")]
+    async fn upsert_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertCustomerInput,
+    ) -> Result<Customer> {
+        Ok(Customer(
+            customers::upsert(ctx.data::<Db>()?, input.into())
+                .await
+                .gql()?,
+        ))
+    }
+
+    #[graphql(guard = "Allow(Permission::WriteCustomers)")]
+    async fn update_customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateCustomerInput,
+    ) -> Result<Customer> {
+        let id = parse_id(&id, "id").gql()?;
+        let patch = ProfilePatch::try_from(input).gql()?;
+        Ok(Customer(
+            customers::update(ctx.data::<Db>()?, id, patch)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Removes personal data; keeps anonymous aggregates.
+    #[graphql(guard = "Allow(Permission::EraseCustomers)")]
+    async fn erase_customer(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let id = parse_id(&id, "id").gql()?;
+        customers::erase(ctx.data::<Db>()?, id).await.gql()?;
+        Ok(true)
+    }
+}

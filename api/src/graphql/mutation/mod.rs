@@ -1,0 +1,8 @@
+//! Mutation roots, one per domain, merged into `Mutation`. Each mutation is one
+//! transaction in the service layer.
+
+mod customers;
+mod program;
+
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(customers::CustomerMutation, program::ProgramMutation);

@@ -1,0 +1,12 @@
+//! Query roots, one per domain, merged into `Query`.
+
+mod customers;
+mod program;
+mod viewer;
+
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(
+    viewer::ViewerQuery,
+    customers::CustomerQuery,
+    program::ProgramQuery,
+);

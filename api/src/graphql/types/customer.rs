@@ -1,0 +1,303 @@
+//! `Customer` and the inputs that create, change, filter and order customers.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Result};
+use entity::customer;
+
+use super::enums::{
+    AbcClass, CustomerKind, CustomerOrderField, LifecycleStage, OrderDirection, RfmSegment,
+};
+use super::tier::{Tier, TierChangeConnection, load_tier};
+use crate::graphql::error::Gql;
+use crate::graphql::loaders::{StoreLoader, TagsOfCustomer};
+use crate::graphql::scalars::{Date, DateTime};
+use crate::service::Patch;
+use crate::service::customers::{ProfileInput, ProfilePatch};
+use crate::store::customers::{self as store, CustomerOrder};
+use crate::store::paging::PageRequest;
+use crate::store::tier_changes;
+
+#[derive(Clone)]
+pub struct Customer(pub customer::Model);
+
+#[Object]
+impl Customer {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn external_ref(&self) -> Option<&str> {
+        self.0.external_ref.as_deref()
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+
+    async fn kind(&self) -> CustomerKind {
+        self.0.kind.into()
+    }
+
+    async fn industry(&self) -> Option<&str> {
+        self.0.industry.as_deref()
+    }
+
+    async fn region(&self) -> Option<&str> {
+        self.0.region.as_deref()
+    }
+
+    async fn birthday(&self) -> Option<Date> {
+        self.0.birthday.map(Date)
+    }
+
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        Ok(loader
+            .load_one(TagsOfCustomer(self.0.id))
+            .await
+            .gql()?
+            .unwrap_or_default())
+    }
+
+    /// Free-form profile: interests, company size, contacts.
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
+    }
+
+    async fn lifecycle_stage(&self) -> LifecycleStage {
+        self.0.lifecycle_stage.into()
+    }
+
+    async fn tier(&self, ctx: &Context<'_>) -> Result<Tier> {
+        load_tier(ctx, self.0.tier_id).await
+    }
+
+    /// 0..100, from the scoring model.
+    async fn score(&self) -> f64 {
+        self.0.score
+    }
+
+    /// Newest first.
+    async fn tier_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<TierChangeConnection> {
+        let db = ctx.data::<crate::store::Db>()?;
+        let request = PageRequest::new(first, after.as_deref(), tier_changes::ORDER).gql()?;
+        let page = tier_changes::page_of(db.conn(), self.0.id, &request)
+            .await
+            .gql()?;
+        Ok(TierChangeConnection::from_page(
+            page,
+            tier_changes::cursor,
+            super::tier::TierChange,
+        ))
+    }
+
+    async fn points_balance(&self) -> i64 {
+        self.0.points_balance
+    }
+
+    async fn referral_code(&self) -> &str {
+        &self.0.referral_code
+    }
+
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
+    }
+}
+
+super::connection::connection!(CustomerConnection, CustomerEdge, Customer);
+
+#[derive(InputObject, Default)]
+pub struct CustomerFilter {
+    /// Case-insensitive substring of name, email, phone or externalRef.
+    search: Option<String>,
+    tier_keys: Option<Vec<String>>,
+    lifecycle_stages: Option<Vec<LifecycleStage>>,
+    kinds: Option<Vec<CustomerKind>>,
+    /// Customers having all of these tags.
+    tags: Option<Vec<String>>,
+    min_score: Option<f64>,
+    max_score: Option<f64>,
+    abc_classes: Option<Vec<AbcClass>>,
+    rfm_segments: Option<Vec<RfmSegment>>,
+}
+
+fn map_all<A: Copy, B: From<A>>(values: Option<Vec<A>>) -> Option<Vec<B>> {
+    values.map(|v| v.into_iter().map(B::from).collect())
+}
+
+impl From<CustomerFilter> for store::CustomerFilter {
+    fn from(filter: CustomerFilter) -> Self {
+        Self {
+            search: filter.search,
+            tier_keys: filter.tier_keys,
+            lifecycle_stages: map_all(filter.lifecycle_stages),
+            kinds: map_all(filter.kinds),
+            tags: filter.tags,
+            min_score: filter.min_score,
+            max_score: filter.max_score,
+            abc_classes: map_all(filter.abc_classes),
+            rfm_segments: map_all(filter.rfm_segments),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CustomerOrderBy {
+    field: CustomerOrderField,
+    #[graphql(default)]
+    direction: OrderDirection,
+}
+
+impl From<CustomerOrderBy> for CustomerOrder {
+    fn from(order: CustomerOrderBy) -> Self {
+        use store::CustomerOrderField as F;
+        Self {
+            field: match order.field {
+                CustomerOrderField::Name => F::Name,
+                CustomerOrderField::CreatedAt => F::CreatedAt,
+                CustomerOrderField::Score => F::Score,
+                CustomerOrderField::LifetimeSpend => F::LifetimeSpend,
+                CustomerOrderField::PointsBalance => F::PointsBalance,
+                CustomerOrderField::LastPurchaseAt => F::LastPurchaseAt,
+            },
+            descending: order.direction == OrderDirection::Desc,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateCustomerInput {
+    name: String,
+    external_ref: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    #[graphql(default_with = "Some(CustomerKind::Individual)")]
+    kind: Option<CustomerKind>,
+    industry: Option<String>,
+    region: Option<String>,
+    birthday: Option<Date>,
+    tags: Option<Vec<String>>,
+    attributes: Option<Json<serde_json::Value>>,
+}
+
+impl From<CreateCustomerInput> for ProfileInput {
+    fn from(input: CreateCustomerInput) -> Self {
+        Self {
+            name: input.name,
+            external_ref: input.external_ref,
+            email: input.email,
+            phone: input.phone,
+            kind: input.kind.map(Into::into),
+            industry: input.industry,
+            region: input.region,
+            birthday: input.birthday.map(|d| d.0),
+            tags: input.tags,
+            attributes: input.attributes.map(|j| j.0),
+        }
+    }
+}
+
+/// Keyed by `externalRef`: creates the customer, or replaces the profile of the one that
+/// has it (fields left out are cleared).
+#[derive(InputObject)]
+pub struct UpsertCustomerInput {
+    external_ref: String,
+    name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    #[graphql(default_with = "Some(CustomerKind::Individual)")]
+    kind: Option<CustomerKind>,
+    industry: Option<String>,
+    region: Option<String>,
+    birthday: Option<Date>,
+    tags: Option<Vec<String>>,
+    attributes: Option<Json<serde_json::Value>>,
+}
+
+impl From<UpsertCustomerInput> for ProfileInput {
+    fn from(input: UpsertCustomerInput) -> Self {
+        Self {
+            name: input.name,
+            external_ref: Some(input.external_ref),
+            email: input.email,
+            phone: input.phone,
+            kind: input.kind.map(Into::into),
+            industry: input.industry,
+            region: input.region,
+            birthday: input.birthday.map(|d| d.0),
+            tags: input.tags,
+            attributes: input.attributes.map(|j| j.0),
+        }
+    }
+}
+
+/// Only the fields given change; `null` clears an optional field.
+#[derive(InputObject)]
+pub struct UpdateCustomerInput {
+    name: MaybeUndefined<String>,
+    email: MaybeUndefined<String>,
+    phone: MaybeUndefined<String>,
+    kind: MaybeUndefined<CustomerKind>,
+    industry: MaybeUndefined<String>,
+    region: MaybeUndefined<String>,
+    birthday: MaybeUndefined<Date>,
+    tags: MaybeUndefined<Vec<String>>,
+    attributes: MaybeUndefined<Json<serde_json::Value>>,
+}
+
+fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
+    match value {
+        MaybeUndefined::Undefined => Patch::Keep,
+        MaybeUndefined::Null => Patch::Clear,
+        MaybeUndefined::Value(v) => Patch::Set(v),
+    }
+}
+
+impl TryFrom<UpdateCustomerInput> for ProfilePatch {
+    type Error = crate::domain::DomainError;
+
+    fn try_from(input: UpdateCustomerInput) -> Result<Self, Self::Error> {
+        use crate::domain::DomainError;
+        let required = |field: &str| DomainError::bad_input(field, "cannot be cleared");
+        Ok(Self {
+            name: match input.name {
+                MaybeUndefined::Null => return Err(required("input.name")),
+                other => other.take(),
+            },
+            email: patch(input.email),
+            phone: patch(input.phone),
+            kind: match input.kind {
+                MaybeUndefined::Null => return Err(required("input.kind")),
+                other => other.take().map(Into::into),
+            },
+            industry: patch(input.industry),
+            region: patch(input.region),
+            birthday: patch(input.birthday).try_map(|d| Ok::<_, DomainError>(d.0))?,
+            tags: match input.tags {
+                MaybeUndefined::Null => Some(Vec::new()),
+                other => other.take(),
+            },
+            attributes: match input.attributes {
+                MaybeUndefined::Null => Some(serde_json::json!({})),
+                other => other.take().map(|j| j.0),
+            },
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! GraphQL enums, each the public face of an entity enum.
+
+use async_graphql::Enum;
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::CustomerKind")]
+pub enum CustomerKind {
+    Individual,
+    Business,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::LifecycleStage")]
+pub enum LifecycleStage {
+    Prospect,
+    New,
+    Growing,
+    AtRisk,
+    Churned,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::TierChangeReason")]
+pub enum TierChangeReason {
+    Created,
+    Interaction,
+    Evaluation,
+    Manual,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::AbcClass")]
+pub enum AbcClass {
+    A,
+    B,
+    C,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::RfmSegment")]
+pub enum RfmSegment {
+    Champions,
+    Loyal,
+    PotentialLoyalist,
+    NewCustomers,
+    Promising,
+    NeedAttention,
+    AboutToSleep,
+    AtRisk,
+    CannotLose,
+    Hibernating,
+    Lost,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Staff,
+    Partner,
+    Customer,
+}
+
+impl From<crate::auth::Role> for Role {
+    fn from(role: crate::auth::Role) -> Self {
+        match role {
+            crate::auth::Role::Admin => Self::Admin,
+            crate::auth::Role::Staff => Self::Staff,
+            crate::auth::Role::Partner => Self::Partner,
+            crate::auth::Role::Customer => Self::Customer,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderDirection {
+    #[default]
+    Asc,
+    Desc,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerOrderField {
+    Name,
+    CreatedAt,
+    Score,
+    LifetimeSpend,
+    PointsBalance,
+    LastPurchaseAt,
+}

@@ -1,0 +1,8 @@
+//! GraphQL object, input and enum types: thin adapters over entities and domain values.
+
+pub mod connection;
+pub mod customer;
+pub mod enums;
+pub mod program;
+pub mod tier;
+pub mod viewer;

@@ -1,0 +1,203 @@
+//! The scoring model, program settings and tier inputs.
+
+use async_graphql::{InputObject, SimpleObject};
+
+use crate::domain::DomainResult;
+use crate::domain::money::{e4_to_rate, rate_to_e4};
+use crate::domain::program::{self, TierDraft};
+use crate::service::program::{ScoringModelPatch, SettingsPatch};
+
+#[derive(SimpleObject)]
+pub struct ScoringModel {
+    window_days: i32,
+    downgrade_grace_days: i32,
+    weights: ScoringWeights,
+    bands: Vec<IndicatorBands>,
+}
+
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "ScoringWeightsInput")]
+pub struct ScoringWeights {
+    recency: f64,
+    frequency: f64,
+    monetary: f64,
+    engagement: f64,
+    nps: f64,
+}
+
+/// `indicator`: recency | frequency | monetary | engagement | nps. Bands are listed best
+/// first; recency's thresholds are upper bounds (days), the others' lower bounds.
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "IndicatorBandsInput")]
+pub struct IndicatorBands {
+    indicator: String,
+    bands: Vec<Band>,
+}
+
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "BandInput")]
+pub struct Band {
+    threshold: f64,
+    points: f64,
+}
+
+impl From<program::ScoringModel> for ScoringModel {
+    fn from(model: program::ScoringModel) -> Self {
+        let w = model.weights;
+        Self {
+            window_days: model.window_days,
+            downgrade_grace_days: model.downgrade_grace_days,
+            weights: ScoringWeights {
+                recency: w.recency,
+                frequency: w.frequency,
+                monetary: w.monetary,
+                engagement: w.engagement,
+                nps: w.nps,
+            },
+            bands: model.bands.into_iter().map(IndicatorBands::from).collect(),
+        }
+    }
+}
+
+impl From<program::IndicatorBands> for IndicatorBands {
+    fn from(bands: program::IndicatorBands) -> Self {
+        Self {
+            indicator: bands.indicator,
+            bands: bands
+                .bands
+                .into_iter()
+                .map(|b| Band {
+                    threshold: b.threshold,
+                    points: b.points,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<IndicatorBands> for program::IndicatorBands {
+    fn from(bands: IndicatorBands) -> Self {
+        Self {
+            indicator: bands.indicator,
+            bands: bands
+                .bands
+                .into_iter()
+                .map(|b| program::Band {
+                    threshold: b.threshold,
+                    points: b.points,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Fields left out keep their values; `bands` replaces the bands of the indicators listed.
+#[derive(InputObject)]
+pub struct ScoringModelInput {
+    window_days: Option<i32>,
+    downgrade_grace_days: Option<i32>,
+    weights: Option<ScoringWeights>,
+    bands: Option<Vec<IndicatorBands>>,
+}
+
+impl From<ScoringModelInput> for ScoringModelPatch {
+    fn from(input: ScoringModelInput) -> Self {
+        Self {
+            window_days: input.window_days,
+            downgrade_grace_days: input.downgrade_grace_days,
+            weights: input.weights.map(|w| program::Weights {
+                recency: w.recency,
+                frequency: w.frequency,
+                monetary: w.monetary,
+                engagement: w.engagement,
+                nps: w.nps,
+            }),
+            bands: input.bands.map(|b| b.into_iter().map(Into::into).collect()),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct ProgramSettings {
+    base_currency: String,
+    points_per_currency_unit: f64,
+    /// 0: points never expire.
+    points_expiry_days: i32,
+    birthday_bonus: i64,
+    referrer_bonus: i64,
+    referee_bonus: i64,
+    max_rewarded_referrals_per_year: i32,
+    at_risk_days: i32,
+    churn_days: i32,
+}
+
+impl From<program::Settings> for ProgramSettings {
+    fn from(s: program::Settings) -> Self {
+        Self {
+            base_currency: s.base_currency,
+            points_per_currency_unit: e4_to_rate(s.points_per_currency_unit_e4),
+            points_expiry_days: s.points_expiry_days,
+            birthday_bonus: s.birthday_bonus,
+            referrer_bonus: s.referrer_bonus,
+            referee_bonus: s.referee_bonus,
+            max_rewarded_referrals_per_year: s.max_rewarded_referrals_per_year,
+            at_risk_days: s.at_risk_days,
+            churn_days: s.churn_days,
+        }
+    }
+}
+
+/// Fields left out keep their values.
+#[derive(InputObject)]
+pub struct ProgramSettingsInput {
+    points_per_currency_unit: Option<f64>,
+    points_expiry_days: Option<i32>,
+    birthday_bonus: Option<i64>,
+    referrer_bonus: Option<i64>,
+    referee_bonus: Option<i64>,
+    max_rewarded_referrals_per_year: Option<i32>,
+    at_risk_days: Option<i32>,
+    churn_days: Option<i32>,
+}
+
+impl ProgramSettingsInput {
+    pub fn into_patch(self) -> DomainResult<SettingsPatch> {
+        Ok(SettingsPatch {
+            points_per_currency_unit_e4: self
+                .points_per_currency_unit
+                .map(|r| rate_to_e4(r, "input.pointsPerCurrencyUnit"))
+                .transpose()?,
+            points_expiry_days: self.points_expiry_days,
+            birthday_bonus: self.birthday_bonus,
+            referrer_bonus: self.referrer_bonus,
+            referee_bonus: self.referee_bonus,
+            max_rewarded_referrals_per_year: self.max_rewarded_referrals_per_year,
+            at_risk_days: self.at_risk_days,
+            churn_days: self.churn_days,
+        })
+    }
+}
+
+#[derive(InputObject)]
+pub struct TierInput {
+    key: String,
+    name: String,
+    rank: i32,
+    min_score: f64,
+    #[graphql(default_with = "Some(1.0)")]
+    points_multiplier: Option<f64>,
+    benefits: Option<Vec<String>>,
+}
+
+impl TierInput {
+    pub fn into_draft(self) -> DomainResult<TierDraft> {
+        TierDraft::new(
+            self.key,
+            self.name,
+            self.rank,
+            self.min_score,
+            self.points_multiplier.unwrap_or(1.0),
+            self.benefits.unwrap_or_default(),
+        )
+    }
+}

@@ -1,0 +1,45 @@
+//! HTTP routes: GraphQL over HTTP and WebSocket, health, readiness and metrics.
+
+pub mod graphql;
+pub mod health;
+pub mod metrics;
+pub mod ws;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::JwtKeys;
+use crate::graphql::AppSchema;
+use crate::store::Db;
+
+/// The largest request body accepted: room for `recordInteractions` with 1000 items.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// What every handler shares. Nothing here is state another replica would need: the
+/// database holds all of that.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub db: Db,
+    pub keys: JwtKeys,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::get_handler).post(graphql::post_handler),
+        )
+        .route("/graphql/ws", get(ws::handler))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,33 @@
+//! Business operations: validate with `domain`, then read and write through `store` in one
+//! transaction. Nothing here knows of HTTP or GraphQL.
+
+pub mod customers;
+pub mod program;
+
+/// A field of a partial update: left as it is, cleared, or set.
+#[derive(Debug, Clone, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// The new value given the current one.
+    pub fn apply(self, current: Option<T>) -> Option<T> {
+        match self {
+            Patch::Keep => current,
+            Patch::Clear => None,
+            Patch::Set(value) => Some(value),
+        }
+    }
+
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Patch<U>, E> {
+        Ok(match self {
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(value) => Patch::Set(f(value)?),
+        })
+    }
+}

@@ -1,0 +1,334 @@
+//! Customers: lookups, the filtered and ordered list, and writes of the profile.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::enums::{AbcClass, CustomerKind, LifecycleStage, RfmSegment};
+use entity::{customer, customer_tag, tier};
+use sea_orm::sea_query::{Expr, ExprTrait, NullOrdering, Query};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Value,
+};
+use uuid::Uuid;
+
+use super::paging::{Cursor, Page, PageRequest, SortValue, after_condition};
+use crate::domain::DomainResult;
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<Option<customer::Model>> {
+    Ok(customer::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn find_by_external_ref(
+    db: &impl ConnectionTrait,
+    external_ref: &str,
+) -> DomainResult<Option<customer::Model>> {
+    Ok(customer::Entity::find()
+        .filter(customer::Column::ExternalRef.eq(external_ref))
+        .one(db)
+        .await?)
+}
+
+/// The customer, locked for the rest of the transaction (Postgres `FOR UPDATE`; SQLite
+/// has a single writer already), so that concurrent writes to one customer queue up.
+pub async fn find_for_update(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> DomainResult<Option<customer::Model>> {
+    Ok(customer::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(db)
+        .await?)
+}
+
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<Vec<customer::Model>> {
+    Ok(customer::Entity::find()
+        .filter(customer::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// What `customers(filter:)` can filter on; every field narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilter {
+    pub search: Option<String>,
+    pub tier_keys: Option<Vec<String>>,
+    pub lifecycle_stages: Option<Vec<LifecycleStage>>,
+    pub kinds: Option<Vec<CustomerKind>>,
+    pub tags: Option<Vec<String>>,
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub abc_classes: Option<Vec<AbcClass>>,
+    pub rfm_segments: Option<Vec<RfmSegment>>,
+}
+
+impl CustomerFilter {
+    fn condition(&self) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(search) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+            condition = condition.add(Expr::cust_with_values(
+                format!("{} LIKE ? ESCAPE '\\'", migration::SEARCH_EXPRESSION),
+                [pattern],
+            ));
+        }
+        if let Some(keys) = &self.tier_keys {
+            condition = condition.add(
+                customer::Column::TierId.in_subquery(
+                    Query::select()
+                        .column(tier::Column::Id)
+                        .from(tier::Entity)
+                        .and_where(tier::Column::Key.is_in(keys.iter().cloned()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(stages) = &self.lifecycle_stages {
+            condition =
+                condition.add(customer::Column::LifecycleStage.is_in(stages.iter().copied()));
+        }
+        if let Some(kinds) = &self.kinds {
+            condition = condition.add(customer::Column::Kind.is_in(kinds.iter().copied()));
+        }
+        for tag in self.tags.iter().flatten() {
+            condition = condition.add(Expr::exists(
+                Query::select()
+                    .expr(Expr::val(1))
+                    .from(customer_tag::Entity)
+                    .and_where(
+                        Expr::col((customer_tag::Entity, customer_tag::Column::CustomerId))
+                            .equals((customer::Entity, customer::Column::Id)),
+                    )
+                    .and_where(
+                        Expr::col((customer_tag::Entity, customer_tag::Column::Tag))
+                            .eq(tag.as_str()),
+                    )
+                    .to_owned(),
+            ));
+        }
+        if let Some(min) = self.min_score {
+            condition = condition.add(customer::Column::Score.gte(min));
+        }
+        if let Some(max) = self.max_score {
+            condition = condition.add(customer::Column::Score.lte(max));
+        }
+        if let Some(classes) = &self.abc_classes {
+            condition = condition.add(customer::Column::AbcClass.is_in(classes.iter().copied()));
+        }
+        if let Some(segments) = &self.rfm_segments {
+            condition = condition.add(customer::Column::RfmSegment.is_in(segments.iter().copied()));
+        }
+        condition
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerOrderField {
+    Name,
+    CreatedAt,
+    Score,
+    LifetimeSpend,
+    PointsBalance,
+    LastPurchaseAt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerOrder {
+    pub field: CustomerOrderField,
+    pub descending: bool,
+}
+
+impl Default for CustomerOrder {
+    fn default() -> Self {
+        Self {
+            field: CustomerOrderField::CreatedAt,
+            descending: false,
+        }
+    }
+}
+
+impl CustomerOrder {
+    /// The name cursors carry, e.g. `SCORE_DESC`.
+    pub fn name(&self) -> String {
+        format!(
+            "{:?}_{}",
+            self.field,
+            if self.descending { "DESC" } else { "ASC" }
+        )
+    }
+
+    fn column(&self) -> customer::Column {
+        match self.field {
+            CustomerOrderField::Name => customer::Column::Name,
+            CustomerOrderField::CreatedAt => customer::Column::CreatedAt,
+            CustomerOrderField::Score => customer::Column::Score,
+            CustomerOrderField::LifetimeSpend => customer::Column::LifetimeSpendE4,
+            CustomerOrderField::PointsBalance => customer::Column::PointsBalance,
+            CustomerOrderField::LastPurchaseAt => customer::Column::LastPurchaseAt,
+        }
+    }
+
+    fn nullable(&self) -> bool {
+        self.field == CustomerOrderField::LastPurchaseAt
+    }
+
+    pub fn sort_value(&self, customer: &customer::Model) -> SortValue {
+        match self.field {
+            CustomerOrderField::Name => SortValue::Text(customer.name.clone()),
+            CustomerOrderField::CreatedAt => SortValue::Text(customer.created_at.to_rfc3339()),
+            CustomerOrderField::Score => SortValue::Float(customer.score),
+            CustomerOrderField::LifetimeSpend => SortValue::Int(customer.lifetime_spend_e4),
+            CustomerOrderField::PointsBalance => SortValue::Int(customer.points_balance),
+            CustomerOrderField::LastPurchaseAt => match customer.last_purchase_at {
+                Some(at) => SortValue::Text(at.to_rfc3339()),
+                None => SortValue::Null,
+            },
+        }
+    }
+
+    /// The cursor's sort value as a database value of this ordering's column; `None`
+    /// for NULL. A value of the wrong type means a forged cursor.
+    fn cursor_value(&self, cursor: &Cursor) -> DomainResult<Option<Value>> {
+        let forged =
+            || crate::domain::DomainError::bad_input("after", "is not a cursor from this list");
+        let timestamp = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| Value::from(t.with_timezone(&Utc)))
+                .map_err(|_| forged())
+        };
+        Ok(match (self.field, &cursor.value) {
+            (CustomerOrderField::LastPurchaseAt, SortValue::Null) => None,
+            (CustomerOrderField::Name, SortValue::Text(text)) => Some(Value::from(text.clone())),
+            (
+                CustomerOrderField::CreatedAt | CustomerOrderField::LastPurchaseAt,
+                SortValue::Text(text),
+            ) => Some(timestamp(text)?),
+            (CustomerOrderField::Score, SortValue::Float(score)) => Some(Value::from(*score)),
+            (CustomerOrderField::Score, SortValue::Int(score)) => Some(Value::from(*score as f64)),
+            (
+                CustomerOrderField::LifetimeSpend | CustomerOrderField::PointsBalance,
+                SortValue::Int(n),
+            ) => Some(Value::from(*n)),
+            _ => return Err(forged()),
+        })
+    }
+
+    pub fn cursor(&self, customer: &customer::Model) -> String {
+        Cursor::new(&self.name(), self.sort_value(customer), customer.id).encode()
+    }
+}
+
+/// One page of customers matching `filter` in `order`, with the total count.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &CustomerFilter,
+    order: CustomerOrder,
+    page: &PageRequest,
+) -> DomainResult<Page<customer::Model>> {
+    let condition = filter.condition();
+    let total = customer::Entity::find()
+        .filter(condition.clone())
+        .count(db)
+        .await?;
+    let mut query = customer::Entity::find().filter(condition);
+    if let Some(cursor) = &page.after {
+        let value = order.cursor_value(cursor)?;
+        query = query.filter(after_condition(
+            order.column(),
+            customer::Column::Id,
+            order.descending,
+            order.nullable(),
+            cursor,
+            value,
+        ));
+    }
+    let direction = if order.descending {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
+    let rows = query
+        .order_by_with_nulls(order.column(), direction.clone(), NullOrdering::Last)
+        .order_by(customer::Column::Id, direction)
+        .limit(page.first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_overfetch(rows, page, total))
+}
+
+/// Tags of many customers in one query, each customer's in alphabetical order.
+pub async fn tags_of(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, Vec<String>>> {
+    let rows = customer_tag::Entity::find()
+        .filter(customer_tag::Column::CustomerId.is_in(ids.iter().copied()))
+        .order_by_asc(customer_tag::Column::Tag)
+        .all(db)
+        .await?;
+    let mut tags: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for row in rows {
+        tags.entry(row.customer_id).or_default().push(row.tag);
+    }
+    Ok(tags)
+}
+
+/// Replaces a customer's tags.
+pub async fn set_tags(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    tags: &[String],
+) -> DomainResult<()> {
+    customer_tag::Entity::delete_many()
+        .filter(customer_tag::Column::CustomerId.eq(customer_id))
+        .exec(db)
+        .await?;
+    if !tags.is_empty() {
+        customer_tag::Entity::insert_many(tags.iter().map(|tag| customer_tag::ActiveModel {
+            customer_id: Set(customer_id),
+            tag: Set(tag.clone()),
+        }))
+        .exec(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The number of customers holding `tier_id`.
+pub async fn count_in_tier(db: &impl ConnectionTrait, tier_id: Uuid) -> DomainResult<u64> {
+    Ok(customer::Entity::find()
+        .filter(customer::Column::TierId.eq(tier_id))
+        .count(db)
+        .await?)
+}
+
+/// Member counts of many tiers in one query.
+pub async fn count_by_tier(
+    db: &impl ConnectionTrait,
+    tier_ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::TierId)
+        .column_as(customer::Column::Id.count(), "count")
+        .filter(customer::Column::TierId.is_in(tier_ids.iter().copied()))
+        .group_by(customer::Column::TierId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}

@@ -1,0 +1,174 @@
+//! Data access: the connection pool, transactions, and sea-orm queries, one module per
+//! aggregate. Functions take `&impl ConnectionTrait` so they compose inside a transaction.
+
+pub mod customers;
+pub mod paging;
+pub mod program;
+pub mod tier_changes;
+pub mod tiers;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use migration::MigratorTrait;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use tokio::sync::Mutex;
+
+use crate::domain::DomainResult;
+
+/// A unit of work run inside one transaction.
+pub type TxWork<'c, T> = Pin<Box<dyn Future<Output = DomainResult<T>> + Send + 'c>>;
+
+/// The database: a pool, plus what it takes to write safely on either backend.
+#[derive(Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    /// SQLite allows one writer at a time. Queueing writers here, inside the one process
+    /// that owns the file, means they wait their turn instead of failing with "database is
+    /// locked"; `BEGIN IMMEDIATE` and the busy timeout cover other processes (the CLI).
+    /// Postgres needs no such lock: row locks and constraints decide there.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+    statements: Arc<AtomicU64>,
+}
+
+impl Db {
+    /// Connects to `url` (`postgres://…` or `sqlite://path`), creating a SQLite file
+    /// when it does not exist.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            options.max_connections(8).map_sqlx_sqlite_opts(|opts| {
+                opts.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(30))
+            });
+        } else {
+            options.max_connections(32).min_connections(1);
+        }
+        let mut conn = Database::connect(options)
+            .await
+            .with_context(|| format!("cannot connect to the database at {}", redact(url)))?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(Self {
+            conn,
+            sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
+            statements,
+        })
+    }
+
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// How many SQL statements this pool has run; tests use it to catch N+1 queries.
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        migration::Migrator::up(&self.conn, None)
+            .await
+            .context("applying migrations")
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
+    /// Runs `work` in one transaction: committed when it returns `Ok`, rolled back
+    /// otherwise, so that no mutation ever leaves half a write.
+    pub async fn write<T, F>(&self, work: F) -> DomainResult<T>
+    where
+        T: Send,
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxWork<'c, T> + Send,
+    {
+        let _turn = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let txn = self
+            .conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        match work(&txn).await {
+            Ok(value) => {
+                txn.commit().await?;
+                Ok(value)
+            }
+            Err(error) => {
+                txn.rollback().await?;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Now, truncated to microseconds: what both databases store, so that a timestamp read
+/// back equals the one written (cursors depend on it).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            super::redact("sqlite://./tierwise.db"),
+            "sqlite://./tierwise.db"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The program's settings and scoring model (one row each), and installing the default
+//! program into a new database.
+
+use entity::{program_settings, scoring_model};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+
+use super::{now, tiers};
+use crate::domain::program::{self, IndicatorBands, ScoringModel, Settings, Weights};
+use crate::domain::{DomainError, DomainResult};
+
+const ROW: i32 = 1;
+
+pub async fn settings(db: &impl ConnectionTrait) -> DomainResult<Settings> {
+    let row = program_settings::Entity::find_by_id(ROW)
+        .one(db)
+        .await?
+        .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("program settings are missing")))?;
+    Ok(Settings {
+        base_currency: row.base_currency,
+        points_per_currency_unit_e4: row.points_per_currency_unit_e4,
+        points_expiry_days: row.points_expiry_days,
+        birthday_bonus: row.birthday_bonus,
+        referrer_bonus: row.referrer_bonus,
+        referee_bonus: row.referee_bonus,
+        max_rewarded_referrals_per_year: row.max_rewarded_referrals_per_year,
+        at_risk_days: row.at_risk_days,
+        churn_days: row.churn_days,
+    })
+}
+
+fn settings_row(settings: &Settings) -> program_settings::ActiveModel {
+    program_settings::ActiveModel {
+        id: Set(ROW),
+        base_currency: Set(settings.base_currency.clone()),
+        points_per_currency_unit_e4: Set(settings.points_per_currency_unit_e4),
+        points_expiry_days: Set(settings.points_expiry_days),
+        birthday_bonus: Set(settings.birthday_bonus),
+        referrer_bonus: Set(settings.referrer_bonus),
+        referee_bonus: Set(settings.referee_bonus),
+        max_rewarded_referrals_per_year: Set(settings.max_rewarded_referrals_per_year),
+        at_risk_days: Set(settings.at_risk_days),
+        churn_days: Set(settings.churn_days),
+        updated_at: Set(now()),
+    }
+}
+
+pub async fn save_settings(db: &impl ConnectionTrait, settings: &Settings) -> DomainResult<()> {
+    settings_row(settings).update(db).await?;
+    Ok(())
+}
+
+pub async fn scoring_model(db: &impl ConnectionTrait) -> DomainResult<ScoringModel> {
+    let row = scoring_model::Entity::find_by_id(ROW)
+        .one(db)
+        .await?
+        .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("scoring model is missing")))?;
+    let bands: Vec<IndicatorBands> = serde_json::from_value(row.bands)
+        .map_err(|e| DomainError::Internal(anyhow::anyhow!("scoring bands: {e}")))?;
+    Ok(ScoringModel {
+        window_days: row.window_days,
+        downgrade_grace_days: row.downgrade_grace_days,
+        weights: Weights {
+            recency: row.weight_recency,
+            frequency: row.weight_frequency,
+            monetary: row.weight_monetary,
+            engagement: row.weight_engagement,
+            nps: row.weight_nps,
+        },
+        bands,
+    })
+}
+
+fn scoring_row(model: &ScoringModel) -> scoring_model::ActiveModel {
+    scoring_model::ActiveModel {
+        id: Set(ROW),
+        window_days: Set(model.window_days),
+        downgrade_grace_days: Set(model.downgrade_grace_days),
+        weight_recency: Set(model.weights.recency),
+        weight_frequency: Set(model.weights.frequency),
+        weight_monetary: Set(model.weights.monetary),
+        weight_engagement: Set(model.weights.engagement),
+        weight_nps: Set(model.weights.nps),
+        bands: Set(serde_json::json!(model.bands)),
+        updated_at: Set(now()),
+    }
+}
+
+pub async fn save_scoring_model(
+    db: &impl ConnectionTrait,
+    model: &ScoringModel,
+) -> DomainResult<()> {
+    scoring_row(model).update(db).await?;
+    Ok(())
+}
+
+/// Installs the default program when the database has none; returns whether it did.
+/// Safe to call on every start.
+pub async fn install_default(db: &impl ConnectionTrait, base_currency: &str) -> DomainResult<bool> {
+    if program_settings::Entity::find_by_id(ROW)
+        .one(db)
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    settings_row(&Settings::defaults(base_currency))
+        .insert(db)
+        .await?;
+    scoring_row(&ScoringModel::default()).insert(db).await?;
+    for tier in program::default_tiers() {
+        tiers::insert(db, &tier).await?;
+    }
+    Ok(true)
+}
