@@ -47,7 +47,6 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<(Db, bool)> {
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        http::metrics::install();
         let (db, _) = prepare_database(config).await?;
         let listener = TcpListener::bind(config.listen_addr)
             .await

@@ -130,10 +130,10 @@ fn mint(config: &Config, args: TokenArgs) -> anyhow::Result<String> {
     if role == Role::Customer && args.customer_id.is_none() {
         anyhow::bail!("a customer token needs --customer-id");
     }
-    if let Some(scope) = &args.scope {
-        if let Some(unknown) = scope.split_whitespace().find(|s| Scope::parse(s).is_none()) {
-            anyhow::bail!("unknown scope {unknown:?}");
-        }
+    if let Some(scope) = &args.scope
+        && let Some(unknown) = scope.split_whitespace().find(|s| Scope::parse(s).is_none())
+    {
+        anyhow::bail!("unknown scope {unknown:?}");
     }
     let now = chrono::Utc::now().timestamp();
     let ttl = i64::try_from(args.ttl.as_secs()).context("--ttl is too long")?;

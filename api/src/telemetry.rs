@@ -1,4 +1,5 @@
-//! Logging: `RUST_LOG` filters (default `info`); tests stay silent unless `TEST_LOG` is set.
+//! Logging to stderr (stdout carries what commands print): `RUST_LOG` filters (default
+//! `info`); tests stay silent unless `TEST_LOG` is set.
 
 use tracing_subscriber::EnvFilter;
 

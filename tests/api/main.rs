@@ -1,1 +1,15 @@
+//! End-to-end tests: each starts the real server on a random port against a fresh
+//! database and talks HTTP with real JWTs. Every test runs on SQLite and on Postgres
+//! (`on_both!`); Postgres tests are skipped when it is unreachable, unless `CI` is set,
+//! in which case they fail.
 
+mod helpers;
+
+mod auth;
+mod cli;
+mod customers;
+mod http;
+mod pagination;
+mod program;
+mod roles;
+mod schema;

@@ -132,65 +132,76 @@ impl ScoringModel {
             format!("must list each indicator once: {}", INDICATORS.join(", "))
         })?;
         for (i, indicator) in self.bands.iter().enumerate() {
-            let field = format!("input.bands[{i}]");
-            ensure(
-                INDICATORS.contains(&indicator.indicator.as_str()),
-                &format!("{field}.indicator"),
-                || {
-                    format!(
-                        "unknown indicator {:?}; expected one of {}",
-                        indicator.indicator,
-                        INDICATORS.join(", ")
-                    )
-                },
-            )?;
+            validate_indicator_bands(i, indicator)?;
             ensure(
                 self.bands
                     .iter()
                     .filter(|b| b.indicator == indicator.indicator)
                     .count()
                     == 1,
-                &format!("{field}.indicator"),
+                &format!("input.bands[{i}].indicator"),
                 || format!("{} is listed more than once", indicator.indicator),
             )?;
-            ensure(
-                !indicator.bands.is_empty() && indicator.bands.len() <= 20,
-                &format!("{field}.bands"),
-                || "must have between 1 and 20 bands".into(),
-            )?;
-            for (j, band) in indicator.bands.iter().enumerate() {
-                let band_field = format!("{field}.bands[{j}]");
-                ensure(
-                    band.threshold.is_finite(),
-                    &format!("{band_field}.threshold"),
-                    || "must be a finite number".into(),
-                )?;
-                ensure(
-                    band.points.is_finite() && (0.0..=100.0).contains(&band.points),
-                    &format!("{band_field}.points"),
-                    || "must be between 0 and 100".into(),
-                )?;
-                if j > 0 {
-                    let previous = indicator.bands[j - 1];
-                    let ordered = if lower_is_better(&indicator.indicator) {
-                        band.threshold > previous.threshold && band.points < previous.points
-                    } else {
-                        band.threshold < previous.threshold && band.points < previous.points
-                    };
-                    ensure(ordered, &format!("{band_field}.threshold"), || {
-                        if lower_is_better(&indicator.indicator) {
-                            "bands must be ordered best first: thresholds rising, points falling"
-                                .into()
-                        } else {
-                            "bands must be ordered best first: thresholds falling, points falling"
-                                .into()
-                        }
-                    })?;
-                }
-            }
         }
         Ok(())
     }
+}
+
+/// Checks one indicator's bands, given at position `index` of the input: a known
+/// indicator, 1–20 bands, points within 0..100, listed best first.
+pub fn validate_indicator_bands(index: usize, indicator: &IndicatorBands) -> DomainResult<()> {
+    let field = format!("input.bands[{index}]");
+    ensure(
+        INDICATORS.contains(&indicator.indicator.as_str()),
+        &format!("{field}.indicator"),
+        || {
+            format!(
+                "unknown indicator {:?}; expected one of {}",
+                indicator.indicator,
+                INDICATORS.join(", ")
+            )
+        },
+    )?;
+    ensure(
+        !indicator.bands.is_empty() && indicator.bands.len() <= 20,
+        &format!("{field}.bands"),
+        || "must have between 1 and 20 bands".into(),
+    )?;
+    for (j, band) in indicator.bands.iter().enumerate() {
+        let band_field = format!("{field}.bands[{j}]");
+        ensure(
+            band.threshold.is_finite(),
+            &format!("{band_field}.threshold"),
+            || "must be a finite number".into(),
+        )?;
+        ensure(
+            band.points.is_finite() && (0.0..=100.0).contains(&band.points),
+            &format!("{band_field}.points"),
+            || "must be between 0 and 100".into(),
+        )?;
+        if j > 0 {
+            let previous = indicator.bands[j - 1];
+            let lower = lower_is_better(&indicator.indicator);
+            let thresholds_in_order = if lower {
+                band.threshold > previous.threshold
+            } else {
+                band.threshold < previous.threshold
+            };
+            ensure(
+                thresholds_in_order && band.points < previous.points,
+                &format!("{band_field}.threshold"),
+                || {
+                    if lower {
+                        "bands must be ordered best first: thresholds rising, points falling".into()
+                    } else {
+                        "bands must be ordered best first: thresholds falling, points falling"
+                            .into()
+                    }
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// A tier as stored: the multiplier in ten-thousandths.

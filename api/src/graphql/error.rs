@@ -31,8 +31,9 @@ impl<T> Gql<T> for Result<T, DomainError> {
 }
 
 /// Gives every error of a response a contract code: errors raised before execution
-/// (syntax, validation, limits, bad argument values) are `BAD_USER_INPUT`; an error from
-/// a resolver that lacks a code would be a bug, and is `INTERNAL`.
+/// (syntax, validation, limits) and values that do not fit their input type are
+/// `BAD_USER_INPUT`; any other error from a resolver that lacks a code would be a bug, and
+/// is `INTERNAL`.
 pub fn ensure_codes(response: &mut async_graphql::Response) {
     for error in &mut response.errors {
         let has_code = error
@@ -40,7 +41,8 @@ pub fn ensure_codes(response: &mut async_graphql::Response) {
             .as_ref()
             .is_some_and(|e| e.get("code").is_some());
         if !has_code {
-            let code = if error.path.is_empty() {
+            let bad_input = error.path.is_empty() || error.message.starts_with("Failed to parse");
+            let code = if bad_input {
                 "BAD_USER_INPUT"
             } else {
                 "INTERNAL"

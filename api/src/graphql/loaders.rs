@@ -1,10 +1,15 @@
-//! Dataloaders, one key type per relation, created per request: every relation a page of
-//! results asks for costs one query per page, not one per row.
+//! Dataloaders, one key type per relation, created per request with a per-request cache:
+//! every relation a page of results asks for costs one query per page, not one per row.
+//!
+//! Batching by delay alone depends on timing (a busy server splits a page's keys over
+//! several batches), so connections also prime the relations their query selects, with
+//! one `load_many` per relation (`prime_customers`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::{Context, Result};
 use entity::{customer, tier, tier_change};
 use uuid::Uuid;
 
@@ -19,6 +24,52 @@ impl StoreLoader {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
+}
+
+/// The per-request loader: batches, and caches what it loaded for the rest of the request.
+pub fn per_request(db: &Db) -> DataLoader<StoreLoader, HashMapCache> {
+    DataLoader::with_cache(
+        StoreLoader::new(db.clone()),
+        tokio::spawn,
+        HashMapCache::default(),
+    )
+}
+
+pub type RequestLoader = DataLoader<StoreLoader, HashMapCache>;
+
+/// Loads, in one query each, the relations of a page of customers that the query selects
+/// under `nodes` or `edges.node`, so that each customer's fields then come from the cache.
+pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -> Result<()> {
+    use crate::graphql::error::Gql;
+    let look_ahead = ctx.look_ahead();
+    let nodes = [
+        look_ahead.field("nodes"),
+        look_ahead.field("edges").field("node"),
+    ];
+    let selects = |field: &str| nodes.iter().any(|node| node.field(field).exists());
+    let loader = ctx.data::<RequestLoader>()?;
+    if selects("tags") {
+        loader
+            .load_many(customers.iter().map(|c| TagsOfCustomer(c.id)))
+            .await
+            .gql()?;
+    }
+    if selects("tier") {
+        loader
+            .load_many(customers.iter().map(|c| TierById(c.tier_id)))
+            .await
+            .gql()?;
+        if nodes
+            .iter()
+            .any(|node| node.field("tier").field("memberCount").exists())
+        {
+            loader
+                .load_many(customers.iter().map(|c| MembersOfTier(c.tier_id)))
+                .await
+                .gql()?;
+        }
+    }
+    Ok(())
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<DomainError>>;

@@ -9,7 +9,6 @@ pub mod query;
 pub mod scalars;
 pub mod types;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::auth::Principal;
@@ -54,8 +53,5 @@ pub fn prepare(
     principal: Principal,
     db: &Db,
 ) -> async_graphql::Request {
-    request.data(principal).data(DataLoader::new(
-        loaders::StoreLoader::new(db.clone()),
-        tokio::spawn,
-    ))
+    request.data(principal).data(loaders::per_request(db))
 }

@@ -28,6 +28,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    metrics::install();
     Router::new()
         .route(
             "/graphql",

@@ -12,7 +12,6 @@ use futures_util::FutureExt as _;
 
 use super::AppState;
 use super::graphql::authenticate;
-use crate::graphql::loaders::StoreLoader;
 
 pub async fn handler(
     State(state): State<AppState>,
@@ -36,10 +35,7 @@ pub async fn handler(
                             .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                         let mut data = Data::default();
                         data.insert(principal);
-                        data.insert(async_graphql::dataloader::DataLoader::new(
-                            StoreLoader::new(db),
-                            tokio::spawn,
-                        ));
+                        data.insert(crate::graphql::loaders::per_request(&db));
                         Ok(data)
                     }
                     .boxed()

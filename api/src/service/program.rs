@@ -5,6 +5,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::domain::program::{
     IndicatorBands, ScoringModel, Settings, TierDraft, Weights, ensure_lowest_tier_starts_at_zero,
+    validate_indicator_bands,
 };
 use crate::domain::{DomainError, DomainResult};
 use crate::store::{Db, customers, program, tiers};
@@ -121,6 +122,7 @@ fn merge_bands(
     given: Vec<IndicatorBands>,
 ) -> DomainResult<Vec<IndicatorBands>> {
     for (i, indicator) in given.iter().enumerate() {
+        validate_indicator_bands(i, indicator)?;
         if given[..i]
             .iter()
             .any(|g| g.indicator == indicator.indicator)

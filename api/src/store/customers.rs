@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::enums::{AbcClass, CustomerKind, LifecycleStage, RfmSegment};
 use entity::{customer, customer_tag, tier};
-use sea_orm::sea_query::{Expr, ExprTrait, NullOrdering, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, NullOrdering, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, Value,
@@ -75,10 +75,9 @@ impl CustomerFilter {
             .filter(|s| !s.is_empty())
         {
             let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
-            condition = condition.add(Expr::cust_with_values(
-                format!("{} LIKE ? ESCAPE '\\'", migration::SEARCH_EXPRESSION),
-                [pattern],
-            ));
+            condition = condition.add(
+                Expr::cust(migration::SEARCH_EXPRESSION).like(LikeExpr::new(pattern).escape('!')),
+            );
         }
         if let Some(keys) = &self.tier_keys {
             condition = condition.add(
@@ -130,10 +129,12 @@ impl CustomerFilter {
     }
 }
 
+/// `text` as a literal LIKE pattern, escaped with `!` (a backslash would mean different
+/// things to the two databases' string literals).
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+    text.replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

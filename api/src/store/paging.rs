@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef};
 use sea_orm::{Condition, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -126,27 +126,21 @@ pub fn after_condition(
     cursor: &Cursor,
     value: Option<Value>,
 ) -> Condition {
-    let beyond = |left: SimpleExpr, right: SimpleExpr| {
+    let beyond = |left: Expr, right: Expr| {
         if descending {
             left.lt(right)
         } else {
             left.gt(right)
         }
     };
-    let id_beyond = beyond(
-        Expr::col(id_column.clone()).into(),
-        Expr::val(cursor.id).into(),
-    );
+    let id_beyond = beyond(Expr::col(id_column.clone()), Expr::val(cursor.id));
     match value {
         None => Condition::all()
             .add(Expr::col(column).is_null())
             .add(id_beyond),
         Some(value) => {
             let mut condition = Condition::any()
-                .add(beyond(
-                    Expr::col(column.clone()).into(),
-                    Expr::val(value.clone()).into(),
-                ))
+                .add(beyond(Expr::col(column.clone()), Expr::val(value.clone())))
                 .add(
                     Condition::all()
                         .add(Expr::col(column.clone()).eq(value))

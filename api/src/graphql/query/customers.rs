@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, Object, Result};
 use crate::auth::{Allow, Permission, ReadCustomer};
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id_or_none;
+use crate::graphql::loaders::prime_customers;
 use crate::graphql::types::customer::{
     Customer, CustomerConnection, CustomerFilter, CustomerOrderBy,
 };
@@ -57,6 +58,7 @@ impl CustomerQuery {
         let page = customers::list(ctx.data::<Db>()?.conn(), &filter, order, &request)
             .await
             .gql()?;
+        prime_customers(ctx, &page.items).await?;
         Ok(CustomerConnection::from_page(
             page,
             |c| order.cursor(c),

@@ -1,6 +1,5 @@
 //! `Customer` and the inputs that create, change, filter and order customers.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Result};
 use entity::customer;
 
@@ -9,7 +8,7 @@ use super::enums::{
 };
 use super::tier::{Tier, TierChangeConnection, load_tier};
 use crate::graphql::error::Gql;
-use crate::graphql::loaders::{StoreLoader, TagsOfCustomer};
+use crate::graphql::loaders::{RequestLoader, TagsOfCustomer};
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
 use crate::service::customers::{ProfileInput, ProfilePatch};
@@ -59,7 +58,7 @@ impl Customer {
     }
 
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let loader = ctx.data::<RequestLoader>()?;
         Ok(loader
             .load_one(TagsOfCustomer(self.0.id))
             .await

@@ -1,6 +1,5 @@
 //! `Tier` and `TierChange`.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object, Result};
 use entity::{tier, tier_change};
 
@@ -9,7 +8,7 @@ use super::enums::TierChangeReason;
 use crate::domain::DomainError;
 use crate::domain::money::e4_to_rate;
 use crate::graphql::error::Gql;
-use crate::graphql::loaders::{CustomerById, MembersOfTier, StoreLoader, TierById};
+use crate::graphql::loaders::{CustomerById, MembersOfTier, RequestLoader, TierById};
 use crate::graphql::scalars::DateTime;
 use crate::store::tiers;
 
@@ -48,7 +47,7 @@ impl Tier {
 
     /// Customers currently in this tier.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let loader = ctx.data::<RequestLoader>()?;
         Ok(loader
             .load_one(MembersOfTier(self.0.id))
             .await
@@ -59,7 +58,7 @@ impl Tier {
 
 /// Loads a tier that a foreign key guarantees exists.
 pub async fn load_tier(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Tier> {
-    let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+    let loader = ctx.data::<RequestLoader>()?;
     loader
         .load_one(TierById(id))
         .await
@@ -79,7 +78,7 @@ impl TierChange {
     }
 
     async fn customer(&self, ctx: &Context<'_>) -> Result<Customer> {
-        let loader = ctx.data::<DataLoader<StoreLoader>>()?;
+        let loader = ctx.data::<RequestLoader>()?;
         let id = self.0.customer_id;
         loader
             .load_one(CustomerById(id))

@@ -1,0 +1,189 @@
+//! The `tierwise` binary: the embedded first run, tokens, migrations, and refusing to run
+//! Postgres without a key.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use tierwise_api::auth::JwtKeys;
+
+fn tierwise(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tierwise"));
+    command
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env_remove("JWT_PUBLIC_KEY_FILE")
+        .env_remove("JWT_ISSUER")
+        .env_remove("JWT_AUDIENCE")
+        .env_remove("DEMO_DATA")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tierwise` with no arguments in `dir` and reads the address and admin token it
+/// prints.
+fn start(dir: &std::path::Path) -> Server {
+    let mut child = tierwise(dir)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.split_whitespace().last().unwrap().to_owned();
+    assert!(
+        first.starts_with("Tierwise is serving GraphiQL at http://127.0.0.1:"),
+        "{first}"
+    );
+    let heading = lines.next().unwrap().unwrap();
+    assert!(heading.starts_with("Admin token"), "{heading}");
+    let token = lines.next().unwrap().unwrap();
+    Server { child, url, token }
+}
+
+async fn customers_total(server: &Server) -> Value {
+    let body: Value = reqwest::Client::new()
+        .post(&server.url)
+        .bearer_auth(&server.token)
+        .json(&json!({ "query": "{ viewer { role } customers { totalCount } tiers { key } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body
+}
+
+#[tokio::test]
+async fn the_first_run_creates_a_demo_database_and_prints_a_working_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let body = customers_total(&server).await;
+    assert_eq!(body["data"]["viewer"]["role"], "ADMIN", "{body}");
+    assert_eq!(
+        body["data"]["customers"]["totalCount"], 300,
+        "the demo data set"
+    );
+    assert_eq!(
+        body["data"]["tiers"].as_array().unwrap().len(),
+        3,
+        "the default program"
+    );
+    assert!(dir.path().join("tierwise.db").exists());
+    let secret = dir.path().join("tierwise.db.secret");
+    assert!(secret.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let old_token = server.token.clone();
+    drop(server);
+
+    // A restart keeps the secret (old tokens work) and does not load the demo again.
+    let mut server = start(dir.path());
+    server.token = old_token;
+    let body = customers_total(&server).await;
+    assert_eq!(body["data"]["customers"]["totalCount"], 300, "{body}");
+}
+
+#[test]
+fn token_mints_verifiable_tokens_for_each_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "cli-secret-cli-secret-cli-secret-012345";
+    let keys = JwtKeys::hs256(secret.as_bytes(), Some("issuer.test".into()), None);
+    let customer_id = uuid::Uuid::now_v7().to_string();
+    for args in [
+        vec!["--role", "admin"],
+        vec![
+            "--role",
+            "partner",
+            "--sub",
+            "pos-17",
+            "--scope",
+            "customers:read interactions:write",
+            "--ttl",
+            "30m",
+        ],
+        vec!["--role", "customer", "--customer-id", &customer_id],
+    ] {
+        let output = tierwise(dir.path())
+            .env("JWT_SECRET", secret)
+            .env("JWT_ISSUER", "issuer.test")
+            .arg("token")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let token = String::from_utf8(output.stdout).unwrap();
+        let principal = keys.verify(token.trim()).unwrap();
+        assert_eq!(principal.role.as_str(), args[1]);
+    }
+    let refused = tierwise(dir.path())
+        .env("JWT_SECRET", secret)
+        .args(["token", "--role", "customer"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--customer-id"));
+    let refused = tierwise(dir.path())
+        .env("JWT_SECRET", secret)
+        .args(["token", "--role", "root"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn postgres_without_a_key_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tierwise(dir.path())
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("JWT_SECRET") && stderr.contains("JWT_PUBLIC_KEY_FILE"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn migrate_creates_then_reports_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let output = tierwise(dir.path()).arg("migrate").output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(run().trim(), "database created");
+    assert_eq!(run().trim(), "database up to date");
+}

@@ -1,0 +1,294 @@
+//! `spawn_app()` and `TestApp`: a running server on a fresh database, and ways to talk
+//! to it.
+
+use std::net::SocketAddr;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tierwise_api::app::{Application, prepare_database};
+use tierwise_api::auth::{Claims, JwtKeys};
+use tierwise_api::config::Config;
+use tierwise_api::store::Db;
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const ISSUER: &str = "https://auth.tierwise.test";
+pub const AUDIENCE: &str = "tierwise-api";
+pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares, for each async fn `name(app: TestApp)`, the tests `name::sqlite` and
+/// `name::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await.expect("SQLite is always there");
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use on_both;
+
+/// A fresh database: a temporary SQLite file, or a new Postgres database dropped when
+/// the test ends.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    postgres_name: Option<String>,
+}
+
+impl TestDatabase {
+    /// `None` when Postgres is unreachable outside CI (the test is skipped).
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}/tierwise.db", dir.path().display());
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    postgres_name: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = match Database::connect(POSTGRES_ADMIN_URL).await {
+                    Ok(admin) => admin,
+                    Err(error) if std::env::var_os("CI").is_none() => {
+                        eprintln!(
+                            "skipped: Postgres is unreachable at {POSTGRES_ADMIN_URL}: {error}"
+                        );
+                        return None;
+                    }
+                    Err(error) => panic!(
+                        "CI is set and Postgres is unreachable at {POSTGRES_ADMIN_URL}: {error}"
+                    ),
+                };
+                let name = format!("tierwise_test_{}", uuid::Uuid::new_v4().simple());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+                Some(Self {
+                    url,
+                    _dir: None,
+                    postgres_name: Some(name),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.postgres_name.take() {
+            // Drop runs inside the test's runtime, which cannot be blocked on: a thread
+            // with a runtime of its own removes the database.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let admin = Database::connect(POSTGRES_ADMIN_URL).await.ok()?;
+                    admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub keys: JwtKeys,
+    pub db: Db,
+    shutdown: Option<oneshot::Sender<()>>,
+    // Declared last: dropped after the server has been told to stop.
+    _database: TestDatabase,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub fn test_keys() -> JwtKeys {
+    JwtKeys::hs256(
+        SECRET.as_bytes(),
+        Some(ISSUER.into()),
+        Some(AUDIENCE.into()),
+    )
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with_keys(backend, test_keys()).await
+}
+
+pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<TestApp> {
+    if std::env::var_os("TEST_LOG").is_some() {
+        tierwise_api::telemetry::init();
+    }
+    let database = TestDatabase::new(backend).await?;
+    let config = Config {
+        database_url: database.url.clone(),
+        listen_addr: "127.0.0.1:0".parse().expect("address"),
+        keys: keys.clone(),
+        base_currency: "CNY".into(),
+        demo_data: false,
+    };
+    let (db, _) = prepare_database(&config).await.expect("database prepared");
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .expect("bind");
+    let application = Application::with_parts(listener, db.clone(), keys.clone());
+    let address = application.local_addr().expect("address");
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        keys,
+        db,
+        shutdown: Some(shutdown),
+        _database: database,
+    })
+}
+
+/// Claims valid for the test server, for `role`.
+pub fn claims(role: &str) -> Claims {
+    let now = chrono::Utc::now().timestamp();
+    Claims {
+        sub: format!("{role}-tester"),
+        role: role.into(),
+        exp: now + 600,
+        nbf: None,
+        iat: Some(now),
+        iss: Some(ISSUER.into()),
+        aud: Some(AUDIENCE.into()),
+        customer_id: None,
+        scope: None,
+    }
+}
+
+/// Signs arbitrary claims with the test secret, bypassing `JwtKeys`.
+pub fn sign_raw(claims: &Value, algorithm: Algorithm, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &Header::new(algorithm),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("sign")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.keys.sign(claims).expect("sign")
+    }
+
+    pub fn admin(&self) -> String {
+        self.sign(&claims("admin"))
+    }
+
+    pub fn staff(&self) -> String {
+        self.sign(&claims("staff"))
+    }
+
+    pub fn partner(&self, scope: &str) -> String {
+        self.sign(&Claims {
+            scope: Some(scope.into()),
+            ..claims("partner")
+        })
+    }
+
+    pub fn customer_token(&self, customer_id: &str) -> String {
+        self.sign(&Claims {
+            customer_id: Some(customer_id.into()),
+            ..claims("customer")
+        })
+    }
+
+    /// POSTs a GraphQL request and returns the whole response body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// As `gql`, as admin, and fails the test on any error.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        let token = self.admin();
+        self.ok_as(&token, query, variables).await
+    }
+
+    pub async fn ok_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(Some(token), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    /// Creates a customer as admin and returns its id.
+    pub async fn create_customer(&self, input: Value) -> String {
+        let data = self
+            .ok(
+                "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createCustomer"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
+
+pub fn error_message(body: &Value) -> &str {
+    body["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
+/// Asserts that `body` failed with `code`, and returns its message.
+#[track_caller]
+pub fn assert_error(body: &Value, code: &str) -> String {
+    assert_eq!(error_code(body), Some(code), "expected {code}: {body:#}");
+    error_message(body).to_owned()
+}

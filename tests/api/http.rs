@@ -1,0 +1,195 @@
+//! The HTTP surface: health, readiness, metrics, GET and POST GraphQL, GraphiQL, limits,
+//! and the WebSocket endpoint's authentication.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{TestApp, assert_error, on_both};
+
+async fn health_readiness_and_metrics_answer(app: TestApp) {
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    app.ok("{ viewer { role } }", json!({})).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("tierwise_http_requests_total"), "{text}");
+    assert!(text.contains("path=\"/graphql\""), "{text}");
+    assert!(
+        text.contains("tierwise_http_request_duration_seconds"),
+        "{text}"
+    );
+}
+
+async fn readiness_fails_without_the_database(app: TestApp) {
+    app.db.conn().clone().close().await.unwrap();
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "the process itself is up");
+}
+
+async fn queries_may_be_sent_with_get_but_mutations_may_not(app: TestApp) {
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ viewer { role } }")])
+        .bearer_auth(app.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["viewer"]["role"], "ADMIN");
+
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[(
+            "query",
+            "mutation { createCustomer(input: { name: \"Via GET\" }) { id } }",
+        )])
+        .bearer_auth(app.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let body: Value = response.json().await.unwrap();
+    assert_error(&body, "BAD_USER_INPUT");
+    assert_eq!(
+        app.ok("{ customers { totalCount } }", json!({})).await["customers"]["totalCount"],
+        0
+    );
+
+    let unauthenticated = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", "{ viewer { role } }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+}
+
+async fn browsers_get_graphiql(app: TestApp) {
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("graphiql"), "a GraphiQL page");
+    assert!(page.contains("/graphql/ws"));
+}
+
+async fn the_graphql_response_media_type_is_served(app: TestApp) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("Accept", "application/graphql-response+json")
+        .bearer_auth(app.admin())
+        .json(&json!({ "query": "{ viewer { role } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["viewer"]["role"], "ADMIN");
+}
+
+async fn oversized_bodies_deep_and_broken_queries_are_refused(app: TestApp) {
+    // The limit is enforced on the announced length, before the body is read.
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.address,
+        app.admin(),
+        3 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0; 64];
+    let read = stream.read(&mut response).await.unwrap();
+    let status_line = String::from_utf8_lossy(&response[..read]).to_string();
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+
+    let mut deep = String::from("id");
+    for _ in 0..8 {
+        deep = format!("customer {{ tier {{ id }} tierHistory {{ nodes {{ {deep} }} }} }}");
+    }
+    let query = format!("{{ customers {{ nodes {{ tierHistory {{ nodes {{ {deep} }} }} }} }} }}");
+    let body = app.gql(Some(&app.admin()), &query, json!({})).await;
+    assert!(
+        assert_error(&body, "BAD_USER_INPUT")
+            .to_lowercase()
+            .contains("nested too deep"),
+        "{body}"
+    );
+
+    let body = app
+        .gql(Some(&app.admin()), "{ viewer { role ", json!({}))
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+    let body = app
+        .gql(Some(&app.admin()), "{ noSuchField }", json!({}))
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+}
+
+async fn websocket_connections_need_a_valid_token(app: TestApp) {
+    for protocol in ["graphql-transport-ws", "graphql-ws"] {
+        let mut request = format!("ws://{}/graphql/ws", app.address)
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+        let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.staff()) } });
+        socket.send(Message::text(init.to_string())).await.unwrap();
+        let reply = socket.next().await.unwrap().unwrap();
+        let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+        assert_eq!(reply["type"], "connection_ack", "{protocol}");
+    }
+
+    let mut request = format!("ws://{}/graphql/ws", app.address)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged.token.here" } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    match socket.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert!(frame.reason.contains("token"), "{frame:?}")
+        }
+        other => panic!("expected the socket to be closed, got {other:?}"),
+    }
+}
+
+on_both!(
+    health_readiness_and_metrics_answer,
+    readiness_fails_without_the_database,
+    queries_may_be_sent_with_get_but_mutations_may_not,
+    browsers_get_graphiql,
+    the_graphql_response_media_type_is_served,
+    oversized_bodies_deep_and_broken_queries_are_refused,
+    websocket_connections_need_a_valid_token,
+);
