@@ -17,7 +17,7 @@ fn tierwise(dir: &std::path::Path) -> Command {
         .env_remove("JWT_ISSUER")
         .env_remove("JWT_AUDIENCE")
         .env_remove("DEMO_DATA")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "info");
     command
 }
 

@@ -32,6 +32,20 @@ async fn readiness_fails_without_the_database(app: TestApp) {
     assert_eq!(ready.status(), 503);
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200, "the process itself is up");
+    // A database failure reaches the client as INTERNAL, with no SQL or driver text.
+    let body = app
+        .gql(
+            Some(&app.admin()),
+            "{ customers { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(assert_error(&body, "INTERNAL"), "internal error");
+    let text = body.to_string().to_lowercase();
+    assert!(
+        !text.contains("select") && !text.contains("pool") && !text.contains("sql"),
+        "{body}"
+    );
 }
 
 async fn queries_may_be_sent_with_get_but_mutations_may_not(app: TestApp) {

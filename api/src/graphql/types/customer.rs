@@ -231,19 +231,21 @@ pub struct UpsertCustomerInput {
 }
 
 impl From<UpsertCustomerInput> for ProfileInput {
+    /// The same profile as a create, with the external reference required.
     fn from(input: UpsertCustomerInput) -> Self {
-        Self {
+        CreateCustomerInput {
             name: input.name,
             external_ref: Some(input.external_ref),
             email: input.email,
             phone: input.phone,
-            kind: input.kind.map(Into::into),
+            kind: input.kind,
             industry: input.industry,
             region: input.region,
-            birthday: input.birthday.map(|d| d.0),
+            birthday: input.birthday,
             tags: input.tags,
-            attributes: input.attributes.map(|j| j.0),
+            attributes: input.attributes,
         }
+        .into()
     }
 }
 
