@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{Context, Result};
-use entity::{customer, tier, tier_change};
+use entity::{customer, tier};
 use uuid::Uuid;
 
 use crate::domain::DomainError;
-use crate::store::{Db, customers, tier_changes, tiers};
+use crate::store::{Db, customers, tiers};
 
 pub struct StoreLoader {
     db: Db,
@@ -86,9 +86,6 @@ pub struct TagsOfCustomer(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembersOfTier(pub Uuid);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TierChangeById(pub Uuid);
-
 fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> Uuid) -> Vec<Uuid> {
     keys.iter().map(|k| id(*k)).collect()
 }
@@ -135,22 +132,6 @@ impl Loader<MembersOfTier> for StoreLoader {
         Ok(found
             .into_iter()
             .map(|(id, count)| (MembersOfTier(id), count))
-            .collect())
-    }
-}
-
-impl Loader<TierChangeById> for StoreLoader {
-    type Value = tier_change::Model;
-    type Error = Arc<DomainError>;
-
-    async fn load(
-        &self,
-        keys: &[TierChangeById],
-    ) -> LoadResult<TierChangeById, tier_change::Model> {
-        let found = tier_changes::by_ids(self.db.conn(), &ids(keys, |k| k.0)).await?;
-        Ok(found
-            .into_iter()
-            .map(|(id, c)| (TierChangeById(id), c))
             .collect())
     }
 }

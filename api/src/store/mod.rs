@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use migration::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::sync::Mutex;
 
@@ -77,10 +77,6 @@ impl Db {
 
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
-    }
-
-    pub fn backend(&self) -> DatabaseBackend {
-        self.conn.get_database_backend()
     }
 
     /// How many SQL statements this pool has run; tests use it to catch N+1 queries.

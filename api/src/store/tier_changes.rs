@@ -1,7 +1,5 @@
 //! Tier history: every move of a customer between tiers.
 
-use std::collections::HashMap;
-
 use entity::enums::TierChangeReason;
 use entity::tier_change;
 use sea_orm::{
@@ -92,15 +90,4 @@ pub async fn page_of(
         .all(db)
         .await?;
     Ok(Page::from_overfetch(rows, page, total))
-}
-
-pub async fn by_ids(
-    db: &impl ConnectionTrait,
-    ids: &[Uuid],
-) -> DomainResult<HashMap<Uuid, tier_change::Model>> {
-    let rows = tier_change::Entity::find()
-        .filter(tier_change::Column::Id.is_in(ids.iter().copied()))
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().map(|c| (c.id, c)).collect())
 }

@@ -20,13 +20,6 @@ pub async fn all(db: &impl ConnectionTrait) -> DomainResult<Vec<tier::Model>> {
         .await?)
 }
 
-pub async fn by_key(db: &impl ConnectionTrait, key: &str) -> DomainResult<Option<tier::Model>> {
-    Ok(tier::Entity::find()
-        .filter(tier::Column::Key.eq(key))
-        .one(db)
-        .await?)
-}
-
 /// The tier every new customer starts in.
 pub async fn lowest(db: &impl ConnectionTrait) -> DomainResult<Option<tier::Model>> {
     Ok(tier::Entity::find()
