@@ -47,6 +47,13 @@ pub struct Model {
     pub expected_purchases90d: Option<f64>,
     pub clv365_e4: Option<i64>,
     pub erased_at: Option<DateTimeUtc>,
+    /// PURCHASE interactions ever (lifecycle stages count these, not the window's).
+    pub lifetime_purchase_count: i32,
+    /// Bumped by every write to metrics or tier, so that an evaluation run writes a row
+    /// only if nothing changed it since the run read it.
+    pub revision: i64,
+    /// Set by a manual tier move: live upgrades leave the tier alone until the next run.
+    pub tier_held: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

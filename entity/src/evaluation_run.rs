@@ -22,6 +22,8 @@ pub struct Model {
     pub churn_model: Option<Json>,
     pub error: Option<String>,
     pub requested_by: String,
+    /// Refreshed while the run works; a RUNNING run whose heartbeat stopped was abandoned.
+    pub heartbeat_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

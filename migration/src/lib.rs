@@ -13,6 +13,7 @@ mod m20261123_000002_customers;
 pub use m20261123_000002_customers::SEARCH_EXPRESSION;
 mod m20261123_000003_loyalty;
 mod m20261123_000004_segments_and_runs;
+mod m20261124_000001_tiering_engine;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_customers::Migration),
             Box::new(m20261123_000003_loyalty::Migration),
             Box::new(m20261123_000004_segments_and_runs::Migration),
+            Box::new(m20261124_000001_tiering_engine::Migration),
         ]
     }
 }

@@ -151,7 +151,7 @@ enum SegmentMember {
 }
 
 #[derive(DeriveIden, Clone)]
-enum EvaluationRun {
+pub(crate) enum EvaluationRun {
     Table,
     Id,
     Status,
