@@ -1,9 +1,15 @@
 //! The business rules, free of GraphQL and SQL plumbing.
 
+pub mod analytics;
 pub mod customer;
 pub mod error;
+pub mod interaction;
+pub mod lifecycle;
+pub mod metrics;
 pub mod money;
 pub mod program;
 pub mod referral_code;
+pub mod scoring;
+pub mod tiering;
 
 pub use error::{DomainError, DomainResult};

@@ -32,6 +32,14 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// The weight of `indicator`, 0 for a name that is not an indicator.
+    pub fn get(&self, indicator: &str) -> f64 {
+        self.all()
+            .into_iter()
+            .find(|(name, _)| *name == indicator)
+            .map_or(0.0, |(_, weight)| weight)
+    }
+
     fn all(&self) -> [(&'static str, f64); 5] {
         [
             ("recency", self.recency),

@@ -1,0 +1,4 @@
+//! The standard value models: RFM scores and segments, ABC classes.
+
+pub mod abc;
+pub mod rfm;

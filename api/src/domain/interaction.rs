@@ -1,0 +1,267 @@
+//! What makes a recorded interaction valid (CONTRACT.md, `RecordInteractionInput`), and
+//! which kinds feed which metric.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::enums::{Channel, InteractionKind};
+use rust_decimal::Decimal;
+
+use super::customer::{optional_text, text};
+use super::error::ensure;
+use super::money::decimal_to_e4;
+use super::{DomainError, DomainResult};
+
+/// How far ahead of the server's clock `occurredAt` may be: clocks of tills and phones
+/// drift, but a date in the future is a mistake.
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// Kinds that count as engagement for scoring.
+pub const ENGAGEMENT_KINDS: [InteractionKind; 6] = [
+    InteractionKind::ServiceContact,
+    InteractionKind::Visit,
+    InteractionKind::Feedback,
+    InteractionKind::Complaint,
+    InteractionKind::Survey,
+    InteractionKind::CampaignResponse,
+];
+
+/// Kinds that carry an amount of money, which is then required.
+pub fn carries_amount(kind: InteractionKind) -> bool {
+    use InteractionKind::*;
+    matches!(kind, Purchase | Refund | Shipment | Payment)
+}
+
+/// An interaction as the caller sent it.
+#[derive(Debug, Clone)]
+pub struct RawInteraction {
+    pub kind: InteractionKind,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub amount: Option<Decimal>,
+    pub currency: Option<String>,
+    pub channel: Option<Channel>,
+    pub rating: Option<i32>,
+    pub note: Option<String>,
+    pub order_ref: Option<String>,
+}
+
+/// A validated interaction, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractionDraft {
+    pub kind: InteractionKind,
+    pub occurred_at: DateTime<Utc>,
+    pub amount_e4: Option<i64>,
+    pub currency: Option<String>,
+    pub channel: Option<Channel>,
+    pub rating: Option<i32>,
+    pub note: Option<String>,
+    pub order_ref: Option<String>,
+}
+
+/// Validates `raw`, naming fields under `prefix` (`input`, `inputs[3]`).
+pub fn validate(
+    raw: RawInteraction,
+    prefix: &str,
+    base_currency: &str,
+    now: DateTime<Utc>,
+) -> DomainResult<InteractionDraft> {
+    let field = |name: &str| format!("{prefix}.{name}");
+    let occurred_at = raw.occurred_at.unwrap_or(now);
+    ensure(
+        occurred_at <= now + MAX_CLOCK_SKEW,
+        &field("occurredAt"),
+        || "must not be more than 5 minutes in the future".into(),
+    )?;
+
+    let amount_e4 = match (carries_amount(raw.kind), raw.amount) {
+        (true, None) => {
+            return Err(DomainError::bad_input(
+                field("amount"),
+                format!("is required for {}", raw.kind.as_str()),
+            ));
+        }
+        (true, Some(amount)) => {
+            let e4 = decimal_to_e4(amount, &field("amount"))?;
+            ensure(e4 > 0, &field("amount"), || "must be greater than 0".into())?;
+            Some(e4)
+        }
+        (false, Some(_)) => {
+            return Err(DomainError::bad_input(
+                field("amount"),
+                format!(
+                    "is only for PURCHASE, REFUND, SHIPMENT and PAYMENT, not {}",
+                    raw.kind.as_str()
+                ),
+            ));
+        }
+        (false, None) => None,
+    };
+
+    let currency = optional_text(raw.currency.as_deref(), &field("currency"), 3)?;
+    if let Some(currency) = &currency {
+        ensure(currency == base_currency, &field("currency"), || {
+            format!("must be the base currency {base_currency}")
+        })?;
+        ensure(amount_e4.is_some(), &field("currency"), || {
+            "is only meaningful with an amount".into()
+        })?;
+    }
+
+    let rating = match (raw.kind, raw.rating) {
+        (InteractionKind::Survey, None) => {
+            return Err(DomainError::bad_input(
+                field("rating"),
+                "is required for SURVEY (0..10)",
+            ));
+        }
+        (InteractionKind::Survey, Some(r)) => {
+            ensure((0..=10).contains(&r), &field("rating"), || {
+                "must be between 0 and 10 for SURVEY".into()
+            })?;
+            Some(r)
+        }
+        (InteractionKind::Feedback, Some(r)) => {
+            ensure((1..=5).contains(&r), &field("rating"), || {
+                "must be between 1 and 5 for FEEDBACK".into()
+            })?;
+            Some(r)
+        }
+        (_, Some(_)) => {
+            return Err(DomainError::bad_input(
+                field("rating"),
+                format!("is only for SURVEY and FEEDBACK, not {}", raw.kind.as_str()),
+            ));
+        }
+        (_, None) => None,
+    };
+
+    let note = match raw.note.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(note) => {
+            ensure(note.chars().count() <= 4000, &field("note"), || {
+                "must be at most 4000 characters".into()
+            })?;
+            Some(note.to_owned())
+        }
+    };
+    let order_ref = raw
+        .order_ref
+        .as_deref()
+        .map(|r| text(r, &field("orderRef"), 200))
+        .transpose()?;
+
+    Ok(InteractionDraft {
+        kind: raw.kind,
+        occurred_at,
+        amount_e4,
+        currency,
+        channel: raw.channel,
+        rating,
+        note,
+        order_ref,
+    })
+}
+
+/// An idempotency key: trimmed, 1..200 characters.
+pub fn idempotency_key(key: Option<&str>, field: &str) -> DomainResult<Option<String>> {
+    key.map(|k| text(k, field, 200)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn raw(kind: InteractionKind) -> RawInteraction {
+        RawInteraction {
+            kind,
+            occurred_at: None,
+            amount: None,
+            currency: None,
+            channel: None,
+            rating: None,
+            note: None,
+            order_ref: None,
+        }
+    }
+
+    fn check(raw: RawInteraction) -> Result<InteractionDraft, String> {
+        validate(raw, "input", "CNY", Utc::now()).map_err(|e| e.to_string())
+    }
+
+    fn amount(text: &str) -> Option<Decimal> {
+        Some(Decimal::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn amounts_are_required_positive_and_only_where_they_belong() {
+        use InteractionKind::*;
+        for kind in [Purchase, Refund, Shipment, Payment] {
+            assert!(check(raw(kind)).unwrap_err().starts_with("input.amount"));
+            for bad in ["0", "-1", "0.00001"] {
+                let err = check(RawInteraction {
+                    amount: amount(bad),
+                    ..raw(kind)
+                });
+                assert!(err.unwrap_err().starts_with("input.amount"), "{bad}");
+            }
+            let ok = check(RawInteraction {
+                amount: amount("129.90"),
+                ..raw(kind)
+            });
+            assert_eq!(ok.unwrap().amount_e4, Some(1_299_000));
+        }
+        let visit_with_amount = check(RawInteraction {
+            amount: amount("1"),
+            ..raw(Visit)
+        });
+        assert!(visit_with_amount.unwrap_err().starts_with("input.amount"));
+    }
+
+    #[test]
+    fn currency_must_be_the_base_currency() {
+        let purchase = |currency: &str| RawInteraction {
+            amount: amount("10"),
+            currency: Some(currency.into()),
+            ..raw(InteractionKind::Purchase)
+        };
+        assert!(check(purchase("CNY")).is_ok());
+        assert!(
+            check(purchase("USD"))
+                .unwrap_err()
+                .starts_with("input.currency")
+        );
+    }
+
+    #[test]
+    fn ratings_follow_the_kind() {
+        use InteractionKind::*;
+        let rated = |kind, rating| RawInteraction {
+            rating: Some(rating),
+            ..raw(kind)
+        };
+        assert!(check(raw(Survey)).unwrap_err().starts_with("input.rating"));
+        assert!(check(rated(Survey, 0)).is_ok() && check(rated(Survey, 10)).is_ok());
+        assert!(check(rated(Survey, 11)).is_err() && check(rated(Survey, -1)).is_err());
+        assert!(check(rated(Feedback, 1)).is_ok() && check(rated(Feedback, 5)).is_ok());
+        assert!(check(rated(Feedback, 0)).is_err() && check(rated(Feedback, 6)).is_err());
+        assert!(check(raw(Feedback)).is_ok());
+        assert!(
+            check(rated(Visit, 3))
+                .unwrap_err()
+                .starts_with("input.rating")
+        );
+    }
+
+    #[test]
+    fn occurred_at_may_be_past_but_at_most_five_minutes_ahead() {
+        let now = Utc::now();
+        let at = |offset: Duration| RawInteraction {
+            occurred_at: Some(now + offset),
+            ..raw(InteractionKind::Visit)
+        };
+        let validate_at = |r| validate(r, "inputs[2]", "CNY", now).map_err(|e| e.to_string());
+        assert!(validate_at(at(Duration::days(-400))).is_ok());
+        assert!(validate_at(at(Duration::minutes(5))).is_ok());
+        let err = validate_at(at(Duration::minutes(5) + Duration::seconds(1))).unwrap_err();
+        assert!(err.starts_with("inputs[2].occurredAt"), "{err}");
+    }
+}
