@@ -48,6 +48,10 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<(Db, bool)> {
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let (db, _) = prepare_database(config).await?;
+        if let Some(schedule) = config.evaluation_schedule {
+            tracing::info!(?schedule, "evaluation runs are scheduled");
+            tokio::spawn(crate::jobs::schedule::run_forever(db.clone(), schedule));
+        }
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;

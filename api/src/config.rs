@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use crate::auth::JwtKeys;
+use crate::jobs::schedule::Schedule;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tierwise.db";
 
@@ -18,6 +19,8 @@ pub struct Config {
     /// Load the demo data set into a new database: on by default for the embedded
     /// SQLite database, off for Postgres (`DEMO_DATA=true|false` overrides).
     pub demo_data: bool,
+    /// When evaluation runs start by themselves (`EVALUATION_SCHEDULE`); off when unset.
+    pub evaluation_schedule: Option<Schedule>,
 }
 
 impl Config {
@@ -77,12 +80,17 @@ impl Config {
             Some(other) => bail!("DEMO_DATA must be true or false, not {other:?}"),
             None => sqlite,
         };
+        let evaluation_schedule = var("EVALUATION_SCHEDULE")
+            .map(|text| Schedule::parse(&text))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("EVALUATION_SCHEDULE {e}"))?;
         Ok(Self {
             database_url,
             listen_addr,
             keys,
             base_currency,
             demo_data,
+            evaluation_schedule,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - `service`: business operations, each one transaction.
 //! - `domain`: the rules, free of GraphQL and SQL.
 //! - `store`: sea-orm queries, one module per aggregate, and the connection pool.
+//! - `jobs`: evaluation runs and their schedule.
 //! - `demo`: the demo data set.
 //!
 //! Data flows one way: HTTP → GraphQL → service → domain/store → database.
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -144,6 +144,9 @@ async fn insert(txn: &impl ConnectionTrait, profile: Profile) -> DomainResult<cu
         expected_purchases90d: Set(None),
         clv365_e4: Set(None),
         erased_at: Set(None),
+        lifetime_purchase_count: Set(0),
+        revision: Set(0),
+        tier_held: Set(false),
         created_at: Set(at),
         updated_at: Set(at),
     }

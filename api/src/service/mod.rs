@@ -2,7 +2,9 @@
 //! transaction. Nothing here knows of HTTP or GraphQL.
 
 pub mod customers;
+pub mod interactions;
 pub mod program;
+pub mod tiering;
 
 /// A field of a partial update: left as it is, cleared, or set.
 #[derive(Debug, Clone, Default)]

@@ -2,7 +2,13 @@
 //! aggregate. Functions take `&impl ConnectionTrait` so they compose inside a transaction.
 
 pub mod customers;
+pub mod evaluation_runs;
+pub mod evaluation_scan;
+pub mod idempotency;
+pub mod interactions;
+pub mod metrics;
 pub mod paging;
+pub mod points;
 pub mod program;
 pub mod tier_changes;
 pub mod tiers;
@@ -145,6 +151,21 @@ pub fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+/// A hand-written statement, for what sea-query cannot say well (window functions, CTEs,
+/// UPDATE … FROM VALUES). It is written with Postgres placeholders (`$1`); SQLite reads
+/// the same numbered placeholders as `?1`.
+pub fn raw(
+    backend: sea_orm::DbBackend,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> sea_orm::Statement {
+    let sql = match backend {
+        sea_orm::DbBackend::Sqlite => sql.replace('$', "?"),
+        _ => sql.to_owned(),
+    };
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Now, truncated to microseconds: what both databases store, so that a timestamp read

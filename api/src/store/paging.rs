@@ -4,6 +4,8 @@
 //! a page continues exactly after that row whatever was inserted meanwhile, and a cursor
 //! from another ordering is refused rather than silently misread.
 
+use std::collections::HashMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef};
@@ -152,6 +154,36 @@ pub fn after_condition(
             condition
         }
     }
+}
+
+/// `$from, $from+1, …` for `count` values.
+pub fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Splits rows of many parents into one first page per parent (empty pages included).
+pub fn group_pages<M>(
+    parents: &[Uuid],
+    rows: Vec<M>,
+    totals: impl Iterator<Item = (Uuid, i64)>,
+    page: &PageRequest,
+    parent_of: impl Fn(&M) -> Uuid,
+) -> HashMap<Uuid, Page<M>> {
+    let totals: HashMap<Uuid, i64> = totals.collect();
+    let mut grouped: HashMap<Uuid, Vec<M>> = parents.iter().map(|id| (*id, Vec::new())).collect();
+    for row in rows {
+        grouped.entry(parent_of(&row)).or_default().push(row);
+    }
+    grouped
+        .into_iter()
+        .map(|(id, items)| {
+            let total = u64::try_from(totals.get(&id).copied().unwrap_or(0)).unwrap_or(0);
+            (id, Page::from_overfetch(items, page, total))
+        })
+        .collect()
 }
 
 #[cfg(test)]

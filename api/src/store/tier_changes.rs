@@ -6,11 +6,17 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
+use std::collections::HashMap;
+
+use sea_orm::FromQueryResult;
 use uuid::Uuid;
 
 use super::now;
-use super::paging::{Cursor, Page, PageRequest, SortValue, after_condition};
-use crate::domain::{DomainError, DomainResult};
+use super::paging::{
+    Cursor, Page, PageRequest, SortValue, after_condition, group_pages, placeholders,
+};
+use super::raw;
+use crate::domain::DomainResult;
 
 /// The order tier history is listed in: newest first.
 pub const ORDER: &str = "CHANGED_AT_DESC";
@@ -65,15 +71,7 @@ pub async fn page_of(
         .await?;
     let mut query = tier_change::Entity::find().filter(of_customer);
     if let Some(cursor) = &page.after {
-        let SortValue::Text(text) = &cursor.value else {
-            return Err(DomainError::bad_input(
-                "after",
-                "is not a cursor from this list",
-            ));
-        };
-        let at = chrono::DateTime::parse_from_rfc3339(text)
-            .map_err(|_| DomainError::bad_input("after", "is not a cursor from this list"))?
-            .with_timezone(&chrono::Utc);
+        let at = super::interactions::cursor_instant(cursor)?;
         query = query.filter(after_condition(
             tier_change::Column::ChangedAt,
             tier_change::Column::Id,
@@ -90,4 +88,68 @@ pub async fn page_of(
         .all(db)
         .await?;
     Ok(Page::from_overfetch(rows, page, total))
+}
+
+#[derive(FromQueryResult)]
+struct CountRow {
+    customer_id: Uuid,
+    total: i64,
+}
+
+/// The first page of each customer's tier history, in two statements whatever the
+/// number of customers (see `interactions::first_pages`).
+pub async fn first_pages(
+    db: &impl ConnectionTrait,
+    customer_ids: &[Uuid],
+    page: &PageRequest,
+) -> DomainResult<HashMap<Uuid, Page<tier_change::Model>>> {
+    let backend = db.get_database_backend();
+    let mut values: Vec<sea_orm::Value> = customer_ids.iter().map(|id| (*id).into()).collect();
+    let ids = placeholders(1, customer_ids.len());
+    let limit = values.len() + 1;
+    values.push((page.first as i64 + 1).into());
+    let rows = tier_change::Model::find_by_statement(raw(
+        backend,
+        &format!(
+            "SELECT * FROM (SELECT tier_change.*, ROW_NUMBER() OVER \
+             (PARTITION BY customer_id ORDER BY changed_at DESC, id DESC) AS position \
+             FROM tier_change WHERE customer_id IN ({ids})) numbered \
+             WHERE position <= ${limit} ORDER BY customer_id, position"
+        ),
+        values.clone(),
+    ))
+    .all(db)
+    .await?;
+    values.pop();
+    let totals = CountRow::find_by_statement(raw(
+        backend,
+        &format!(
+            "SELECT customer_id, CAST(COUNT(*) AS BIGINT) AS total FROM tier_change \
+             WHERE customer_id IN ({ids}) GROUP BY customer_id"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    Ok(group_pages(
+        customer_ids,
+        rows,
+        totals.into_iter().map(|t| (t.customer_id, t.total)),
+        page,
+        |c| c.customer_id,
+    ))
+}
+
+/// Inserts the tier changes of one evaluation batch in one statement.
+pub async fn insert_many(
+    db: &impl ConnectionTrait,
+    changes: Vec<tier_change::ActiveModel>,
+) -> DomainResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    tier_change::Entity::insert_many(changes)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }

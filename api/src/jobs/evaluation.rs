@@ -1,0 +1,292 @@
+//! Evaluation runs (CONTRACT.md, "Evaluation runs"): recompute, as of `asOf`, every
+//! customer's metrics, score, RFM, ABC, lifecycle stage and tier.
+//!
+//! The population is read by one set-based query (`store::evaluation_scan`), the rules are
+//! applied per row by the same pure functions the write path uses, and only rows whose
+//! state changed are written back, a thousand per statement, each batch in its own short
+//! transaction so that the API keeps writing meanwhile. A batch writes a row only if its
+//! revision is the one the scan read: a live interaction recorded during the run wins.
+
+use chrono::{DateTime, Utc};
+use entity::enums::TierChangeReason;
+use entity::{customer, evaluation_run, tier_change};
+use futures_util::TryStreamExt;
+use sea_orm::{EntityTrait, PaginatorTrait, Set};
+use uuid::Uuid;
+
+use crate::domain::analytics::{abc, rfm};
+use crate::domain::interaction::MAX_CLOCK_SKEW;
+use crate::domain::metrics;
+use crate::domain::tiering::Move;
+use crate::domain::{DomainError, DomainResult};
+use crate::service::tiering::Program;
+use crate::store::evaluation_runs::{self, Counts};
+use crate::store::evaluation_scan::{self, CustomerState, ScanRow, StateWrite, WRITE_BATCH};
+use crate::store::{Db, customers, now, tier_changes};
+
+/// The most customers one run may be limited to by id.
+pub const MAX_CUSTOMER_IDS: usize = 10_000;
+
+/// Receives a run's progress (the CLI draws a bar with it).
+pub trait Progress: Send + Sync {
+    fn started(&self, _customers: u64) {}
+    fn advanced(&self, _customers: u64) {}
+}
+
+/// For callers that do not show progress.
+pub struct Quiet;
+
+impl Progress for Quiet {}
+
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub as_of: Option<DateTime<Utc>>,
+    pub customer_ids: Option<Vec<Uuid>>,
+    pub requested_by: String,
+}
+
+/// Validates the request and records the run as RUNNING (`CONFLICT` while another runs).
+pub async fn start(db: &Db, request: RunRequest) -> DomainResult<evaluation_run::Model> {
+    let at = now();
+    let as_of = request.as_of.unwrap_or(at);
+    if as_of > at + MAX_CLOCK_SKEW {
+        return Err(DomainError::bad_input("asOf", "must not be in the future"));
+    }
+    let customer_ids = match request.customer_ids {
+        Some(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            if ids.len() > MAX_CUSTOMER_IDS {
+                return Err(DomainError::bad_input(
+                    "customerIds",
+                    format!("at most {MAX_CUSTOMER_IDS} customers per run"),
+                ));
+            }
+            let found = customers::find_many(db.conn(), &ids).await?;
+            if let Some(missing) = ids.iter().find(|id| !found.iter().any(|c| c.id == **id)) {
+                return Err(DomainError::not_found(format!("customer {missing}")));
+            }
+            Some(ids)
+        }
+        None => None,
+    };
+    let requested_by = request.requested_by;
+    db.write(move |txn| {
+        Box::pin(async move {
+            evaluation_runs::start(txn, as_of, customer_ids.as_deref(), &requested_by).await
+        })
+    })
+    .await
+}
+
+/// Does the work of a started run and records how it ended. A failure is recorded on the
+/// run (status FAILED) and logged; it is not an error of the caller's request.
+pub async fn execute(
+    db: &Db,
+    run: evaluation_run::Model,
+    progress: &dyn Progress,
+) -> DomainResult<evaluation_run::Model> {
+    let mut counts = Counts::default();
+    let outcome = work(db, &run, progress, &mut counts).await;
+    let error = match outcome {
+        Ok(()) => None,
+        Err(error) => {
+            tracing::error!(run = %run.id, error = ?error, "evaluation run failed");
+            Some(match error {
+                DomainError::Internal(_) => "internal error; see the server log".to_owned(),
+                other => other.to_string(),
+            })
+        }
+    };
+    let id = run.id;
+    db.write(move |txn| {
+        Box::pin(async move { evaluation_runs::finish(txn, id, counts, error).await })
+    })
+    .await
+}
+
+/// Starts a run and waits for it.
+pub async fn run(
+    db: &Db,
+    request: RunRequest,
+    progress: &dyn Progress,
+) -> DomainResult<evaluation_run::Model> {
+    let run = start(db, request).await?;
+    execute(db, run, progress).await
+}
+
+async fn work(
+    db: &Db,
+    run: &evaluation_run::Model,
+    progress: &dyn Progress,
+    counts: &mut Counts,
+) -> DomainResult<()> {
+    let program = Program::load(db.conn()).await?;
+    let only: Option<Vec<Uuid>> = match &run.customer_ids {
+        Some(ids) => Some(
+            serde_json::from_value(ids.clone())
+                .map_err(|e| DomainError::Internal(anyhow::anyhow!("run customer ids: {e}")))?,
+        ),
+        None => None,
+    };
+    let population = match &only {
+        Some(ids) => ids.len() as u64,
+        None => customer::Entity::find().count(db.conn()).await?,
+    };
+    progress.started(population);
+
+    let rows = evaluation_scan::scan(
+        db.conn(),
+        run.as_of,
+        program.model.window_days,
+        only.as_deref(),
+    )
+    .await?;
+    futures_util::pin_mut!(rows);
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut moves = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let row = evaluation_scan::read_row(&row)?;
+        counts.customers_evaluated += 1;
+        if let Some((write, change)) = decide(&program, &row, run.as_of) {
+            if let Some(change) = change {
+                moves.push((row.id, row.stored.tier_id, change));
+            }
+            batch.push(write);
+        }
+        if batch.len() >= WRITE_BATCH {
+            flush(db, run, &mut batch, &mut moves, counts).await?;
+        }
+        if counts.customers_evaluated % 1000 == 0 {
+            progress.advanced(1000);
+        }
+    }
+    flush(db, run, &mut batch, &mut moves, counts).await?;
+    progress.advanced(counts.customers_evaluated as u64 % 1000);
+    Ok(())
+}
+
+/// A customer's new state as of `as_of`, and its tier move, when anything changed.
+fn decide(
+    program: &Program,
+    row: &ScanRow,
+    as_of: DateTime<Utc>,
+) -> Option<(StateWrite, Option<Move>)> {
+    let evaluated = metrics::evaluate(
+        row.aggregates,
+        as_of,
+        &program.model,
+        &program.settings,
+        row.p_alive,
+    );
+    let decision = program.ladder.evaluate(
+        row.stored.tier_id,
+        evaluated.score,
+        row.stored.downgrade_marked_at,
+        as_of,
+        program.model.downgrade_grace_days,
+    );
+    let rfm = row.rfm_ranks.map(|ranks| {
+        let r = rfm::quintile(ranks.recency, ranks.population);
+        let f = rfm::quintile(ranks.frequency, ranks.population);
+        let m = rfm::quintile(ranks.monetary, ranks.population);
+        (r, f, m, rfm::segment(r, f))
+    });
+    let a = evaluated.aggregates;
+    let state = CustomerState {
+        first_purchase_at: a.first_purchase_at,
+        last_purchase_at: a.last_purchase_at,
+        lifetime_purchase_count: a.lifetime_purchases,
+        purchase_count: a.purchases,
+        net_spend_e4: a.net_spend_e4,
+        lifetime_spend_e4: a.lifetime_spend_e4,
+        average_order_value_e4: evaluated.average_order_value_e4,
+        engagement_count: a.engagements,
+        latest_nps: a.latest_nps,
+        outstanding_receivable_e4: a.receivable_e4,
+        rfm,
+        abc_class: abc::class(a.lifetime_spend_e4, row.spend_above, row.spend_total),
+        score: evaluated.score,
+        lifecycle_stage: evaluated.stage,
+        tier_id: decision.tier,
+        downgrade_marked_at: decision.mark,
+        // The run applies the rules again, so a manual tier no longer holds.
+        tier_held: false,
+    };
+    (state != row.stored).then(|| {
+        (
+            StateWrite {
+                id: row.id,
+                revision: row.revision,
+                state,
+            },
+            decision.change,
+        )
+    })
+}
+
+/// Writes a batch in one transaction, with the tier changes of the rows it wrote.
+async fn flush(
+    db: &Db,
+    run: &evaluation_run::Model,
+    batch: &mut Vec<StateWrite>,
+    moves: &mut Vec<(Uuid, Uuid, Move)>,
+    counts: &mut Counts,
+) -> DomainResult<()> {
+    let writes = std::mem::take(batch);
+    let pending_moves = std::mem::take(moves);
+    let (run_id, as_of) = (run.id, run.as_of);
+    let snapshot = *counts;
+    let (ups, downs) = db
+        .write(move |txn| {
+            Box::pin(async move {
+                let written: std::collections::HashSet<Uuid> =
+                    evaluation_scan::write_states(txn, &writes, as_of)
+                        .await?
+                        .into_iter()
+                        .collect();
+                let scores: std::collections::HashMap<Uuid, (Uuid, f64)> = writes
+                    .iter()
+                    .map(|w| (w.id, (w.state.tier_id, w.state.score)))
+                    .collect();
+                let changed_at = now();
+                let (mut ups, mut downs) = (0, 0);
+                let mut changes = Vec::new();
+                for (customer_id, from, direction) in pending_moves {
+                    if !written.contains(&customer_id) {
+                        continue;
+                    }
+                    let Some(&(to, score)) = scores.get(&customer_id) else {
+                        continue;
+                    };
+                    match direction {
+                        Move::Up => ups += 1,
+                        Move::Down => downs += 1,
+                    }
+                    changes.push(tier_change::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        customer_id: Set(customer_id),
+                        from_tier_id: Set(Some(from)),
+                        to_tier_id: Set(to),
+                        reason: Set(TierChangeReason::Evaluation),
+                        score: Set(score),
+                        note: Set(None),
+                        evaluation_run_id: Set(Some(run_id)),
+                        changed_at: Set(changed_at),
+                    });
+                }
+                tier_changes::insert_many(txn, changes).await?;
+                let counts = Counts {
+                    upgrades: snapshot.upgrades + ups,
+                    downgrades: snapshot.downgrades + downs,
+                    ..snapshot
+                };
+                evaluation_runs::heartbeat(txn, run_id, counts).await?;
+                Ok((ups, downs))
+            })
+        })
+        .await?;
+    counts.upgrades += ups;
+    counts.downgrades += downs;
+    Ok(())
+}

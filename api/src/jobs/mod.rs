@@ -1,0 +1,4 @@
+//! Background work: evaluation runs and their schedule.
+
+pub mod evaluation;
+pub mod schedule;

@@ -1,0 +1,141 @@
+//! Evaluation run records: started, heartbeat, finished.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::enums::EvaluationStatus;
+use entity::evaluation_run;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::{is_unique_violation, now};
+use crate::domain::{DomainError, DomainResult};
+
+/// A RUNNING run whose heartbeat is older than this was abandoned (its process died).
+pub const ABANDONED_AFTER: Duration = Duration::minutes(10);
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> DomainResult<Option<evaluation_run::Model>> {
+    Ok(evaluation_run::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Records a new RUNNING run. The partial unique index on RUNNING decides between
+/// replicas: a second run while one is alive gets `CONFLICT`; an abandoned one is marked
+/// FAILED first so that a crash does not block runs forever.
+pub async fn start(
+    db: &impl ConnectionTrait,
+    as_of: DateTime<Utc>,
+    customer_ids: Option<&[Uuid]>,
+    requested_by: &str,
+) -> DomainResult<evaluation_run::Model> {
+    let started = now();
+    evaluation_run::Entity::update_many()
+        .set(evaluation_run::ActiveModel {
+            status: Set(EvaluationStatus::Failed),
+            finished_at: Set(Some(started)),
+            error: Set(Some("abandoned: its server stopped while it ran".into())),
+            ..Default::default()
+        })
+        .filter(evaluation_run::Column::Status.eq(EvaluationStatus::Running))
+        .filter(evaluation_run::Column::HeartbeatAt.lt(started - ABANDONED_AFTER))
+        .exec(db)
+        .await?;
+    let run = evaluation_run::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        status: Set(EvaluationStatus::Running),
+        as_of: Set(as_of),
+        customer_ids: Set(customer_ids.map(|ids| serde_json::json!(ids))),
+        started_at: Set(started),
+        finished_at: Set(None),
+        customers_evaluated: Set(0),
+        upgrades: Set(0),
+        downgrades: Set(0),
+        points_expired: Set(0),
+        churn_model: Set(None),
+        error: Set(None),
+        requested_by: Set(requested_by.to_owned()),
+        heartbeat_at: Set(Some(started)),
+    };
+    match run.insert(db).await {
+        Ok(run) => Ok(run),
+        Err(error) if is_unique_violation(&error) => Err(DomainError::Conflict(
+            "an evaluation run is already running; wait for it to finish".into(),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What a run did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub customers_evaluated: i64,
+    pub upgrades: i64,
+    pub downgrades: i64,
+}
+
+/// Records progress and proves the run alive.
+pub async fn heartbeat(db: &impl ConnectionTrait, id: Uuid, counts: Counts) -> DomainResult<()> {
+    evaluation_run::Entity::update_many()
+        .set(evaluation_run::ActiveModel {
+            heartbeat_at: Set(Some(now())),
+            customers_evaluated: Set(counts.customers_evaluated as i32),
+            upgrades: Set(counts.upgrades as i32),
+            downgrades: Set(counts.downgrades as i32),
+            ..Default::default()
+        })
+        .filter(evaluation_run::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn finish(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    counts: Counts,
+    error: Option<String>,
+) -> DomainResult<evaluation_run::Model> {
+    let status = match error {
+        None => EvaluationStatus::Succeeded,
+        Some(_) => EvaluationStatus::Failed,
+    };
+    evaluation_run::ActiveModel {
+        id: Set(id),
+        status: Set(status),
+        finished_at: Set(Some(now())),
+        heartbeat_at: Set(Some(now())),
+        customers_evaluated: Set(counts.customers_evaluated as i32),
+        upgrades: Set(counts.upgrades as i32),
+        downgrades: Set(counts.downgrades as i32),
+        error: Set(error),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    find(db, id)
+        .await?
+        .ok_or_else(|| DomainError::not_found("evaluation run"))
+}
+
+/// The `asOf` of the most recently finished successful run over everyone: every
+/// customer's stored metrics are true as of it, or of their own later `metricsAsOf`.
+pub async fn latest_full_as_of(db: &impl ConnectionTrait) -> DomainResult<Option<DateTime<Utc>>> {
+    Ok(evaluation_run::Entity::find()
+        .filter(evaluation_run::Column::Status.eq(EvaluationStatus::Succeeded))
+        .filter(evaluation_run::Column::CustomerIds.is_null())
+        .order_by_desc(evaluation_run::Column::FinishedAt)
+        .one(db)
+        .await?
+        .map(|run| run.as_of))
+}
+
+/// When the last run was started, for the schedule.
+pub async fn latest_started_at(db: &impl ConnectionTrait) -> DomainResult<Option<DateTime<Utc>>> {
+    Ok(evaluation_run::Entity::find()
+        .order_by_desc(evaluation_run::Column::StartedAt)
+        .one(db)
+        .await?
+        .map(|run| run.started_at))
+}

@@ -1,0 +1,318 @@
+//! The set-based half of an evaluation run: one query computes, for every customer, its
+//! sums as of the run's `asOf` and its place in the population (RFM ranks by window
+//! counts, ABC by a running sum of lifetime spend); batched `UPDATE … FROM (VALUES …)`
+//! statements write back only the customers whose state changed.
+
+use chrono::{DateTime, Utc};
+use entity::enums::{AbcClass, LifecycleStage, RfmSegment};
+use futures_util::Stream;
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, StreamTrait, Value};
+use uuid::Uuid;
+
+use super::metrics::{aggregate_ctes, read_aggregates};
+use super::paging::placeholders;
+use super::raw;
+use crate::domain::DomainResult;
+use crate::domain::metrics::{Aggregates, window_start};
+
+/// Everything a run may change on a customer's row; a row is written only when this
+/// differs from what is stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CustomerState {
+    pub first_purchase_at: Option<DateTime<Utc>>,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    pub lifetime_purchase_count: i64,
+    pub purchase_count: i64,
+    pub net_spend_e4: i64,
+    pub lifetime_spend_e4: i64,
+    pub average_order_value_e4: Option<i64>,
+    pub engagement_count: i64,
+    pub latest_nps: Option<i32>,
+    pub outstanding_receivable_e4: i64,
+    pub rfm: Option<(i16, i16, i16, RfmSegment)>,
+    pub abc_class: AbcClass,
+    pub score: f64,
+    pub lifecycle_stage: LifecycleStage,
+    pub tier_id: Uuid,
+    pub downgrade_marked_at: Option<DateTime<Utc>>,
+    pub tier_held: bool,
+}
+
+/// One customer as the scan sees it.
+#[derive(Debug, Clone)]
+pub struct ScanRow {
+    pub id: Uuid,
+    pub revision: i64,
+    pub p_alive: Option<f64>,
+    pub stored: CustomerState,
+    pub aggregates: Aggregates,
+    /// Customers ordered at or before this one by last purchase, window purchases and
+    /// window net spend, and how many have a purchase in the window: `cume_dist() × n`,
+    /// kept as integers so that quintiles are exact. `None` without a window purchase.
+    pub rfm_ranks: Option<RfmRanks>,
+    /// The lifetime spend of everyone ranked above this customer, and of everyone.
+    pub spend_above: i64,
+    pub spend_total: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RfmRanks {
+    pub recency: i64,
+    pub frequency: i64,
+    pub monetary: i64,
+    pub population: i64,
+}
+
+fn scan_sql(customer_filter: &str) -> String {
+    format!(
+        "WITH {ctes},
+        scored AS (
+            SELECT c.id, c.revision, c.p_alive, c.tier_id, c.tier_held, c.downgrade_marked_at,
+                c.first_purchase_at, c.last_purchase_at, c.lifetime_purchase_count,
+                c.purchase_count, c.net_spend_e4, c.lifetime_spend_e4, c.average_order_value_e4,
+                c.engagement_count, c.latest_nps, c.outstanding_receivable_e4, c.rfm_recency,
+                c.rfm_frequency, c.rfm_monetary, c.rfm_segment, c.abc_class, c.score,
+                c.lifecycle_stage,
+                agg.first_purchase_at AS a_first_purchase_at,
+                agg.last_purchase_at AS a_last_purchase_at,
+                COALESCE(agg.lifetime_purchases, 0) AS a_lifetime_purchases,
+                COALESCE(agg.lifetime_spend, 0) AS a_lifetime_spend,
+                COALESCE(agg.purchases, 0) AS a_purchases,
+                COALESCE(agg.net_spend, 0) AS a_net_spend,
+                COALESCE(agg.purchase_sum, 0) AS a_purchase_sum,
+                COALESCE(agg.engagements, 0) AS a_engagements,
+                COALESCE(agg.receivable, 0) AS a_receivable,
+                nps.rating AS a_nps
+            FROM customer c
+            LEFT JOIN agg ON agg.customer_id = c.id
+            LEFT JOIN nps ON nps.customer_id = c.id
+        ),
+        rfm AS (
+            SELECT id,
+                COUNT(*) OVER (ORDER BY a_last_purchase_at) AS r_rank,
+                COUNT(*) OVER (ORDER BY a_purchases) AS f_rank,
+                COUNT(*) OVER (ORDER BY a_net_spend) AS m_rank,
+                COUNT(*) OVER () AS rfm_population
+            FROM scored WHERE a_purchases > 0
+        ),
+        abc AS (
+            SELECT id,
+                CAST(COALESCE(SUM(a_lifetime_spend) OVER (
+                    ORDER BY a_lifetime_spend DESC, id
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS BIGINT) AS spend_above,
+                CAST(SUM(a_lifetime_spend) OVER () AS BIGINT) AS spend_total
+            FROM scored WHERE a_lifetime_spend > 0
+        )
+        SELECT scored.*,
+            CAST(rfm.r_rank AS BIGINT) AS r_rank, CAST(rfm.f_rank AS BIGINT) AS f_rank,
+            CAST(rfm.m_rank AS BIGINT) AS m_rank,
+            CAST(rfm.rfm_population AS BIGINT) AS rfm_population,
+            abc.spend_above, abc.spend_total
+        FROM scored
+        LEFT JOIN rfm ON rfm.id = scored.id
+        LEFT JOIN abc ON abc.id = scored.id{customer_filter}",
+        ctes = aggregate_ctes(""),
+    )
+}
+
+/// Streams every customer (or those in `only`) with its sums as of `as_of` and its
+/// population ranks. Ranks are always computed over the whole population.
+pub async fn scan<'a, C>(
+    db: &'a C,
+    as_of: DateTime<Utc>,
+    window_days: i32,
+    only: Option<&[Uuid]>,
+) -> DomainResult<impl Stream<Item = Result<QueryResult, sea_orm::DbErr>> + Send + 'a>
+where
+    C: StreamTrait + ConnectionTrait,
+{
+    let mut values: Vec<Value> = vec![as_of.into(), window_start(as_of, window_days).into()];
+    let filter = match only {
+        Some(ids) => {
+            let list = placeholders(3, ids.len());
+            values.extend(ids.iter().map(|id| Value::from(*id)));
+            format!(" WHERE scored.id IN ({list})")
+        }
+        None => String::new(),
+    };
+    let backend = ConnectionTrait::get_database_backend(db);
+    Ok(db
+        .stream_raw(raw(backend, &scan_sql(&filter), values))
+        .await?)
+}
+
+pub fn read_row(row: &QueryResult) -> DomainResult<ScanRow> {
+    let rfm = match (
+        row.try_get::<Option<i16>>("", "rfm_recency")?,
+        row.try_get::<Option<i16>>("", "rfm_frequency")?,
+        row.try_get::<Option<i16>>("", "rfm_monetary")?,
+        row.try_get::<Option<RfmSegment>>("", "rfm_segment")?,
+    ) {
+        (Some(r), Some(f), Some(m), Some(segment)) => Some((r, f, m, segment)),
+        _ => None,
+    };
+    let stored = CustomerState {
+        first_purchase_at: row.try_get("", "first_purchase_at")?,
+        last_purchase_at: row.try_get("", "last_purchase_at")?,
+        lifetime_purchase_count: row.try_get::<i32>("", "lifetime_purchase_count")?.into(),
+        purchase_count: row.try_get::<i32>("", "purchase_count")?.into(),
+        net_spend_e4: row.try_get("", "net_spend_e4")?,
+        lifetime_spend_e4: row.try_get("", "lifetime_spend_e4")?,
+        average_order_value_e4: row.try_get("", "average_order_value_e4")?,
+        engagement_count: row.try_get::<i32>("", "engagement_count")?.into(),
+        latest_nps: row.try_get("", "latest_nps")?,
+        outstanding_receivable_e4: row.try_get("", "outstanding_receivable_e4")?,
+        rfm,
+        abc_class: row.try_get("", "abc_class")?,
+        score: row.try_get("", "score")?,
+        lifecycle_stage: row.try_get("", "lifecycle_stage")?,
+        tier_id: row.try_get("", "tier_id")?,
+        downgrade_marked_at: row.try_get("", "downgrade_marked_at")?,
+        tier_held: row.try_get("", "tier_held")?,
+    };
+    let rfm_ranks = match row.try_get::<Option<i64>>("", "rfm_population")? {
+        Some(population) => Some(RfmRanks {
+            recency: row.try_get("", "r_rank")?,
+            frequency: row.try_get("", "f_rank")?,
+            monetary: row.try_get("", "m_rank")?,
+            population,
+        }),
+        None => None,
+    };
+    Ok(ScanRow {
+        id: row.try_get("", "id")?,
+        revision: row.try_get("", "revision")?,
+        p_alive: row.try_get("", "p_alive")?,
+        stored,
+        aggregates: read_aggregates(row, "a_")?,
+        rfm_ranks,
+        spend_above: row.try_get::<Option<i64>>("", "spend_above")?.unwrap_or(0),
+        spend_total: row.try_get::<Option<i64>>("", "spend_total")?.unwrap_or(0),
+    })
+}
+
+/// A customer's new state, to be written if its row is still at `revision`.
+#[derive(Debug, Clone)]
+pub struct StateWrite {
+    pub id: Uuid,
+    pub revision: i64,
+    pub state: CustomerState,
+}
+
+/// Columns of one written row, with the Postgres type of each (the first row of a
+/// VALUES list carries casts so that Postgres knows the types of the parameters).
+const WRITE_COLUMNS: [(&str, &str); 24] = [
+    ("id", "uuid"),
+    ("expected_revision", "bigint"),
+    ("first_purchase_at", "timestamptz"),
+    ("last_purchase_at", "timestamptz"),
+    ("lifetime_purchase_count", "integer"),
+    ("purchase_count", "integer"),
+    ("net_spend_e4", "bigint"),
+    ("lifetime_spend_e4", "bigint"),
+    ("average_order_value_e4", "bigint"),
+    ("engagement_count", "integer"),
+    ("latest_nps", "integer"),
+    ("outstanding_receivable_e4", "bigint"),
+    ("rfm_recency", "smallint"),
+    ("rfm_frequency", "smallint"),
+    ("rfm_monetary", "smallint"),
+    ("rfm_segment", "text"),
+    ("abc_class", "text"),
+    ("score", "double precision"),
+    ("lifecycle_stage", "text"),
+    ("tier_id", "uuid"),
+    ("downgrade_marked_at", "timestamptz"),
+    ("tier_held", "boolean"),
+    ("metrics_as_of", "timestamptz"),
+    ("updated_at", "timestamptz"),
+];
+
+/// How many rows one UPDATE writes: 24 parameters a row stays under both databases'
+/// parameter limits (SQLite 32766, Postgres 65535).
+pub const WRITE_BATCH: usize = 1000;
+
+fn row_values(write: &StateWrite, as_of: DateTime<Utc>, now: DateTime<Utc>) -> Vec<Value> {
+    let s = &write.state;
+    let (r, f, m, segment) = match s.rfm {
+        Some((r, f, m, segment)) => (Some(r), Some(f), Some(m), Some(segment.as_str())),
+        None => (None, None, None, None),
+    };
+    vec![
+        write.id.into(),
+        write.revision.into(),
+        s.first_purchase_at.into(),
+        s.last_purchase_at.into(),
+        (s.lifetime_purchase_count as i32).into(),
+        (s.purchase_count as i32).into(),
+        s.net_spend_e4.into(),
+        s.lifetime_spend_e4.into(),
+        s.average_order_value_e4.into(),
+        (s.engagement_count as i32).into(),
+        s.latest_nps.into(),
+        s.outstanding_receivable_e4.into(),
+        r.into(),
+        f.into(),
+        m.into(),
+        segment.map(str::to_owned).into(),
+        s.abc_class.as_str().to_owned().into(),
+        s.score.into(),
+        s.lifecycle_stage.as_str().to_owned().into(),
+        s.tier_id.into(),
+        s.downgrade_marked_at.into(),
+        s.tier_held.into(),
+        as_of.into(),
+        now.into(),
+    ]
+}
+
+/// Writes a batch of new states, each only if its row's revision is still the one the
+/// scan read (a live interaction that landed meanwhile wins: its values are newer).
+/// Returns the ids actually written.
+pub async fn write_states(
+    db: &impl ConnectionTrait,
+    writes: &[StateWrite],
+    as_of: DateTime<Utc>,
+) -> DomainResult<Vec<Uuid>> {
+    if writes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let now = super::now();
+    let width = WRITE_COLUMNS.len();
+    let mut values = Vec::with_capacity(writes.len() * width);
+    let mut rows = Vec::with_capacity(writes.len());
+    for (i, write) in writes.iter().enumerate() {
+        let first = i * width + 1;
+        let cells: Vec<String> = WRITE_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(j, (_, pg_type))| match (backend, i) {
+                (DbBackend::Postgres, 0) => format!("CAST(${} AS {pg_type})", first + j),
+                _ => format!("${}", first + j),
+            })
+            .collect();
+        rows.push(format!("({})", cells.join(", ")));
+        values.extend(row_values(write, as_of, now));
+    }
+    let names: Vec<&str> = WRITE_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let assignments: Vec<String> = names
+        .iter()
+        .skip(2)
+        .map(|name| format!("{name} = v.{name}"))
+        .collect();
+    let sql = format!(
+        "WITH v ({names}) AS (VALUES {rows})
+         UPDATE customer SET {assignments}, revision = customer.revision + 1
+         FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision
+         RETURNING customer.id",
+        names = names.join(", "),
+        rows = rows.join(", "),
+        assignments = assignments.join(", "),
+    );
+    let written = db.query_all_raw(raw(backend, &sql, values)).await?;
+    written
+        .iter()
+        .map(|row| Ok(row.try_get_by_index::<Uuid>(0)?))
+        .collect()
+}

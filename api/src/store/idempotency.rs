@@ -1,0 +1,69 @@
+//! Idempotency keys: a caller's key for a mutation, claimed once, durably.
+
+use chrono::Utc;
+use entity::idempotency_key;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use uuid::Uuid;
+
+use super::now;
+use crate::domain::{DomainError, DomainResult};
+
+/// What claiming a key found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new: the mutation goes ahead and produces `result_id`.
+    Fresh,
+    /// The key was used before; this is what that call produced.
+    Seen(Option<Uuid>),
+}
+
+/// Claims `(caller, key)` for `operation`, recording that it produces `result_id`.
+///
+/// `INSERT … ON CONFLICT DO NOTHING` makes parallel claims of one key exact: on Postgres
+/// the second insert waits for the first transaction and then does nothing, without
+/// aborting its own transaction; on SQLite writers are serial anyway.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    caller: &str,
+    key: &str,
+    operation: &str,
+    result_id: Uuid,
+) -> DomainResult<Claim> {
+    let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        caller: Set(caller.to_owned()),
+        key: Set(key.to_owned()),
+        operation: Set(operation.to_owned()),
+        result_id: Set(Some(result_id)),
+        created_at: Set(now()),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            idempotency_key::Column::Caller,
+            idempotency_key::Column::Key,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    if inserted > 0 {
+        return Ok(Claim::Fresh);
+    }
+    let existing = idempotency_key::Entity::find_by_id((caller.to_owned(), key.to_owned()))
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            DomainError::Internal(anyhow::anyhow!(
+                "idempotency key vanished between insert and read ({})",
+                Utc::now()
+            ))
+        })?;
+    if existing.operation != operation {
+        return Err(DomainError::Conflict(format!(
+            "idempotency key {key} was already used for {}",
+            existing.operation
+        )));
+    }
+    Ok(Claim::Seen(existing.result_id))
+}

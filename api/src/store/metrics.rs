@@ -1,0 +1,111 @@
+//! The sums a customer's metrics are made of, computed in SQL from its interactions.
+//! One query text serves the write path (one customer) and evaluation runs (everyone).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
+use uuid::Uuid;
+
+use super::raw;
+use crate::domain::DomainResult;
+use crate::domain::metrics::{Aggregates, window_start};
+
+/// Common table expressions `agg` (sums per customer) and `nps` (the latest survey in
+/// the window), over interactions that occurred at or before `$1`, with the window
+/// starting at `$2`. `customer_filter` narrows both to one customer (`$3`) when given.
+pub fn aggregate_ctes(customer_filter: &str) -> String {
+    format!(
+        "agg AS (
+            SELECT i.customer_id,
+                MIN(CASE WHEN i.kind = 'PURCHASE' THEN i.occurred_at END) AS first_purchase_at,
+                MAX(CASE WHEN i.kind = 'PURCHASE' THEN i.occurred_at END) AS last_purchase_at,
+                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' THEN 1 ELSE 0 END) AS BIGINT)
+                    AS lifetime_purchases,
+                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' THEN i.amount_e4
+                              WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END) AS BIGINT)
+                    AS lifetime_spend,
+                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= $2 THEN 1 ELSE 0 END)
+                    AS BIGINT) AS purchases,
+                CAST(SUM(CASE WHEN i.occurred_at < $2 THEN 0
+                              WHEN i.kind = 'PURCHASE' THEN i.amount_e4
+                              WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END) AS BIGINT)
+                    AS net_spend,
+                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= $2 THEN i.amount_e4
+                              ELSE 0 END) AS BIGINT) AS purchase_sum,
+                CAST(SUM(CASE WHEN i.kind IN ({engagement}) AND i.occurred_at >= $2 THEN 1
+                              ELSE 0 END) AS BIGINT) AS engagements,
+                CAST(SUM(CASE WHEN i.kind = 'SHIPMENT' THEN i.amount_e4
+                              WHEN i.kind = 'PAYMENT' THEN -i.amount_e4 ELSE 0 END) AS BIGINT)
+                    AS receivable
+            FROM interaction i
+            WHERE i.occurred_at <= $1{customer_filter}
+            GROUP BY i.customer_id
+        ),
+        nps AS (
+            SELECT customer_id, rating FROM (
+                SELECT i.customer_id, i.rating, ROW_NUMBER() OVER (
+                    PARTITION BY i.customer_id ORDER BY i.occurred_at DESC, i.id DESC) AS position
+                FROM interaction i
+                WHERE i.kind = 'SURVEY' AND i.occurred_at >= $2 AND i.occurred_at <= $1{customer_filter}
+            ) surveys WHERE position = 1
+        )",
+        engagement = engagement_kinds(),
+    )
+}
+
+fn engagement_kinds() -> String {
+    crate::domain::interaction::ENGAGEMENT_KINDS
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the `agg` and `nps` columns of a row (prefixed by `prefix`); absent sums are 0.
+pub fn read_aggregates(row: &QueryResult, prefix: &str) -> DomainResult<Aggregates> {
+    let get_i64 = |column: &str| -> DomainResult<i64> {
+        Ok(row
+            .try_get::<Option<i64>>("", &format!("{prefix}{column}"))?
+            .unwrap_or(0))
+    };
+    let get_at = |column: &str| -> DomainResult<Option<DateTime<Utc>>> {
+        Ok(row.try_get::<Option<DateTime<Utc>>>("", &format!("{prefix}{column}"))?)
+    };
+    Ok(Aggregates {
+        first_purchase_at: get_at("first_purchase_at")?,
+        last_purchase_at: get_at("last_purchase_at")?,
+        lifetime_purchases: get_i64("lifetime_purchases")?,
+        lifetime_spend_e4: get_i64("lifetime_spend")?,
+        purchases: get_i64("purchases")?,
+        net_spend_e4: get_i64("net_spend")?,
+        purchase_sum_e4: get_i64("purchase_sum")?,
+        engagements: get_i64("engagements")?,
+        latest_nps: row.try_get::<Option<i32>>("", &format!("{prefix}nps"))?,
+        receivable_e4: get_i64("receivable")?,
+    })
+}
+
+/// One customer's sums as of `as_of`: the write path's query, which reads only that
+/// customer's interactions (through the `customer_id, occurred_at` index).
+pub async fn of_customer(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    as_of: DateTime<Utc>,
+    window_days: i32,
+) -> DomainResult<Aggregates> {
+    let sql = format!(
+        "WITH {} SELECT agg.*, nps.rating AS nps FROM agg LEFT JOIN nps ON nps.customer_id = agg.customer_id",
+        aggregate_ctes(" AND i.customer_id = $3")
+    );
+    let values: Vec<Value> = vec![
+        as_of.into(),
+        window_start(as_of, window_days).into(),
+        customer_id.into(),
+    ];
+    let row = db
+        .query_one_raw(raw(db.get_database_backend(), &sql, values))
+        .await?;
+    match row {
+        Some(row) => read_aggregates(&row, ""),
+        None => Ok(Aggregates::default()),
+    }
+}

@@ -1,0 +1,69 @@
+//! The points ledger: append-only entries whose running balance is kept on the customer.
+
+use chrono::{DateTime, Utc};
+use entity::enums::PointsEntryKind;
+use entity::{customer, points_entry};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use super::now;
+use crate::domain::DomainResult;
+
+pub struct NewEntry<'a> {
+    pub customer_id: Uuid,
+    pub delta: i64,
+    pub kind: PointsEntryKind,
+    pub reason: Option<&'a str>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub interaction_id: Option<Uuid>,
+    pub created_by: &'a str,
+}
+
+/// Appends an entry and moves the customer's balance by its delta, in the caller's
+/// transaction. The caller holds the customer's row lock, so `balanceAfter` chains.
+pub async fn append(
+    db: &impl ConnectionTrait,
+    entry: NewEntry<'_>,
+) -> DomainResult<points_entry::Model> {
+    let balance: Option<i64> = customer::Entity::update_many()
+        .col_expr(
+            customer::Column::PointsBalance,
+            Expr::col(customer::Column::PointsBalance).add(entry.delta),
+        )
+        .filter(customer::Column::Id.eq(entry.customer_id))
+        .exec_with_returning(db)
+        .await?
+        .into_iter()
+        .next()
+        .map(|c| c.points_balance);
+    let balance_after = balance.unwrap_or_default();
+    Ok(points_entry::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        customer_id: Set(entry.customer_id),
+        delta: Set(entry.delta),
+        balance_after: Set(balance_after),
+        kind: Set(entry.kind),
+        reason: Set(entry.reason.map(str::to_owned)),
+        expires_at: Set(entry.expires_at),
+        interaction_id: Set(entry.interaction_id),
+        created_by: Set(entry.created_by.to_owned()),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?)
+}
+
+/// The net points an interaction caused.
+pub async fn caused_by(db: &impl ConnectionTrait, interaction_id: Uuid) -> DomainResult<i64> {
+    let total: Option<Option<i64>> = points_entry::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("CAST(SUM(delta) AS BIGINT)"), "total")
+        .filter(points_entry::Column::InteractionId.eq(interaction_id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(total.flatten().unwrap_or(0))
+}
