@@ -1,5 +1,5 @@
 //! The `tierwise` command line: `serve` (the default), `migrate`, `token`,
-//! `export-schema` and `demo`.
+//! `export-schema`, `evaluate` and `demo`.
 
 use std::time::Duration;
 
@@ -31,8 +31,20 @@ enum Command {
     Token(TokenArgs),
     /// Print the GraphQL schema (SDL); `schema.graphql` is exactly this.
     ExportSchema,
+    /// Run an evaluation: recompute metrics, scores, RFM, ABC, lifecycle stages and tiers.
+    Evaluate(EvaluateArgs),
     /// Load the demo data set into the configured database.
     Demo,
+}
+
+#[derive(clap::Args)]
+struct EvaluateArgs {
+    /// Evaluate as of this instant (RFC 3339, e.g. 2026-03-01T00:00:00Z); default now.
+    #[arg(long)]
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +103,7 @@ fn run() -> anyhow::Result<()> {
         Command::Demo => runtime.block_on(async {
             let (db, _) = prepare_database(&Config {
                 demo_data: false,
+                evaluation_schedule: None,
                 ..config
             })
             .await?;
@@ -100,8 +113,63 @@ fn run() -> anyhow::Result<()> {
             println!("loaded {created} demo customers");
             Ok(())
         }),
+        Command::Evaluate(args) => runtime.block_on(evaluate(config, args)),
         Command::ExportSchema => unreachable!("handled above"),
     }
+}
+
+async fn evaluate(config: Config, args: EvaluateArgs) -> anyhow::Result<()> {
+    use crate::jobs::evaluation::{self, Progress, Quiet, RunRequest};
+
+    /// Draws the run's progress on stderr.
+    struct Bar(indicatif::ProgressBar);
+
+    impl Progress for Bar {
+        fn started(&self, customers: u64) {
+            self.0.set_length(customers);
+        }
+        fn advanced(&self, customers: u64) {
+            self.0.inc(customers);
+        }
+    }
+
+    let (db, _) = prepare_database(&Config {
+        demo_data: false,
+        ..config
+    })
+    .await?;
+    let request = RunRequest {
+        as_of: args.as_of,
+        customer_ids: None,
+        requested_by: "cli".into(),
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} evaluating [{bar:40}] {pos}/{len} customers ({per_sec}, {eta} left)",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    let run = if args.quiet {
+        evaluation::run(&db, request, &Quiet).await
+    } else {
+        evaluation::run(&db, request, &Bar(bar.clone())).await
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bar.finish_and_clear();
+    println!(
+        "evaluation run {} {}: as of {}, {} customers evaluated, {} upgrades, {} downgrades",
+        run.id,
+        run.status.as_str(),
+        run.as_of.to_rfc3339(),
+        run.customers_evaluated,
+        run.upgrades,
+        run.downgrades,
+    );
+    if let Some(error) = run.error {
+        anyhow::bail!("the run failed: {error}");
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

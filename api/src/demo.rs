@@ -1,15 +1,23 @@
-//! The demo data set: a few hundred customers across regions, industries and kinds, so
-//! that GraphiQL has something to show on a fresh machine. Generated from a fixed seed:
-//! every demo database is the same.
+//! The demo data set: a few hundred customers across regions, industries and kinds, with
+//! a year of purchases, refunds, visits, surveys, shipments and payments, evaluated once so
+//! that GraphiQL shows every tier, lifecycle stage and RFM segment on a fresh machine.
+//! Generated from a fixed seed: every demo database has the same customers and history
+//! (dated relative to when it was loaded).
 
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
+use chrono::{DateTime, Duration, Utc};
+use entity::enums::{Channel, CustomerKind, InteractionKind};
+use entity::interaction;
+use sea_orm::{EntityTrait, Set};
+use uuid::Uuid;
+
 use crate::domain::DomainResult;
+use crate::jobs::evaluation::{self, Quiet, RunRequest};
 use crate::service::customers::{self, ProfileInput};
 use crate::store::Db;
-use entity::enums::CustomerKind;
 
 pub const CUSTOMERS: usize = 300;
 
@@ -67,12 +75,161 @@ const INTERESTS: &[&str] = &[
     "beauty",
 ];
 
-/// The demo customers; creates them all in one transaction and returns how many.
+/// The demo customers and their history; returns how many customers it created.
 pub async fn load(db: &Db) -> DomainResult<usize> {
     let inputs = profiles(CUSTOMERS);
-    let count = inputs.len();
-    customers::create_many(db, inputs).await?;
-    Ok(count)
+    let created = customers::create_many(db, inputs).await?;
+    let now = crate::store::now();
+    let mut rng = StdRng::seed_from_u64(20261124);
+    let history: Vec<interaction::ActiveModel> = created
+        .iter()
+        .flat_map(|c| history(&mut rng, c.id, c.kind == CustomerKind::Business, now))
+        .collect();
+    db.write(move |txn| {
+        Box::pin(async move {
+            // Bulk inserts: the evaluation run below derives every metric from them.
+            for chunk in history.chunks(500) {
+                interaction::Entity::insert_many(chunk.to_vec())
+                    .exec_without_returning(txn)
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    let request = RunRequest {
+        as_of: Some(now),
+        customer_ids: None,
+        requested_by: "demo".into(),
+    };
+    evaluation::run(db, request, &Quiet).await?;
+    Ok(created.len())
+}
+
+/// One customer's past: a prospect (no purchase), a churned buyer (purchases over a year
+/// ago), or an active buyer with 1–20 purchases in the last year; plus visits, surveys
+/// and, for businesses, shipments and payments.
+fn history(
+    rng: &mut StdRng,
+    customer_id: Uuid,
+    business: bool,
+    now: DateTime<Utc>,
+) -> Vec<interaction::ActiveModel> {
+    let mut out = Vec::new();
+    let mut add = |kind: InteractionKind,
+                   days_ago: f64,
+                   amount: Option<i64>,
+                   rating: Option<i32>,
+                   order: Option<String>| {
+        let at = now - Duration::seconds((days_ago * 86_400.0) as i64);
+        out.push(interaction::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            customer_id: Set(customer_id),
+            kind: Set(kind),
+            occurred_at: Set(at),
+            amount_e4: Set(amount),
+            currency: Set(None),
+            channel: Set(Some(if business {
+                Channel::Partner
+            } else {
+                Channel::Store
+            })),
+            rating: Set(rating),
+            note: Set(None),
+            order_ref: Set(order),
+            recorded_by: Set("demo".into()),
+            recorded_at: Set(now),
+        });
+    };
+    let ticket = if business { 2_000_00 } else { 300_00 };
+    let profile: f64 = rng.random();
+    let purchase_days: Vec<f64> = if profile < 0.12 {
+        Vec::new()
+    } else if profile < 0.22 {
+        let last = rng.random_range(370.0..500.0);
+        (0..rng.random_range(1..=4))
+            .map(|_| last + rng.random_range(0.0..120.0))
+            .collect()
+    } else {
+        let last = rng.random_range(0.0..330.0);
+        let count = rng.random_range(1..=20);
+        let mut days = vec![last];
+        days.extend((1..count).map(|_| rng.random_range(last..364.0)));
+        days
+    };
+    for (n, days_ago) in purchase_days.iter().enumerate() {
+        // Amounts in ten-thousandths: hundredths of a unit times 100.
+        let amount = rng.random_range(ticket / 5..ticket * 3) * 100;
+        let order = format!("DEMO-{}-{n}", &customer_id.simple().to_string()[..8]);
+        add(
+            InteractionKind::Purchase,
+            *days_ago,
+            Some(amount),
+            None,
+            Some(order.clone()),
+        );
+        if rng.random_bool(0.05) {
+            add(
+                InteractionKind::Refund,
+                days_ago - 2.0,
+                Some(amount / 2),
+                None,
+                Some(order),
+            );
+        }
+    }
+    for _ in 0..rng.random_range(0..14) {
+        let kind = *[
+            InteractionKind::Visit,
+            InteractionKind::ServiceContact,
+            InteractionKind::CampaignResponse,
+            InteractionKind::Complaint,
+        ]
+        .choose(rng)
+        .unwrap_or(&InteractionKind::Visit);
+        add(kind, rng.random_range(0.0..360.0), None, None, None);
+    }
+    if rng.random_bool(0.3) {
+        add(
+            InteractionKind::Feedback,
+            rng.random_range(0.0..360.0),
+            None,
+            Some(rng.random_range(1..=5)),
+            None,
+        );
+    }
+    if rng.random_bool(0.5) {
+        add(
+            InteractionKind::Survey,
+            rng.random_range(0.0..200.0),
+            None,
+            Some(rng.random_range(0..=10)),
+            None,
+        );
+    }
+    if business {
+        let mut owed = 0;
+        for _ in 0..rng.random_range(1..6) {
+            let shipped = rng.random_range(5_000..50_000) * 10_000;
+            owed += shipped;
+            add(
+                InteractionKind::Shipment,
+                rng.random_range(30.0..360.0),
+                Some(shipped),
+                None,
+                None,
+            );
+        }
+        let paid = owed / 10 * rng.random_range(5..=10);
+        add(
+            InteractionKind::Payment,
+            rng.random_range(0.0..30.0),
+            Some(paid),
+            None,
+            None,
+        );
+    }
+    out
 }
 
 fn profiles(count: usize) -> Vec<ProfileInput> {

@@ -159,6 +159,7 @@ pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<Test
         keys: keys.clone(),
         base_currency: "CNY".into(),
         demo_data: false,
+        evaluation_schedule: None,
     };
     let (db, _) = prepare_database(&config).await.expect("database prepared");
     let listener = tokio::net::TcpListener::bind(config.listen_addr)

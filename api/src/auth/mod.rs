@@ -77,6 +77,12 @@ pub enum Permission {
     ReadProgram,
     /// Change the program: tiers, scoring model, settings.
     ManageProgram,
+    /// Record interactions (purchases, visits, surveys…).
+    RecordInteractions,
+    /// Move a customer to a tier by hand.
+    SetCustomerTier,
+    /// Start evaluation runs.
+    RunEvaluations,
 }
 
 /// The authenticated caller, from a verified token.
@@ -99,11 +105,12 @@ impl Principal {
         use Permission::*;
         match self.role {
             Role::Admin => true,
-            Role::Staff => !matches!(permission, EraseCustomers | ManageProgram),
+            Role::Staff => !matches!(permission, EraseCustomers | ManageProgram | RunEvaluations),
             Role::Partner => match permission {
                 ReadCustomers | ReadProgram => self.has_scope(Scope::CustomersRead),
                 WriteCustomers => self.has_scope(Scope::CustomersWrite),
-                EraseCustomers | ManageProgram => false,
+                RecordInteractions => self.has_scope(Scope::InteractionsWrite),
+                EraseCustomers | ManageProgram | SetCustomerTier | RunEvaluations => false,
             },
             // A customer reads only itself, which `ReadCustomer` decides per object.
             Role::Customer => false,
@@ -144,6 +151,9 @@ mod tests {
             EraseCustomers,
             ReadProgram,
             ManageProgram,
+            RecordInteractions,
+            SetCustomerTier,
+            RunEvaluations,
         ] {
             assert!(admin.may(p));
             assert!(
@@ -153,6 +163,11 @@ mod tests {
         }
         assert!(staff.may(ReadCustomers) && staff.may(WriteCustomers) && staff.may(ReadProgram));
         assert!(!staff.may(EraseCustomers) && !staff.may(ManageProgram));
+        assert!(staff.may(RecordInteractions) && staff.may(SetCustomerTier));
+        assert!(!staff.may(RunEvaluations));
+        let pos = principal(Role::Partner, vec![Scope::InteractionsWrite]);
+        assert!(pos.may(RecordInteractions) && !pos.may(ReadCustomers));
+        assert!(!reader.may(RecordInteractions) && !pos.may(SetCustomerTier));
         assert!(reader.may(ReadCustomers) && !reader.may(WriteCustomers));
         assert!(writer.may(WriteCustomers) && !writer.may(ReadCustomers));
         assert!(customer.may_read_customer(Uuid::nil()));

@@ -9,12 +9,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use async_graphql::{Context, Result};
-use entity::{customer, tier};
+use async_graphql::{Context, Name, Result, Value};
+use chrono::{DateTime, Utc};
+use entity::enums::InteractionKind;
+use entity::{customer, interaction, tier, tier_change};
 use uuid::Uuid;
 
 use crate::domain::DomainError;
-use crate::store::{Db, customers, tiers};
+use crate::store::paging::{Page, PageRequest};
+use crate::store::{Db, customers, evaluation_runs, interactions, tier_changes, tiers};
 
 pub struct StoreLoader {
     db: Db,
@@ -69,7 +72,89 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
                 .gql()?;
         }
     }
+    for node in &nodes {
+        for field in node.field("tierHistory").selection_fields() {
+            let Some(first) = first_page_size(&field.arguments()?)? else {
+                continue;
+            };
+            loader
+                .load_many(customers.iter().map(|c| TierHistoryOf {
+                    customer: c.id,
+                    first,
+                }))
+                .await
+                .gql()?;
+        }
+        for field in node.field("interactions").selection_fields() {
+            let arguments = field.arguments()?;
+            let Some(first) = first_page_size(&arguments)? else {
+                continue;
+            };
+            let kinds = kinds_argument(&arguments);
+            loader
+                .load_many(customers.iter().map(|c| InteractionsOf {
+                    customer: c.id,
+                    first,
+                    kinds: kinds.clone(),
+                }))
+                .await
+                .gql()?;
+        }
+    }
+    if nodes
+        .iter()
+        .any(|node| node.field("metrics").field("asOf").exists())
+    {
+        loader.load_one(LatestFullRun).await.gql()?;
+    }
     Ok(())
+}
+
+/// The page size a connection field asks for, when it asks for a first page (no
+/// `after`); invalid sizes are left for the resolver to report.
+fn first_page_size(arguments: &[(Name, Value)]) -> Result<Option<u64>> {
+    let argument = |name: &str| arguments.iter().find(|(n, _)| n.as_str() == name);
+    if argument("after").is_some_and(|(_, v)| *v != Value::Null) {
+        return Ok(None);
+    }
+    let first = match argument("first").map(|(_, v)| v) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_i64().map(|n| n as i32),
+        Some(_) => return Ok(None),
+    };
+    Ok(PageRequest::new(first, None, "").ok().map(|p| p.first))
+}
+
+fn kinds_argument(arguments: &[(Name, Value)]) -> Vec<InteractionKind> {
+    let mut kinds: Vec<InteractionKind> = arguments
+        .iter()
+        .find(|(n, _)| n.as_str() == "kinds")
+        .and_then(|(_, v)| match v {
+            Value::List(items) => Some(
+                items
+                    .iter()
+                    .filter_map(|item| match item {
+                        Value::Enum(name) => parse_kind(name.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default();
+    normalize_kinds(&mut kinds);
+    kinds
+}
+
+fn parse_kind(name: &str) -> Option<InteractionKind> {
+    use sea_orm::Iterable;
+    InteractionKind::iter().find(|k| k.as_str() == name)
+}
+
+/// Kinds in a canonical order, so that the same filter makes the same loader key.
+pub fn normalize_kinds(kinds: &mut Vec<InteractionKind>) {
+    kinds.sort_by_key(|k| k.as_str());
+    kinds.dedup();
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<DomainError>>;
@@ -133,5 +218,101 @@ impl Loader<MembersOfTier> for StoreLoader {
             .into_iter()
             .map(|(id, count)| (MembersOfTier(id), count))
             .collect())
+    }
+}
+
+/// The first page of a customer's tier history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TierHistoryOf {
+    pub customer: Uuid,
+    pub first: u64,
+}
+
+/// The first page of a customer's interactions of some kinds (all when empty).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InteractionsOf {
+    pub customer: Uuid,
+    pub first: u64,
+    pub kinds: Vec<InteractionKind>,
+}
+
+/// The `asOf` of the latest successful run over everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LatestFullRun;
+
+fn first_request(first: u64) -> PageRequest {
+    PageRequest { first, after: None }
+}
+
+impl Loader<TierHistoryOf> for StoreLoader {
+    type Value = Page<tier_change::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[TierHistoryOf]) -> LoadResult<TierHistoryOf, Self::Value> {
+        let mut result = HashMap::new();
+        let mut sizes: Vec<u64> = keys.iter().map(|k| k.first).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for first in sizes {
+            let ids: Vec<Uuid> = keys
+                .iter()
+                .filter(|k| k.first == first)
+                .map(|k| k.customer)
+                .collect();
+            let pages =
+                tier_changes::first_pages(self.db.conn(), &ids, &first_request(first)).await?;
+            result.extend(
+                pages
+                    .into_iter()
+                    .map(|(customer, page)| (TierHistoryOf { customer, first }, page)),
+            );
+        }
+        Ok(result)
+    }
+}
+
+impl Loader<InteractionsOf> for StoreLoader {
+    type Value = Page<interaction::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[InteractionsOf]) -> LoadResult<InteractionsOf, Self::Value> {
+        let mut result = HashMap::new();
+        let mut shapes: Vec<(u64, Vec<InteractionKind>)> =
+            keys.iter().map(|k| (k.first, k.kinds.clone())).collect();
+        shapes.sort_by_key(|(first, kinds)| {
+            (*first, kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
+        });
+        shapes.dedup();
+        for (first, kinds) in shapes {
+            let ids: Vec<Uuid> = keys
+                .iter()
+                .filter(|k| k.first == first && k.kinds == kinds)
+                .map(|k| k.customer)
+                .collect();
+            let pages =
+                interactions::first_pages(self.db.conn(), &ids, &kinds, &first_request(first))
+                    .await?;
+            result.extend(pages.into_iter().map(|(customer, page)| {
+                (
+                    InteractionsOf {
+                        customer,
+                        first,
+                        kinds: kinds.clone(),
+                    },
+                    page,
+                )
+            }));
+        }
+        Ok(result)
+    }
+}
+
+impl Loader<LatestFullRun> for StoreLoader {
+    type Value = DateTime<Utc>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, _: &[LatestFullRun]) -> LoadResult<LatestFullRun, DateTime<Utc>> {
+        let as_of = evaluation_runs::latest_full_as_of(self.db.conn()).await?;
+        Ok(as_of.map(|at| (LatestFullRun, at)).into_iter().collect())
     }
 }

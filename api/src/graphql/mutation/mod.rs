@@ -2,7 +2,14 @@
 //! transaction in the service layer.
 
 mod customers;
+mod interactions;
 mod program;
+mod tiering;
 
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(customers::CustomerMutation, program::ProgramMutation);
+pub struct Mutation(
+    customers::CustomerMutation,
+    interactions::InteractionMutation,
+    program::ProgramMutation,
+    tiering::TieringMutation,
+);

@@ -1,6 +1,7 @@
 //! Query roots, one per domain, merged into `Query`.
 
 mod customers;
+mod evaluation;
 mod program;
 mod viewer;
 
@@ -9,4 +10,5 @@ pub struct Query(
     viewer::ViewerQuery,
     customers::CustomerQuery,
     program::ProgramQuery,
+    evaluation::EvaluationQuery,
 );

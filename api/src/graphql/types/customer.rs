@@ -4,17 +4,22 @@ use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Resu
 use entity::customer;
 
 use super::enums::{
-    AbcClass, CustomerKind, CustomerOrderField, LifecycleStage, OrderDirection, RfmSegment,
+    AbcClass, CustomerKind, CustomerOrderField, InteractionKind, LifecycleStage, OrderDirection,
+    RfmSegment,
 };
+use super::interaction::{Interaction, InteractionConnection};
+use super::metrics::CustomerMetrics;
 use super::tier::{Tier, TierChangeConnection, load_tier};
 use crate::graphql::error::Gql;
-use crate::graphql::loaders::{RequestLoader, TagsOfCustomer};
+use crate::graphql::loaders::{
+    InteractionsOf, RequestLoader, TagsOfCustomer, TierHistoryOf, normalize_kinds,
+};
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
 use crate::service::customers::{ProfileInput, ProfilePatch};
 use crate::store::customers::{self as store, CustomerOrder};
-use crate::store::paging::PageRequest;
-use crate::store::tier_changes;
+use crate::store::paging::{Page, PageRequest};
+use crate::store::{interactions, tier_changes};
 
 #[derive(Clone)]
 pub struct Customer(pub customer::Model);
@@ -84,6 +89,10 @@ impl Customer {
         self.0.score
     }
 
+    async fn metrics(&self) -> CustomerMetrics {
+        CustomerMetrics(self.0.clone())
+    }
+
     /// Newest first.
     async fn tier_history(
         &self,
@@ -91,15 +100,66 @@ impl Customer {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<TierChangeConnection> {
-        let db = ctx.data::<crate::store::Db>()?;
         let request = PageRequest::new(first, after.as_deref(), tier_changes::ORDER).gql()?;
-        let page = tier_changes::page_of(db.conn(), self.0.id, &request)
-            .await
-            .gql()?;
+        let page = if request.after.is_none() {
+            let key = TierHistoryOf {
+                customer: self.0.id,
+                first: request.first,
+            };
+            ctx.data::<RequestLoader>()?
+                .load_one(key)
+                .await
+                .gql()?
+                .unwrap_or_else(|| Page::from_overfetch(Vec::new(), &request, 0))
+        } else {
+            let db = ctx.data::<crate::store::Db>()?;
+            tier_changes::page_of(db.conn(), self.0.id, &request)
+                .await
+                .gql()?
+        };
         Ok(TierChangeConnection::from_page(
             page,
             tier_changes::cursor,
             super::tier::TierChange,
+        ))
+    }
+
+    /// Newest first; `kinds` narrows to those kinds.
+    async fn interactions(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<InteractionKind>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<InteractionConnection> {
+        let request = PageRequest::new(first, after.as_deref(), interactions::ORDER).gql()?;
+        let mut kinds: Vec<entity::enums::InteractionKind> = kinds
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        normalize_kinds(&mut kinds);
+        let page = if request.after.is_none() {
+            let key = InteractionsOf {
+                customer: self.0.id,
+                first: request.first,
+                kinds,
+            };
+            ctx.data::<RequestLoader>()?
+                .load_one(key)
+                .await
+                .gql()?
+                .unwrap_or_else(|| Page::from_overfetch(Vec::new(), &request, 0))
+        } else {
+            let db = ctx.data::<crate::store::Db>()?;
+            interactions::page_of(db.conn(), self.0.id, &kinds, &request)
+                .await
+                .gql()?
+        };
+        Ok(InteractionConnection::from_page(
+            page,
+            interactions::cursor,
+            Interaction,
         ))
     }
 

@@ -87,3 +87,40 @@ pub enum CustomerOrderField {
     PointsBalance,
     LastPurchaseAt,
 }
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::InteractionKind")]
+pub enum InteractionKind {
+    Purchase,
+    Refund,
+    ServiceContact,
+    Visit,
+    Feedback,
+    Complaint,
+    Survey,
+    CampaignResponse,
+    Shipment,
+    Payment,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::Channel")]
+pub enum Channel {
+    Store,
+    Web,
+    Mobile,
+    Phone,
+    Email,
+    Chat,
+    Social,
+    Partner,
+    Other,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::EvaluationStatus")]
+pub enum EvaluationStatus {
+    Running,
+    Succeeded,
+    Failed,
+}

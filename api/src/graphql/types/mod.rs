@@ -3,6 +3,9 @@
 pub mod connection;
 pub mod customer;
 pub mod enums;
+pub mod evaluation;
+pub mod interaction;
+pub mod metrics;
 pub mod program;
 pub mod tier;
 pub mod viewer;

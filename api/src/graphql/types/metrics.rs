@@ -1,0 +1,128 @@
+//! `CustomerMetrics` and `Rfm`: a customer's value metrics as stored on its row.
+
+use async_graphql::{Context, Object, Result, SimpleObject};
+use chrono::Utc;
+use entity::customer;
+use rust_decimal::Decimal;
+
+use super::enums::{AbcClass, RfmSegment};
+use crate::domain::metrics::whole_days;
+use crate::domain::money::e4_to_decimal;
+use crate::graphql::error::Gql;
+use crate::graphql::loaders::{LatestFullRun, RequestLoader};
+use crate::graphql::scalars::DateTime;
+
+pub struct CustomerMetrics(pub customer::Model);
+
+impl CustomerMetrics {
+    /// The instant the metrics are true for: the customer's own last update, or the
+    /// latest run over everyone if that came later (a run rewrites only the rows that
+    /// changed; the others were found equal as of its `asOf`).
+    async fn as_of_instant(&self, ctx: &Context<'_>) -> Result<chrono::DateTime<Utc>> {
+        let loader = ctx.data::<RequestLoader>()?;
+        let latest_run = loader.load_one(LatestFullRun).await.gql()?;
+        Ok(latest_run.map_or(self.0.metrics_as_of, |run| run.max(self.0.metrics_as_of)))
+    }
+}
+
+#[Object]
+impl CustomerMetrics {
+    async fn as_of(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        Ok(self.as_of_instant(ctx).await?.into())
+    }
+
+    async fn first_purchase_at(&self) -> Option<DateTime> {
+        self.0.first_purchase_at.map(Into::into)
+    }
+
+    async fn last_purchase_at(&self) -> Option<DateTime> {
+        self.0.last_purchase_at.map(Into::into)
+    }
+
+    /// Whole days from the last purchase to `asOf`; `null` without purchases.
+    async fn recency_days(&self, ctx: &Context<'_>) -> Result<Option<i64>> {
+        let Some(last) = self.0.last_purchase_at else {
+            return Ok(None);
+        };
+        Ok(Some(whole_days(last, self.as_of_instant(ctx).await?)))
+    }
+
+    /// PURCHASE interactions in the scoring window.
+    async fn purchase_count(&self) -> i32 {
+        self.0.purchase_count
+    }
+
+    /// Purchases minus refunds, in the window.
+    async fn net_spend(&self) -> Decimal {
+        e4_to_decimal(self.0.net_spend_e4)
+    }
+
+    /// Purchases minus refunds, all time.
+    async fn lifetime_spend(&self) -> Decimal {
+        e4_to_decimal(self.0.lifetime_spend_e4)
+    }
+
+    /// Mean PURCHASE amount in the window.
+    async fn average_order_value(&self) -> Option<Decimal> {
+        self.0.average_order_value_e4.map(e4_to_decimal)
+    }
+
+    /// Engagement interactions in the window.
+    async fn engagement_count(&self) -> i32 {
+        self.0.engagement_count
+    }
+
+    /// Latest SURVEY rating in the window.
+    async fn latest_nps(&self) -> Option<i32> {
+        self.0.latest_nps
+    }
+
+    /// `null` without a purchase in the window; set by evaluation runs.
+    async fn rfm(&self) -> Option<Rfm> {
+        match (
+            self.0.rfm_recency,
+            self.0.rfm_frequency,
+            self.0.rfm_monetary,
+            self.0.rfm_segment,
+        ) {
+            (Some(recency), Some(frequency), Some(monetary), Some(segment)) => Some(Rfm {
+                recency: recency.into(),
+                frequency: frequency.into(),
+                monetary: monetary.into(),
+                segment: segment.into(),
+            }),
+            _ => None,
+        }
+    }
+
+    async fn abc_class(&self) -> AbcClass {
+        self.0.abc_class.into()
+    }
+
+    /// SHIPMENT amounts minus PAYMENT amounts, all time.
+    async fn outstanding_receivable(&self) -> Decimal {
+        e4_to_decimal(self.0.outstanding_receivable_e4)
+    }
+
+    /// `null` until a churn model is fitted.
+    async fn p_alive(&self) -> Option<f64> {
+        self.0.p_alive
+    }
+
+    async fn expected_purchases90d(&self) -> Option<f64> {
+        self.0.expected_purchases90d
+    }
+
+    /// Expected spend over the next 365 days.
+    async fn clv365(&self) -> Option<Decimal> {
+        self.0.clv365_e4.map(e4_to_decimal)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Rfm {
+    recency: i32,
+    frequency: i32,
+    monetary: i32,
+    segment: RfmSegment,
+}
