@@ -255,32 +255,59 @@ async fn filters_narrow_the_list(app: TestApp) {
     );
 }
 
-/// A page of 50 customers with their tiers and tags costs as many statements as a page of
-/// 5: the relations are batched by dataloaders.
+/// A page of 50 customers with every relation a page can ask for — tags, tier and its
+/// member count, metrics, tier history with its tiers, interactions — costs as many
+/// statements as a page of 5: the relations are batched by dataloaders.
 async fn nested_pages_cost_a_bounded_number_of_statements(app: TestApp) {
+    let mut inputs = Vec::new();
     for i in 0..60 {
-        app.create_customer(json!({ "name": format!("N{i:02}"), "tags": ["t"] }))
+        let id = app
+            .create_customer(json!({ "name": format!("N{i:02}"), "tags": ["t"] }))
             .await;
+        for (kind, amount, rating) in [("PURCHASE", Some("120"), None), ("SURVEY", None, Some(9))] {
+            inputs.push(
+                json!({ "customerId": id, "kind": kind, "amount": amount, "rating": rating }),
+            );
+        }
     }
-    let query = "query($first: Int) { customers(first: $first) { totalCount nodes { id tags tier { key memberCount } } } }";
+    app.ok(
+        "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) { duplicate } }",
+        json!({ "inputs": inputs }),
+    )
+    .await;
+    let query = "query($first: Int) { customers(first: $first) { totalCount nodes {
+        id tags score lifecycleStage tier { key memberCount }
+        metrics { asOf recencyDays purchaseCount netSpend latestNps rfm { segment } abcClass }
+        tierHistory(first: 3) { totalCount nodes { reason from { key } to { key } customer { id } } }
+        interactions(first: 5, kinds: [PURCHASE]) { totalCount nodes { kind amount } }
+        all: interactions { totalCount }
+    } } }";
     let mut costs = Vec::new();
     for first in [5, 50] {
         let token = app.admin();
         let before = app.db.statement_count();
         let data = app.ok_as(&token, query, json!({ "first": first })).await;
         costs.push(app.db.statement_count() - before);
-        assert_eq!(
-            data["customers"]["nodes"].as_array().unwrap().len(),
-            first as usize
-        );
+        let nodes = data["customers"]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), first as usize);
+        for node in nodes {
+            assert_eq!(node["interactions"]["totalCount"], 1);
+            assert_eq!(node["all"]["totalCount"], 2);
+            assert_eq!(node["metrics"]["latestNps"], 9);
+            assert!(node["tierHistory"]["totalCount"].as_i64().unwrap() >= 1);
+            assert_eq!(
+                node["tierHistory"]["nodes"][0]["customer"]["id"],
+                node["id"]
+            );
+        }
     }
     assert_eq!(
         costs[0], costs[1],
         "statement count must not grow with the page: {costs:?}"
     );
     assert!(
-        costs[1] <= 6,
-        "count, page, tiers, tags, member counts: {costs:?}"
+        costs[1] <= 16,
+        "count, page, tiers, tags, member counts, latest run, two per history and interaction list: {costs:?}"
     );
 }
 

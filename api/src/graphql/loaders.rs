@@ -72,18 +72,27 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
                 .gql()?;
         }
     }
+    // The page's customers are what history entries point back to.
+    loader
+        .feed_many(customers.iter().map(|c| (CustomerById(c.id), c.clone())))
+        .await;
     for node in &nodes {
         for field in node.field("tierHistory").selection_fields() {
             let Some(first) = first_page_size(&field.arguments()?)? else {
                 continue;
             };
-            loader
+            let pages = loader
                 .load_many(customers.iter().map(|c| TierHistoryOf {
                     customer: c.id,
                     first,
                 }))
                 .await
                 .gql()?;
+            let tiers = pages
+                .values()
+                .flat_map(|page| &page.items)
+                .flat_map(|change| change.from_tier_id.into_iter().chain([change.to_tier_id]));
+            loader.load_many(tiers.map(TierById)).await.gql()?;
         }
         for field in node.field("interactions").selection_fields() {
             let arguments = field.arguments()?;

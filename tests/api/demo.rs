@@ -1,0 +1,74 @@
+//! The demo data set shows every tier, lifecycle stage and RFM segment, so that a first
+//! look in GraphiQL finds something in every filter.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, on_both};
+
+async fn count(app: &TestApp, filter: serde_json::Value) -> i64 {
+    let data = app
+        .ok(
+            "query($filter: CustomerFilter) { customers(filter: $filter) { totalCount } }",
+            json!({ "filter": filter }),
+        )
+        .await;
+    data["customers"]["totalCount"].as_i64().unwrap()
+}
+
+async fn the_demo_covers_every_tier_stage_and_segment(app: TestApp) {
+    let loaded = tierwise_api::demo::load(&app.db).await.expect("demo loads");
+    assert_eq!(loaded, tierwise_api::demo::CUSTOMERS);
+    assert_eq!(count(&app, json!({})).await, loaded as i64);
+    for tier in ["potential", "regular", "vip"] {
+        assert!(
+            count(&app, json!({ "tierKeys": [tier] })).await > 0,
+            "{tier}"
+        );
+    }
+    for stage in ["PROSPECT", "NEW", "GROWING", "AT_RISK", "CHURNED"] {
+        assert!(
+            count(&app, json!({ "lifecycleStages": [stage] })).await > 0,
+            "{stage}"
+        );
+    }
+    for segment in [
+        "CHAMPIONS",
+        "LOYAL",
+        "POTENTIAL_LOYALIST",
+        "NEW_CUSTOMERS",
+        "PROMISING",
+        "NEED_ATTENTION",
+        "ABOUT_TO_SLEEP",
+        "AT_RISK",
+        "CANNOT_LOSE",
+        "HIBERNATING",
+        "LOST",
+    ] {
+        assert!(
+            count(&app, json!({ "rfmSegments": [segment] })).await > 0,
+            "{segment}"
+        );
+    }
+    for class in ["A", "B", "C"] {
+        assert!(
+            count(&app, json!({ "abcClasses": [class] })).await > 0,
+            "{class}"
+        );
+    }
+    // The demo's evaluation run is on record, and business customers owe money.
+    let data = app
+        .ok(
+            "{ customers(first: 100, filter: { kinds: [BUSINESS] }) { nodes { metrics { outstandingReceivable } } } }",
+            json!({}),
+        )
+        .await;
+    let owing = data["customers"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["metrics"]["outstandingReceivable"] != "0.00")
+        .count();
+    assert!(owing > 0);
+}
+
+on_both!(the_demo_covers_every_tier_stage_and_segment);
