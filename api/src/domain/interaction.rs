@@ -1,7 +1,7 @@
 //! What makes a recorded interaction valid (CONTRACT.md, `RecordInteractionInput`), and
 //! which kinds feed which metric.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use entity::enums::{Channel, InteractionKind};
 use rust_decimal::Decimal;
 
@@ -64,7 +64,9 @@ pub fn validate(
     now: DateTime<Utc>,
 ) -> DomainResult<InteractionDraft> {
     let field = |name: &str| format!("{prefix}.{name}");
-    let occurred_at = raw.occurred_at.unwrap_or(now);
+    // Both databases keep microseconds; truncating here makes what is stored equal what
+    // was validated and returned.
+    let occurred_at = raw.occurred_at.unwrap_or(now).trunc_subsecs(6);
     ensure(
         occurred_at <= now + MAX_CLOCK_SKEW,
         &field("occurredAt"),

@@ -7,7 +7,7 @@
 //! transaction so that the API keeps writing meanwhile. A batch writes a row only if its
 //! revision is the one the scan read: a live interaction recorded during the run wins.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use entity::enums::TierChangeReason;
 use entity::{customer, evaluation_run, tier_change};
 use futures_util::TryStreamExt;
@@ -48,7 +48,7 @@ pub struct RunRequest {
 /// Validates the request and records the run as RUNNING (`CONFLICT` while another runs).
 pub async fn start(db: &Db, request: RunRequest) -> DomainResult<evaluation_run::Model> {
     let at = now();
-    let as_of = request.as_of.unwrap_or(at);
+    let as_of = request.as_of.map_or(at, |as_of| as_of.trunc_subsecs(6));
     if as_of > at + MAX_CLOCK_SKEW {
         return Err(DomainError::bad_input("asOf", "must not be in the future"));
     }

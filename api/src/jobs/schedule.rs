@@ -82,7 +82,8 @@ pub async fn run_forever(db: Db, schedule: Schedule) {
     }
 }
 
-async fn run_slot(db: &Db, slot: DateTime<Utc>) -> Result<(), DomainError> {
+/// Runs the evaluation of `slot` unless a run already started at or after it.
+pub async fn run_slot(db: &Db, slot: DateTime<Utc>) -> Result<(), DomainError> {
     if evaluation_runs::latest_started_at(db.conn())
         .await?
         .is_some_and(|started| started >= slot)
