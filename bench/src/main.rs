@@ -39,6 +39,11 @@ enum Command {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
+    /// Time the evaluation's population scan alone (no writes).
+    Scan {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+    },
     /// Record purchases for random seeded customers from many clients at once.
     Record {
         /// The server's GraphQL endpoint.
@@ -66,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
             per_customer,
         } => seed(&database_url, customers, per_customer).await,
         Command::Evaluate { database_url } => evaluate(&database_url).await,
+        Command::Scan { database_url } => scan(&database_url).await,
         Command::Record {
             url,
             secret,
@@ -165,6 +171,23 @@ async fn evaluate(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn scan(database_url: &str) -> anyhow::Result<()> {
+    use futures_util::TryStreamExt;
+    let db = connect(database_url).await?;
+    let started = Instant::now();
+    let rows = tierwise_api::store::evaluation_scan::scan(db.conn(), chrono::Utc::now(), 365, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    futures_util::pin_mut!(rows);
+    let mut count = 0u64;
+    while let Some(row) = rows.try_next().await? {
+        tierwise_api::store::evaluation_scan::read_row(&row).map_err(|e| anyhow::anyhow!("{e}"))?;
+        count += 1;
+    }
+    println!("scanned {count} customers in {:.2?}", started.elapsed());
+    Ok(())
+}
+
 async fn record(
     url: &str,
     secret: &str,
@@ -200,7 +223,10 @@ async fn record(
             for _ in 0..requests_per_client {
                 let (customer, cents) = {
                     let mut rng = rand::rng();
-                    (rng.random_range(1..=customers), rng.random_range(100..100_000))
+                    (
+                        rng.random_range(1..=customers),
+                        rng.random_range(100..100_000),
+                    )
                 };
                 let body = serde_json::json!({ "query": query, "variables": { "in": {
                     "customerExternalRef": format!("BENCH-{customer}"),
@@ -208,7 +234,12 @@ async fn record(
                     "amount": format!("{}.{:02}", cents / 100, cents % 100),
                 } } });
                 let sent = Instant::now();
-                let response = client.post(url).bearer_auth(&token).json(&body).send().await?;
+                let response = client
+                    .post(url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await?;
                 let reply: serde_json::Value = response.json().await?;
                 latencies.push(sent.elapsed());
                 if reply.get("errors").is_some() {

@@ -54,6 +54,9 @@ pub struct Model {
     pub revision: i64,
     /// Set by a manual tier move: live upgrades leave the tier alone until the next run.
     pub tier_held: bool,
+    /// When the metrics were last written (wall clock), by a live write or a run. Metrics
+    /// written before the latest full run started are true as of that run's `asOf`.
+    pub metrics_written_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,6 +1,7 @@
 //! What the tiering engine needs beyond the first schema: a lifetime purchase count for
 //! lifecycle stages, a revision that lets evaluation runs write without overwriting a
-//! concurrent live update, the manual-tier hold, and a heartbeat that tells a crashed run
+//! concurrent live update, when the metrics were last written (to tell which instant
+//! they are true for), the manual-tier hold, and a heartbeat that tells a crashed run
 //! from a running one.
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -19,6 +20,7 @@ impl MigrationTrait for Migration {
             integer(CustomerEngine::LifetimePurchaseCount).default(0),
             big_integer(CustomerEngine::Revision).default(0),
             boolean(CustomerEngine::TierHeld).default(false),
+            &mut timestamp_with_time_zone_null(CustomerEngine::MetricsWrittenAt),
         ] {
             manager
                 .alter_table(
@@ -49,6 +51,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for column in [
+            CustomerEngine::MetricsWrittenAt,
             CustomerEngine::TierHeld,
             CustomerEngine::Revision,
             CustomerEngine::LifetimePurchaseCount,
@@ -71,6 +74,7 @@ enum CustomerEngine {
     LifetimePurchaseCount,
     Revision,
     TierHeld,
+    MetricsWrittenAt,
 }
 
 #[derive(DeriveIden)]

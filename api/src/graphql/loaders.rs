@@ -245,9 +245,15 @@ pub struct InteractionsOf {
     pub kinds: Vec<InteractionKind>,
 }
 
-/// The `asOf` of the latest successful run over everyone.
+/// The latest successful run over everyone: its `asOf` and when it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LatestFullRun;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullRunInstants {
+    pub as_of: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+}
 
 fn first_request(first: u64) -> PageRequest {
     PageRequest { first, after: None }
@@ -317,11 +323,20 @@ impl Loader<InteractionsOf> for StoreLoader {
 }
 
 impl Loader<LatestFullRun> for StoreLoader {
-    type Value = DateTime<Utc>;
+    type Value = FullRunInstants;
     type Error = Arc<DomainError>;
 
-    async fn load(&self, _: &[LatestFullRun]) -> LoadResult<LatestFullRun, DateTime<Utc>> {
-        let as_of = evaluation_runs::latest_full_as_of(self.db.conn()).await?;
-        Ok(as_of.map(|at| (LatestFullRun, at)).into_iter().collect())
+    async fn load(&self, _: &[LatestFullRun]) -> LoadResult<LatestFullRun, FullRunInstants> {
+        let run = evaluation_runs::latest_full(self.db.conn()).await?;
+        Ok(run
+            .map(|run| {
+                let instants = FullRunInstants {
+                    as_of: run.as_of,
+                    started_at: run.started_at,
+                };
+                (LatestFullRun, instants)
+            })
+            .into_iter()
+            .collect())
     }
 }

@@ -148,7 +148,9 @@ async fn work(
     while let Some(row) = rows.try_next().await? {
         let row = evaluation_scan::read_row(&row)?;
         counts.customers_evaluated += 1;
-        if let Some((write, change)) = decide(&program, &row, run.as_of) {
+        // A run limited to some customers writes each of them, so that their metrics say
+        // they are as of this run; a full run writes only what changed.
+        if let Some((write, change)) = decide(&program, &row, run.as_of, only.is_some()) {
             if let Some(change) = change {
                 moves.push((row.id, row.stored.tier_id, change));
             }
@@ -171,6 +173,7 @@ fn decide(
     program: &Program,
     row: &ScanRow,
     as_of: DateTime<Utc>,
+    always: bool,
 ) -> Option<(StateWrite, Option<Move>)> {
     let evaluated = metrics::evaluate(
         row.aggregates,
@@ -213,7 +216,7 @@ fn decide(
         // The run applies the rules again, so a manual tier no longer holds.
         tier_held: false,
     };
-    (state != row.stored).then(|| {
+    (always || state != row.stored).then(|| {
         (
             StateWrite {
                 id: row.id,

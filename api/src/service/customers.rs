@@ -147,6 +147,7 @@ async fn insert(txn: &impl ConnectionTrait, profile: Profile) -> DomainResult<cu
         lifetime_purchase_count: Set(0),
         revision: Set(0),
         tier_held: Set(false),
+        metrics_written_at: Set(Some(at)),
         created_at: Set(at),
         updated_at: Set(at),
     }

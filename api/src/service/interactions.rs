@@ -202,7 +202,13 @@ async fn record_one(
         .cloned()
         .ok_or_else(|| DomainError::not_found("customer"))?;
     let interaction = store::interactions::insert(txn, id, customer_id, &draft, caller).await?;
-    let points_earned = earn_points(txn, program, &current, &interaction, caller).await?;
+    let points_earned = match interaction.kind {
+        InteractionKind::Purchase => {
+            earn_points(txn, program, &current, &interaction, caller).await?
+        }
+        InteractionKind::Refund => reverse_points(txn, &interaction, caller).await?,
+        _ => 0,
+    };
 
     // Interactions may be dated up to five minutes ahead; score as of the later instant so
     // that the one just recorded counts.
@@ -237,6 +243,7 @@ async fn record_one(
         score: Set(evaluated.score),
         lifecycle_stage: Set(evaluated.stage),
         revision: Set(current.revision + 1),
+        metrics_written_at: Set(Some(now())),
         updated_at: Set(now()),
         ..Default::default()
     };
@@ -315,9 +322,6 @@ async fn earn_points(
     interaction: &interaction::Model,
     caller: &str,
 ) -> DomainResult<i64> {
-    if interaction.kind != InteractionKind::Purchase {
-        return Ok(0);
-    }
     let amount_e4 = i128::from(interaction.amount_e4.unwrap_or(0));
     let rate_e4 = i128::from(program.settings.points_per_currency_unit_e4);
     let multiplier_e4 = i128::from(program.multiplier_e4(customer.tier_id));
@@ -339,6 +343,60 @@ async fn earn_points(
     )
     .await?;
     Ok(points)
+}
+
+/// A REFUND naming a purchase's `orderRef` takes back that purchase's points in
+/// proportion to the amount refunded. The proportion is taken over all refunds of the
+/// order so far, so partial refunds that add up to the whole purchase take back exactly
+/// what it earned, and never more. Returns the (negative) change.
+async fn reverse_points(
+    txn: &impl ConnectionTrait,
+    refund: &interaction::Model,
+    caller: &str,
+) -> DomainResult<i64> {
+    let Some(order_ref) = refund.order_ref.as_deref() else {
+        return Ok(0);
+    };
+    let customer_id = refund.customer_id;
+    let purchases =
+        store::interactions::of_order(txn, customer_id, InteractionKind::Purchase, order_ref)
+            .await?;
+    let purchased_e4: i64 = purchases.iter().filter_map(|p| p.amount_e4).sum();
+    if purchased_e4 <= 0 {
+        return Ok(0);
+    }
+    let purchase_ids: Vec<Uuid> = purchases.iter().map(|p| p.id).collect();
+    let earned = points::sum_for(txn, &purchase_ids, PointsEntryKind::Earn).await?;
+    let refunds =
+        store::interactions::of_order(txn, customer_id, InteractionKind::Refund, order_ref).await?;
+    let refunded_e4: i64 = refunds.iter().filter_map(|r| r.amount_e4).sum();
+    let earlier_refunds: Vec<Uuid> = refunds
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| *id != refund.id)
+        .collect();
+    let reversed_so_far =
+        -points::sum_for(txn, &earlier_refunds, PointsEntryKind::Reversal).await?;
+    let refunded_share = i128::from(refunded_e4.min(purchased_e4));
+    let due = (i128::from(earned) * refunded_share / i128::from(purchased_e4)) as i64;
+    let reversal = due - reversed_so_far;
+    if reversal <= 0 {
+        return Ok(0);
+    }
+    points::append(
+        txn,
+        NewEntry {
+            customer_id,
+            delta: -reversal,
+            kind: PointsEntryKind::Reversal,
+            reason: Some(&format!("refund of order {order_ref}")),
+            expires_at: None,
+            interaction_id: Some(refund.id),
+            created_by: caller,
+        },
+    )
+    .await?;
+    Ok(-reversal)
 }
 
 fn expiry(occurred_at: DateTime<Utc>, expiry_days: i32) -> Option<DateTime<Utc>> {

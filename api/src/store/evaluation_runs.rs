@@ -119,16 +119,15 @@ pub async fn finish(
         .ok_or_else(|| DomainError::not_found("evaluation run"))
 }
 
-/// The `asOf` of the most recently finished successful run over everyone: every
-/// customer's stored metrics are true as of it, or of their own later `metricsAsOf`.
-pub async fn latest_full_as_of(db: &impl ConnectionTrait) -> DomainResult<Option<DateTime<Utc>>> {
+/// The latest successful run over everyone: customers' metrics written before it
+/// started are true as of its `asOf` (it rewrote every row that differed).
+pub async fn latest_full(db: &impl ConnectionTrait) -> DomainResult<Option<evaluation_run::Model>> {
     Ok(evaluation_run::Entity::find()
         .filter(evaluation_run::Column::Status.eq(EvaluationStatus::Succeeded))
         .filter(evaluation_run::Column::CustomerIds.is_null())
-        .order_by_desc(evaluation_run::Column::FinishedAt)
+        .order_by_desc(evaluation_run::Column::StartedAt)
         .one(db)
-        .await?
-        .map(|run| run.as_of))
+        .await?)
 }
 
 /// When the last run was started, for the schedule.

@@ -201,7 +201,7 @@ pub struct StateWrite {
 
 /// Columns of one written row, with the Postgres type of each (the first row of a
 /// VALUES list carries casts so that Postgres knows the types of the parameters).
-const WRITE_COLUMNS: [(&str, &str); 24] = [
+const WRITE_COLUMNS: [(&str, &str); 25] = [
     ("id", "uuid"),
     ("expected_revision", "bigint"),
     ("first_purchase_at", "timestamptz"),
@@ -225,10 +225,11 @@ const WRITE_COLUMNS: [(&str, &str); 24] = [
     ("downgrade_marked_at", "timestamptz"),
     ("tier_held", "boolean"),
     ("metrics_as_of", "timestamptz"),
+    ("metrics_written_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 ];
 
-/// How many rows one UPDATE writes: 24 parameters a row stays under both databases'
+/// How many rows one UPDATE writes: 25 parameters a row stays under both databases'
 /// parameter limits (SQLite 32766, Postgres 65535).
 pub const WRITE_BATCH: usize = 1000;
 
@@ -262,6 +263,7 @@ fn row_values(write: &StateWrite, as_of: DateTime<Utc>, now: DateTime<Utc>) -> V
         s.downgrade_marked_at.into(),
         s.tier_held.into(),
         as_of.into(),
+        now.into(),
         now.into(),
     ]
 }

@@ -49,6 +49,21 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<Option<in
     Ok(interaction::Entity::find_by_id(id).one(db).await?)
 }
 
+/// A customer's interactions of `kind` that carry `order_ref`.
+pub async fn of_order(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    kind: InteractionKind,
+    order_ref: &str,
+) -> DomainResult<Vec<interaction::Model>> {
+    Ok(interaction::Entity::find()
+        .filter(interaction::Column::CustomerId.eq(customer_id))
+        .filter(interaction::Column::OrderRef.eq(order_ref))
+        .filter(interaction::Column::Kind.eq(kind))
+        .all(db)
+        .await?)
+}
+
 pub fn cursor(interaction: &interaction::Model) -> String {
     Cursor::new(
         ORDER,

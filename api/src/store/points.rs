@@ -56,6 +56,26 @@ pub async fn append(
     .await?)
 }
 
+/// The points of entries of `kind` caused by any of `interaction_ids`.
+pub async fn sum_for(
+    db: &impl ConnectionTrait,
+    interaction_ids: &[Uuid],
+    kind: PointsEntryKind,
+) -> DomainResult<i64> {
+    if interaction_ids.is_empty() {
+        return Ok(0);
+    }
+    let total: Option<Option<i64>> = points_entry::Entity::find()
+        .select_only()
+        .column_as(Expr::cust("CAST(SUM(delta) AS BIGINT)"), "total")
+        .filter(points_entry::Column::InteractionId.is_in(interaction_ids.iter().copied()))
+        .filter(points_entry::Column::Kind.eq(kind))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(total.flatten().unwrap_or(0))
+}
+
 /// The net points an interaction caused.
 pub async fn caused_by(db: &impl ConnectionTrait, interaction_id: Uuid) -> DomainResult<i64> {
     let total: Option<Option<i64>> = points_entry::Entity::find()

@@ -15,13 +15,24 @@ use crate::graphql::scalars::DateTime;
 pub struct CustomerMetrics(pub customer::Model);
 
 impl CustomerMetrics {
-    /// The instant the metrics are true for: the customer's own last update, or the
-    /// latest run over everyone if that came later (a run rewrites only the rows that
-    /// changed; the others were found equal as of its `asOf`).
+    /// The instant the metrics are true for. A run over everyone rewrites only the rows
+    /// that differ as of its `asOf`, so a row last written before the latest such run
+    /// started is true as of that run's `asOf`; a row written since (live, or by a later
+    /// run) is true as of its own `metricsAsOf`.
     async fn as_of_instant(&self, ctx: &Context<'_>) -> Result<chrono::DateTime<Utc>> {
         let loader = ctx.data::<RequestLoader>()?;
         let latest_run = loader.load_one(LatestFullRun).await.gql()?;
-        Ok(latest_run.map_or(self.0.metrics_as_of, |run| run.max(self.0.metrics_as_of)))
+        Ok(match latest_run {
+            Some(run)
+                if self
+                    .0
+                    .metrics_written_at
+                    .is_none_or(|at| at < run.started_at) =>
+            {
+                run.as_of
+            }
+            _ => self.0.metrics_as_of,
+        })
     }
 }
 
