@@ -43,6 +43,9 @@ enum Command {
     Scan {
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
+        /// Print the query plan (EXPLAIN ANALYZE) instead.
+        #[arg(long)]
+        explain: bool,
     },
     /// Record purchases for random seeded customers from many clients at once.
     Record {
@@ -71,7 +74,10 @@ async fn main() -> anyhow::Result<()> {
             per_customer,
         } => seed(&database_url, customers, per_customer).await,
         Command::Evaluate { database_url } => evaluate(&database_url).await,
-        Command::Scan { database_url } => scan(&database_url).await,
+        Command::Scan {
+            database_url,
+            explain,
+        } => scan(&database_url, explain).await,
         Command::Record {
             url,
             secret,
@@ -171,11 +177,34 @@ async fn evaluate(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scan(database_url: &str) -> anyhow::Result<()> {
+async fn scan(database_url: &str, explain: bool) -> anyhow::Result<()> {
     use futures_util::TryStreamExt;
     let db = connect(database_url).await?;
+    if explain {
+        let statement = tierwise_api::store::evaluation_scan::scan_statement(
+            sea_orm::DbBackend::Postgres,
+            chrono::Utc::now(),
+            365,
+            None,
+        );
+        let statement = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            format!("EXPLAIN (ANALYZE, BUFFERS) {}", statement.sql),
+            statement.values.map(|v| v.0).unwrap_or_default(),
+        );
+        let reader = evaluation::scan_reader(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for row in reader.query_all_raw(statement).await? {
+            println!("{}", row.try_get_by_index::<String>(0)?);
+        }
+        return Ok(());
+    }
     let started = Instant::now();
-    let rows = tierwise_api::store::evaluation_scan::scan(db.conn(), chrono::Utc::now(), 365, None)
+    let reader = evaluation::scan_reader(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rows = tierwise_api::store::evaluation_scan::scan(&reader, chrono::Utc::now(), 365, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     futures_util::pin_mut!(rows);

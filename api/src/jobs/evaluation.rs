@@ -11,7 +11,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use entity::enums::TierChangeReason;
 use entity::{customer, evaluation_run, tier_change};
 use futures_util::TryStreamExt;
-use sea_orm::{EntityTrait, PaginatorTrait, Set};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, Set, TransactionTrait};
 use uuid::Uuid;
 
 use crate::domain::analytics::{abc, rfm};
@@ -23,6 +23,10 @@ use crate::service::tiering::Program;
 use crate::store::evaluation_runs::{self, Counts};
 use crate::store::evaluation_scan::{self, CustomerState, ScanRow, StateWrite, WRITE_BATCH};
 use crate::store::{Db, customers, now, tier_changes};
+
+/// Memory Postgres may use per sort or hash while scanning: enough to group a million
+/// customers' interactions in memory instead of spilling to disk (the default is 4 MB).
+const SCAN_WORK_MEM: &str = "256MB";
 
 /// The most customers one run may be limited to by id.
 pub const MAX_CUSTOMER_IDS: usize = 10_000;
@@ -135,14 +139,15 @@ async fn work(
     };
     progress.started(population);
 
+    let reader = scan_reader(db).await?;
     let rows = evaluation_scan::scan(
-        db.conn(),
+        &reader,
         run.as_of,
         program.model.window_days,
         only.as_deref(),
     )
     .await?;
-    futures_util::pin_mut!(rows);
+    let mut rows = Box::pin(rows);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut moves = Vec::new();
     while let Some(row) = rows.try_next().await? {
@@ -163,9 +168,23 @@ async fn work(
             progress.advanced(1000);
         }
     }
+    drop(rows);
+    reader.commit().await?;
     flush(db, run, &mut batch, &mut moves, counts).await?;
     progress.advanced(counts.customers_evaluated as u64 % 1000);
     Ok(())
+}
+
+/// The transaction the scan reads in: its own, where Postgres may use more memory for
+/// grouping and sorting than the server's default allows.
+pub async fn scan_reader(db: &Db) -> DomainResult<sea_orm::DatabaseTransaction> {
+    let reader = db.conn().begin().await?;
+    if reader.get_database_backend() == DbBackend::Postgres {
+        reader
+            .execute_unprepared(&format!("SET LOCAL work_mem = '{SCAN_WORK_MEM}'"))
+            .await?;
+    }
+    Ok(reader)
 }
 
 /// A customer's new state as of `as_of`, and its tier move, when anything changed.
@@ -243,6 +262,12 @@ async fn flush(
     let (ups, downs) = db
         .write(move |txn| {
             Box::pin(async move {
+                if txn.get_database_backend() == DbBackend::Postgres {
+                    // A batch lost to a crash is redone by the next run; not waiting for
+                    // each batch's WAL flush keeps a large run fast.
+                    txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+                        .await?;
+                }
                 let written: std::collections::HashSet<Uuid> =
                     evaluation_scan::write_states(txn, &writes, as_of)
                         .await?

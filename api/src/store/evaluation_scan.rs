@@ -115,6 +115,25 @@ fn scan_sql(customer_filter: &str) -> String {
     )
 }
 
+/// The scan as one statement, for `scan` and for EXPLAIN in the benchmarks.
+pub fn scan_statement(
+    backend: DbBackend,
+    as_of: DateTime<Utc>,
+    window_days: i32,
+    only: Option<&[Uuid]>,
+) -> sea_orm::Statement {
+    let mut values: Vec<Value> = vec![as_of.into(), window_start(as_of, window_days).into()];
+    let filter = match only {
+        Some(ids) => {
+            let list = placeholders(3, ids.len());
+            values.extend(ids.iter().map(|id| Value::from(*id)));
+            format!(" WHERE scored.id IN ({list})")
+        }
+        None => String::new(),
+    };
+    raw(backend, &scan_sql(&filter), values)
+}
+
 /// Streams every customer (or those in `only`) with its sums as of `as_of` and its
 /// population ranks. Ranks are always computed over the whole population.
 pub async fn scan<'a, C>(
