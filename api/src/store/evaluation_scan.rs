@@ -145,18 +145,9 @@ pub async fn scan<'a, C>(
 where
     C: StreamTrait + ConnectionTrait,
 {
-    let mut values: Vec<Value> = vec![as_of.into(), window_start(as_of, window_days).into()];
-    let filter = match only {
-        Some(ids) => {
-            let list = placeholders(3, ids.len());
-            values.extend(ids.iter().map(|id| Value::from(*id)));
-            format!(" WHERE scored.id IN ({list})")
-        }
-        None => String::new(),
-    };
     let backend = ConnectionTrait::get_database_backend(db);
     Ok(db
-        .stream_raw(raw(backend, &scan_sql(&filter), values))
+        .stream_raw(scan_statement(backend, as_of, window_days, only))
         .await?)
 }
 

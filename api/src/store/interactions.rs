@@ -5,15 +5,13 @@ use std::collections::HashMap;
 use entity::enums::InteractionKind;
 use entity::interaction;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
-use super::paging::{
-    Cursor, Page, PageRequest, SortValue, after_condition, group_pages, placeholders,
-};
-use super::{now, raw};
+use super::now;
+use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue, after_condition};
 use crate::domain::interaction::InteractionDraft;
 use crate::domain::{DomainError, DomainResult};
 
@@ -124,61 +122,21 @@ pub fn cursor_instant(cursor: &Cursor) -> DomainResult<chrono::DateTime<chrono::
         .with_timezone(&chrono::Utc))
 }
 
-#[derive(FromQueryResult)]
-struct CountRow {
-    customer_id: Uuid,
-    total: i64,
-}
-
-/// The first page (newest first) of each customer's interactions of `kinds`, in two
-/// statements whatever the number of customers: a window function numbers each
-/// customer's rows, and one grouped count gives the totals.
+/// The first page (newest first) of each customer's interactions of `kinds` (all when
+/// empty), in two statements whatever the number of customers.
 pub async fn first_pages(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
     kinds: &[InteractionKind],
     page: &PageRequest,
 ) -> DomainResult<HashMap<Uuid, Page<interaction::Model>>> {
-    let backend = db.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = customer_ids.iter().map(|id| (*id).into()).collect();
-    let ids = placeholders(1, customer_ids.len());
-    let kinds_filter = if kinds.is_empty() {
-        String::new()
-    } else {
-        let list = placeholders(values.len() + 1, kinds.len());
-        values.extend(kinds.iter().map(|k| k.as_str().into()));
-        format!(" AND kind IN ({list})")
+    let list = ChildList {
+        table: "interaction",
+        time_column: "occurred_at",
+        any_of: Some(("kind", kinds.iter().map(|k| k.as_str().into()).collect())),
     };
-    let limit = values.len() + 1;
-    values.push((page.first as i64 + 1).into());
-    let rows = interaction::Model::find_by_statement(raw(
-        backend,
-        &format!(
-            "SELECT * FROM (SELECT interaction.*, ROW_NUMBER() OVER \
-             (PARTITION BY customer_id ORDER BY occurred_at DESC, id DESC) AS position \
-             FROM interaction WHERE customer_id IN ({ids}){kinds_filter}) numbered \
-             WHERE position <= ${limit} ORDER BY customer_id, position"
-        ),
-        values.clone(),
-    ))
-    .all(db)
-    .await?;
-    values.pop();
-    let totals = CountRow::find_by_statement(raw(
-        backend,
-        &format!(
-            "SELECT customer_id, CAST(COUNT(*) AS BIGINT) AS total FROM interaction \
-             WHERE customer_id IN ({ids}){kinds_filter} GROUP BY customer_id"
-        ),
-        values,
-    ))
-    .all(db)
-    .await?;
-    Ok(group_pages(
-        customer_ids,
-        rows,
-        totals.into_iter().map(|t| (t.customer_id, t.total)),
-        page,
-        |i| i.customer_id,
-    ))
+    paging::first_pages(db, list, customer_ids, page, |i: &interaction::Model| {
+        i.customer_id
+    })
+    .await
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef};
-use sea_orm::{Condition, Value};
+use sea_orm::{Condition, FromQueryResult, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -156,6 +156,81 @@ pub fn after_condition(
     }
 }
 
+/// A child list of customers that `first_pages` pages newest first: its table (with a
+/// `customer_id` column), its time column, and optionally a column whose value must be
+/// one of `any_of`.
+pub struct ChildList<'a> {
+    pub table: &'a str,
+    pub time_column: &'a str,
+    pub any_of: Option<(&'a str, Vec<Value>)>,
+}
+
+#[derive(FromQueryResult)]
+struct ParentCount {
+    customer_id: Uuid,
+    total: i64,
+}
+
+/// The first page (newest first) of a child list for each of many customers, in two
+/// statements whatever their number: a window function numbers each customer's rows, and
+/// one grouped count gives the totals.
+pub async fn first_pages<M: FromQueryResult>(
+    db: &impl sea_orm::ConnectionTrait,
+    list: ChildList<'_>,
+    customer_ids: &[Uuid],
+    page: &PageRequest,
+    parent_of: impl Fn(&M) -> Uuid,
+) -> DomainResult<HashMap<Uuid, Page<M>>> {
+    let backend = db.get_database_backend();
+    let ChildList {
+        table,
+        time_column,
+        any_of,
+    } = list;
+    let mut values: Vec<Value> = customer_ids.iter().map(|id| (*id).into()).collect();
+    let ids = placeholders(1, customer_ids.len());
+    let condition = match any_of {
+        Some((column, allowed)) if !allowed.is_empty() => {
+            let list = placeholders(values.len() + 1, allowed.len());
+            values.extend(allowed);
+            format!(" AND {column} IN ({list})")
+        }
+        _ => String::new(),
+    };
+    let limit = values.len() + 1;
+    let mut row_values = values.clone();
+    row_values.push((page.first as i64 + 1).into());
+    let rows = M::find_by_statement(super::raw(
+        backend,
+        &format!(
+            "SELECT * FROM (SELECT {table}.*, ROW_NUMBER() OVER \
+             (PARTITION BY customer_id ORDER BY {time_column} DESC, id DESC) AS position \
+             FROM {table} WHERE customer_id IN ({ids}){condition}) numbered \
+             WHERE position <= ${limit} ORDER BY customer_id, position"
+        ),
+        row_values,
+    ))
+    .all(db)
+    .await?;
+    let totals = ParentCount::find_by_statement(super::raw(
+        backend,
+        &format!(
+            "SELECT customer_id, CAST(COUNT(*) AS BIGINT) AS total FROM {table} \
+             WHERE customer_id IN ({ids}){condition} GROUP BY customer_id"
+        ),
+        values,
+    ))
+    .all(db)
+    .await?;
+    Ok(group_pages(
+        customer_ids,
+        rows,
+        totals.into_iter().map(|t| (t.customer_id, t.total)),
+        page,
+        parent_of,
+    ))
+}
+
 /// `$from, $from+1, …` for `count` values.
 pub fn placeholders(from: usize, count: usize) -> String {
     (from..from + count)
@@ -165,7 +240,7 @@ pub fn placeholders(from: usize, count: usize) -> String {
 }
 
 /// Splits rows of many parents into one first page per parent (empty pages included).
-pub fn group_pages<M>(
+fn group_pages<M>(
     parents: &[Uuid],
     rows: Vec<M>,
     totals: impl Iterator<Item = (Uuid, i64)>,

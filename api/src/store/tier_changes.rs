@@ -2,20 +2,16 @@
 
 use entity::enums::TierChangeReason;
 use entity::tier_change;
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
-use std::collections::HashMap;
-
-use sea_orm::FromQueryResult;
 use uuid::Uuid;
 
 use super::now;
-use super::paging::{
-    Cursor, Page, PageRequest, SortValue, after_condition, group_pages, placeholders,
-};
-use super::raw;
+use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue, after_condition};
 use crate::domain::DomainResult;
 
 /// The order tier history is listed in: newest first.
@@ -90,54 +86,22 @@ pub async fn page_of(
     Ok(Page::from_overfetch(rows, page, total))
 }
 
-#[derive(FromQueryResult)]
-struct CountRow {
-    customer_id: Uuid,
-    total: i64,
-}
-
 /// The first page of each customer's tier history, in two statements whatever the
-/// number of customers (see `interactions::first_pages`).
+/// number of customers.
 pub async fn first_pages(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
     page: &PageRequest,
 ) -> DomainResult<HashMap<Uuid, Page<tier_change::Model>>> {
-    let backend = db.get_database_backend();
-    let mut values: Vec<sea_orm::Value> = customer_ids.iter().map(|id| (*id).into()).collect();
-    let ids = placeholders(1, customer_ids.len());
-    let limit = values.len() + 1;
-    values.push((page.first as i64 + 1).into());
-    let rows = tier_change::Model::find_by_statement(raw(
-        backend,
-        &format!(
-            "SELECT * FROM (SELECT tier_change.*, ROW_NUMBER() OVER \
-             (PARTITION BY customer_id ORDER BY changed_at DESC, id DESC) AS position \
-             FROM tier_change WHERE customer_id IN ({ids})) numbered \
-             WHERE position <= ${limit} ORDER BY customer_id, position"
-        ),
-        values.clone(),
-    ))
-    .all(db)
-    .await?;
-    values.pop();
-    let totals = CountRow::find_by_statement(raw(
-        backend,
-        &format!(
-            "SELECT customer_id, CAST(COUNT(*) AS BIGINT) AS total FROM tier_change \
-             WHERE customer_id IN ({ids}) GROUP BY customer_id"
-        ),
-        values,
-    ))
-    .all(db)
-    .await?;
-    Ok(group_pages(
-        customer_ids,
-        rows,
-        totals.into_iter().map(|t| (t.customer_id, t.total)),
-        page,
-        |c| c.customer_id,
-    ))
+    let list = ChildList {
+        table: "tier_change",
+        time_column: "changed_at",
+        any_of: None,
+    };
+    paging::first_pages(db, list, customer_ids, page, |c: &tier_change::Model| {
+        c.customer_id
+    })
+    .await
 }
 
 /// Inserts the tier changes of one evaluation batch in one statement.

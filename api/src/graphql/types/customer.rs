@@ -1,5 +1,8 @@
 //! `Customer` and the inputs that create, change, filter and order customers.
 
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Result};
 use entity::customer;
 
@@ -10,9 +13,10 @@ use super::enums::{
 use super::interaction::{Interaction, InteractionConnection};
 use super::metrics::CustomerMetrics;
 use super::tier::{Tier, TierChangeConnection, load_tier};
+use crate::domain::{DomainError, DomainResult};
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
-    InteractionsOf, RequestLoader, TagsOfCustomer, TierHistoryOf, normalize_kinds,
+    InteractionsOf, RequestLoader, StoreLoader, TagsOfCustomer, TierHistoryOf, normalize_kinds,
 };
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
@@ -101,22 +105,13 @@ impl Customer {
         after: Option<String>,
     ) -> Result<TierChangeConnection> {
         let request = PageRequest::new(first, after.as_deref(), tier_changes::ORDER).gql()?;
-        let page = if request.after.is_none() {
-            let key = TierHistoryOf {
-                customer: self.0.id,
-                first: request.first,
-            };
-            ctx.data::<RequestLoader>()?
-                .load_one(key)
-                .await
-                .gql()?
-                .unwrap_or_else(|| Page::from_overfetch(Vec::new(), &request, 0))
-        } else {
-            let db = ctx.data::<crate::store::Db>()?;
-            tier_changes::page_of(db.conn(), self.0.id, &request)
-                .await
-                .gql()?
+        let key = TierHistoryOf {
+            customer: self.0.id,
+            first: request.first,
         };
+        let db = ctx.data::<crate::store::Db>()?;
+        let later = tier_changes::page_of(db.conn(), self.0.id, &request);
+        let page = first_or_later(ctx, &request, key, later).await?;
         Ok(TierChangeConnection::from_page(
             page,
             tier_changes::cursor,
@@ -139,23 +134,14 @@ impl Customer {
             .map(Into::into)
             .collect();
         normalize_kinds(&mut kinds);
-        let page = if request.after.is_none() {
-            let key = InteractionsOf {
-                customer: self.0.id,
-                first: request.first,
-                kinds,
-            };
-            ctx.data::<RequestLoader>()?
-                .load_one(key)
-                .await
-                .gql()?
-                .unwrap_or_else(|| Page::from_overfetch(Vec::new(), &request, 0))
-        } else {
-            let db = ctx.data::<crate::store::Db>()?;
-            interactions::page_of(db.conn(), self.0.id, &kinds, &request)
-                .await
-                .gql()?
+        let key = InteractionsOf {
+            customer: self.0.id,
+            first: request.first,
+            kinds: kinds.clone(),
         };
+        let db = ctx.data::<crate::store::Db>()?;
+        let later = interactions::page_of(db.conn(), self.0.id, &kinds, &request);
+        let page = first_or_later(ctx, &request, key, later).await?;
         Ok(InteractionConnection::from_page(
             page,
             interactions::cursor,
@@ -178,6 +164,30 @@ impl Customer {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+}
+
+/// A first page comes from the request's dataloader (batched over the customers of a
+/// list); a later page, asked with `after`, straight from the store.
+async fn first_or_later<K, M>(
+    ctx: &Context<'_>,
+    request: &PageRequest,
+    key: K,
+    later: impl Future<Output = DomainResult<Page<M>>>,
+) -> Result<Page<M>>
+where
+    K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
+    M: Send + Sync + Clone + 'static,
+    StoreLoader: Loader<K, Value = Page<M>, Error = Arc<DomainError>>,
+{
+    if request.after.is_some() {
+        return later.await.gql();
+    }
+    Ok(ctx
+        .data::<RequestLoader>()?
+        .load_one(key)
+        .await
+        .gql()?
+        .unwrap_or_else(|| Page::from_overfetch(Vec::new(), request, 0)))
 }
 
 super::connection::connection!(CustomerConnection, CustomerEdge, Customer);
