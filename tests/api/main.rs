@@ -15,5 +15,6 @@ mod interactions;
 mod pagination;
 mod program;
 mod roles;
+mod run_races;
 mod schedule;
 mod schema;
