@@ -110,10 +110,11 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
                 .gql()?;
         }
     }
-    if nodes
-        .iter()
-        .any(|node| node.field("metrics").field("asOf").exists())
-    {
+    // The metrics' instant (and the recency counted up to it) may come from the latest run.
+    if nodes.iter().any(|node| {
+        let metrics = node.field("metrics");
+        metrics.field("asOf").exists() || metrics.field("recencyDays").exists()
+    }) {
         loader.load_one(LatestFullRun).await.gql()?;
     }
     Ok(())

@@ -33,13 +33,6 @@ impl InteractionMutation {
         inputs: Vec<RecordInteractionInput>,
     ) -> Result<Vec<RecordInteractionPayload>> {
         let caller = &principal(ctx)?.subject;
-        if inputs.len() > interactions::MAX_BATCH {
-            return Err(crate::domain::DomainError::bad_input(
-                "inputs",
-                format!("at most {} interactions per call", interactions::MAX_BATCH),
-            ))
-            .gql();
-        }
         let requests = inputs
             .into_iter()
             .enumerate()
