@@ -1317,7 +1317,36 @@ async fn only_admins_run_evaluations_and_staff_read_them(app: TestApp) {
     assert_error(&body, "FORBIDDEN");
 }
 
+/// A population larger than one write batch (1,000 rows): batches are written while the
+/// scan still streams, on both databases, and every customer is scored.
+async fn a_run_writes_in_batches_while_it_scans(app: TestApp) {
+    use tierwise_api::service::customers::{ProfileInput, create_many};
+    let inputs = (0..2_100)
+        .map(|i| ProfileInput {
+            name: format!("Batch {i}"),
+            ..Default::default()
+        })
+        .collect();
+    let created = create_many(&app.db, inputs).await.expect("customers");
+    let buyer = created[1_500].id.to_string();
+    app.ok(
+        RECORD,
+        json!({ "inputs": [{ "customerId": buyer, "kind": "PURCHASE", "amount": "10000",
+                              "occurredAt": ts(origin()) }] }),
+    )
+    .await;
+    let run = evaluate(&app, origin() + days(1)).await;
+    assert_eq!(run["status"], "SUCCEEDED");
+    assert_eq!(run["customersEvaluated"], 2_100);
+    assert_eq!(run["upgrades"], 1);
+    let scored = customer(&app, &buyer).await;
+    assert_eq!(scored["tier"]["key"], "regular");
+    assert_eq!(scored["metrics"]["rfm"]["segment"], "CHAMPIONS");
+    assert_eq!(scored["metrics"]["abcClass"], "A");
+}
+
 on_both!(
+    a_run_writes_in_batches_while_it_scans,
     every_band_boundary_scores_as_the_contract_says,
     without_a_survey_the_weights_are_renormalised,
     runs_upgrade_at_once_and_downgrade_one_tier_after_the_grace_period,
