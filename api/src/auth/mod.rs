@@ -83,6 +83,12 @@ pub enum Permission {
     SetCustomerTier,
     /// Start evaluation runs.
     RunEvaluations,
+    /// Add or take points by hand (`adjustPoints`).
+    AdjustPoints,
+    /// Create and change rewards.
+    ManageRewards,
+    /// Redeem rewards for any customer (a customer redeems for itself, decided per object).
+    RedeemRewards,
 }
 
 /// The authenticated caller, from a verified token.
@@ -105,16 +111,28 @@ impl Principal {
         use Permission::*;
         match self.role {
             Role::Admin => true,
-            Role::Staff => !matches!(permission, EraseCustomers | ManageProgram | RunEvaluations),
+            Role::Staff => !matches!(
+                permission,
+                EraseCustomers | ManageProgram | RunEvaluations | ManageRewards
+            ),
             Role::Partner => match permission {
                 ReadCustomers | ReadProgram => self.has_scope(Scope::CustomersRead),
                 WriteCustomers => self.has_scope(Scope::CustomersWrite),
                 RecordInteractions => self.has_scope(Scope::InteractionsWrite),
-                EraseCustomers | ManageProgram | SetCustomerTier | RunEvaluations => false,
+                AdjustPoints => self.has_scope(Scope::PointsWrite),
+                RedeemRewards => self.has_scope(Scope::RewardsRedeem),
+                EraseCustomers | ManageProgram | SetCustomerTier | RunEvaluations
+                | ManageRewards => false,
             },
             // A customer reads only itself, which `ReadCustomer` decides per object.
             Role::Customer => false,
         }
+    }
+
+    /// Whether the caller may redeem rewards for this customer: a customer only for itself.
+    pub fn may_redeem_for(&self, id: Uuid) -> bool {
+        self.may(Permission::RedeemRewards)
+            || (self.role == Role::Customer && self.customer_id == Some(id))
     }
 
     /// Whether the caller may read this one customer.
@@ -154,6 +172,9 @@ mod tests {
             RecordInteractions,
             SetCustomerTier,
             RunEvaluations,
+            AdjustPoints,
+            ManageRewards,
+            RedeemRewards,
         ] {
             assert!(admin.may(p));
             assert!(
@@ -164,7 +185,11 @@ mod tests {
         assert!(staff.may(ReadCustomers) && staff.may(WriteCustomers) && staff.may(ReadProgram));
         assert!(!staff.may(EraseCustomers) && !staff.may(ManageProgram));
         assert!(staff.may(RecordInteractions) && staff.may(SetCustomerTier));
-        assert!(!staff.may(RunEvaluations));
+        assert!(!staff.may(RunEvaluations) && !staff.may(ManageRewards));
+        assert!(staff.may(AdjustPoints) && staff.may(RedeemRewards));
+        let shop = principal(Role::Partner, vec![Scope::RewardsRedeem]);
+        assert!(shop.may(RedeemRewards) && !shop.may(AdjustPoints));
+        assert!(customer.may_redeem_for(Uuid::nil()) && !customer.may_redeem_for(Uuid::now_v7()));
         let pos = principal(Role::Partner, vec![Scope::InteractionsWrite]);
         assert!(pos.may(RecordInteractions) && !pos.may(ReadCustomers));
         assert!(!reader.may(RecordInteractions) && !pos.may(SetCustomerTier));

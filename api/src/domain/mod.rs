@@ -7,6 +7,7 @@ pub mod interaction;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;
+pub mod points;
 pub mod program;
 pub mod referral_code;
 pub mod scoring;

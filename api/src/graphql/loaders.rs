@@ -12,12 +12,12 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{Context, Name, Result, Value};
 use chrono::{DateTime, Utc};
 use entity::enums::InteractionKind;
-use entity::{customer, interaction, tier, tier_change};
+use entity::{customer, interaction, points_entry, tier, tier_change};
 use uuid::Uuid;
 
 use crate::domain::DomainError;
 use crate::store::paging::{Page, PageRequest};
-use crate::store::{Db, customers, evaluation_runs, interactions, tier_changes, tiers};
+use crate::store::{Db, customers, evaluation_runs, interactions, points, tier_changes, tiers};
 
 pub struct StoreLoader {
     db: Db,
@@ -39,6 +39,21 @@ pub fn per_request(db: &Db) -> DataLoader<StoreLoader, HashMapCache> {
 }
 
 pub type RequestLoader = DataLoader<StoreLoader, HashMapCache>;
+
+/// A customer that must exist (it is referenced by a row the caller already has).
+pub async fn load_customer(
+    ctx: &Context<'_>,
+    id: Uuid,
+) -> Result<crate::graphql::types::customer::Customer> {
+    use crate::graphql::error::Gql;
+    ctx.data::<RequestLoader>()?
+        .load_one(CustomerById(id))
+        .await
+        .gql()?
+        .map(crate::graphql::types::customer::Customer)
+        .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("customer {id} is missing")))
+        .gql()
+}
 
 /// Loads, in one query each, the relations of a page of customers that the query selects
 /// under `nodes` or `edges.node`, so that each customer's fields then come from the cache.
@@ -93,6 +108,18 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
                 .flat_map(|page| &page.items)
                 .flat_map(|change| change.from_tier_id.into_iter().chain([change.to_tier_id]));
             loader.load_many(tiers.map(TierById)).await.gql()?;
+        }
+        for field in node.field("pointsLedger").selection_fields() {
+            let Some(first) = first_page_size(&field.arguments()?)? else {
+                continue;
+            };
+            loader
+                .load_many(customers.iter().map(|c| LedgerOf {
+                    customer: c.id,
+                    first,
+                }))
+                .await
+                .gql()?;
         }
         for field in node.field("interactions").selection_fields() {
             let arguments = field.arguments()?;
@@ -238,6 +265,13 @@ pub struct TierHistoryOf {
     pub first: u64,
 }
 
+/// The first page of a customer's points ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LedgerOf {
+    pub customer: Uuid,
+    pub first: u64,
+}
+
 /// The first page of a customer's interactions of some kinds (all when empty).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct InteractionsOf {
@@ -281,6 +315,32 @@ impl Loader<TierHistoryOf> for StoreLoader {
                 pages
                     .into_iter()
                     .map(|(customer, page)| (TierHistoryOf { customer, first }, page)),
+            );
+        }
+        Ok(result)
+    }
+}
+
+impl Loader<LedgerOf> for StoreLoader {
+    type Value = Page<points_entry::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[LedgerOf]) -> LoadResult<LedgerOf, Self::Value> {
+        let mut result = HashMap::new();
+        let mut sizes: Vec<u64> = keys.iter().map(|k| k.first).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for first in sizes {
+            let ids: Vec<Uuid> = keys
+                .iter()
+                .filter(|k| k.first == first)
+                .map(|k| k.customer)
+                .collect();
+            let pages = points::first_pages(self.db.conn(), &ids, &first_request(first)).await?;
+            result.extend(
+                pages
+                    .into_iter()
+                    .map(|(customer, page)| (LedgerOf { customer, first }, page)),
             );
         }
         Ok(result)

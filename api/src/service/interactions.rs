@@ -332,6 +332,7 @@ async fn earn_points(
     points::append(
         txn,
         NewEntry {
+            id: None,
             customer_id: customer.id,
             delta: points,
             kind: PointsEntryKind::Earn,
@@ -386,6 +387,7 @@ async fn reverse_points(
     points::append(
         txn,
         NewEntry {
+            id: None,
             customer_id,
             delta: -reversal,
             kind: PointsEntryKind::Reversal,

@@ -3,7 +3,9 @@
 
 pub mod customers;
 pub mod interactions;
+pub mod points;
 pub mod program;
+pub mod rewards;
 pub mod tiering;
 
 /// A field of a partial update: left as it is, cleared, or set.

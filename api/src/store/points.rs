@@ -1,18 +1,24 @@
 //! The points ledger: append-only entries whose running balance is kept on the customer.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::enums::PointsEntryKind;
 use entity::{customer, points_entry};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
 use super::now;
+use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue, after_condition};
 use crate::domain::DomainResult;
 
 pub struct NewEntry<'a> {
+    /// The entry's id, when the caller needs it beforehand (an idempotency key names it).
+    pub id: Option<Uuid>,
     pub customer_id: Uuid,
     pub delta: i64,
     pub kind: PointsEntryKind,
@@ -41,7 +47,7 @@ pub async fn append(
         .map(|c| c.points_balance);
     let balance_after = balance.unwrap_or_default();
     Ok(points_entry::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(entry.id.unwrap_or_else(Uuid::now_v7)),
         customer_id: Set(entry.customer_id),
         delta: Set(entry.delta),
         balance_after: Set(balance_after),
@@ -54,6 +60,74 @@ pub async fn append(
     }
     .insert(db)
     .await?)
+}
+
+/// The order the ledger is listed in: newest first.
+pub const ORDER: &str = "CREATED_AT_DESC";
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> DomainResult<Option<points_entry::Model>> {
+    Ok(points_entry::Entity::find_by_id(id).one(db).await?)
+}
+
+pub fn cursor(entry: &points_entry::Model) -> String {
+    Cursor::new(
+        ORDER,
+        SortValue::Text(entry.created_at.to_rfc3339()),
+        entry.id,
+    )
+    .encode()
+}
+
+/// A page of one customer's ledger, newest first.
+pub async fn page_of(
+    db: &impl ConnectionTrait,
+    customer_id: Uuid,
+    page: &PageRequest,
+) -> DomainResult<Page<points_entry::Model>> {
+    let of_customer = points_entry::Column::CustomerId.eq(customer_id);
+    let total = points_entry::Entity::find()
+        .filter(of_customer.clone())
+        .count(db)
+        .await?;
+    let mut query = points_entry::Entity::find().filter(of_customer);
+    if let Some(cursor) = &page.after {
+        let at = super::interactions::cursor_instant(cursor)?;
+        query = query.filter(after_condition(
+            points_entry::Column::CreatedAt,
+            points_entry::Column::Id,
+            true,
+            false,
+            cursor,
+            Some(at.into()),
+        ));
+    }
+    let rows = query
+        .order_by_desc(points_entry::Column::CreatedAt)
+        .order_by_desc(points_entry::Column::Id)
+        .limit(page.first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_overfetch(rows, page, total))
+}
+
+/// The first page of each customer's ledger, in two statements whatever their number.
+pub async fn first_pages(
+    db: &impl ConnectionTrait,
+    customer_ids: &[Uuid],
+    page: &PageRequest,
+) -> DomainResult<HashMap<Uuid, Page<points_entry::Model>>> {
+    let list = ChildList {
+        table: "points_entry",
+        time_column: "created_at",
+        any_of: None,
+    };
+    paging::first_pages(db, list, customer_ids, page, |e: &points_entry::Model| {
+        e.customer_id
+    })
+    .await
 }
 
 /// The points of entries of `kind` caused by any of `interaction_ids`.

@@ -4,6 +4,7 @@
 mod customers;
 mod interactions;
 mod program;
+mod rewards;
 mod tiering;
 
 #[derive(async_graphql::MergedObject, Default)]
@@ -11,5 +12,6 @@ pub struct Mutation(
     customers::CustomerMutation,
     interactions::InteractionMutation,
     program::ProgramMutation,
+    rewards::RewardMutation,
     tiering::TieringMutation,
 );

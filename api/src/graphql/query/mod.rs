@@ -3,6 +3,7 @@
 mod customers;
 mod evaluation;
 mod program;
+mod rewards;
 mod viewer;
 
 #[derive(async_graphql::MergedObject, Default)]
@@ -11,4 +12,5 @@ pub struct Query(
     customers::CustomerQuery,
     program::ProgramQuery,
     evaluation::EvaluationQuery,
+    rewards::RewardQuery,
 );

@@ -12,18 +12,20 @@ use super::enums::{
 };
 use super::interaction::{Interaction, InteractionConnection};
 use super::metrics::CustomerMetrics;
+use super::points::{PointsEntry, PointsEntryConnection};
 use super::tier::{Tier, TierChangeConnection, load_tier};
 use crate::domain::{DomainError, DomainResult};
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
-    InteractionsOf, RequestLoader, StoreLoader, TagsOfCustomer, TierHistoryOf, normalize_kinds,
+    InteractionsOf, LedgerOf, RequestLoader, StoreLoader, TagsOfCustomer, TierHistoryOf,
+    normalize_kinds,
 };
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
 use crate::service::customers::{ProfileInput, ProfilePatch};
 use crate::store::customers::{self as store, CustomerOrder};
 use crate::store::paging::{Page, PageRequest};
-use crate::store::{interactions, tier_changes};
+use crate::store::{interactions, points, tier_changes};
 
 #[derive(Clone)]
 pub struct Customer(pub customer::Model);
@@ -151,6 +153,28 @@ impl Customer {
 
     async fn points_balance(&self) -> i64 {
         self.0.points_balance
+    }
+
+    /// Newest first.
+    async fn points_ledger(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<PointsEntryConnection> {
+        let request = PageRequest::new(first, after.as_deref(), points::ORDER).gql()?;
+        let key = LedgerOf {
+            customer: self.0.id,
+            first: request.first,
+        };
+        let db = ctx.data::<crate::store::Db>()?;
+        let later = points::page_of(db.conn(), self.0.id, &request);
+        let page = first_or_later(ctx, &request, key, later).await?;
+        Ok(PointsEntryConnection::from_page(
+            page,
+            points::cursor,
+            PointsEntry,
+        ))
     }
 
     async fn referral_code(&self) -> &str {

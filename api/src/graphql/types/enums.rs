@@ -124,3 +124,15 @@ pub enum EvaluationStatus {
     Succeeded,
     Failed,
 }
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::PointsEntryKind")]
+pub enum PointsEntryKind {
+    Earn,
+    Redeem,
+    Expire,
+    Adjust,
+    ReferralBonus,
+    Reversal,
+    BirthdayBonus,
+}

@@ -6,6 +6,8 @@ pub mod enums;
 pub mod evaluation;
 pub mod interaction;
 pub mod metrics;
+pub mod points;
 pub mod program;
+pub mod reward;
 pub mod tier;
 pub mod viewer;

@@ -8,7 +8,7 @@ use super::enums::TierChangeReason;
 use crate::domain::DomainError;
 use crate::domain::money::e4_to_rate;
 use crate::graphql::error::Gql;
-use crate::graphql::loaders::{CustomerById, MembersOfTier, RequestLoader, TierById};
+use crate::graphql::loaders::{MembersOfTier, RequestLoader, TierById};
 use crate::graphql::scalars::DateTime;
 use crate::store::tiers;
 
@@ -78,15 +78,7 @@ impl TierChange {
     }
 
     async fn customer(&self, ctx: &Context<'_>) -> Result<Customer> {
-        let loader = ctx.data::<RequestLoader>()?;
-        let id = self.0.customer_id;
-        loader
-            .load_one(CustomerById(id))
-            .await
-            .gql()?
-            .map(Customer)
-            .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("customer {id} is missing")))
-            .gql()
+        crate::graphql::loaders::load_customer(ctx, self.0.customer_id).await
     }
 
     /// `null` for the first tier, reason `CREATED`.

@@ -1,0 +1,35 @@
+use async_graphql::{Context, Object, Result};
+
+use crate::auth::Permission;
+use crate::auth::guard::principal;
+use crate::domain::DomainError;
+use crate::graphql::error::Gql;
+use crate::graphql::types::reward::Reward;
+use crate::store::{Db, rewards};
+
+#[derive(Default)]
+pub struct RewardQuery;
+
+#[Object]
+impl RewardQuery {
+    /// By cost, then name. Everyone sees the active rewards (an app shows them to its
+    /// customer); inactive ones are for those who read the program.
+    async fn rewards(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] include_inactive: bool,
+    ) -> Result<Vec<Reward>> {
+        if include_inactive && !principal(ctx)?.may(Permission::ReadProgram) {
+            return Err(DomainError::Forbidden(
+                "includeInactive is for staff and admins".into(),
+            ))
+            .gql();
+        }
+        Ok(rewards::list(ctx.data::<Db>()?.conn(), include_inactive)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Reward)
+            .collect())
+    }
+}

@@ -1,0 +1,77 @@
+//! Hand adjustments of a customer's points.
+
+use entity::enums::PointsEntryKind;
+use entity::points_entry;
+use uuid::Uuid;
+
+use crate::domain::points::adjustment;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::idempotency::{self, Claim};
+use crate::store::points::{self, NewEntry};
+use crate::store::{Db, customers};
+
+const OPERATION: &str = "adjustPoints";
+
+pub struct Adjustment {
+    pub customer_id: Uuid,
+    pub delta: i64,
+    pub reason: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// Adds (or takes) points by hand, as an `ADJUST` entry. The balance never goes below
+/// zero (`INSUFFICIENT_POINTS`); a repeated idempotency key returns the first entry.
+pub async fn adjust(
+    db: &Db,
+    caller: &str,
+    request: Adjustment,
+) -> DomainResult<points_entry::Model> {
+    let (delta, reason) = adjustment(request.delta, &request.reason)?;
+    let key = crate::domain::interaction::idempotency_key(
+        request.idempotency_key.as_deref(),
+        "input.idempotencyKey",
+    )?;
+    let caller = caller.to_owned();
+    db.write(move |txn| {
+        Box::pin(async move {
+            let customer = customers::find_for_update(txn, request.customer_id)
+                .await?
+                .filter(|c| c.erased_at.is_none())
+                .ok_or_else(|| DomainError::not_found("customer"))?;
+            let id = Uuid::now_v7();
+            if let Some(key) = &key
+                && let Claim::Seen(previous) =
+                    idempotency::claim(txn, &caller, key, OPERATION, id).await?
+            {
+                return match previous {
+                    Some(previous) => points::find(txn, previous).await?,
+                    None => None,
+                }
+                .ok_or_else(|| {
+                    DomainError::Conflict("this idempotency key is already in use".into())
+                });
+            }
+            if customer.points_balance + delta < 0 {
+                return Err(DomainError::InsufficientPoints {
+                    balance: customer.points_balance,
+                    needed: -delta,
+                });
+            }
+            points::append(
+                txn,
+                NewEntry {
+                    id: Some(id),
+                    customer_id: customer.id,
+                    delta,
+                    kind: PointsEntryKind::Adjust,
+                    reason: Some(&reason),
+                    expires_at: None,
+                    interaction_id: None,
+                    created_by: &caller,
+                },
+            )
+            .await
+        })
+    })
+    .await
+}

@@ -1,0 +1,162 @@
+//! The rewards catalogue, and redeeming rewards for points.
+//!
+//! A redemption locks the customer, then the reward (always in that order, so redemptions
+//! queue instead of deadlocking), and decides balance, tier and stock under those locks;
+//! stock is taken with a conditional update, so it is never oversold.
+
+use entity::enums::PointsEntryKind;
+use entity::{redemption, reward, tier};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::domain::points::RewardDraft;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::idempotency::{self, Claim};
+use crate::store::points::{self, NewEntry};
+use crate::store::{Db, customers, now, rewards, tiers};
+
+const OPERATION: &str = "redeemReward";
+
+/// The tier a reward requires, by key; `BAD_USER_INPUT` for a key no tier has.
+async fn min_tier(txn: &impl ConnectionTrait, key: Option<&str>) -> DomainResult<Option<Uuid>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    tier::Entity::find()
+        .filter(tier::Column::Key.eq(key))
+        .one(txn)
+        .await?
+        .map(|t| Some(t.id))
+        .ok_or_else(|| DomainError::bad_input("input.minTierKey", format!("no tier has key {key}")))
+}
+
+pub async fn create(
+    db: &Db,
+    draft: RewardDraft,
+    min_tier_key: Option<String>,
+) -> DomainResult<reward::Model> {
+    db.write(move |txn| {
+        Box::pin(async move {
+            let min_tier_id = min_tier(txn, min_tier_key.as_deref()).await?;
+            rewards::insert(txn, draft, min_tier_id).await
+        })
+    })
+    .await
+}
+
+pub async fn update(
+    db: &Db,
+    id: Uuid,
+    draft: RewardDraft,
+    min_tier_key: Option<String>,
+) -> DomainResult<reward::Model> {
+    db.write(move |txn| {
+        Box::pin(async move {
+            rewards::find_for_update(txn, id)
+                .await?
+                .ok_or_else(|| DomainError::not_found("reward"))?;
+            let min_tier_id = min_tier(txn, min_tier_key.as_deref()).await?;
+            rewards::update(txn, id, draft, min_tier_id).await
+        })
+    })
+    .await
+}
+
+/// Redeems `reward_id` for `customer_id`: `INSUFFICIENT_POINTS`, `TIER_TOO_LOW`,
+/// `OUT_OF_STOCK` or `CONFLICT` (inactive) when it cannot be; a repeated idempotency key
+/// returns the first redemption.
+pub async fn redeem(
+    db: &Db,
+    caller: &str,
+    customer_id: Uuid,
+    reward_id: Uuid,
+    idempotency_key: Option<String>,
+) -> DomainResult<redemption::Model> {
+    let key = crate::domain::interaction::idempotency_key(
+        idempotency_key.as_deref(),
+        "input.idempotencyKey",
+    )?;
+    let caller = caller.to_owned();
+    db.write(move |txn| {
+        Box::pin(async move {
+            let customer = customers::find_for_update(txn, customer_id)
+                .await?
+                .filter(|c| c.erased_at.is_none())
+                .ok_or_else(|| DomainError::not_found("customer"))?;
+            let id = Uuid::now_v7();
+            if let Some(key) = &key
+                && let Claim::Seen(previous) =
+                    idempotency::claim(txn, &caller, key, OPERATION, id).await?
+            {
+                return match previous {
+                    Some(previous) => rewards::find_redemption(txn, previous).await?,
+                    None => None,
+                }
+                .ok_or_else(|| {
+                    DomainError::Conflict("this idempotency key is already in use".into())
+                });
+            }
+            let reward = rewards::find_for_update(txn, reward_id)
+                .await?
+                .ok_or_else(|| DomainError::not_found("reward"))?;
+            if !reward.active {
+                return Err(DomainError::Conflict(format!(
+                    "reward {} is not active",
+                    reward.name
+                )));
+            }
+            if let Some(required) = reward.min_tier_id {
+                let found = tiers::by_ids(txn, &[required, customer.tier_id]).await?;
+                let rank = |id: Uuid| found.get(&id).map(|t| t.rank);
+                if rank(customer.tier_id) < rank(required) {
+                    let name = found
+                        .get(&required)
+                        .map_or("a higher tier", |t| t.name.as_str());
+                    return Err(DomainError::TierTooLow(format!(
+                        "reward {} needs tier {name} or higher",
+                        reward.name
+                    )));
+                }
+            }
+            if customer.points_balance < reward.cost_points {
+                return Err(DomainError::InsufficientPoints {
+                    balance: customer.points_balance,
+                    needed: reward.cost_points,
+                });
+            }
+            if reward.stock.is_some() && !rewards::take_one(txn, reward.id).await? {
+                return Err(DomainError::OutOfStock(format!(
+                    "reward {} is out of stock",
+                    reward.name
+                )));
+            }
+            let entry = points::append(
+                txn,
+                NewEntry {
+                    id: None,
+                    customer_id,
+                    delta: -reward.cost_points,
+                    kind: PointsEntryKind::Redeem,
+                    reason: Some(&format!("redeemed {}", reward.name)),
+                    expires_at: None,
+                    interaction_id: None,
+                    created_by: &caller,
+                },
+            )
+            .await?;
+            rewards::insert_redemption(
+                txn,
+                redemption::Model {
+                    id,
+                    customer_id,
+                    reward_id: reward.id,
+                    points_spent: reward.cost_points,
+                    entry_id: entry.id,
+                    redeemed_at: now(),
+                },
+            )
+            .await
+        })
+    })
+    .await
+}
