@@ -1412,6 +1412,7 @@ mod cli {
                 name: name.into(),
                 ..Default::default()
             },
+            None,
         )
         .await
         .expect("customer created");

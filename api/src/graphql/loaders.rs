@@ -12,12 +12,14 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{Context, Name, Result, Value};
 use chrono::{DateTime, Utc};
 use entity::enums::InteractionKind;
-use entity::{customer, interaction, points_entry, tier, tier_change};
+use entity::{customer, interaction, points_entry, referral, tier, tier_change};
 use uuid::Uuid;
 
 use crate::domain::DomainError;
 use crate::store::paging::{Page, PageRequest};
-use crate::store::{Db, customers, evaluation_runs, interactions, points, tier_changes, tiers};
+use crate::store::{
+    Db, customers, evaluation_runs, interactions, points, referrals, tier_changes, tiers,
+};
 
 pub struct StoreLoader {
     db: Db,
@@ -91,6 +93,16 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
     loader
         .feed_many(customers.iter().map(|c| (CustomerById(c.id), c.clone())))
         .await;
+    if selects("referrals") {
+        loader
+            .load_many(customers.iter().map(|c| ReferralsBy(c.id)))
+            .await
+            .gql()?;
+    }
+    if selects("referredBy") {
+        let referrers = customers.iter().filter_map(|c| c.referred_by_id);
+        loader.load_many(referrers.map(CustomerById)).await.gql()?;
+    }
     for node in &nodes {
         for field in node.field("tierHistory").selection_fields() {
             let Some(first) = first_page_size(&field.arguments()?)? else {
@@ -263,6 +275,23 @@ impl Loader<MembersOfTier> for StoreLoader {
 pub struct TierHistoryOf {
     pub customer: Uuid,
     pub first: u64,
+}
+
+/// The referrals a customer made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReferralsBy(pub Uuid);
+
+impl Loader<ReferralsBy> for StoreLoader {
+    type Value = Vec<referral::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[ReferralsBy]) -> LoadResult<ReferralsBy, Self::Value> {
+        let found = referrals::made_by(self.db.conn(), &ids(keys, |k| k.0)).await?;
+        Ok(found
+            .into_iter()
+            .map(|(id, made)| (ReferralsBy(id), made))
+            .collect())
+    }
 }
 
 /// The first page of a customer's points ledger.

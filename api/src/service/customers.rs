@@ -94,12 +94,33 @@ fn external_ref_taken(error: DomainError, external_ref: &Option<String>) -> Doma
 }
 
 /// Creates a customer in the lowest tier, recorded in its history as CREATED.
-pub async fn create(db: &Db, input: ProfileInput) -> DomainResult<customer::Model> {
+/// With a `referral_code`, the customer is linked to its referrer in the same transaction
+/// (an unknown code is `NOT_FOUND` and creates nothing).
+pub async fn create(
+    db: &Db,
+    input: ProfileInput,
+    referral_code: Option<String>,
+) -> DomainResult<customer::Model> {
     let profile = input.validate()?;
     let external_ref = profile.external_ref.clone();
-    db.write(move |txn| Box::pin(async move { insert(txn, profile).await }))
-        .await
-        .map_err(|e| external_ref_taken(e, &external_ref))
+    let referral_code = referral_code.filter(|code| !code.trim().is_empty());
+    db.write(move |txn| {
+        Box::pin(async move {
+            let created = insert(txn, profile).await?;
+            match referral_code {
+                Some(code) => {
+                    let referral = super::referrals::link(txn, &created, &code).await?;
+                    Ok(customer::Model {
+                        referred_by_id: Some(referral.referrer_id),
+                        ..created
+                    })
+                }
+                None => Ok(created),
+            }
+        })
+    })
+    .await
+    .map_err(|e| external_ref_taken(e, &external_ref))
 }
 
 async fn insert(txn: &impl ConnectionTrait, profile: Profile) -> DomainResult<customer::Model> {

@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::referrals;
 use super::tiering::Program;
 use crate::domain::interaction::{self as rules, InteractionDraft, RawInteraction};
 use crate::domain::metrics;
@@ -152,23 +153,31 @@ async fn resolve(
     }
 }
 
-/// Locks every customer involved, in id order, so that two batches touching the same
-/// customers queue instead of deadlocking.
+/// Locks every customer involved, and their referrers (a first purchase pays them), in id
+/// order, so that two batches touching the same customers queue instead of deadlocking.
 async fn lock_customers(
     txn: &impl ConnectionTrait,
     ids: impl Iterator<Item = Uuid>,
 ) -> DomainResult<HashMap<Uuid, customer::Model>> {
-    let mut ids: Vec<Uuid> = ids.collect();
-    ids.sort();
-    ids.dedup();
+    let mut targets: Vec<Uuid> = ids.collect();
+    targets.sort();
+    targets.dedup();
+    // A referee's referrer does not change once set, so reading it unlocked is safe.
+    let referrers = customers::find_many(txn, &targets)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.referred_by_id);
+    let mut all: Vec<Uuid> = targets.iter().copied().chain(referrers).collect();
+    all.sort();
+    all.dedup();
     let rows = customer::Entity::find()
-        .filter(customer::Column::Id.is_in(ids.iter().copied()))
+        .filter(customer::Column::Id.is_in(all.iter().copied()))
         .order_by_asc(customer::Column::Id)
         .lock_exclusive()
         .all(txn)
         .await?;
     let found: HashMap<Uuid, customer::Model> = rows.into_iter().map(|c| (c.id, c)).collect();
-    for id in &ids {
+    for id in &targets {
         match found.get(id) {
             None => return Err(DomainError::not_found(format!("customer {id}"))),
             Some(c) if c.erased_at.is_some() => {
@@ -205,6 +214,7 @@ async fn record_one(
     let points_earned = match interaction.kind {
         InteractionKind::Purchase => {
             earn_points(txn, program, &current, &interaction, caller).await?
+                + referrals::settle_on_first_purchase(txn, program, customer_id, caller).await?
         }
         InteractionKind::Refund => reverse_points(txn, &interaction, caller).await?,
         _ => 0,

@@ -5,6 +5,7 @@ pub mod customers;
 pub mod interactions;
 pub mod points;
 pub mod program;
+pub mod referrals;
 pub mod rewards;
 pub mod tiering;
 

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod paging;
 pub mod points;
 pub mod program;
+pub mod referrals;
 pub mod rewards;
 pub mod tier_changes;
 pub mod tiers;

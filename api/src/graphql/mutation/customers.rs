@@ -6,7 +6,9 @@ use crate::graphql::id::parse_id;
 use crate::graphql::types::customer::{
     CreateCustomerInput, Customer, UpdateCustomerInput, UpsertCustomerInput,
 };
+use crate::graphql::types::referral::Referral;
 use crate::service::customers::{self, ProfilePatch};
+use crate::service::referrals;
 use crate::store::Db;
 
 #[derive(Default)]
@@ -20,8 +22,25 @@ impl CustomerMutation {
         ctx: &Context<'_>,
         input: CreateCustomerInput,
     ) -> Result<Customer> {
+        let referral_code = input.referral_code.clone();
         Ok(Customer(
-            customers::create(ctx.data::<Db>()?, input.into())
+            customers::create(ctx.data::<Db>()?, input.into(), referral_code)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Links a customer who has not bought yet to the referrer whose code it is.
+    #[graphql(guard = "Allow(Permission::WriteCustomers)")]
+    async fn apply_referral_code(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        code: String,
+    ) -> Result<Referral> {
+        let id = parse_id(&customer_id, "customerId").gql()?;
+        Ok(Referral(
+            referrals::apply_code(ctx.data::<Db>()?, id, code)
                 .await
                 .gql()?,
         ))

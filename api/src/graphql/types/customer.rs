@@ -13,12 +13,13 @@ use super::enums::{
 use super::interaction::{Interaction, InteractionConnection};
 use super::metrics::CustomerMetrics;
 use super::points::{PointsEntry, PointsEntryConnection};
+use super::referral::Referral;
 use super::tier::{Tier, TierChangeConnection, load_tier};
 use crate::domain::{DomainError, DomainResult};
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
-    InteractionsOf, LedgerOf, RequestLoader, StoreLoader, TagsOfCustomer, TierHistoryOf,
-    normalize_kinds,
+    InteractionsOf, LedgerOf, ReferralsBy, RequestLoader, StoreLoader, TagsOfCustomer,
+    TierHistoryOf, load_customer, normalize_kinds,
 };
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
@@ -181,6 +182,26 @@ impl Customer {
         &self.0.referral_code
     }
 
+    async fn referred_by(&self, ctx: &Context<'_>) -> Result<Option<Customer>> {
+        match self.0.referred_by_id {
+            Some(id) => load_customer(ctx, id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The referrals this customer made, oldest first.
+    async fn referrals(&self, ctx: &Context<'_>) -> Result<Vec<Referral>> {
+        let loader = ctx.data::<RequestLoader>()?;
+        Ok(loader
+            .load_one(ReferralsBy(self.0.id))
+            .await
+            .gql()?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Referral)
+            .collect())
+    }
+
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()
     }
@@ -288,6 +309,8 @@ pub struct CreateCustomerInput {
     birthday: Option<Date>,
     tags: Option<Vec<String>>,
     attributes: Option<Json<serde_json::Value>>,
+    /// A referrer's code, applied at sign-up.
+    pub referral_code: Option<String>,
 }
 
 impl From<CreateCustomerInput> for ProfileInput {
@@ -338,6 +361,7 @@ impl From<UpsertCustomerInput> for ProfileInput {
             birthday: input.birthday,
             tags: input.tags,
             attributes: input.attributes,
+            referral_code: None,
         }
         .into()
     }

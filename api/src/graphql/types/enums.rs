@@ -136,3 +136,11 @@ pub enum PointsEntryKind {
     Reversal,
     BirthdayBonus,
 }
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::ReferralStatus")]
+pub enum ReferralStatus {
+    Pending,
+    Rewarded,
+    Rejected,
+}

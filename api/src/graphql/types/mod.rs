@@ -8,6 +8,7 @@ pub mod interaction;
 pub mod metrics;
 pub mod points;
 pub mod program;
+pub mod referral;
 pub mod reward;
 pub mod tier;
 pub mod viewer;

@@ -1,0 +1,159 @@
+//! Referrals (CONTRACT.md, "Referrals"): a code applied at sign-up or before the first
+//! purchase, and the reward both sides get when the referee first buys.
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use entity::enums::{InteractionKind, PointsEntryKind, ReferralStatus};
+use entity::{customer, interaction, referral};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use super::tiering::Program;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::points::{self, NewEntry};
+use crate::store::{Db, customers, now, referrals};
+
+/// Links `referee` to the owner of `code`. `NOT_FOUND` for a code no customer has;
+/// `CONFLICT` for one's own code, a referee already referred, or one who already bought.
+/// The caller holds the referee's row lock.
+pub async fn link(
+    txn: &impl ConnectionTrait,
+    referee: &customer::Model,
+    code: &str,
+) -> DomainResult<referral::Model> {
+    let code = code.trim().to_uppercase();
+    let referrer = customer::Entity::find()
+        .filter(customer::Column::ReferralCode.eq(&code))
+        .filter(customer::Column::ErasedAt.is_null())
+        .one(txn)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("no customer has referral code {code}")))?;
+    if referrer.id == referee.id {
+        return Err(DomainError::Conflict(
+            "a customer cannot use its own referral code".into(),
+        ));
+    }
+    if referee.referred_by_id.is_some() || referrals::of_referee(txn, referee.id).await?.is_some() {
+        return Err(DomainError::Conflict(
+            "this customer was already referred; a referral code applies once".into(),
+        ));
+    }
+    let bought = interaction::Entity::find()
+        .filter(interaction::Column::CustomerId.eq(referee.id))
+        .filter(interaction::Column::Kind.eq(InteractionKind::Purchase))
+        .one(txn)
+        .await?
+        .is_some();
+    if bought {
+        return Err(DomainError::Conflict(
+            "a referral code applies only before the customer's first purchase".into(),
+        ));
+    }
+    customer::Entity::update_many()
+        .set(customer::ActiveModel {
+            referred_by_id: Set(Some(referrer.id)),
+            updated_at: Set(now()),
+            ..Default::default()
+        })
+        .filter(customer::Column::Id.eq(referee.id))
+        .exec(txn)
+        .await?;
+    referrals::insert(
+        txn,
+        referral::Model {
+            id: Uuid::now_v7(),
+            referrer_id: referrer.id,
+            referee_id: referee.id,
+            code,
+            status: ReferralStatus::Pending,
+            referrer_points: 0,
+            referee_points: 0,
+            created_at: now(),
+            rewarded_at: None,
+        },
+    )
+    .await
+}
+
+/// `applyReferralCode`: links an existing customer to a referrer.
+pub async fn apply_code(db: &Db, customer_id: Uuid, code: String) -> DomainResult<referral::Model> {
+    db.write(move |txn| {
+        Box::pin(async move {
+            let referee = customers::find_for_update(txn, customer_id)
+                .await?
+                .filter(|c| c.erased_at.is_none())
+                .ok_or_else(|| DomainError::not_found("customer"))?;
+            link(txn, &referee, &code).await
+        })
+    })
+    .await
+}
+
+/// The calendar year (UTC) around `at`, as `[start, end)`.
+fn year_of(at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = |year| {
+        Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(at)
+    };
+    (start(at.year()), start(at.year() + 1))
+}
+
+/// Settles the referee's pending referral at its first purchase: both sides get their
+/// bonus as `REFERRAL_BONUS` entries, unless the referrer already had
+/// `maxRewardedReferralsPerYear` rewarded this calendar year, which makes the referral
+/// `REJECTED` and pays nobody. The caller holds the row locks of both customers. Returns
+/// the points the referee got.
+pub async fn settle_on_first_purchase(
+    txn: &impl ConnectionTrait,
+    program: &Program,
+    referee_id: Uuid,
+    caller: &str,
+) -> DomainResult<i64> {
+    let Some(pending) = referrals::of_referee(txn, referee_id)
+        .await?
+        .filter(|r| r.status == ReferralStatus::Pending)
+    else {
+        return Ok(0);
+    };
+    let at = now();
+    let (year_start, year_end) = year_of(at);
+    let rewarded =
+        referrals::rewarded_between(txn, pending.referrer_id, year_start, year_end).await?;
+    let settings = &program.settings;
+    if rewarded >= u64::try_from(settings.max_rewarded_referrals_per_year).unwrap_or(0) {
+        referrals::settle(txn, pending.id, ReferralStatus::Rejected, 0, 0, at).await?;
+        return Ok(0);
+    }
+    let reason = format!("referral {}", pending.code);
+    for (customer_id, bonus) in [
+        (pending.referrer_id, settings.referrer_bonus),
+        (referee_id, settings.referee_bonus),
+    ] {
+        if bonus > 0 {
+            points::append(
+                txn,
+                NewEntry {
+                    id: None,
+                    customer_id,
+                    delta: bonus,
+                    kind: PointsEntryKind::ReferralBonus,
+                    reason: Some(&reason),
+                    expires_at: None,
+                    interaction_id: None,
+                    created_by: caller,
+                },
+            )
+            .await?;
+        }
+    }
+    referrals::settle(
+        txn,
+        pending.id,
+        ReferralStatus::Rewarded,
+        settings.referrer_bonus,
+        settings.referee_bonus,
+        at,
+    )
+    .await?;
+    Ok(settings.referee_bonus)
+}
