@@ -162,9 +162,9 @@ pub fn validate(
     })
 }
 
-/// An idempotency key: trimmed, 1..200 characters.
+/// An idempotency key: trimmed, 1..160 characters (stored with its operation's name).
 pub fn idempotency_key(key: Option<&str>, field: &str) -> DomainResult<Option<String>> {
-    key.map(|k| text(k, field, 200)).transpose()
+    key.map(|k| text(k, field, 160)).transpose()
 }
 
 #[cfg(test)]

@@ -78,3 +78,94 @@ mod tests {
         assert_eq!((mug.description, mug.stock), (None, Some(0)));
     }
 }
+
+/// A ledger entry as lot accounting sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerItem {
+    pub delta: i64,
+    /// When a credit's points expire; `None`: never (or a debit).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The credits still unspent after replaying a ledger (oldest entry first): every debit
+/// spends from the lots that expire soonest, never-expiring lots last, so that as few
+/// points as possible expire. Returns `(expires_at, points left)` per lot with points left.
+pub fn open_lots(ledger: &[LedgerItem]) -> Vec<(Option<chrono::DateTime<chrono::Utc>>, i64)> {
+    let mut lots: Vec<(Option<chrono::DateTime<chrono::Utc>>, i64)> = Vec::new();
+    for item in ledger {
+        if item.delta > 0 {
+            lots.push((item.expires_at, item.delta));
+            continue;
+        }
+        let mut owed = -item.delta;
+        // Soonest expiry first; never-expiring lots (None) after every dated one.
+        lots.sort_by_key(|(expires_at, _)| (expires_at.is_none(), *expires_at));
+        for (_, left) in lots.iter_mut() {
+            if owed == 0 {
+                break;
+            }
+            let taken = (*left).min(owed);
+            *left -= taken;
+            owed -= taken;
+        }
+        lots.retain(|(_, left)| *left > 0);
+    }
+    lots
+}
+
+/// Points of open lots that expire at or before `at`.
+pub fn expired_by(ledger: &[LedgerItem], at: chrono::DateTime<chrono::Utc>) -> i64 {
+    open_lots(ledger)
+        .iter()
+        .filter(|(expires_at, _)| expires_at.is_some_and(|e| e <= at))
+        .map(|(_, left)| left)
+        .sum()
+}
+
+#[cfg(test)]
+mod lot_tests {
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::*;
+
+    fn day(n: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::days(n)
+    }
+
+    fn credit(points: i64, expires: Option<i64>) -> LedgerItem {
+        LedgerItem {
+            delta: points,
+            expires_at: expires.map(day),
+        }
+    }
+
+    fn debit(points: i64) -> LedgerItem {
+        LedgerItem {
+            delta: -points,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn spending_takes_the_soonest_expiring_points_first() {
+        let ledger = [
+            credit(100, Some(10)),
+            credit(50, None),
+            credit(70, Some(5)),
+            debit(90),
+        ];
+        // 70 expiring on day 5 go first, then 20 of the 100 expiring on day 10.
+        assert_eq!(open_lots(&ledger), vec![(Some(day(10)), 80), (None, 50)]);
+        assert_eq!(expired_by(&ledger, day(9)), 0);
+        assert_eq!(expired_by(&ledger, day(10)), 80);
+    }
+
+    #[test]
+    fn expired_points_once_written_off_do_not_expire_again() {
+        let mut ledger = vec![credit(100, Some(1)), credit(40, Some(30)), debit(30)];
+        assert_eq!(expired_by(&ledger, day(2)), 70);
+        ledger.push(debit(70)); // the EXPIRE entry
+        assert_eq!(expired_by(&ledger, day(2)), 0);
+        assert_eq!(expired_by(&ledger, day(30)), 40);
+    }
+}

@@ -162,7 +162,8 @@ async fn lock_customers(
     let mut targets: Vec<Uuid> = ids.collect();
     targets.sort();
     targets.dedup();
-    // A referee's referrer does not change once set, so reading it unlocked is safe.
+    // Locking referrers up front keeps the lock order; a code applied after this read is
+    // caught by the settlement, which locks the referrer itself.
     let referrers = customers::find_many(txn, &targets)
         .await?
         .into_iter()

@@ -51,7 +51,9 @@ pub async fn adjust(
                     DomainError::Conflict("this idempotency key is already in use".into())
                 });
             }
-            if customer.points_balance + delta < 0 {
+            // Taking points never ends below zero; adding is always allowed (it may lift a
+            // balance a refund's reversal took below zero).
+            if delta < 0 && customer.points_balance + delta < 0 {
                 return Err(DomainError::InsufficientPoints {
                     balance: customer.points_balance,
                     needed: -delta,

@@ -101,8 +101,8 @@ fn year_of(at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 /// Settles the referee's pending referral at its first purchase: both sides get their
 /// bonus as `REFERRAL_BONUS` entries, unless the referrer already had
 /// `maxRewardedReferralsPerYear` rewarded this calendar year, which makes the referral
-/// `REJECTED` and pays nobody. The caller holds the row locks of both customers. Returns
-/// the points the referee got.
+/// `REJECTED` and pays nobody. The caller holds the referee's row lock. Returns the points
+/// the referee got.
 pub async fn settle_on_first_purchase(
     txn: &impl ConnectionTrait,
     program: &Program,
@@ -115,6 +115,10 @@ pub async fn settle_on_first_purchase(
     else {
         return Ok(0);
     };
+    // Settlements for one referrer queue on its row, so that the yearly count below is
+    // exact. Recording already holds this lock unless the code was applied after the
+    // batch read its customers' referrers; then it is taken here.
+    customers::find_for_update(txn, pending.referrer_id).await?;
     let at = now();
     let (year_start, year_end) = year_of(at);
     let rewarded =

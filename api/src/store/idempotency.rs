@@ -18,7 +18,9 @@ pub enum Claim {
     Seen(Option<Uuid>),
 }
 
-/// Claims `(caller, key)` for `operation`, recording that it produces `result_id`.
+/// Claims `(caller, key)` for `operation`, recording that it produces `result_id`. Keys
+/// are scoped to their operation: a partner may use one receipt number as the key of a
+/// purchase and of a redemption.
 ///
 /// `INSERT … ON CONFLICT DO NOTHING` makes parallel claims of one key exact: on Postgres
 /// the second insert waits for the first transaction and then does nothing, without
@@ -30,6 +32,7 @@ pub async fn claim(
     operation: &str,
     result_id: Uuid,
 ) -> DomainResult<Claim> {
+    let key = &format!("{operation}:{key}");
     let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
         caller: Set(caller.to_owned()),
         key: Set(key.to_owned()),
@@ -59,11 +62,5 @@ pub async fn claim(
                 Utc::now()
             ))
         })?;
-    if existing.operation != operation {
-        return Err(DomainError::Conflict(format!(
-            "idempotency key {key} was already used for {}",
-            existing.operation
-        )));
-    }
     Ok(Claim::Seen(existing.result_id))
 }

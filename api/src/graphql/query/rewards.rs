@@ -1,6 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
-use crate::auth::Permission;
+use crate::auth::Role;
 use crate::auth::guard::principal;
 use crate::domain::DomainError;
 use crate::graphql::error::Gql;
@@ -19,7 +19,10 @@ impl RewardQuery {
         ctx: &Context<'_>,
         #[graphql(default = false)] include_inactive: bool,
     ) -> Result<Vec<Reward>> {
-        if include_inactive && !principal(ctx)?.may(Permission::ReadProgram) {
+        // Inactive rewards are the catalogue's drafts and retired items: for the
+        // program's own people, not for partners' shops or customers' apps.
+        let caller = principal(ctx)?;
+        if include_inactive && !matches!(caller.role, Role::Admin | Role::Staff) {
             return Err(DomainError::Forbidden(
                 "includeInactive is for staff and admins".into(),
             ))
