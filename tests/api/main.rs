@@ -14,6 +14,8 @@ mod http;
 mod interactions;
 mod pagination;
 mod program;
+mod referrals;
+mod rewards;
 mod roles;
 mod run_races;
 mod schedule;
