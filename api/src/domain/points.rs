@@ -169,3 +169,47 @@ mod lot_tests {
         assert_eq!(expired_by(&ledger, day(30)), 40);
     }
 }
+
+/// The year of the birthday that falls in the 30 days up to and including `as_of` (by
+/// date), if one does. A 29 February birthday is kept on 28 February in other years.
+pub fn birthday_in_window(
+    birthday: chrono::NaiveDate,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> Option<i32> {
+    use chrono::{Datelike, NaiveDate};
+    let today = as_of.date_naive();
+    let first = today - chrono::Duration::days(29);
+    [today.year() - 1, today.year()].into_iter().find(|&year| {
+        let day = NaiveDate::from_ymd_opt(year, birthday.month(), birthday.day())
+            .or_else(|| NaiveDate::from_ymd_opt(year, 2, 28));
+        day.is_some_and(|day| first <= day && day <= today)
+    })
+}
+
+#[cfg(test)]
+mod birthday_tests {
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    use super::birthday_in_window;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn the_window_is_the_thirty_days_up_to_and_including_as_of() {
+        let as_of = Utc.with_ymd_and_hms(2026, 3, 30, 12, 0, 0).unwrap();
+        assert_eq!(birthday_in_window(date(1990, 3, 30), as_of), Some(2026));
+        assert_eq!(birthday_in_window(date(1990, 3, 1), as_of), Some(2026));
+        assert_eq!(birthday_in_window(date(1990, 2, 28), as_of), None);
+        assert_eq!(birthday_in_window(date(1990, 3, 31), as_of), None);
+    }
+
+    #[test]
+    fn windows_cross_new_year_and_leap_days_fall_on_the_28th() {
+        let january = Utc.with_ymd_and_hms(2027, 1, 10, 0, 0, 0).unwrap();
+        assert_eq!(birthday_in_window(date(1985, 12, 20), january), Some(2026));
+        let march = Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap();
+        assert_eq!(birthday_in_window(date(2000, 2, 29), march), Some(2027));
+    }
+}

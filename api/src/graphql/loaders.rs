@@ -93,6 +93,12 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
     loader
         .feed_many(customers.iter().map(|c| (CustomerById(c.id), c.clone())))
         .await;
+    if selects("pointsExpiring") {
+        loader
+            .load_many(customers.iter().map(|c| LedgerLots(c.id)))
+            .await
+            .gql()?;
+    }
     if selects("referrals") {
         loader
             .load_many(customers.iter().map(|c| ReferralsBy(c.id)))
@@ -275,6 +281,23 @@ impl Loader<MembersOfTier> for StoreLoader {
 pub struct TierHistoryOf {
     pub customer: Uuid,
     pub first: u64,
+}
+
+/// A customer's whole ledger, oldest first, for lot accounting (points about to expire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LedgerLots(pub Uuid);
+
+impl Loader<LedgerLots> for StoreLoader {
+    type Value = Vec<crate::domain::points::LedgerItem>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[LedgerLots]) -> LoadResult<LedgerLots, Self::Value> {
+        let found = points::ledgers_of(self.db.conn(), &ids(keys, |k| k.0)).await?;
+        Ok(found
+            .into_iter()
+            .map(|(id, ledger)| (LedgerLots(id), ledger))
+            .collect())
+    }
 }
 
 /// The referrals a customer made.

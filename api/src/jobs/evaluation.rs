@@ -14,6 +14,7 @@ use futures_util::TryStreamExt;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, Set, TransactionTrait};
 use uuid::Uuid;
 
+use super::points_upkeep;
 use crate::domain::analytics::{abc, rfm};
 use crate::domain::interaction::MAX_CLOCK_SKEW;
 use crate::domain::metrics;
@@ -172,6 +173,14 @@ async fn work(
     reader.commit().await?;
     flush(db, run, &mut batch, &mut moves, counts).await?;
     progress.advanced(counts.customers_evaluated as u64 % 1000);
+    counts.points_expired = points_upkeep::expire_points(db, run.as_of, only.as_deref()).await?;
+    points_upkeep::birthday_bonuses(
+        db,
+        run.as_of,
+        only.as_deref(),
+        program.settings.birthday_bonus,
+    )
+    .await?;
     Ok(())
 }
 

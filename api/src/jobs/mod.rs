@@ -1,4 +1,6 @@
-//! Background work: evaluation runs and their schedule.
+//! Background work: evaluation runs (tiers, and the points upkeep they do) and their
+//! schedule.
 
 pub mod evaluation;
+pub mod points_upkeep;
 pub mod schedule;

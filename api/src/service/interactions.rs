@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::{InteractionKind, PointsEntryKind, TierChangeReason};
 use entity::{customer, interaction, tier_change};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::referrals;
@@ -168,15 +166,8 @@ async fn lock_customers(
         .await?
         .into_iter()
         .filter_map(|c| c.referred_by_id);
-    let mut all: Vec<Uuid> = targets.iter().copied().chain(referrers).collect();
-    all.sort();
-    all.dedup();
-    let rows = customer::Entity::find()
-        .filter(customer::Column::Id.is_in(all.iter().copied()))
-        .order_by_asc(customer::Column::Id)
-        .lock_exclusive()
-        .all(txn)
-        .await?;
+    let all: Vec<Uuid> = targets.iter().copied().chain(referrers).collect();
+    let rows = customers::lock_in_order(txn, &all).await?;
     let found: HashMap<Uuid, customer::Model> = rows.into_iter().map(|c| (c.id, c)).collect();
     for id in &targets {
         match found.get(id) {

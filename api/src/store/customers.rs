@@ -41,6 +41,36 @@ pub async fn find_for_update(
         .await?)
 }
 
+/// Locks these customers in id order, so that transactions locking overlapping sets
+/// queue instead of deadlocking.
+pub async fn lock_in_order(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<Vec<customer::Model>> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    Ok(customer::Entity::find()
+        .filter(customer::Column::Id.is_in(ids))
+        .order_by_asc(customer::Column::Id)
+        .lock_exclusive()
+        .all(db)
+        .await?)
+}
+
+/// Every customer with a birthday, with it.
+pub async fn birthdays(db: &impl ConnectionTrait) -> DomainResult<Vec<(Uuid, chrono::NaiveDate)>> {
+    Ok(customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .column(customer::Column::Birthday)
+        .filter(customer::Column::Birthday.is_not_null())
+        .filter(customer::Column::ErasedAt.is_null())
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 pub async fn find_many(
     db: &impl ConnectionTrait,
     ids: &[Uuid],

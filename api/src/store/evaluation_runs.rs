@@ -73,6 +73,7 @@ pub struct Counts {
     pub customers_evaluated: i64,
     pub upgrades: i64,
     pub downgrades: i64,
+    pub points_expired: i64,
 }
 
 /// Records progress and proves the run alive.
@@ -109,6 +110,7 @@ pub async fn finish(
         customers_evaluated: Set(counts.customers_evaluated as i32),
         upgrades: Set(counts.upgrades as i32),
         downgrades: Set(counts.downgrades as i32),
+        points_expired: Set(counts.points_expired),
         error: Set(error),
         ..Default::default()
     }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::now;
 use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue, after_condition};
 use crate::domain::DomainResult;
+use crate::domain::points::LedgerItem;
 
 pub struct NewEntry<'a> {
     /// The entry's id, when the caller needs it beforehand (an idempotency key names it).
@@ -128,6 +129,76 @@ pub async fn first_pages(
         e.customer_id
     })
     .await
+}
+
+/// Each customer's ledger, oldest entry first, as lot accounting needs it.
+pub async fn ledgers_of(
+    db: &impl ConnectionTrait,
+    customer_ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, Vec<LedgerItem>>> {
+    let rows = points_entry::Entity::find()
+        .filter(points_entry::Column::CustomerId.is_in(customer_ids.iter().copied()))
+        .order_by_asc(points_entry::Column::CustomerId)
+        .order_by_asc(points_entry::Column::CreatedAt)
+        .order_by_asc(points_entry::Column::Id)
+        .all(db)
+        .await?;
+    let mut ledgers: HashMap<Uuid, Vec<LedgerItem>> =
+        customer_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for row in rows {
+        ledgers
+            .entry(row.customer_id)
+            .or_default()
+            .push(LedgerItem {
+                delta: row.delta,
+                expires_at: row.expires_at,
+            });
+    }
+    Ok(ledgers)
+}
+
+/// Customers holding points with a lot dated to expire by `at` (whether or not it was
+/// spent: lot accounting decides that).
+pub async fn with_lots_expiring_by(
+    db: &impl ConnectionTrait,
+    at: DateTime<Utc>,
+) -> DomainResult<Vec<Uuid>> {
+    Ok(points_entry::Entity::find()
+        .select_only()
+        .column(points_entry::Column::CustomerId)
+        .distinct()
+        .filter(points_entry::Column::ExpiresAt.lte(at))
+        .filter(points_entry::Column::Delta.gt(0))
+        .filter(
+            points_entry::Column::CustomerId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(customer::Column::Id)
+                    .from(customer::Entity)
+                    .and_where(customer::Column::PointsBalance.gt(0))
+                    .to_owned(),
+            ),
+        )
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// Which of `customer_ids` already have an entry of `kind` with this `reason`.
+pub async fn having_entry(
+    db: &impl ConnectionTrait,
+    customer_ids: &[Uuid],
+    kind: PointsEntryKind,
+    reason: &str,
+) -> DomainResult<Vec<Uuid>> {
+    Ok(points_entry::Entity::find()
+        .select_only()
+        .column(points_entry::Column::CustomerId)
+        .filter(points_entry::Column::CustomerId.is_in(customer_ids.iter().copied()))
+        .filter(points_entry::Column::Kind.eq(kind))
+        .filter(points_entry::Column::Reason.eq(reason))
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// The points of entries of `kind` caused by any of `interaction_ids`.

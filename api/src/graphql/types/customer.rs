@@ -18,7 +18,7 @@ use super::tier::{Tier, TierChangeConnection, load_tier};
 use crate::domain::{DomainError, DomainResult};
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
-    InteractionsOf, LedgerOf, ReferralsBy, RequestLoader, StoreLoader, TagsOfCustomer,
+    InteractionsOf, LedgerLots, LedgerOf, ReferralsBy, RequestLoader, StoreLoader, TagsOfCustomer,
     TierHistoryOf, load_customer, normalize_kinds,
 };
 use crate::graphql::scalars::{Date, DateTime};
@@ -154,6 +154,30 @@ impl Customer {
 
     async fn points_balance(&self) -> i64 {
         self.0.points_balance
+    }
+
+    /// Unspent points that expire within `withinDays` from now (spending uses the soonest
+    /// expiring points first), so that an app can remind its customer.
+    async fn points_expiring(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] within_days: i32,
+    ) -> Result<i64> {
+        if !(0..=3650).contains(&within_days) {
+            return Err(DomainError::bad_input(
+                "withinDays",
+                "must be between 0 and 3650",
+            ))
+            .gql();
+        }
+        let ledger = ctx
+            .data::<RequestLoader>()?
+            .load_one(LedgerLots(self.0.id))
+            .await
+            .gql()?
+            .unwrap_or_default();
+        let until = chrono::Utc::now() + chrono::Duration::days(within_days.into());
+        Ok(crate::domain::points::expired_by(&ledger, until))
     }
 
     /// Newest first.

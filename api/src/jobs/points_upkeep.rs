@@ -1,0 +1,137 @@
+//! The points half of an evaluation run: write off expired points and give birthday
+//! bonuses, as of the run's `asOf`.
+//!
+//! Candidates are found with one query each; then, 500 customers at a time, their rows are
+//! locked (in id order) and their ledgers read in one query, so that a redemption running
+//! meanwhile is either fully before or fully after the write-off.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::enums::PointsEntryKind;
+use uuid::Uuid;
+
+use crate::domain::DomainResult;
+use crate::domain::points::{birthday_in_window, expired_by};
+use crate::store::points::{self, NewEntry};
+use crate::store::{Db, customers};
+
+const CHUNK: usize = 500;
+const RUN: &str = "evaluation run";
+
+/// Writes one EXPIRE entry per customer for the points of lots dated to expire by `as_of`
+/// that spending (soonest expiring first) has not used. Returns the points expired.
+pub async fn expire_points(
+    db: &Db,
+    as_of: DateTime<Utc>,
+    only: Option<&[Uuid]>,
+) -> DomainResult<i64> {
+    let mut candidates = points::with_lots_expiring_by(db.conn(), as_of).await?;
+    if let Some(only) = only {
+        let only: HashSet<&Uuid> = only.iter().collect();
+        candidates.retain(|id| only.contains(id));
+    }
+    let mut expired = 0;
+    for chunk in candidates.chunks(CHUNK) {
+        let chunk = chunk.to_vec();
+        expired += db
+            .write(move |txn| {
+                Box::pin(async move {
+                    customers::lock_in_order(txn, &chunk).await?;
+                    let ledgers = points::ledgers_of(txn, &chunk).await?;
+                    let mut total = 0;
+                    for (customer_id, ledger) in ledgers {
+                        let points = expired_by(&ledger, as_of);
+                        if points <= 0 {
+                            continue;
+                        }
+                        points::append(
+                            txn,
+                            NewEntry {
+                                id: None,
+                                customer_id,
+                                delta: -points,
+                                kind: PointsEntryKind::Expire,
+                                reason: Some("points expired"),
+                                expires_at: None,
+                                interaction_id: None,
+                                created_by: RUN,
+                            },
+                        )
+                        .await?;
+                        total += points;
+                    }
+                    Ok(total)
+                })
+            })
+            .await?;
+    }
+    Ok(expired)
+}
+
+/// Gives `bonus` to every customer whose birthday falls in the 30 days up to and including
+/// `as_of`, once per customer and calendar year. Returns how many got it.
+pub async fn birthday_bonuses(
+    db: &Db,
+    as_of: DateTime<Utc>,
+    only: Option<&[Uuid]>,
+    bonus: i64,
+) -> DomainResult<u64> {
+    if bonus <= 0 {
+        return Ok(0);
+    }
+    let only: Option<HashSet<&Uuid>> = only.map(|ids| ids.iter().collect());
+    let mut by_year: HashMap<i32, Vec<Uuid>> = HashMap::new();
+    for (id, birthday) in customers::birthdays(db.conn()).await? {
+        if only.as_ref().is_some_and(|only| !only.contains(&id)) {
+            continue;
+        }
+        if let Some(year) = birthday_in_window(birthday, as_of) {
+            by_year.entry(year).or_default().push(id);
+        }
+    }
+    let mut given = 0;
+    for (year, ids) in by_year {
+        for chunk in ids.chunks(CHUNK) {
+            let chunk = chunk.to_vec();
+            given += db
+                .write(move |txn| {
+                    Box::pin(async move {
+                        customers::lock_in_order(txn, &chunk).await?;
+                        // The reason names the year: it is what "once a year" is checked by.
+                        let reason = format!("birthday {year}");
+                        let already: HashSet<Uuid> = points::having_entry(
+                            txn,
+                            &chunk,
+                            PointsEntryKind::BirthdayBonus,
+                            &reason,
+                        )
+                        .await?
+                        .into_iter()
+                        .collect();
+                        let mut count = 0;
+                        for customer_id in chunk.into_iter().filter(|id| !already.contains(id)) {
+                            points::append(
+                                txn,
+                                NewEntry {
+                                    id: None,
+                                    customer_id,
+                                    delta: bonus,
+                                    kind: PointsEntryKind::BirthdayBonus,
+                                    reason: Some(&reason),
+                                    expires_at: None,
+                                    interaction_id: None,
+                                    created_by: RUN,
+                                },
+                            )
+                            .await?;
+                            count += 1;
+                        }
+                        Ok(count)
+                    })
+                })
+                .await?;
+        }
+    }
+    Ok(given)
+}
