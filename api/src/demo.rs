@@ -1,6 +1,7 @@
 //! The demo data set: a few hundred customers across regions, industries and kinds, with
-//! a year of purchases, refunds, visits, surveys, shipments and payments, evaluated once so
-//! that GraphiQL shows every tier, lifecycle stage and RFM segment on a fresh machine.
+//! a year of purchases, refunds, visits, surveys, shipments and payments and the points
+//! they earned, evaluated once so that GraphiQL shows every tier, lifecycle stage and RFM
+//! segment on a fresh machine; plus a rewards catalogue, redemptions and referrals.
 //! Generated from a fixed seed: every demo database has the same customers and history
 //! (dated relative to when it was loaded).
 
@@ -8,16 +9,24 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
-use entity::enums::{Channel, CustomerKind, InteractionKind};
-use entity::interaction;
-use sea_orm::{EntityTrait, Set};
+use entity::enums::{Channel, CustomerKind, InteractionKind, PointsEntryKind};
+use entity::{customer, interaction, points_entry};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::domain::DomainResult;
+use crate::domain::interaction::RawInteraction;
+use crate::domain::points::RewardDraft;
 use crate::jobs::evaluation::{self, Quiet, RunRequest};
 use crate::service::customers::{self, ProfileInput};
-use crate::store::Db;
+use crate::service::interactions::{self, CustomerRef, RecordRequest};
+use crate::service::{referrals, rewards as service_rewards};
+use crate::store::{Db, customers as store_customers};
 
 pub const CUSTOMERS: usize = 300;
 
@@ -85,6 +94,7 @@ pub async fn load(db: &Db) -> DomainResult<usize> {
         .iter()
         .flat_map(|c| history(&mut rng, c.id, c.kind == CustomerKind::Business, now))
         .collect();
+    let ledger = earned_points(&history);
     db.write(move |txn| {
         Box::pin(async move {
             // Bulk inserts: the evaluation run below derives every metric from them.
@@ -93,7 +103,12 @@ pub async fn load(db: &Db) -> DomainResult<usize> {
                     .exec_without_returning(txn)
                     .await?;
             }
-            Ok(())
+            for chunk in ledger.chunks(500) {
+                points_entry::Entity::insert_many(chunk.to_vec())
+                    .exec_without_returning(txn)
+                    .await?;
+            }
+            set_balances(txn, &ledger).await
         })
     })
     .await?;
@@ -103,7 +118,170 @@ pub async fn load(db: &Db) -> DomainResult<usize> {
         requested_by: "demo".into(),
     };
     evaluation::run(db, request, &Quiet).await?;
+    loyalty(db, &mut rng).await?;
     Ok(created.len())
+}
+
+/// The points the demo purchases earned when recorded (every customer was in the lowest
+/// tier then, multiplier 1.0), and what refunds of those orders took back, as ledger
+/// entries in the order they happened.
+fn earned_points(history: &[interaction::ActiveModel]) -> Vec<points_entry::ActiveModel> {
+    let mut by_customer: HashMap<Uuid, Vec<&interaction::ActiveModel>> = HashMap::new();
+    for item in history {
+        by_customer
+            .entry(*item.customer_id.as_ref())
+            .or_default()
+            .push(item);
+    }
+    let mut customers: Vec<Uuid> = by_customer.keys().copied().collect();
+    customers.sort();
+    let now = crate::store::now();
+    let mut entries = Vec::new();
+    for customer_id in customers {
+        let mut items = by_customer.remove(&customer_id).unwrap_or_default();
+        items.sort_by_key(|i| *i.occurred_at.as_ref());
+        let mut balance = 0;
+        let mut earned_by_order: HashMap<String, (i64, i64)> = HashMap::new();
+        for item in items {
+            let amount = item.amount_e4.as_ref().unwrap_or(0);
+            let order = item.order_ref.as_ref().clone().unwrap_or_default();
+            let (delta, kind, expires_at) = match item.kind.as_ref() {
+                InteractionKind::Purchase => {
+                    let points = amount / 10_000;
+                    earned_by_order.insert(order, (points, amount));
+                    let expires = *item.occurred_at.as_ref() + Duration::days(365);
+                    (points, PointsEntryKind::Earn, Some(expires))
+                }
+                InteractionKind::Refund => match earned_by_order.get(&order) {
+                    Some(&(points, purchased)) if purchased > 0 => (
+                        -(points * amount / purchased),
+                        PointsEntryKind::Reversal,
+                        None,
+                    ),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if delta == 0 {
+                continue;
+            }
+            balance += delta;
+            entries.push(points_entry::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                customer_id: Set(customer_id),
+                delta: Set(delta),
+                balance_after: Set(balance),
+                kind: Set(kind),
+                reason: Set(Some("demo purchase".into())),
+                expires_at: Set(expires_at),
+                interaction_id: Set(Some(*item.id.as_ref())),
+                created_by: Set("demo".into()),
+                created_at: Set(now),
+            });
+        }
+    }
+    entries
+}
+
+/// Sets each customer's balance to its last ledger entry's `balanceAfter`.
+async fn set_balances(
+    txn: &impl sea_orm::ConnectionTrait,
+    ledger: &[points_entry::ActiveModel],
+) -> DomainResult<()> {
+    let mut last: HashMap<Uuid, i64> = HashMap::new();
+    for entry in ledger {
+        last.insert(*entry.customer_id.as_ref(), *entry.balance_after.as_ref());
+    }
+    for (id, balance) in last {
+        customer::Entity::update_many()
+            .col_expr(customer::Column::PointsBalance, Expr::value(balance))
+            .filter(customer::Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Rewards, redemptions and referrals, through the same operations the API runs.
+async fn loyalty(db: &Db, rng: &mut StdRng) -> DomainResult<()> {
+    let catalogue = [
+        (
+            "Tea sampler",
+            "Six teas from Hangzhou",
+            300,
+            Some(200),
+            None,
+        ),
+        ("Coffee voucher", "One drink in any store", 150, None, None),
+        (
+            "Gift box",
+            "Seasonal gift box",
+            1_500,
+            Some(50),
+            Some("regular"),
+        ),
+        (
+            "VIP lounge day",
+            "A day in the members' lounge",
+            5_000,
+            Some(10),
+            Some("vip"),
+        ),
+    ];
+    let mut rewards = Vec::new();
+    for (name, description, cost, stock, tier) in catalogue {
+        let draft = RewardDraft::new(name, Some(description), cost, stock, true)?;
+        rewards.push(service_rewards::create(db, draft, tier.map(str::to_owned)).await?);
+    }
+    let everyone = store_customers::find_all(db.conn()).await?;
+    let mut redeemed = 0;
+    for customer in everyone.iter().filter(|c| c.points_balance >= 150) {
+        if redeemed == 25 || !rng.random_bool(0.4) {
+            continue;
+        }
+        let affordable: Vec<_> = rewards
+            .iter()
+            .filter(|r| r.cost_points <= customer.points_balance && r.min_tier_id.is_none())
+            .collect();
+        if let Some(reward) = affordable.choose(rng) {
+            service_rewards::redeem(db, "demo", customer.id, reward.id, None).await?;
+            redeemed += 1;
+        }
+    }
+    // A dozen prospects were brought by buyers; most of them have bought since.
+    let prospects: Vec<_> = everyone
+        .iter()
+        .filter(|c| c.lifetime_purchase_count == 0)
+        .take(12)
+        .collect();
+    let referrers: Vec<_> = everyone
+        .iter()
+        .filter(|c| c.lifetime_purchase_count > 3)
+        .collect();
+    for (n, prospect) in prospects.into_iter().enumerate() {
+        let Some(referrer) = referrers.choose(rng) else {
+            break;
+        };
+        referrals::apply_code(db, prospect.id, referrer.referral_code.clone()).await?;
+        if n % 3 != 2 {
+            let purchase = RecordRequest {
+                customer: Some(CustomerRef::Id(prospect.id)),
+                interaction: RawInteraction {
+                    kind: InteractionKind::Purchase,
+                    occurred_at: None,
+                    amount: Some(Decimal::new(rng.random_range(50..500), 0)),
+                    currency: None,
+                    channel: Some(Channel::Mobile),
+                    rating: None,
+                    note: Some("first order, referred by a friend".into()),
+                    order_ref: None,
+                },
+                idempotency_key: None,
+            };
+            interactions::record(db, "demo", purchase).await?;
+        }
+    }
+    Ok(())
 }
 
 /// One customer's past: a prospect (no purchase), a churned buyer (purchases over a year

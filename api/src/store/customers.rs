@@ -58,6 +58,15 @@ pub async fn lock_in_order(
         .await?)
 }
 
+/// Every customer, oldest first (for small data sets such as the demo).
+pub async fn find_all(db: &impl ConnectionTrait) -> DomainResult<Vec<customer::Model>> {
+    Ok(customer::Entity::find()
+        .order_by_asc(customer::Column::CreatedAt)
+        .order_by_asc(customer::Column::Id)
+        .all(db)
+        .await?)
+}
+
 /// Every customer with a birthday, with it.
 pub async fn birthdays(db: &impl ConnectionTrait) -> DomainResult<Vec<(Uuid, chrono::NaiveDate)>> {
     Ok(customer::Entity::find()
