@@ -92,9 +92,16 @@ pub struct LedgerItem {
 /// points as possible expire. Returns `(expires_at, points left)` per lot with points left.
 pub fn open_lots(ledger: &[LedgerItem]) -> Vec<(Option<chrono::DateTime<chrono::Utc>>, i64)> {
     let mut lots: Vec<(Option<chrono::DateTime<chrono::Utc>>, i64)> = Vec::new();
+    // What was spent beyond the open lots (a reversal may take a balance below zero):
+    // later credits pay it off before they become lots.
+    let mut debt = 0;
     for item in ledger {
         if item.delta > 0 {
-            lots.push((item.expires_at, item.delta));
+            let paid = item.delta.min(debt);
+            debt -= paid;
+            if item.delta > paid {
+                lots.push((item.expires_at, item.delta - paid));
+            }
             continue;
         }
         let mut owed = -item.delta;
@@ -108,6 +115,7 @@ pub fn open_lots(ledger: &[LedgerItem]) -> Vec<(Option<chrono::DateTime<chrono::
             *left -= taken;
             owed -= taken;
         }
+        debt += owed;
         lots.retain(|(_, left)| *left > 0);
     }
     lots
@@ -158,6 +166,19 @@ mod lot_tests {
         assert_eq!(open_lots(&ledger), vec![(Some(day(10)), 80), (None, 50)]);
         assert_eq!(expired_by(&ledger, day(9)), 0);
         assert_eq!(expired_by(&ledger, day(10)), 80);
+    }
+
+    #[test]
+    fn spending_beyond_the_lots_is_paid_off_by_later_credits() {
+        // 100 earned and spent, then a reversal of 100 more: 100 owed.
+        let ledger = [
+            credit(100, Some(50)),
+            debit(100),
+            debit(100),
+            credit(150, Some(1)),
+        ];
+        assert_eq!(open_lots(&ledger), vec![(Some(day(1)), 50)]);
+        assert_eq!(expired_by(&ledger, day(1)), 50);
     }
 
     #[test]

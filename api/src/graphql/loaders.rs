@@ -346,30 +346,45 @@ fn first_request(first: u64) -> PageRequest {
     PageRequest { first, after: None }
 }
 
+/// Loads first pages for `(customer, page size)` keys with one `load` per distinct size.
+async fn pages_by_size<M, Fut>(
+    keys: impl Iterator<Item = (Uuid, u64)>,
+    load: impl Fn(Vec<Uuid>, PageRequest) -> Fut,
+) -> Result<Vec<(Uuid, u64, Page<M>)>, Arc<DomainError>>
+where
+    Fut: std::future::Future<Output = crate::domain::DomainResult<HashMap<Uuid, Page<M>>>>,
+{
+    let mut by_size: HashMap<u64, Vec<Uuid>> = HashMap::new();
+    for (customer, first) in keys {
+        by_size.entry(first).or_default().push(customer);
+    }
+    let mut result = Vec::new();
+    for (first, ids) in by_size {
+        let pages = load(ids, first_request(first)).await?;
+        result.extend(
+            pages
+                .into_iter()
+                .map(|(customer, page)| (customer, first, page)),
+        );
+    }
+    Ok(result)
+}
+
 impl Loader<TierHistoryOf> for StoreLoader {
     type Value = Page<tier_change::Model>;
     type Error = Arc<DomainError>;
 
     async fn load(&self, keys: &[TierHistoryOf]) -> LoadResult<TierHistoryOf, Self::Value> {
-        let mut result = HashMap::new();
-        let mut sizes: Vec<u64> = keys.iter().map(|k| k.first).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        for first in sizes {
-            let ids: Vec<Uuid> = keys
-                .iter()
-                .filter(|k| k.first == first)
-                .map(|k| k.customer)
-                .collect();
-            let pages =
-                tier_changes::first_pages(self.db.conn(), &ids, &first_request(first)).await?;
-            result.extend(
-                pages
-                    .into_iter()
-                    .map(|(customer, page)| (TierHistoryOf { customer, first }, page)),
-            );
-        }
-        Ok(result)
+        let conn = self.db.conn();
+        let pages = pages_by_size(
+            keys.iter().map(|k| (k.customer, k.first)),
+            |ids, request| async move { tier_changes::first_pages(conn, &ids, &request).await },
+        )
+        .await?;
+        Ok(pages
+            .into_iter()
+            .map(|(customer, first, page)| (TierHistoryOf { customer, first }, page))
+            .collect())
     }
 }
 
@@ -378,24 +393,16 @@ impl Loader<LedgerOf> for StoreLoader {
     type Error = Arc<DomainError>;
 
     async fn load(&self, keys: &[LedgerOf]) -> LoadResult<LedgerOf, Self::Value> {
-        let mut result = HashMap::new();
-        let mut sizes: Vec<u64> = keys.iter().map(|k| k.first).collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        for first in sizes {
-            let ids: Vec<Uuid> = keys
-                .iter()
-                .filter(|k| k.first == first)
-                .map(|k| k.customer)
-                .collect();
-            let pages = points::first_pages(self.db.conn(), &ids, &first_request(first)).await?;
-            result.extend(
-                pages
-                    .into_iter()
-                    .map(|(customer, page)| (LedgerOf { customer, first }, page)),
-            );
-        }
-        Ok(result)
+        let conn = self.db.conn();
+        let pages = pages_by_size(
+            keys.iter().map(|k| (k.customer, k.first)),
+            |ids, request| async move { points::first_pages(conn, &ids, &request).await },
+        )
+        .await?;
+        Ok(pages
+            .into_iter()
+            .map(|(customer, first, page)| (LedgerOf { customer, first }, page))
+            .collect())
     }
 }
 

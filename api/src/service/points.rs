@@ -43,13 +43,7 @@ pub async fn adjust(
                 && let Claim::Seen(previous) =
                     idempotency::claim(txn, &caller, key, OPERATION, id).await?
             {
-                return match previous {
-                    Some(previous) => points::find(txn, previous).await?,
-                    None => None,
-                }
-                .ok_or_else(|| {
-                    DomainError::Conflict("this idempotency key is already in use".into())
-                });
+                return idempotency::replay(previous, |id| points::find(txn, id)).await;
             }
             // Taking points never ends below zero; adding is always allowed (it may lift a
             // balance a refund's reversal took below zero).

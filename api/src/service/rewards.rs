@@ -88,13 +88,7 @@ pub async fn redeem(
                 && let Claim::Seen(previous) =
                     idempotency::claim(txn, &caller, key, OPERATION, id).await?
             {
-                return match previous {
-                    Some(previous) => rewards::find_redemption(txn, previous).await?,
-                    None => None,
-                }
-                .ok_or_else(|| {
-                    DomainError::Conflict("this idempotency key is already in use".into())
-                });
+                return idempotency::replay(previous, |id| rewards::find_redemption(txn, id)).await;
             }
             let reward = rewards::find_for_update(txn, reward_id)
                 .await?

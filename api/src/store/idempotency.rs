@@ -64,3 +64,16 @@ pub async fn claim(
         })?;
     Ok(Claim::Seen(existing.result_id))
 }
+
+/// The answer to a repeated key: what the first call produced (`previous`), looked up by
+/// `find`.
+pub async fn replay<T, F>(previous: Option<Uuid>, find: impl FnOnce(Uuid) -> F) -> DomainResult<T>
+where
+    F: std::future::Future<Output = DomainResult<Option<T>>>,
+{
+    match previous {
+        Some(id) => find(id).await?,
+        None => None,
+    }
+    .ok_or_else(|| DomainError::Conflict("this idempotency key is already in use".into()))
+}

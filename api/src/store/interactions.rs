@@ -5,15 +5,14 @@ use std::collections::HashMap;
 use entity::enums::InteractionKind;
 use entity::interaction;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set,
 };
 use uuid::Uuid;
 
 use super::now;
-use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue, after_condition};
+use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
+use crate::domain::DomainResult;
 use crate::domain::interaction::InteractionDraft;
-use crate::domain::{DomainError, DomainResult};
 
 /// The order interactions are listed in: newest first.
 pub const ORDER: &str = "OCCURRED_AT_DESC";
@@ -86,40 +85,14 @@ pub async fn page_of(
     kinds: &[InteractionKind],
     page: &PageRequest,
 ) -> DomainResult<Page<interaction::Model>> {
-    let total = interaction::Entity::find()
-        .filter(of_customer(customer_id, kinds))
-        .count(db)
-        .await?;
-    let mut query = interaction::Entity::find().filter(of_customer(customer_id, kinds));
-    if let Some(cursor) = &page.after {
-        let at = cursor_instant(cursor)?;
-        query = query.filter(after_condition(
-            interaction::Column::OccurredAt,
-            interaction::Column::Id,
-            true,
-            false,
-            cursor,
-            Some(at.into()),
-        ));
-    }
-    let rows = query
-        .order_by_desc(interaction::Column::OccurredAt)
-        .order_by_desc(interaction::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page, total))
-}
-
-/// The instant a newest-first cursor points at.
-pub fn cursor_instant(cursor: &Cursor) -> DomainResult<chrono::DateTime<chrono::Utc>> {
-    let invalid = || DomainError::bad_input("after", "is not a cursor from this list");
-    let SortValue::Text(text) = &cursor.value else {
-        return Err(invalid());
-    };
-    Ok(chrono::DateTime::parse_from_rfc3339(text)
-        .map_err(|_| invalid())?
-        .with_timezone(&chrono::Utc))
+    paging::newest_first::<interaction::Entity>(
+        db,
+        of_customer(customer_id, kinds),
+        interaction::Column::OccurredAt,
+        interaction::Column::Id,
+        page,
+    )
+    .await
 }
 
 /// The first page (newest first) of each customer's interactions of `kinds` (all when

@@ -156,6 +156,53 @@ pub fn after_condition(
     }
 }
 
+/// The instant a newest-first cursor points at.
+pub fn cursor_instant(cursor: &Cursor) -> DomainResult<chrono::DateTime<chrono::Utc>> {
+    let invalid = || DomainError::bad_input("after", "is not a cursor from this list");
+    let SortValue::Text(text) = &cursor.value else {
+        return Err(invalid());
+    };
+    Ok(chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|_| invalid())?
+        .with_timezone(&chrono::Utc))
+}
+
+/// A page, newest first (by `time`, then `id`), of the rows of `E` that `condition`
+/// selects: one customer's history, interactions or ledger.
+pub async fn newest_first<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    condition: Condition,
+    time: E::Column,
+    id: E::Column,
+    page: &PageRequest,
+) -> DomainResult<Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+{
+    use sea_orm::{PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    let total = E::find().filter(condition.clone()).count(db).await?;
+    let mut query = E::find().filter(condition);
+    if let Some(cursor) = &page.after {
+        let at = cursor_instant(cursor)?;
+        query = query.filter(after_condition(
+            time,
+            id,
+            true,
+            false,
+            cursor,
+            Some(at.into()),
+        ));
+    }
+    let rows = query
+        .order_by_desc(time)
+        .order_by_desc(id)
+        .limit(page.first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_overfetch(rows, page, total))
+}
+
 /// A child list of customers that `first_pages` pages newest first: its table (with a
 /// `customer_id` column), its time column, and optionally a column whose value must be
 /// one of `any_of`.

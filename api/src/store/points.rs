@@ -7,13 +7,13 @@ use entity::enums::PointsEntryKind;
 use entity::{customer, points_entry};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
 use super::now;
-use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue, after_condition};
+use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
 use crate::domain::DomainResult;
 use crate::domain::points::LedgerItem;
 
@@ -88,30 +88,14 @@ pub async fn page_of(
     customer_id: Uuid,
     page: &PageRequest,
 ) -> DomainResult<Page<points_entry::Model>> {
-    let of_customer = points_entry::Column::CustomerId.eq(customer_id);
-    let total = points_entry::Entity::find()
-        .filter(of_customer.clone())
-        .count(db)
-        .await?;
-    let mut query = points_entry::Entity::find().filter(of_customer);
-    if let Some(cursor) = &page.after {
-        let at = super::interactions::cursor_instant(cursor)?;
-        query = query.filter(after_condition(
-            points_entry::Column::CreatedAt,
-            points_entry::Column::Id,
-            true,
-            false,
-            cursor,
-            Some(at.into()),
-        ));
-    }
-    let rows = query
-        .order_by_desc(points_entry::Column::CreatedAt)
-        .order_by_desc(points_entry::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page, total))
+    paging::newest_first::<points_entry::Entity>(
+        db,
+        Condition::all().add(points_entry::Column::CustomerId.eq(customer_id)),
+        points_entry::Column::CreatedAt,
+        points_entry::Column::Id,
+        page,
+    )
+    .await
 }
 
 /// The first page of each customer's ledger, in two statements whatever their number.

@@ -4,14 +4,11 @@ use entity::enums::TierChangeReason;
 use entity::tier_change;
 use std::collections::HashMap;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
 
 use super::now;
-use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue, after_condition};
+use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
 use crate::domain::DomainResult;
 
 /// The order tier history is listed in: newest first.
@@ -60,30 +57,14 @@ pub async fn page_of(
     customer_id: Uuid,
     page: &PageRequest,
 ) -> DomainResult<Page<tier_change::Model>> {
-    let of_customer = tier_change::Column::CustomerId.eq(customer_id);
-    let total = tier_change::Entity::find()
-        .filter(of_customer.clone())
-        .count(db)
-        .await?;
-    let mut query = tier_change::Entity::find().filter(of_customer);
-    if let Some(cursor) = &page.after {
-        let at = super::interactions::cursor_instant(cursor)?;
-        query = query.filter(after_condition(
-            tier_change::Column::ChangedAt,
-            tier_change::Column::Id,
-            true,
-            false,
-            cursor,
-            Some(at.into()),
-        ));
-    }
-    let rows = query
-        .order_by_desc(tier_change::Column::ChangedAt)
-        .order_by_desc(tier_change::Column::Id)
-        .limit(page.first + 1)
-        .all(db)
-        .await?;
-    Ok(Page::from_overfetch(rows, page, total))
+    paging::newest_first::<tier_change::Entity>(
+        db,
+        Condition::all().add(tier_change::Column::CustomerId.eq(customer_id)),
+        tier_change::Column::ChangedAt,
+        tier_change::Column::Id,
+        page,
+    )
+    .await
 }
 
 /// The first page of each customer's tier history, in two statements whatever the

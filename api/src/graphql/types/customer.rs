@@ -156,7 +156,8 @@ impl Customer {
         self.0.points_balance
     }
 
-    /// Unspent points that expire within `withinDays` from now (spending uses the soonest
+    /// Unspent points that expire within `withinDays` (0..3650) from now, including any
+    /// past their date that no run has written off yet (spending uses the soonest
     /// expiring points first), so that an app can remind its customer.
     async fn points_expiring(
         &self,
