@@ -94,3 +94,5 @@ string_enum!(RfmSegment {
 });
 
 string_enum!(EvaluationStatus { Running = "RUNNING", Succeeded = "SUCCEEDED", Failed = "FAILED" });
+
+string_enum!(EventTopic { TierChanged = "TIER_CHANGED", PointsChanged = "POINTS_CHANGED" });

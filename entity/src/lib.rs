@@ -7,6 +7,7 @@ pub mod customer;
 pub mod customer_tag;
 pub mod enums;
 pub mod evaluation_run;
+pub mod event_outbox;
 pub mod idempotency_key;
 pub mod interaction;
 pub mod points_entry;

@@ -14,6 +14,7 @@ pub use m20261123_000002_customers::SEARCH_EXPRESSION;
 mod m20261123_000003_loyalty;
 mod m20261123_000004_segments_and_runs;
 mod m20261124_000001_tiering_engine;
+mod m20261124_000002_event_outbox;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_loyalty::Migration),
             Box::new(m20261123_000004_segments_and_runs::Migration),
             Box::new(m20261124_000001_tiering_engine::Migration),
+            Box::new(m20261124_000002_event_outbox::Migration),
         ]
     }
 }

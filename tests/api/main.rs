@@ -21,3 +21,4 @@ mod roles;
 mod run_races;
 mod schedule;
 mod schema;
+mod stats_and_events;

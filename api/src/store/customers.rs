@@ -58,6 +58,38 @@ pub async fn lock_in_order(
         .await?)
 }
 
+/// Customers per lifecycle stage (stages without customers are left out).
+pub async fn count_by_stage(
+    db: &impl ConnectionTrait,
+) -> DomainResult<HashMap<LifecycleStage, i64>> {
+    let rows: Vec<(LifecycleStage, i64)> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::LifecycleStage)
+        .column_as(customer::Column::Id.count(), "count")
+        .group_by(customer::Column::LifecycleStage)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// All customers, and the points they hold (the program's liability: positive balances).
+pub async fn count_and_points(db: &impl ConnectionTrait) -> DomainResult<(i64, i64)> {
+    let row: Option<(i64, Option<i64>)> = customer::Entity::find()
+        .select_only()
+        .column_as(customer::Column::Id.count(), "customers")
+        .column_as(
+            Expr::cust(
+                "CAST(SUM(CASE WHEN points_balance > 0 THEN points_balance ELSE 0 END) AS BIGINT)",
+            ),
+            "points",
+        )
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(row.map_or((0, 0), |(count, points)| (count, points.unwrap_or(0))))
+}
+
 /// Every customer, oldest first (for small data sets such as the demo).
 pub async fn find_all(db: &impl ConnectionTrait) -> DomainResult<Vec<customer::Model>> {
     Ok(customer::Entity::find()

@@ -4,6 +4,7 @@
 pub mod customers;
 pub mod evaluation_runs;
 pub mod evaluation_scan;
+pub mod events;
 pub mod idempotency;
 pub mod interactions;
 pub mod metrics;

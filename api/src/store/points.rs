@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::enums::PointsEntryKind;
+use entity::enums::{EventTopic, PointsEntryKind};
 use entity::{customer, points_entry};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -12,8 +12,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::now;
 use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
+use super::{events, now};
 use crate::domain::DomainResult;
 use crate::domain::points::LedgerItem;
 
@@ -30,7 +30,7 @@ pub struct NewEntry<'a> {
 }
 
 /// Appends an entry and moves the customer's balance by its delta, in the caller's
-/// transaction. The caller holds the customer's row lock, so `balanceAfter` chains.
+/// transaction, and announces it (`POINTS_CHANGED`). The caller holds the customer's row lock, so `balanceAfter` chains.
 pub async fn append(
     db: &impl ConnectionTrait,
     entry: NewEntry<'_>,
@@ -47,7 +47,7 @@ pub async fn append(
         .next()
         .map(|c| c.points_balance);
     let balance_after = balance.unwrap_or_default();
-    Ok(points_entry::ActiveModel {
+    let entry = points_entry::ActiveModel {
         id: Set(entry.id.unwrap_or_else(Uuid::now_v7)),
         customer_id: Set(entry.customer_id),
         delta: Set(entry.delta),
@@ -60,7 +60,9 @@ pub async fn append(
         created_at: Set(now()),
     }
     .insert(db)
-    .await?)
+    .await?;
+    events::emit(db, EventTopic::PointsChanged, entry.customer_id, entry.id).await?;
+    Ok(entry)
 }
 
 /// The order the ledger is listed in: newest first.

@@ -1,14 +1,14 @@
 //! Tier history: every move of a customer between tiers.
 
-use entity::enums::TierChangeReason;
+use entity::enums::{EventTopic, TierChangeReason};
 use entity::tier_change;
 use std::collections::HashMap;
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
 
-use super::now;
 use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
+use super::{events, now};
 use crate::domain::DomainResult;
 
 /// The order tier history is listed in: newest first.
@@ -27,7 +27,7 @@ pub async fn insert(
     db: &impl ConnectionTrait,
     change: NewTierChange<'_>,
 ) -> DomainResult<tier_change::Model> {
-    Ok(tier_change::ActiveModel {
+    let change = tier_change::ActiveModel {
         id: Set(Uuid::now_v7()),
         customer_id: Set(change.customer_id),
         from_tier_id: Set(change.from_tier_id),
@@ -39,7 +39,9 @@ pub async fn insert(
         changed_at: Set(now()),
     }
     .insert(db)
-    .await?)
+    .await?;
+    events::emit(db, EventTopic::TierChanged, change.customer_id, change.id).await?;
+    Ok(change)
 }
 
 pub fn cursor(change: &tier_change::Model) -> String {
@@ -93,8 +95,12 @@ pub async fn insert_many(
     if changes.is_empty() {
         return Ok(());
     }
+    let subjects: Vec<(Uuid, Uuid)> = changes
+        .iter()
+        .map(|c| (*c.customer_id.as_ref(), *c.id.as_ref()))
+        .collect();
     tier_change::Entity::insert_many(changes)
         .exec_without_returning(db)
         .await?;
-    Ok(())
+    events::emit_many(db, EventTopic::TierChanged, subjects).await
 }

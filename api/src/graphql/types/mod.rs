@@ -10,5 +10,6 @@ pub mod points;
 pub mod program;
 pub mod referral;
 pub mod reward;
+pub mod stats;
 pub mod tier;
 pub mod viewer;
