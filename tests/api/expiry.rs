@@ -13,19 +13,13 @@
 //! the sum of its deltas and every `balanceAfter` chains. Every expected value is worked
 //! out by hand from CONTRACT.md.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, TimeZone, Utc};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, on_both};
-
-const ENTRY: &str = "id customer { id } kind delta balanceAfter reason expiresAt createdAt";
+use crate::ledger::{ENTRY, assert_ledger_consistent, entry, summary};
 
 const RUN: &str = "id status asOf customersEvaluated pointsExpired";
-
-/// Entries per page when walking a ledger: small, so that walks cross pages.
-const LEDGER_PAGE_SIZE: i64 = 3;
 
 const RECORD: &str = "mutation($input: RecordInteractionInput!) {
   recordInteraction(input: $input) { pointsEarned }
@@ -238,92 +232,6 @@ async fn outstanding(app: &TestApp) -> i64 {
         .iter()
         .map(|c| c.points_balance)
         .sum()
-}
-
-/// The whole ledger of `id`, newest first, walked `LEDGER_PAGE_SIZE` at a time, and the
-/// balance read with the last page.
-async fn ledger(app: &TestApp, id: &str) -> (Vec<Value>, i64) {
-    let query = format!(
-        "query($id: ID!, $first: Int, $after: String) {{ customer(id: $id) {{
-           pointsBalance
-           pointsLedger(first: $first, after: $after) {{
-             totalCount
-             nodes {{ {ENTRY} }}
-             pageInfo {{ hasNextPage endCursor }}
-           }}
-         }} }}"
-    );
-    let mut entries = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let data = app
-            .ok(
-                &query,
-                json!({ "id": id, "first": LEDGER_PAGE_SIZE, "after": after }),
-            )
-            .await;
-        let customer = &data["customer"];
-        let connection = &customer["pointsLedger"];
-        let nodes = connection["nodes"].as_array().expect("nodes");
-        assert!(nodes.len() as i64 <= LEDGER_PAGE_SIZE, "{connection:#}");
-        entries.extend(nodes.iter().cloned());
-        if connection["pageInfo"]["hasNextPage"] == false {
-            assert_eq!(connection["totalCount"], entries.len(), "{connection:#}");
-            let balance = customer["pointsBalance"].as_i64().expect("a balance");
-            return (entries, balance);
-        }
-        after = connection["pageInfo"]["endCursor"].clone();
-    }
-}
-
-/// Walks the whole ledger of `id` and checks the contract's invariants: entries are
-/// newest first, each `balanceAfter` is the previous entry's plus its own delta (starting
-/// from zero), no delta is zero, and the balance is the sum of the deltas. Returns the
-/// entries, newest first.
-async fn assert_ledger_consistent(app: &TestApp, id: &str) -> Vec<Value> {
-    let (entries, balance) = ledger(app, id).await;
-    let mut running = 0;
-    for (n, entry) in entries.iter().rev().enumerate() {
-        assert_eq!(entry["customer"]["id"], id, "{entry:#}");
-        let delta = entry["delta"].as_i64().expect("a delta");
-        assert_ne!(delta, 0, "no entry of {id} is empty: {entry:#}");
-        running += delta;
-        assert_eq!(
-            entry["balanceAfter"], running,
-            "entry {n} (oldest first) of {id} does not chain: {entries:#?}"
-        );
-    }
-    assert_eq!(
-        balance, running,
-        "the balance of {id} is the sum of its ledger: {entries:#?}"
-    );
-    for pair in entries.windows(2) {
-        assert!(
-            parse(&pair[0]["createdAt"]) >= parse(&pair[1]["createdAt"]),
-            "newest first: {pair:#?}"
-        );
-    }
-    let ids: HashSet<&Value> = entries.iter().map(|e| &e["id"]).collect();
-    assert_eq!(ids.len(), entries.len(), "no entry is listed twice");
-    entries
-}
-
-/// `(kind, delta, balanceAfter)` of each entry.
-fn summary(entries: &[Value]) -> Vec<(String, i64, i64)> {
-    entries
-        .iter()
-        .map(|e| {
-            (
-                e["kind"].as_str().expect("a kind").to_owned(),
-                e["delta"].as_i64().expect("a delta"),
-                e["balanceAfter"].as_i64().expect("a balance"),
-            )
-        })
-        .collect()
-}
-
-fn entry(kind: &str, delta: i64, balance_after: i64) -> (String, i64, i64) {
-    (kind.to_owned(), delta, balance_after)
 }
 
 /// Checks the whole ledger of `id` (newest first) against `expected`, and returns it.

@@ -13,6 +13,7 @@ mod evaluation;
 mod expiry;
 mod http;
 mod interactions;
+mod ledger;
 mod pagination;
 mod program;
 mod referrals;

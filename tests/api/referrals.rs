@@ -13,11 +13,10 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, on_both};
+use crate::ledger::assert_ledger_consistent;
 
 const REFERRAL: &str = "id referrer { id } referee { id } code status referrerPoints \
     refereePoints createdAt rewardedAt";
-
-const ENTRY: &str = "id customer { id } kind delta balanceAfter createdAt";
 
 const RECORD: &str = "mutation($input: RecordInteractionInput!) {
   recordInteraction(input: $input) { duplicate interaction { id } customer { pointsBalance } }
@@ -33,25 +32,9 @@ const SETTINGS: &str = "mutation($input: ProgramSettingsInput!) {
 
 const COUNT: &str = "{ customers { totalCount } }";
 
-/// Entries per ledger page.
-const LEDGER_PAGE_SIZE: i64 = 100;
-
 /// The characters a referral code may use: upper-case letters and digits without the
 /// confusable 0/O and 1/I.
 const CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-
-fn ledger_query() -> String {
-    format!(
-        "query($id: ID!, $first: Int, $after: String) {{ customer(id: $id) {{
-           pointsBalance
-           pointsLedger(first: $first, after: $after) {{
-             totalCount
-             nodes {{ {ENTRY} }}
-             pageInfo {{ hasNextPage endCursor }}
-           }}
-         }} }}"
-    )
-}
 
 fn customer_query() -> String {
     format!(
@@ -224,68 +207,6 @@ fn assert_rejected(referral: &Value) {
     assert_eq!(referral["status"], "REJECTED", "{referral:#}");
     assert_eq!(referral["referrerPoints"], 0, "{referral:#}");
     assert_eq!(referral["refereePoints"], 0, "{referral:#}");
-}
-
-/// The whole ledger of `customer_id`, newest first, walked `LEDGER_PAGE_SIZE` at a time,
-/// and the balance read with the last page.
-async fn ledger(app: &TestApp, customer_id: &str) -> (Vec<Value>, i64) {
-    let query = ledger_query();
-    let mut entries = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let page = app
-            .ok(
-                &query,
-                json!({ "id": customer_id, "first": LEDGER_PAGE_SIZE, "after": after }),
-            )
-            .await;
-        let connection = &page["customer"]["pointsLedger"];
-        entries.extend(
-            connection["nodes"]
-                .as_array()
-                .expect("nodes")
-                .iter()
-                .cloned(),
-        );
-        if connection["pageInfo"]["hasNextPage"] == false {
-            assert_eq!(connection["totalCount"], entries.len(), "{connection:#}");
-            let balance = page["customer"]["pointsBalance"]
-                .as_i64()
-                .expect("a balance");
-            return (entries, balance);
-        }
-        after = connection["pageInfo"]["endCursor"].clone();
-    }
-}
-
-/// Walks the whole ledger of `customer_id` and checks the contract's invariants: entries
-/// are newest first, each `balanceAfter` is the previous entry's plus its own delta
-/// (starting from zero), and the balance is the sum of the deltas. Returns the entries,
-/// newest first.
-async fn assert_ledger_consistent(app: &TestApp, customer_id: &str) -> Vec<Value> {
-    let (entries, balance) = ledger(app, customer_id).await;
-    let mut running = 0;
-    for (n, entry) in entries.iter().rev().enumerate() {
-        assert_eq!(entry["customer"]["id"], customer_id, "{entry:#}");
-        running += entry["delta"].as_i64().expect("a delta");
-        assert_eq!(
-            entry["balanceAfter"], running,
-            "entry {n} (oldest first) of {customer_id} does not chain: {entries:#?}"
-        );
-    }
-    assert_eq!(
-        balance, running,
-        "the balance of {customer_id} is the sum of its ledger: {entries:#?}"
-    );
-    for pair in entries.windows(2) {
-        assert!(
-            instant(&pair[0]["createdAt"]) >= instant(&pair[1]["createdAt"]),
-            "newest first: {pair:#?}"
-        );
-    }
-    let ids: HashSet<&Value> = entries.iter().map(|e| &e["id"]).collect();
-    assert_eq!(ids.len(), entries.len(), "no entry is listed twice");
-    entries
 }
 
 /// Checks the ledger of every customer in `ids`.
