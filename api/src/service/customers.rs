@@ -306,10 +306,7 @@ pub async fn update(db: &Db, id: Uuid, patch: ProfilePatch) -> DomainResult<cust
 
     db.write(move |txn| {
         Box::pin(async move {
-            let existing = customers::find_for_update(txn, id)
-                .await?
-                .filter(|c| c.erased_at.is_none())
-                .ok_or_else(|| DomainError::not_found("customer"))?;
+            let existing = customers::live_for_update(txn, id).await?;
             let mut customer: customer::ActiveModel = existing.clone().into();
             if let Some(name) = name {
                 customer.name = Set(name);

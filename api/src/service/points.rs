@@ -34,10 +34,7 @@ pub async fn adjust(
     let caller = caller.to_owned();
     db.write(move |txn| {
         Box::pin(async move {
-            let customer = customers::find_for_update(txn, request.customer_id)
-                .await?
-                .filter(|c| c.erased_at.is_none())
-                .ok_or_else(|| DomainError::not_found("customer"))?;
+            let customer = customers::live_for_update(txn, request.customer_id).await?;
             let id = Uuid::now_v7();
             if let Some(key) = &key
                 && let Claim::Seen(previous) =

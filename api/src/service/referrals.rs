@@ -78,10 +78,7 @@ pub async fn link(
 pub async fn apply_code(db: &Db, customer_id: Uuid, code: String) -> DomainResult<referral::Model> {
     db.write(move |txn| {
         Box::pin(async move {
-            let referee = customers::find_for_update(txn, customer_id)
-                .await?
-                .filter(|c| c.erased_at.is_none())
-                .ok_or_else(|| DomainError::not_found("customer"))?;
+            let referee = customers::live_for_update(txn, customer_id).await?;
             link(txn, &referee, &code).await
         })
     })

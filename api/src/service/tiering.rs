@@ -63,10 +63,7 @@ pub async fn set_customer_tier(
     let note = text(&note, "note", 1000)?;
     db.write(move |txn| {
         Box::pin(async move {
-            let customer = customers::find_for_update(txn, customer_id)
-                .await?
-                .filter(|c| c.erased_at.is_none())
-                .ok_or_else(|| DomainError::not_found("customer"))?;
+            let customer = customers::live_for_update(txn, customer_id).await?;
             let tier = tier::Entity::find()
                 .filter(tier::Column::Key.eq(&tier_key))
                 .one(txn)

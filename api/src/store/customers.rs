@@ -112,6 +112,15 @@ pub async fn birthdays(db: &impl ConnectionTrait) -> DomainResult<Vec<(Uuid, chr
         .await?)
 }
 
+/// A customer that has not been erased, locked for the rest of the transaction;
+/// `NOT_FOUND` otherwise. What every write to one customer starts with.
+pub async fn live_for_update(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<customer::Model> {
+    find_for_update(db, id)
+        .await?
+        .filter(|c| c.erased_at.is_none())
+        .ok_or_else(|| crate::domain::DomainError::not_found("customer"))
+}
+
 pub async fn find_many(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
