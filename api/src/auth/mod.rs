@@ -89,6 +89,10 @@ pub enum Permission {
     ManageRewards,
     /// Redeem rewards for any customer (a customer redeems for itself, decided per object).
     RedeemRewards,
+    /// Read segments and which segments a customer is in.
+    ReadSegments,
+    /// Create, change and delete segments, their static members, and preview rules.
+    ManageSegments,
 }
 
 /// The authenticated caller, from a verified token.
@@ -116,13 +120,17 @@ impl Principal {
                 EraseCustomers | ManageProgram | RunEvaluations | ManageRewards
             ),
             Role::Partner => match permission {
-                ReadCustomers | ReadProgram => self.has_scope(Scope::CustomersRead),
+                // Segments are views of customers: who may read every customer may
+                // read how they are grouped.
+                ReadCustomers | ReadProgram | ReadSegments => {
+                    self.has_scope(Scope::CustomersRead)
+                }
                 WriteCustomers => self.has_scope(Scope::CustomersWrite),
                 RecordInteractions => self.has_scope(Scope::InteractionsWrite),
                 AdjustPoints => self.has_scope(Scope::PointsWrite),
                 RedeemRewards => self.has_scope(Scope::RewardsRedeem),
                 EraseCustomers | ManageProgram | SetCustomerTier | RunEvaluations
-                | ManageRewards => false,
+                | ManageRewards | ManageSegments => false,
             },
             // A customer reads only itself, which `ReadCustomer` decides per object.
             Role::Customer => false,
@@ -175,6 +183,8 @@ mod tests {
             AdjustPoints,
             ManageRewards,
             RedeemRewards,
+            ReadSegments,
+            ManageSegments,
         ] {
             assert!(admin.may(p));
             assert!(
@@ -187,6 +197,9 @@ mod tests {
         assert!(staff.may(RecordInteractions) && staff.may(SetCustomerTier));
         assert!(!staff.may(RunEvaluations) && !staff.may(ManageRewards));
         assert!(staff.may(AdjustPoints) && staff.may(RedeemRewards));
+        assert!(staff.may(ReadSegments) && staff.may(ManageSegments));
+        assert!(reader.may(ReadSegments) && !reader.may(ManageSegments));
+        assert!(!writer.may(ReadSegments) && !writer.may(ManageSegments));
         let shop = principal(Role::Partner, vec![Scope::RewardsRedeem]);
         assert!(shop.may(RedeemRewards) && !shop.may(AdjustPoints));
         assert!(customer.may_redeem_for(Uuid::nil()) && !customer.may_redeem_for(Uuid::now_v7()));

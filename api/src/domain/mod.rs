@@ -11,6 +11,8 @@ pub mod points;
 pub mod program;
 pub mod referral_code;
 pub mod scoring;
+pub mod segment;
+pub mod segment_rule;
 pub mod tiering;
 
 pub use error::{DomainError, DomainResult};

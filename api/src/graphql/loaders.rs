@@ -12,14 +12,16 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{Context, Name, Result, Value};
 use chrono::{DateTime, Utc};
 use entity::enums::InteractionKind;
-use entity::{customer, interaction, points_entry, referral, tier, tier_change};
+use entity::{customer, interaction, points_entry, referral, segment, tier, tier_change};
 use uuid::Uuid;
 
 use crate::domain::DomainError;
 use crate::store::paging::{Page, PageRequest};
 use crate::store::{
-    Db, customers, evaluation_runs, interactions, points, referrals, tier_changes, tiers,
+    Db, customers, evaluation_runs, interactions, points, referrals, segments, tier_changes, tiers,
 };
+use crate::auth::Permission;
+use crate::auth::guard::principal;
 
 pub struct StoreLoader {
     db: Db,
@@ -96,6 +98,12 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
     if selects("pointsExpiring") {
         loader
             .load_many(customers.iter().map(|c| LedgerLots(c.id)))
+            .await
+            .gql()?;
+    }
+    if selects("segments") && principal(ctx)?.may(Permission::ReadSegments) {
+        loader
+            .load_many(customers.iter().map(|c| SegmentsOfCustomer(c.id)))
             .await
             .gql()?;
     }
@@ -272,6 +280,45 @@ impl Loader<MembersOfTier> for StoreLoader {
         Ok(found
             .into_iter()
             .map(|(id, count)| (MembersOfTier(id), count))
+            .collect())
+    }
+}
+
+/// How many customers a segment has now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MembersOfSegment(pub Uuid);
+
+impl Loader<MembersOfSegment> for StoreLoader {
+    type Value = i64;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[MembersOfSegment]) -> LoadResult<MembersOfSegment, i64> {
+        let db = self.db.conn();
+        let found = segments::find_many(db, &ids(keys, |k| k.0)).await?;
+        let counts = segments::member_counts(db, &found).await?;
+        Ok(counts
+            .into_iter()
+            .map(|(id, count)| (MembersOfSegment(id), count))
+            .collect())
+    }
+}
+
+/// The segments a customer is in now, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SegmentsOfCustomer(pub Uuid);
+
+impl Loader<SegmentsOfCustomer> for StoreLoader {
+    type Value = Vec<segment::Model>;
+    type Error = Arc<DomainError>;
+
+    async fn load(
+        &self,
+        keys: &[SegmentsOfCustomer],
+    ) -> LoadResult<SegmentsOfCustomer, Vec<segment::Model>> {
+        let found = segments::segments_of(self.db.conn(), &ids(keys, |k| k.0)).await?;
+        Ok(found
+            .into_iter()
+            .map(|(id, list)| (SegmentsOfCustomer(id), list))
             .collect())
     }
 }

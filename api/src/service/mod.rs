@@ -7,6 +7,7 @@ pub mod points;
 pub mod program;
 pub mod referrals;
 pub mod rewards;
+pub mod segments;
 pub mod tiering;
 
 /// A field of a partial update: left as it is, cleared, or set.

@@ -143,6 +143,8 @@ pub struct CustomerFilter {
     pub max_score: Option<f64>,
     pub abc_classes: Option<Vec<AbcClass>>,
     pub rfm_segments: Option<Vec<RfmSegment>>,
+    /// A segment's members, or the customers a rule matches.
+    pub membership: Option<super::segments::Membership>,
 }
 
 impl CustomerFilter {
@@ -211,7 +213,7 @@ impl CustomerFilter {
 
 /// `text` as a literal LIKE pattern, escaped with `!` (a backslash would mean different
 /// things to the two databases' string literals).
-fn escape_like(text: &str) -> String {
+pub(crate) fn escape_like(text: &str) -> String {
     text.replace('!', "!!")
         .replace('%', "!%")
         .replace('_', "!_")
@@ -320,7 +322,10 @@ pub async fn list(
     order: CustomerOrder,
     page: &PageRequest,
 ) -> DomainResult<Page<customer::Model>> {
-    let condition = filter.condition();
+    let mut condition = filter.condition();
+    if let Some(membership) = &filter.membership {
+        condition = condition.add(super::segments::condition(db, membership).await?);
+    }
     let total = customer::Entity::find()
         .filter(condition.clone())
         .count(db)

@@ -10,7 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::now;
-use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
+use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
 use crate::domain::DomainResult;
 use crate::domain::interaction::InteractionDraft;
 
@@ -62,12 +62,7 @@ pub async fn of_order(
 }
 
 pub fn cursor(interaction: &interaction::Model) -> String {
-    Cursor::new(
-        ORDER,
-        SortValue::Text(interaction.occurred_at.to_rfc3339()),
-        interaction.id,
-    )
-    .encode()
+    time_cursor(ORDER, interaction.occurred_at, interaction.id)
 }
 
 fn of_customer(customer_id: Uuid, kinds: &[InteractionKind]) -> Condition {

@@ -13,6 +13,8 @@ pub mod points;
 pub mod program;
 pub mod referrals;
 pub mod rewards;
+pub mod segment_sql;
+pub mod segments;
 pub mod tier_changes;
 pub mod tiers;
 

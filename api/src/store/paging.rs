@@ -156,6 +156,11 @@ pub fn after_condition(
     }
 }
 
+/// The cursor of a row in a list ordered by a time, then id.
+pub fn time_cursor(order: &str, at: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
+    Cursor::new(order, SortValue::Text(at.to_rfc3339()), id).encode()
+}
+
 /// The instant a newest-first cursor points at.
 pub fn cursor_instant(cursor: &Cursor) -> DomainResult<chrono::DateTime<chrono::Utc>> {
     let invalid = || DomainError::bad_input("after", "is not a cursor from this list");
@@ -180,7 +185,24 @@ where
     E: sea_orm::EntityTrait,
     E::Model: Send + Sync,
 {
-    use sea_orm::{PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    by_time::<E>(db, condition, time, id, true, page).await
+}
+
+/// A page of the rows of `E` that `condition` selects, by `time` then `id`, newest or
+/// oldest first.
+pub async fn by_time<E>(
+    db: &impl sea_orm::ConnectionTrait,
+    condition: Condition,
+    time: E::Column,
+    id: E::Column,
+    descending: bool,
+    page: &PageRequest,
+) -> DomainResult<Page<E::Model>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+{
+    use sea_orm::{Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
     let total = E::find().filter(condition.clone()).count(db).await?;
     let mut query = E::find().filter(condition);
     if let Some(cursor) = &page.after {
@@ -188,15 +210,16 @@ where
         query = query.filter(after_condition(
             time,
             id,
-            true,
+            descending,
             false,
             cursor,
             Some(at.into()),
         ));
     }
+    let order = if descending { Order::Desc } else { Order::Asc };
     let rows = query
-        .order_by_desc(time)
-        .order_by_desc(id)
+        .order_by(time, order.clone())
+        .order_by(id, order)
         .limit(page.first + 1)
         .all(db)
         .await?;

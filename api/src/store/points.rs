@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
+use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
 use super::{events, now};
 use crate::domain::DomainResult;
 use crate::domain::points::LedgerItem;
@@ -76,12 +76,7 @@ pub async fn find(
 }
 
 pub fn cursor(entry: &points_entry::Model) -> String {
-    Cursor::new(
-        ORDER,
-        SortValue::Text(entry.created_at.to_rfc3339()),
-        entry.id,
-    )
-    .encode()
+    time_cursor(ORDER, entry.created_at, entry.id)
 }
 
 /// A page of one customer's ledger, newest first.

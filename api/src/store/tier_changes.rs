@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
 
-use super::paging::{self, ChildList, Cursor, Page, PageRequest, SortValue};
+use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
 use super::{events, now};
 use crate::domain::DomainResult;
 
@@ -45,12 +45,7 @@ pub async fn insert(
 }
 
 pub fn cursor(change: &tier_change::Model) -> String {
-    Cursor::new(
-        ORDER,
-        SortValue::Text(change.changed_at.to_rfc3339()),
-        change.id,
-    )
-    .encode()
+    time_cursor(ORDER, change.changed_at, change.id)
 }
 
 /// A page of one customer's tier history, newest first.

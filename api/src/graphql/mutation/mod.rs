@@ -5,6 +5,7 @@ mod customers;
 mod interactions;
 mod program;
 mod rewards;
+mod segments;
 mod tiering;
 
 #[derive(async_graphql::MergedObject, Default)]
@@ -13,5 +14,6 @@ pub struct Mutation(
     interactions::InteractionMutation,
     program::ProgramMutation,
     rewards::RewardMutation,
+    segments::SegmentMutation,
     tiering::TieringMutation,
 );

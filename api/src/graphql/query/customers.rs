@@ -3,13 +3,11 @@ use async_graphql::{Context, ID, Object, Result};
 use crate::auth::{Allow, Permission, ReadCustomer};
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id_or_none;
-use crate::graphql::loaders::prime_customers;
 use crate::graphql::types::customer::{
-    Customer, CustomerConnection, CustomerFilter, CustomerOrderBy,
+    Customer, CustomerConnection, CustomerFilter, CustomerOrderBy, list_customers,
 };
 use crate::store::Db;
-use crate::store::customers::{self, CustomerOrder};
-use crate::store::paging::PageRequest;
+use crate::store::customers;
 
 #[derive(Default)]
 pub struct CustomerQuery;
@@ -52,17 +50,13 @@ impl CustomerQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<CustomerConnection> {
-        let order: CustomerOrder = order_by.map(Into::into).unwrap_or_default();
-        let request = PageRequest::new(first, after.as_deref(), &order.name()).gql()?;
-        let filter: customers::CustomerFilter = filter.unwrap_or_default().into();
-        let page = customers::list(ctx.data::<Db>()?.conn(), &filter, order, &request)
-            .await
-            .gql()?;
-        prime_customers(ctx, &page.items).await?;
-        Ok(CustomerConnection::from_page(
-            page,
-            |c| order.cursor(c),
-            Customer,
-        ))
+        list_customers(
+            ctx,
+            filter.unwrap_or_default().into(),
+            order_by.map(Into::into),
+            first,
+            after,
+        )
+        .await
     }
 }

@@ -4,6 +4,7 @@ mod customers;
 mod evaluation;
 mod program;
 mod rewards;
+mod segments;
 mod viewer;
 
 #[derive(async_graphql::MergedObject, Default)]
@@ -13,4 +14,5 @@ pub struct Query(
     program::ProgramQuery,
     evaluation::EvaluationQuery,
     rewards::RewardQuery,
+    segments::SegmentQuery,
 );

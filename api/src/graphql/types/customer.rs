@@ -14,13 +14,16 @@ use super::interaction::{Interaction, InteractionConnection};
 use super::metrics::CustomerMetrics;
 use super::points::{PointsEntry, PointsEntryConnection};
 use super::referral::Referral;
+use super::segment::Segment;
 use super::tier::{Tier, TierChangeConnection, load_tier};
 use crate::domain::{DomainError, DomainResult};
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
-    InteractionsOf, LedgerLots, LedgerOf, ReferralsBy, RequestLoader, StoreLoader, TagsOfCustomer,
-    TierHistoryOf, load_customer, normalize_kinds,
+    InteractionsOf, LedgerLots, LedgerOf, ReferralsBy, RequestLoader, SegmentsOfCustomer,
+    StoreLoader, TagsOfCustomer, TierHistoryOf, load_customer, normalize_kinds,
 };
+use crate::auth::{Allow, Permission};
+use crate::store::segments::Membership;
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
 use crate::service::customers::{ProfileInput, ProfilePatch};
@@ -214,6 +217,20 @@ impl Customer {
         }
     }
 
+    /// The segments the customer is in now, by name.
+    #[graphql(guard = "Allow(Permission::ReadSegments)")]
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+        Ok(ctx
+            .data::<RequestLoader>()?
+            .load_one(SegmentsOfCustomer(self.0.id))
+            .await
+            .gql()?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Segment)
+            .collect())
+    }
+
     /// The referrals this customer made, oldest first.
     async fn referrals(&self, ctx: &Context<'_>) -> Result<Vec<Referral>> {
         let loader = ctx.data::<RequestLoader>()?;
@@ -262,6 +279,29 @@ where
 
 super::connection::connection!(CustomerConnection, CustomerEdge, Customer);
 
+/// A page of customers (`customers`, `Segment.members`, `segmentPreview`), in `order`
+/// (by creation when `None`), with the relations the query selects loaded per page.
+pub async fn list_customers(
+    ctx: &Context<'_>,
+    filter: store::CustomerFilter,
+    order: Option<CustomerOrder>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<CustomerConnection> {
+    let order = order.unwrap_or_default();
+    let request = PageRequest::new(first, after.as_deref(), &order.name()).gql()?;
+    let db = ctx.data::<crate::store::Db>()?;
+    let page = store::list(db.conn(), &filter, order, &request)
+        .await
+        .gql()?;
+    crate::graphql::loaders::prime_customers(ctx, &page.items).await?;
+    Ok(CustomerConnection::from_page(
+        page,
+        |c| order.cursor(c),
+        Customer,
+    ))
+}
+
 #[derive(InputObject, Default)]
 pub struct CustomerFilter {
     /// Case-insensitive substring of name, email, phone or externalRef.
@@ -275,6 +315,8 @@ pub struct CustomerFilter {
     max_score: Option<f64>,
     abc_classes: Option<Vec<AbcClass>>,
     rfm_segments: Option<Vec<RfmSegment>>,
+    /// Members of this segment (an unknown segment has none).
+    segment_id: Option<ID>,
 }
 
 fn map_all<A: Copy, B: From<A>>(values: Option<Vec<A>>) -> Option<Vec<B>> {
@@ -293,6 +335,10 @@ impl From<CustomerFilter> for store::CustomerFilter {
             max_score: filter.max_score,
             abc_classes: map_all(filter.abc_classes),
             rfm_segments: map_all(filter.rfm_segments),
+            membership: filter.segment_id.map(|id| {
+                // A malformed id names no segment, like an unknown one.
+                Membership::Segment(crate::graphql::id::parse_id_or_none(&id).unwrap_or_default())
+            }),
         }
     }
 }

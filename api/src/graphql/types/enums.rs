@@ -144,3 +144,12 @@ pub enum ReferralStatus {
     Rewarded,
     Rejected,
 }
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::SegmentKind")]
+pub enum SegmentKind {
+    /// Members are the customers its rule matches, always current.
+    Dynamic,
+    /// Members are added and removed by hand.
+    Static,
+}

@@ -10,6 +10,7 @@ pub mod points;
 pub mod program;
 pub mod referral;
 pub mod reward;
+pub mod segment;
 pub mod stats;
 pub mod tier;
 pub mod viewer;

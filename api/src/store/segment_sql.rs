@@ -1,0 +1,466 @@
+//! A segment rule compiled to one SQL condition on `customer`, so that membership is
+//! decided by the database (with its indexes) and always reflects the current data.
+//!
+//! Negation is pushed down to the conditions (De Morgan), and a negated condition on a
+//! value the customer may lack is `NOT COALESCE(test, FALSE)`: a missing value fails the
+//! test and so matches its negation, whatever SQL's three-valued logic would say.
+//! Positive conditions stay plain comparisons, so that their indexes serve.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{customer, customer_tag, tier};
+use sea_orm::DbBackend;
+use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr, Query};
+use serde_json::json;
+
+use super::customers::escape_like;
+use crate::domain::segment_rule::{Comparison, Condition, Field, Rule, Scalar, Test};
+
+/// Compiles `rule` for `backend`; `now` is the instant `recencyDays` counts to.
+pub fn compile(rule: &Rule, backend: DbBackend, now: DateTime<Utc>) -> Expr {
+    Compiler { backend, now }.rule(rule, false)
+}
+
+pub fn always() -> Expr {
+    Expr::cust("1 = 1")
+}
+
+pub fn never() -> Expr {
+    Expr::cust("1 = 0")
+}
+
+struct Compiler {
+    backend: DbBackend,
+    now: DateTime<Utc>,
+}
+
+/// The largest day count `recencyDays` bounds are computed for; beyond it every
+/// purchase is on the same side of the bound anyway.
+const MAX_DAYS: i64 = 100_000;
+
+fn column(column: customer::Column) -> Expr {
+    Expr::col((customer::Entity, column))
+}
+
+impl Compiler {
+    fn rule(&self, rule: &Rule, negated: bool) -> Expr {
+        match rule {
+            Rule::Not(inner) => self.rule(inner, !negated),
+            // not(all) = any(not …) and not(any) = all(not …).
+            Rule::All(rules) if !negated => fold(rules.iter().map(|r| self.rule(r, false)), true),
+            Rule::All(rules) => fold(rules.iter().map(|r| self.rule(r, true)), false),
+            Rule::Any(rules) if !negated => fold(rules.iter().map(|r| self.rule(r, false)), false),
+            Rule::Any(rules) => fold(rules.iter().map(|r| self.rule(r, true)), true),
+            Rule::Condition(condition) => {
+                let test = self.condition(condition);
+                match (negated != condition.negated, condition.field.may_be_missing()) {
+                    (false, _) => test,
+                    (true, false) => test.not(),
+                    (true, true) => Expr::expr(Func::coalesce([test, never()])).not(),
+                }
+            }
+        }
+    }
+
+    /// The positive test of one condition (NULL where the customer has no value).
+    fn condition(&self, condition: &Condition) -> Expr {
+        let test = &condition.test;
+        match &condition.field {
+            Field::Tier => tier(test),
+            Field::Tags => tags(test),
+            Field::RecencyDays => self.recency(test),
+            Field::Attribute(keys) => Attribute::new(self.backend, keys).test(test),
+            field => {
+                let (col, nullable) = plain_column(field);
+                let col = column(col);
+                match test {
+                    Test::Compare(comparison, scalar) => compare(col, *comparison, value(scalar)),
+                    Test::In(scalars) => col.is_in(scalars.iter().map(value)),
+                    Test::Contains(scalars) => fold(
+                        scalars.iter().map(|s| contains_text(col.clone(), text_of(s))),
+                        true,
+                    ),
+                    Test::Exists if nullable => col.is_not_null(),
+                    Test::Exists => always(),
+                }
+            }
+        }
+    }
+
+    /// `recencyDays` (whole days from the last purchase to now) as bounds on
+    /// `last_purchase_at`: `recencyDays >= n` is `last_purchase_at <= now - n days`, which
+    /// the column's index serves.
+    fn recency(&self, test: &Test) -> Expr {
+        let last = || column(customer::Column::LastPurchaseAt);
+        let bound = |days: i64| self.now - Duration::days(days.clamp(0, MAX_DAYS));
+        let at_least = |n: i64| last().lte(bound(n));
+        let below = |n: i64| last().gt(bound(n));
+        let days = |scalar: &Scalar| match scalar {
+            Scalar::Integer(n) => *n,
+            _ => 0,
+        };
+        let equal = |n: i64| at_least(n).and(below(n.saturating_add(1)));
+        match test {
+            Test::Compare(Comparison::Gte, n) => at_least(days(n)),
+            Test::Compare(Comparison::Gt, n) => at_least(days(n).saturating_add(1)),
+            Test::Compare(Comparison::Lt, n) => below(days(n)),
+            Test::Compare(Comparison::Lte, n) => below(days(n).saturating_add(1)),
+            Test::Compare(Comparison::Eq, n) => equal(days(n)),
+            Test::In(values) => fold(values.iter().map(|n| equal(days(n))), false),
+            Test::Exists | Test::Contains(_) => last().is_not_null(),
+        }
+    }
+}
+
+/// The column of a field stored as one column of `customer`, and whether it may be NULL.
+fn plain_column(field: &Field) -> (customer::Column, bool) {
+    use customer::Column as C;
+    match field {
+        Field::LifecycleStage => (C::LifecycleStage, false),
+        Field::Kind => (C::Kind, false),
+        Field::Industry => (C::Industry, true),
+        Field::Region => (C::Region, true),
+        Field::Score => (C::Score, false),
+        Field::PurchaseCount => (C::PurchaseCount, false),
+        Field::NetSpend => (C::NetSpendE4, false),
+        Field::LifetimeSpend => (C::LifetimeSpendE4, false),
+        Field::EngagementCount => (C::EngagementCount, false),
+        Field::LatestNps => (C::LatestNps, true),
+        Field::PointsBalance => (C::PointsBalance, false),
+        Field::RfmSegment => (C::RfmSegment, true),
+        Field::RfmRecency => (C::RfmRecency, true),
+        Field::RfmFrequency => (C::RfmFrequency, true),
+        Field::RfmMonetary => (C::RfmMonetary, true),
+        Field::AbcClass => (C::AbcClass, false),
+        Field::PAlive => (C::PAlive, true),
+        Field::CreatedAt => (C::CreatedAt, false),
+        Field::Birthday => (C::Birthday, true),
+        // Compiled by their own functions.
+        Field::Tier | Field::Tags | Field::RecencyDays | Field::Attribute(_) => (C::Id, false),
+    }
+}
+
+/// `all` (AND) or `any` (OR) of `parts`; the empty `all` holds, the empty `any` does not.
+fn fold(parts: impl Iterator<Item = Expr>, all: bool) -> Expr {
+    parts
+        .reduce(|left, right| if all { left.and(right) } else { left.or(right) })
+        .unwrap_or_else(|| if all { always() } else { never() })
+}
+
+fn compare(left: Expr, comparison: Comparison, right: sea_orm::Value) -> Expr {
+    match comparison {
+        Comparison::Eq => left.eq(right),
+        Comparison::Gt => left.gt(right),
+        Comparison::Gte => left.gte(right),
+        Comparison::Lt => left.lt(right),
+        Comparison::Lte => left.lte(right),
+    }
+}
+
+fn value(scalar: &Scalar) -> sea_orm::Value {
+    match scalar {
+        Scalar::Text(text) => text.clone().into(),
+        Scalar::Integer(n) | Scalar::MoneyE4(n) => (*n).into(),
+        Scalar::Number(n) => (*n).into(),
+        Scalar::Instant(at) => (*at).into(),
+        Scalar::Date(date) => (*date).into(),
+        Scalar::Bool(flag) => if *flag { "true" } else { "false" }.into(),
+    }
+}
+
+fn text_of(scalar: &Scalar) -> String {
+    match scalar {
+        Scalar::Text(text) => text.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A case-insensitive substring test.
+fn contains_text(text: Expr, needle: String) -> Expr {
+    let pattern = format!("%{}%", escape_like(&needle.to_lowercase()));
+    Expr::expr(Func::lower(text)).like(LikeExpr::new(pattern).escape('!'))
+}
+
+/// Tier keys name tiers; ordering compares their ranks (`gte "regular"`: regular or higher).
+fn tier(test: &Test) -> Expr {
+    let tiers_where = |condition: Expr| {
+        column(customer::Column::TierId).in_subquery(
+            Query::select()
+                .column(tier::Column::Id)
+                .from(tier::Entity)
+                .and_where(condition)
+                .to_owned(),
+        )
+    };
+    let rank_of = |key: &Scalar| {
+        Expr::SubQuery(
+            None,
+            Box::new(
+                Query::select()
+                    .column(tier::Column::Rank)
+                    .from(tier::Entity)
+                    .and_where(Expr::col(tier::Column::Key).eq(value(key)))
+                    .to_owned()
+                    .into(),
+            ),
+        )
+    };
+    let rank = || Expr::col(tier::Column::Rank);
+    match test {
+        Test::Compare(Comparison::Eq, key) => tiers_where(Expr::col(tier::Column::Key).eq(value(key))),
+        Test::Compare(Comparison::Gt, key) => tiers_where(rank().gt(rank_of(key))),
+        Test::Compare(Comparison::Gte, key) => tiers_where(rank().gte(rank_of(key))),
+        Test::Compare(Comparison::Lt, key) => tiers_where(rank().lt(rank_of(key))),
+        Test::Compare(Comparison::Lte, key) => tiers_where(rank().lte(rank_of(key))),
+        Test::In(keys) => tiers_where(Expr::col(tier::Column::Key).is_in(keys.iter().map(value))),
+        // Every customer holds a tier.
+        Test::Exists | Test::Contains(_) => always(),
+    }
+}
+
+/// `contains`: has every one of these tags; `in`: any of them; `exists`: any tag at all.
+fn tags(test: &Test) -> Expr {
+    let has_tag = |condition: Option<Expr>| {
+        let mut query = Query::select();
+        query
+            .expr(Expr::val(1))
+            .from(customer_tag::Entity)
+            .and_where(
+                Expr::col((customer_tag::Entity, customer_tag::Column::CustomerId))
+                    .equals((customer::Entity, customer::Column::Id)),
+            );
+        if let Some(condition) = condition {
+            query.and_where(condition);
+        }
+        Expr::exists(query.to_owned())
+    };
+    let tag = || Expr::col((customer_tag::Entity, customer_tag::Column::Tag));
+    match test {
+        Test::Contains(tags) => fold(tags.iter().map(|t| has_tag(Some(tag().eq(value(t))))), true),
+        Test::In(tags) => has_tag(Some(tag().is_in(tags.iter().map(value)))),
+        Test::Exists => has_tag(None),
+        // The parser refuses comparisons on tags.
+        Test::Compare(..) => never(),
+    }
+}
+
+/// A value inside the `attributes` JSON, read with each database's JSON functions. A
+/// comparison only sees values of its own JSON type (`"5"` is not `5`): the typed
+/// accessors are NULL for any other type, and a CASE keeps Postgres from casting text
+/// to a number. Keys are checked by the parser (letters, digits, `_`, `-`), so they are
+/// written into the SQL as literals.
+struct Attribute {
+    backend: DbBackend,
+    /// Postgres: the jsonb value. SQLite: the JSON path.
+    locator: String,
+}
+
+const ATTRIBUTES: &str = "\"customer\".\"attributes\"";
+
+#[derive(Clone, Copy)]
+enum JsonType {
+    Text,
+    Number,
+    Bool,
+}
+
+impl Attribute {
+    fn new(backend: DbBackend, keys: &[String]) -> Self {
+        let locator = match backend {
+            DbBackend::Postgres => {
+                let arrows: String = keys.iter().map(|k| format!(" -> '{k}'")).collect();
+                format!("({ATTRIBUTES}{arrows})")
+            }
+            _ => {
+                let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+                format!("'$.{}'", quoted.join("."))
+            }
+        };
+        Self { backend, locator }
+    }
+
+    fn postgres(&self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    /// The JSON type's name (Postgres `jsonb_typeof`, SQLite `json_type`); NULL when the
+    /// key is missing.
+    fn type_name(&self) -> String {
+        if self.postgres() {
+            format!("jsonb_typeof({})", self.locator)
+        } else {
+            format!("json_type({ATTRIBUTES}, {})", self.locator)
+        }
+    }
+
+    /// The value as SQL text, number or 'true'/'false' when it is of that JSON type.
+    fn typed(&self, json_type: JsonType) -> Expr {
+        let type_name = self.type_name();
+        let sql = match (self.postgres(), json_type) {
+            (true, JsonType::Text) => {
+                format!("(CASE WHEN {type_name} = 'string' THEN {} #>> '{{}}' END)", self.locator)
+            }
+            (true, JsonType::Number) => format!(
+                "(CASE WHEN {type_name} = 'number' THEN ({} #>> '{{}}')::float8 END)",
+                self.locator
+            ),
+            (true, JsonType::Bool) => {
+                format!("(CASE WHEN {type_name} = 'boolean' THEN {} #>> '{{}}' END)", self.locator)
+            }
+            (false, JsonType::Text) => format!(
+                "(CASE WHEN {type_name} = 'text' THEN json_extract({ATTRIBUTES}, {}) END)",
+                self.locator
+            ),
+            (false, JsonType::Number) => format!(
+                "(CASE WHEN {type_name} IN ('integer', 'real') THEN json_extract({ATTRIBUTES}, {}) END)",
+                self.locator
+            ),
+            (false, JsonType::Bool) => {
+                format!("(CASE WHEN {type_name} IN ('true', 'false') THEN {type_name} END)")
+            }
+        };
+        Expr::cust(sql)
+    }
+
+    fn test(&self, test: &Test) -> Expr {
+        match test {
+            Test::Compare(comparison, scalar) => {
+                compare(self.typed(json_type(scalar)), *comparison, value(scalar))
+            }
+            Test::In(scalars) => fold(
+                scalars
+                    .iter()
+                    .map(|s| self.typed(json_type(s)).eq(value(s))),
+                false,
+            ),
+            Test::Contains(scalars) => fold(
+                scalars.iter().map(|scalar| {
+                    let element = self.array_contains(scalar);
+                    match scalar {
+                        Scalar::Text(text) => {
+                            contains_text(self.typed(JsonType::Text), text.clone()).or(element)
+                        }
+                        _ => element,
+                    }
+                }),
+                true,
+            ),
+            Test::Exists => Expr::cust(format!("{} <> 'null'", self.type_name())),
+        }
+    }
+
+    /// Whether the value is an array holding `scalar`.
+    fn array_contains(&self, scalar: &Scalar) -> Expr {
+        let type_name = self.type_name();
+        if self.postgres() {
+            let element = match scalar {
+                Scalar::Text(text) => json!([text]),
+                Scalar::Number(n) => json!([n]),
+                Scalar::Bool(flag) => json!([flag]),
+                other => json!([text_of(other)]),
+            };
+            return Expr::cust(format!(
+                "(CASE WHEN {type_name} = 'array' THEN {} END)",
+                self.locator
+            ))
+            .binary(
+                BinOper::Custom("@>"),
+                Expr::val(element.to_string()).cast_as("jsonb"),
+            );
+        }
+        let each = format!(
+            "EXISTS (SELECT 1 FROM json_each({ATTRIBUTES}, {}) AS element WHERE",
+            self.locator
+        );
+        let sql = |test: &str| format!("(CASE WHEN {type_name} = 'array' THEN {each} {test}) END)");
+        match scalar {
+            Scalar::Bool(flag) => Expr::cust(sql(&format!("element.type = '{flag}'"))),
+            Scalar::Number(n) => Expr::cust_with_values(
+                sql("element.type IN ('integer', 'real') AND element.value = ?"),
+                [*n],
+            ),
+            other => Expr::cust_with_values(
+                sql("element.type = 'text' AND element.value = ?"),
+                [text_of(other)],
+            ),
+        }
+    }
+}
+
+fn json_type(scalar: &Scalar) -> JsonType {
+    match scalar {
+        Scalar::Number(_) | Scalar::Integer(_) => JsonType::Number,
+        Scalar::Bool(_) => JsonType::Bool,
+        _ => JsonType::Text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+    use serde_json::json;
+
+    use super::*;
+
+    fn sql(rule: serde_json::Value, backend: DbBackend) -> String {
+        let rule = Rule::parse(&rule, "rule", &|_| true).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let query = Query::select()
+            .expr(Expr::val(1))
+            .from(customer::Entity)
+            .and_where(compile(&rule, backend, now))
+            .to_owned();
+        match backend {
+            DbBackend::Postgres => query.to_string(PostgresQueryBuilder),
+            _ => query.to_string(SqliteQueryBuilder),
+        }
+    }
+
+    #[test]
+    fn negation_is_pushed_down_and_keeps_missing_values_on_the_negated_side() {
+        let text = sql(
+            json!({"not": {"all": [
+                {"field": "score", "op": "gte", "value": 70},
+                {"field": "region", "op": "eq", "value": "Shanghai"}
+            ]}}),
+            DbBackend::Postgres,
+        );
+        assert!(text.contains(r#"NOT "customer"."score" >= 70"#), "{text}");
+        assert!(
+            text.contains(r#"NOT COALESCE("customer"."region" = 'Shanghai', 1 = 0)"#),
+            "{text}"
+        );
+        assert!(text.contains(" OR "), "{text}");
+    }
+
+    #[test]
+    fn recency_days_become_bounds_on_the_last_purchase() {
+        let text = sql(
+            json!({"field": "recencyDays", "op": "gt", "value": 90}),
+            DbBackend::Postgres,
+        );
+        // More than 90 whole days: at least 91 days before now.
+        assert!(
+            text.contains(r#""customer"."last_purchase_at" <= '2026-08-24 12:00:00.000000 +00:00'"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn attributes_are_read_by_type_on_both_databases() {
+        let rule = json!({"field": "attributes.company.size", "op": "gte", "value": 50});
+        let postgres = sql(rule.clone(), DbBackend::Postgres);
+        assert!(
+            postgres.contains(
+                r#"CASE WHEN jsonb_typeof(("customer"."attributes" -> 'company' -> 'size')) = 'number'"#
+            ),
+            "{postgres}"
+        );
+        let sqlite = sql(rule, DbBackend::Sqlite);
+        assert!(
+            sqlite.contains(r#"json_type("customer"."attributes", '$."company"."size"') IN ('integer', 'real')"#),
+            "{sqlite}"
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! Segments and their static members, and membership as SQL: a DYNAMIC segment's rule
+//! or a STATIC segment's list, as one condition on `customer` that every count, list
+//! and lookup of members uses.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::enums::SegmentKind;
+use entity::{customer, segment, segment_member};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SelectStatement, UnionType};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::now;
+use super::paging::{Page, PageRequest, by_time};
+use super::segment_sql::{self, never};
+use crate::domain::segment::SegmentDraft;
+use crate::domain::segment_rule::Rule;
+use crate::domain::{DomainError, DomainResult};
+
+/// Whom a customer list is narrowed to: a saved segment's members, or the customers an
+/// unsaved rule matches (a preview).
+#[derive(Debug, Clone)]
+pub enum Membership {
+    Segment(Uuid),
+    Rule(Rule),
+}
+
+/// The order `segments` pages in: oldest first.
+pub const ORDER: &str = "CREATED_AT_ASC";
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<Option<segment::Model>> {
+    Ok(segment::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The segment, locked for the rest of the transaction, or `NOT_FOUND`.
+pub async fn get_for_update(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<segment::Model> {
+    use sea_orm::QuerySelect;
+    segment::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(db)
+        .await?
+        .ok_or_else(|| DomainError::not_found("segment"))
+}
+
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<Vec<segment::Model>> {
+    Ok(segment::Entity::find()
+        .filter(segment::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// Every segment, by name.
+pub async fn all(db: &impl ConnectionTrait) -> DomainResult<Vec<segment::Model>> {
+    Ok(segment::Entity::find()
+        .order_by_asc(segment::Column::Name)
+        .all(db)
+        .await?)
+}
+
+/// A page of segments, oldest first.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    request: &PageRequest,
+) -> DomainResult<Page<segment::Model>> {
+    by_time::<segment::Entity>(
+        db,
+        sea_orm::Condition::all(),
+        segment::Column::CreatedAt,
+        segment::Column::Id,
+        false,
+        request,
+    )
+    .await
+}
+
+/// Whether another segment already has this name.
+pub async fn name_taken(
+    db: &impl ConnectionTrait,
+    name: &str,
+    except: Option<Uuid>,
+) -> DomainResult<bool> {
+    let mut query = segment::Entity::find().filter(segment::Column::Name.eq(name));
+    if let Some(id) = except {
+        query = query.filter(segment::Column::Id.ne(id));
+    }
+    Ok(query.count(db).await? > 0)
+}
+
+pub async fn insert(db: &impl ConnectionTrait, draft: SegmentDraft) -> DomainResult<segment::Model> {
+    let at = now();
+    Ok(segment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(draft.name),
+        description: Set(draft.description),
+        kind: Set(draft.kind),
+        rule: Set(draft.rule),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(db)
+    .await?)
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    draft: SegmentDraft,
+) -> DomainResult<segment::Model> {
+    Ok(segment::ActiveModel {
+        id: Set(id),
+        name: Set(draft.name),
+        description: Set(draft.description),
+        rule: Set(draft.rule),
+        updated_at: Set(now()),
+        ..Default::default()
+    }
+    .update(db)
+    .await?)
+}
+
+/// Deletes a segment with its static members.
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<()> {
+    segment_member::Entity::delete_many()
+        .filter(segment_member::Column::SegmentId.eq(id))
+        .exec(db)
+        .await?;
+    segment::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// Adds customers to a static list; those already in it stay as they were.
+pub async fn add_members(
+    db: &impl ConnectionTrait,
+    segment_id: Uuid,
+    customer_ids: &[Uuid],
+) -> DomainResult<()> {
+    if customer_ids.is_empty() {
+        return Ok(());
+    }
+    let at = now();
+    segment_member::Entity::insert_many(customer_ids.iter().map(|&customer_id| {
+        segment_member::ActiveModel {
+            segment_id: Set(segment_id),
+            customer_id: Set(customer_id),
+            added_at: Set(at),
+        }
+    }))
+    .on_conflict(
+        OnConflict::columns([
+            segment_member::Column::SegmentId,
+            segment_member::Column::CustomerId,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_members(
+    db: &impl ConnectionTrait,
+    segment_id: Uuid,
+    customer_ids: &[Uuid],
+) -> DomainResult<()> {
+    segment_member::Entity::delete_many()
+        .filter(segment_member::Column::SegmentId.eq(segment_id))
+        .filter(segment_member::Column::CustomerId.is_in(customer_ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The condition on `customer` that selects a segment's members now. Erased customers
+/// are members of nothing.
+pub fn members_of(
+    segment: &segment::Model,
+    backend: sea_orm::DbBackend,
+    at: DateTime<Utc>,
+) -> DomainResult<Expr> {
+    let membership = match segment.kind {
+        SegmentKind::Static => Expr::col((customer::Entity, customer::Column::Id)).in_subquery(
+            Query::select()
+                .column(segment_member::Column::CustomerId)
+                .from(segment_member::Entity)
+                .and_where(segment_member::Column::SegmentId.eq(segment.id))
+                .to_owned(),
+        ),
+        SegmentKind::Dynamic => {
+            let rule = segment.rule.as_ref().ok_or_else(|| {
+                DomainError::Internal(anyhow::anyhow!("segment {} has no rule", segment.id))
+            })?;
+            // Saved rules were validated when saved; a tier deleted since then simply
+            // matches nobody.
+            let rule = Rule::parse(rule, "rule", &|_| true).map_err(|error| {
+                DomainError::Internal(anyhow::anyhow!("segment {}: {error}", segment.id))
+            })?;
+            segment_sql::compile(&rule, backend, at)
+        }
+    };
+    Ok(live().and(membership))
+}
+
+fn live() -> Expr {
+    Expr::col((customer::Entity, customer::Column::ErasedAt)).is_null()
+}
+
+/// The condition for `membership`; an unknown segment has no members.
+pub async fn condition(db: &impl ConnectionTrait, membership: &Membership) -> DomainResult<Expr> {
+    let backend = db.get_database_backend();
+    match membership {
+        Membership::Segment(id) => match find(db, *id).await? {
+            Some(segment) => members_of(&segment, backend, now()),
+            None => Ok(never()),
+        },
+        Membership::Rule(rule) => Ok(live().and(segment_sql::compile(rule, backend, now()))),
+    }
+}
+
+/// How many customers each segment has now, in one statement: one `COUNT` per segment,
+/// joined with UNION ALL so that each uses the indexes its own condition can.
+pub async fn member_counts(
+    db: &impl ConnectionTrait,
+    segments: &[segment::Model],
+) -> DomainResult<HashMap<Uuid, i64>> {
+    let backend = db.get_database_backend();
+    let at = now();
+    let branches = segments
+        .iter()
+        .map(|segment| {
+            Ok(Query::select()
+                .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
+                .expr_as(Expr::col(customer::Column::Id).count(), Alias::new("members"))
+                .from(customer::Entity)
+                .and_where(members_of(segment, backend, at)?)
+                .to_owned())
+        })
+        .collect::<DomainResult<Vec<_>>>()?;
+    let mut counts = HashMap::new();
+    for row in union_all(db, branches).await? {
+        counts.insert(segment_id(&row)?, row.try_get::<i64>("", "members")?);
+    }
+    Ok(counts)
+}
+
+/// The segments each of these customers is in now (each list by segment name): every
+/// segment's condition tested against just these customers, a bounded number of
+/// segments per statement.
+pub async fn segments_of(
+    db: &impl ConnectionTrait,
+    customer_ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, Vec<segment::Model>>> {
+    /// Segments tested per statement: keeps the bound parameters (customer ids times
+    /// segments) far below both databases' limits.
+    const SEGMENTS_PER_STATEMENT: usize = 20;
+    let mut found: HashMap<Uuid, Vec<segment::Model>> = HashMap::new();
+    if customer_ids.is_empty() {
+        return Ok(found);
+    }
+    let segments = all(db).await?;
+    let backend = db.get_database_backend();
+    let at = now();
+    let mut member_of: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
+    for chunk in segments.chunks(SEGMENTS_PER_STATEMENT) {
+        let branches = chunk
+            .iter()
+            .map(|segment| {
+                Ok(Query::select()
+                    .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
+                    .expr_as(
+                        Expr::col((customer::Entity, customer::Column::Id)),
+                        Alias::new("customer_id"),
+                    )
+                    .from(customer::Entity)
+                    .and_where(
+                        Expr::col((customer::Entity, customer::Column::Id))
+                            .is_in(customer_ids.iter().copied()),
+                    )
+                    .and_where(members_of(segment, backend, at)?)
+                    .to_owned())
+            })
+            .collect::<DomainResult<Vec<_>>>()?;
+        for row in union_all(db, branches).await? {
+            let customer_id: Uuid = row.try_get("", "customer_id")?;
+            member_of
+                .entry(customer_id)
+                .or_default()
+                .insert(segment_id(&row)?);
+        }
+    }
+    for (customer_id, ids) in member_of {
+        found.insert(
+            customer_id,
+            segments.iter().filter(|s| ids.contains(&s.id)).cloned().collect(),
+        );
+    }
+    Ok(found)
+}
+
+async fn union_all(
+    db: &impl ConnectionTrait,
+    mut branches: Vec<SelectStatement>,
+) -> DomainResult<Vec<sea_orm::QueryResult>> {
+    if branches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = branches.remove(0);
+    for branch in branches {
+        query.union(UnionType::All, branch);
+    }
+    let statement = db.get_database_backend().build(&query);
+    Ok(db.query_all_raw(statement).await?)
+}
+
+fn segment_id(row: &sea_orm::QueryResult) -> DomainResult<Uuid> {
+    let text: String = row.try_get("", "segment_id")?;
+    Uuid::parse_str(&text).map_err(|error| DomainError::Internal(error.into()))
+}
