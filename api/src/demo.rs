@@ -1,7 +1,8 @@
 //! The demo data set: a few hundred customers across regions, industries and kinds, with
 //! a year of purchases, refunds, visits, surveys, shipments and payments and the points
 //! they earned, evaluated once so that GraphiQL shows every tier, lifecycle stage and RFM
-//! segment on a fresh machine; plus a rewards catalogue, redemptions and referrals.
+//! segment on a fresh machine; plus a rewards catalogue, redemptions, referrals and a
+//! few marketing segments.
 //! Generated from a fixed seed: every demo database has the same customers and history
 //! (dated relative to when it was loaded).
 
@@ -12,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::enums::{Channel, CustomerKind, InteractionKind, PointsEntryKind};
+use entity::enums::{Channel, CustomerKind, InteractionKind, PointsEntryKind, SegmentKind};
 use entity::{customer, interaction, points_entry};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
@@ -25,6 +26,7 @@ use crate::domain::points::RewardDraft;
 use crate::jobs::evaluation::{self, Quiet, RunRequest};
 use crate::service::customers::{self, ProfileInput};
 use crate::service::interactions::{self, CustomerRef, RecordRequest};
+use crate::service::segments::{self as service_segments, SegmentInput};
 use crate::service::{referrals, rewards as service_rewards};
 use crate::store::{Db, customers as store_customers};
 
@@ -119,7 +121,83 @@ pub async fn load(db: &Db) -> DomainResult<usize> {
     };
     evaluation::run(db, request, &Quiet).await?;
     loyalty(db, &mut rng).await?;
+    segments(db, &created).await?;
     Ok(created.len())
+}
+
+/// Segments a marketing team would start with, saved through the real operations.
+async fn segments(db: &Db, created: &[customer::Model]) -> DomainResult<()> {
+    use serde_json::json;
+    let dynamic = [
+        (
+            "Churn-risk VIPs",
+            "VIPs whose purchases have slowed or stopped",
+            json!({"all": [
+                {"field": "tier", "op": "eq", "value": "vip"},
+                {"any": [
+                    {"field": "lifecycleStage", "op": "in", "value": ["AT_RISK", "CHURNED"]},
+                    {"field": "recencyDays", "op": "gt", "value": 120},
+                ]},
+            ]}),
+        ),
+        (
+            "Big spenders, quiet for 90 days",
+            "Lifetime spend of 3,000 or more and no purchase in the last 90 days",
+            json!({"all": [
+                {"field": "lifetimeSpend", "op": "gte", "value": "3000"},
+                {"field": "recencyDays", "op": "gt", "value": 90},
+            ]}),
+        ),
+        (
+            "Promoters",
+            "Latest survey rating 9 or 10",
+            json!({"field": "latestNps", "op": "gte", "value": 9}),
+        ),
+        (
+            "Shanghai tea lovers",
+            "Customers in Shanghai who like tea",
+            json!({"all": [
+                {"field": "region", "op": "eq", "value": "Shanghai"},
+                {"any": [
+                    {"field": "attributes.interests", "op": "contains", "value": "tea"},
+                    {"field": "tags", "op": "contains", "value": "tea-lover"},
+                ]},
+            ]}),
+        ),
+        (
+            "Large business accounts",
+            "Businesses with 200 or more employees",
+            json!({"all": [
+                {"field": "kind", "op": "eq", "value": "BUSINESS"},
+                {"field": "attributes.companySize", "op": "gte", "value": 200},
+            ]}),
+        ),
+    ];
+    for (name, description, rule) in dynamic {
+        service_segments::create(
+            db,
+            SegmentInput {
+                name: name.into(),
+                description: Some(description.into()),
+                kind: SegmentKind::Dynamic,
+                rule: Some(rule),
+            },
+        )
+        .await?;
+    }
+    let guests = service_segments::create(
+        db,
+        SegmentInput {
+            name: "Spring launch guests".into(),
+            description: Some("Invited to the spring launch event".into()),
+            kind: SegmentKind::Static,
+            rule: None,
+        },
+    )
+    .await?;
+    let invited: Vec<Uuid> = created.iter().step_by(25).map(|c| c.id).collect();
+    service_segments::add_members(db, guests.id, &invited).await?;
+    Ok(())
 }
 
 /// The points the demo purchases earned when recorded (every customer was in the lowest

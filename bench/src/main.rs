@@ -47,6 +47,19 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Time `memberCount` of a segment rule (median of several runs), or print its plan.
+    SegmentCount {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// The rule as JSON; the default has three conditions.
+        #[arg(long, default_value = THREE_CONDITIONS)]
+        rule: String,
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Print the query plan (EXPLAIN ANALYZE) instead.
+        #[arg(long)]
+        explain: bool,
+    },
     /// Record purchases for random seeded customers from many clients at once.
     Record {
         /// The server's GraphQL endpoint.
@@ -78,6 +91,12 @@ async fn main() -> anyhow::Result<()> {
             database_url,
             explain,
         } => scan(&database_url, explain).await,
+        Command::SegmentCount {
+            database_url,
+            rule,
+            runs,
+            explain,
+        } => segment_count(&database_url, &rule, runs, explain).await,
         Command::Record {
             url,
             secret,
@@ -110,10 +129,16 @@ async fn seed(database_url: &str, customers: i64, per_customer: i64) -> anyhow::
         let to = (from + chunk - 1).min(customers);
         // Customers start in the lowest tier, like real new customers.
         conn.execute_unprepared(&format!(
-            "INSERT INTO customer (id, external_ref, name, kind, attributes, lifecycle_stage,
-                 tier_id, referral_code, metrics_as_of, created_at, updated_at)
+            "INSERT INTO customer (id, external_ref, name, kind, region, attributes,
+                 lifecycle_stage, tier_id, referral_code, metrics_as_of, created_at, updated_at)
              SELECT gen_random_uuid(), 'BENCH-' || i, 'Bench customer ' || i,
-                 CASE WHEN i % 5 = 0 THEN 'BUSINESS' ELSE 'INDIVIDUAL' END, '{{}}'::jsonb,
+                 CASE WHEN i % 5 = 0 THEN 'BUSINESS' ELSE 'INDIVIDUAL' END,
+                 -- 20 regions, the first ones the biggest, as in a real customer base.
+                 (ARRAY['Shanghai','Beijing','Guangzhou','Shenzhen','Hangzhou','Chengdu',
+                   'Wuhan','Nanjing','Xi''an','Chongqing','Tianjin','Suzhou','Qingdao',
+                   'Dalian','Xiamen','Changsha','Kunming','Harbin','Shenyang','Ningbo'])
+                   [1 + floor(power(random(), 2) * 20)::int],
+                 jsonb_build_object('companySize', (ARRAY[10, 50, 200, 1000])[1 + floor(random() * 4)::int]),
                  'PROSPECT', (SELECT id FROM tier ORDER BY rank LIMIT 1), 'B' || i, now(), now(), now()
              FROM generate_series({from}, {to}) AS i"
         ))
@@ -214,6 +239,73 @@ async fn scan(database_url: &str, explain: bool) -> anyhow::Result<()> {
         count += 1;
     }
     println!("scanned {count} customers in {:.2?}", started.elapsed());
+    Ok(())
+}
+
+/// "VIPs in Shanghai who have not bought for 90 days".
+const THREE_CONDITIONS: &str = r#"{"all": [
+    {"field": "tier", "op": "eq", "value": "vip"},
+    {"field": "region", "op": "eq", "value": "Shanghai"},
+    {"field": "recencyDays", "op": "gt", "value": 90}
+]}"#;
+
+async fn segment_count(
+    database_url: &str,
+    rule: &str,
+    runs: usize,
+    explain: bool,
+) -> anyhow::Result<()> {
+    use tierwise_api::domain::segment_rule::Rule;
+    use tierwise_api::store::{segment_sql, segments};
+    let db = connect(database_url).await?;
+    let json: serde_json::Value = serde_json::from_str(rule).context("--rule is not JSON")?;
+    let parsed = Rule::parse(&json, "rule", &|_| true).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if explain {
+        let backend = db.conn().get_database_backend();
+        let condition = segment_sql::compile(&parsed, backend, chrono::Utc::now());
+        let query = sea_orm::sea_query::Query::select()
+            .expr(sea_orm::sea_query::Expr::cust("count(*)"))
+            .from(entity::customer::Entity)
+            .and_where(condition)
+            .to_owned();
+        let (sql, values) = query.build(sea_orm::sea_query::PostgresQueryBuilder);
+        let statement = sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"),
+            values.0,
+        );
+        for row in db.conn().query_all_raw(statement).await? {
+            println!("{}", row.try_get_by_index::<String>(0)?);
+        }
+        return Ok(());
+    }
+    // The same path `Segment.memberCount` takes, for a segment that is never saved.
+    let segment = entity::segment::Model {
+        id: uuid::Uuid::now_v7(),
+        name: "bench".into(),
+        description: None,
+        kind: entity::enums::SegmentKind::Dynamic,
+        rule: Some(json),
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    };
+    let mut timings = Vec::with_capacity(runs);
+    let mut members = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let counts = segments::member_counts(db.conn(), std::slice::from_ref(&segment))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        timings.push(started.elapsed());
+        members = counts.get(&segment.id).copied().unwrap_or(0);
+    }
+    timings.sort();
+    println!(
+        "memberCount = {members}: median {:.1?}, fastest {:.1?}, slowest {:.1?} over {runs} runs",
+        timings[timings.len() / 2],
+        timings[0],
+        timings[timings.len() - 1]
+    );
     Ok(())
 }
 

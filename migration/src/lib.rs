@@ -15,6 +15,7 @@ mod m20261123_000003_loyalty;
 mod m20261123_000004_segments_and_runs;
 mod m20261124_000001_tiering_engine;
 mod m20261124_000002_event_outbox;
+mod m20261125_000001_segment_indexes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_segments_and_runs::Migration),
             Box::new(m20261124_000001_tiering_engine::Migration),
             Box::new(m20261124_000002_event_outbox::Migration),
+            Box::new(m20261125_000001_segment_indexes::Migration),
         ]
     }
 }
