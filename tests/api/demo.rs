@@ -69,6 +69,15 @@ async fn the_demo_covers_every_tier_stage_and_segment(app: TestApp) {
         .filter(|n| n["metrics"]["outstandingReceivable"] != "0.00")
         .count();
     assert!(owing > 0);
+    // Every demo segment finds someone.
+    let data = app
+        .ok("{ segments(first: 100) { totalCount nodes { name kind memberCount } } }", json!({}))
+        .await;
+    let segments = data["segments"]["nodes"].as_array().unwrap();
+    assert_eq!(segments.len(), 6, "{data}");
+    for segment in segments {
+        assert!(segment["memberCount"].as_i64().unwrap() > 0, "{segment}");
+    }
 }
 
 on_both!(the_demo_covers_every_tier_stage_and_segment);

@@ -22,4 +22,5 @@ mod roles;
 mod run_races;
 mod schedule;
 mod schema;
+mod segments;
 mod stats_and_events;

@@ -312,7 +312,85 @@ async fn nested_pages_cost_a_bounded_number_of_statements(app: TestApp) {
     );
 }
 
+/// Member counts of a page of segments, and the segments of a page of customers, cost
+/// the same number of statements whatever the page size.
+async fn segment_pages_cost_a_bounded_number_of_statements(app: TestApp) {
+    let mut customers = Vec::new();
+    for i in 0..60 {
+        let region = if i % 2 == 0 { "Shanghai" } else { "Beijing" };
+        customers.push(
+            app.create_customer(json!({ "name": format!("S{i:02}"), "region": region }))
+                .await,
+        );
+    }
+    let create = "mutation($input: SegmentInput!) { createSegment(input: $input) { id } }";
+    for i in 0..30 {
+        let input = if i % 3 == 0 {
+            json!({ "name": format!("list {i:02}"), "kind": "STATIC" })
+        } else {
+            let region = if i % 2 == 0 { "Shanghai" } else { "Beijing" };
+            json!({ "name": format!("rule {i:02}"), "kind": "DYNAMIC",
+                    "rule": { "field": "region", "op": "eq", "value": region } })
+        };
+        let id = app.ok(create, json!({ "input": input })).await["createSegment"]["id"].clone();
+        if i % 3 == 0 {
+            app.ok(
+                "mutation($s: ID!, $c: [ID!]!) { addSegmentMembers(segmentId: $s, customerIds: $c) { id } }",
+                json!({ "s": id, "c": customers[..i + 1] }),
+            )
+            .await;
+        }
+    }
+    let mut segment_costs = Vec::new();
+    for first in [5, 25] {
+        let before = app.db.statement_count();
+        let data = app
+            .ok(
+                "query($first: Int) { segments(first: $first) { nodes { name memberCount } } }",
+                json!({ "first": first }),
+            )
+            .await;
+        segment_costs.push(app.db.statement_count() - before);
+        for node in data["segments"]["nodes"].as_array().unwrap() {
+            let name = node["name"].as_str().unwrap();
+            let index: usize = name[name.len() - 2..].parse().unwrap();
+            let expected = if name.starts_with("list") { index + 1 } else { 30 };
+            assert_eq!(node["memberCount"], expected, "{name}");
+        }
+    }
+    assert_eq!(segment_costs[0], segment_costs[1], "{segment_costs:?}");
+    let mut customer_costs = Vec::new();
+    for first in [5, 50] {
+        let before = app.db.statement_count();
+        let data = app
+            .ok(
+                "query($first: Int) { customers(first: $first) { nodes { name segments { name } } } }",
+                json!({ "first": first }),
+            )
+            .await;
+        customer_costs.push(app.db.statement_count() - before);
+        for (i, node) in data["customers"]["nodes"].as_array().unwrap().iter().enumerate() {
+            let names: Vec<&str> = node["segments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap())
+                .collect();
+            // Half of the rules match each region; lists 00..=i hold customer i once it
+            // was added (list k holds customers 0..=k).
+            let lists = (0..30).filter(|k| k % 3 == 0 && *k >= i).count();
+            assert_eq!(names.len(), 10 + lists, "{}: {names:?}", node["name"]);
+        }
+    }
+    assert_eq!(customer_costs[0], customer_costs[1], "{customer_costs:?}");
+    assert!(
+        customer_costs[1] <= 5,
+        "count, page, all segments, two statements of 20 segments: {customer_costs:?}"
+    );
+}
+
 on_both!(
+    segment_pages_cost_a_bounded_number_of_statements,
     pages_cover_every_customer_once_in_order,
     cursors_are_stable_while_customers_are_added,
     bad_paging_arguments_are_refused,
