@@ -9,12 +9,15 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtKeys;
 use crate::config::Config;
+use crate::events::EventBus;
 use crate::http::{self, AppState};
 use crate::store::{Db, program};
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Publishes committed events to this server's subscribers; stopped with the server.
+    relay: tokio::task::JoinHandle<()>,
 }
 
 /// Connects, migrates, and installs the default program (plus the demo data when asked
@@ -58,11 +61,15 @@ impl Application {
         Ok(Self::with_parts(listener, db, config.keys.clone()))
     }
 
+    /// Must be called inside the Tokio runtime: it starts the event relay.
     pub fn with_parts(listener: TcpListener, db: Db, keys: JwtKeys) -> Self {
-        let schema = crate::graphql::schema(db.clone());
+        let bus = EventBus::default();
+        let relay = crate::events::relay::spawn(db.clone(), bus.clone());
+        let schema = crate::graphql::schema(db.clone(), bus);
         Self {
             listener,
             state: AppState { schema, db, keys },
+            relay,
         }
     }
 
@@ -84,10 +91,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::router(self.state);
-        axum::serve(self.listener, router)
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+            .await;
+        self.relay.abort();
+        Ok(served?)
     }
 }
 

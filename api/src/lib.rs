@@ -9,6 +9,7 @@
 //! - `service`: business operations, each one transaction.
 //! - `domain`: the rules, free of GraphQL and SQL.
 //! - `store`: sea-orm queries, one module per aggregate, and the connection pool.
+//! - `events`: live events — the outbox relay and the in-process bus subscriptions read.
 //! - `jobs`: evaluation runs and their schedule.
 //! - `demo`: the demo data set.
 //!
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod jobs;

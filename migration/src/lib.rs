@@ -16,6 +16,7 @@ mod m20261123_000004_segments_and_runs;
 mod m20261124_000001_tiering_engine;
 mod m20261124_000002_event_outbox;
 mod m20261125_000001_segment_indexes;
+mod m20261125_000002_event_positions;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_tiering_engine::Migration),
             Box::new(m20261124_000002_event_outbox::Migration),
             Box::new(m20261125_000001_segment_indexes::Migration),
+            Box::new(m20261125_000002_event_positions::Migration),
         ]
     }
 }

@@ -189,6 +189,7 @@ fn principal_of(claims: Claims) -> Result<Principal, DomainError> {
         role,
         customer_id,
         scopes: scopes.into_iter().filter_map(Scope::parse).collect(),
+        expires_at: claims.exp,
     })
 }
 

@@ -89,6 +89,9 @@ pub enum Permission {
     ManageRewards,
     /// Redeem rewards for any customer (a customer redeems for itself, decided per object).
     RedeemRewards,
+    /// Subscribe to every customer's live events (a customer subscribes to its own,
+    /// decided per subscription).
+    SubscribeEvents,
     /// Read segments and which segments a customer is in.
     ReadSegments,
     /// Create, change and delete segments, their static members, and preview rules.
@@ -103,6 +106,8 @@ pub struct Principal {
     /// The customer a `customer` token speaks for.
     pub customer_id: Option<Uuid>,
     pub scopes: Vec<Scope>,
+    /// When the token expires (Unix seconds): a WebSocket is closed then.
+    pub expires_at: i64,
 }
 
 impl Principal {
@@ -126,6 +131,7 @@ impl Principal {
                     self.has_scope(Scope::CustomersRead)
                 }
                 WriteCustomers => self.has_scope(Scope::CustomersWrite),
+                SubscribeEvents => self.has_scope(Scope::EventsSubscribe),
                 RecordInteractions => self.has_scope(Scope::InteractionsWrite),
                 AdjustPoints => self.has_scope(Scope::PointsWrite),
                 RedeemRewards => self.has_scope(Scope::RewardsRedeem),
@@ -160,6 +166,7 @@ mod tests {
             role,
             customer_id: Some(Uuid::nil()),
             scopes,
+            expires_at: i64::MAX,
         }
     }
 
@@ -185,6 +192,7 @@ mod tests {
             RedeemRewards,
             ReadSegments,
             ManageSegments,
+            SubscribeEvents,
         ] {
             assert!(admin.may(p));
             assert!(
@@ -208,6 +216,9 @@ mod tests {
         assert!(!reader.may(RecordInteractions) && !pos.may(SetCustomerTier));
         assert!(reader.may(ReadCustomers) && !reader.may(WriteCustomers));
         assert!(writer.may(WriteCustomers) && !writer.may(ReadCustomers));
+        let listener = principal(Role::Partner, vec![Scope::EventsSubscribe]);
+        assert!(staff.may(SubscribeEvents) && listener.may(SubscribeEvents));
+        assert!(!reader.may(SubscribeEvents) && !listener.may(ReadCustomers));
         assert!(customer.may_read_customer(Uuid::nil()));
         assert!(!customer.may_read_customer(Uuid::now_v7()));
     }

@@ -7,14 +7,15 @@ pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod scalars;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 use crate::auth::Principal;
 use crate::store::Db;
 
-pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Deepest nesting a query may have.
 pub const MAX_DEPTH: usize = 12;
@@ -23,18 +24,18 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// The schema with its limits and no data, so that the SDL can be exported without a
 /// database; `serve` adds the data.
-pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
+pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
     Schema::build(
         query::Query::default(),
         mutation::Mutation::default(),
-        EmptySubscription,
+        subscription::Subscription,
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
 }
 
-pub fn schema(db: Db) -> AppSchema {
-    builder().data(db).finish()
+pub fn schema(db: Db, bus: crate::events::EventBus) -> AppSchema {
+    builder().data(db).data(bus).finish()
 }
 
 /// The SDL that `schema.graphql` holds, sorted so that it is stable.

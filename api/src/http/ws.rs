@@ -1,45 +1,328 @@
-//! `GET /graphql/ws`: subscriptions over `graphql-transport-ws` and the legacy
-//! `graphql-ws`, authenticated by the token in the `connection_init` payload.
+//! `GET /graphql/ws`: GraphQL over WebSocket, in the `graphql-transport-ws` protocol and
+//! the legacy `graphql-ws` (subscriptions-transport-ws) one.
+//!
+//! The token is in the `connection_init` payload (`{"Authorization": "Bearer …"}`).
+//! Closing codes follow graphql-transport-ws: 4400 a message that is not the protocol's,
+//! 4401 a subscribe before the connection was acknowledged, 4403 a refused token (and a
+//! token that expires while connected), 4408 no `connection_init` within 10 seconds,
+//! 4409 a second subscription with a live id, 4429 a second `connection_init`. The
+//! legacy protocol gets `connection_error` first, then the same close.
+//!
+//! Each connection is one task that sends one message at a time: a client that stops
+//! reading stalls only its own task, whose subscriptions then fall behind the event bus
+//! and end with `SLOW_CONSUMER`; a send that cannot complete within 10 seconds closes
+//! the connection.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use async_graphql::Data;
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql::http::WebSocketProtocols;
+use async_graphql::{Request, Response};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
-use axum::response::Response;
-use futures_util::FutureExt as _;
+use axum::http::{HeaderMap, header};
+use axum::response::Response as HttpResponse;
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use super::AppState;
 use super::graphql::authenticate;
+use crate::auth::Principal;
+
+/// How long a client has to send `connection_init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings (graphql-transport-ws) or sends `ka` (legacy).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long one message may take to send before the client counts as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn handler(
     State(state): State<AppState>,
-    protocol: GraphQLProtocol,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
-) -> Response {
+) -> HttpResponse {
+    // The client's choice; graphql-transport-ws when it offers both or names neither.
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(str::trim))
+        .collect::<Vec<_>>();
+    let protocol = if offered.contains(&"graphql-ws") && !offered.contains(&"graphql-transport-ws")
+    {
+        WebSocketProtocols::SubscriptionsTransportWS
+    } else {
+        WebSocketProtocols::GraphQLWS
+    };
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
-            let keys = state.keys.clone();
-            let db = state.db.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .keepalive_timeout(Duration::from_secs(30))
-                .on_connection_init(move |payload: serde_json::Value| {
-                    async move {
-                        let authorization = payload
-                            .get("Authorization")
-                            .or_else(|| payload.get("authorization"))
-                            .and_then(|v| v.as_str());
-                        let principal = authenticate(&keys, authorization)
-                            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-                        let mut data = Data::default();
-                        data.insert(principal);
-                        data.insert(crate::graphql::loaders::per_request(&db));
-                        Ok(data)
-                    }
-                    .boxed()
-                })
-                .serve()
+        .protocols(["graphql-transport-ws", "graphql-ws"])
+        .on_upgrade(move |socket| async move {
+            Connection::new(socket, state, protocol).run().await;
         })
+}
+
+/// The close codes of graphql-transport-ws.
+mod close {
+    pub const INVALID_MESSAGE: u16 = 4400;
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
+    pub const SUBSCRIBER_EXISTS: u16 = 4409;
+    pub const TOO_MANY_INITS: u16 = 4429;
+}
+
+/// What a client may send, in either protocol.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        payload: Option<Value>,
+    },
+    #[serde(alias = "start")]
+    Subscribe {
+        id: String,
+        payload: Request,
+    },
+    #[serde(alias = "stop")]
+    Complete {
+        id: String,
+    },
+    Ping {
+        payload: Option<Value>,
+    },
+    Pong {},
+    ConnectionTerminate,
+}
+
+/// Why a connection ends.
+struct Closing(u16, String);
+
+/// A subscription's next answer, or its end.
+enum Outgoing {
+    Answer(String, Response),
+    Done(String),
+}
+
+struct Connection {
+    socket: WebSocket,
+    state: AppState,
+    protocol: WebSocketProtocols,
+    /// Set by `connection_init`: the caller.
+    session: Option<Principal>,
+    streams: SelectAll<BoxStream<'static, Outgoing>>,
+    live: HashMap<String, AbortHandle>,
+}
+
+impl Connection {
+    fn new(socket: WebSocket, state: AppState, protocol: WebSocketProtocols) -> Self {
+        Self {
+            socket,
+            state,
+            protocol,
+            session: None,
+            streams: SelectAll::new(),
+            live: HashMap::new(),
+        }
+    }
+
+    fn legacy(&self) -> bool {
+        self.protocol == WebSocketProtocols::SubscriptionsTransportWS
+    }
+
+    async fn run(mut self) {
+        let closing = self.serve().await;
+        for (_, handle) in self.live.drain() {
+            handle.abort();
+        }
+        if let Err(Closing(code, reason)) = closing {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from(reason),
+            };
+            let _ = tokio::time::timeout(
+                SEND_TIMEOUT,
+                self.socket.send(Message::Close(Some(frame))),
+            )
+            .await;
+        }
+    }
+
+    /// Serves until the client leaves (`Ok`) or the connection must close (`Err`).
+    async fn serve(&mut self) -> Result<(), Closing> {
+        let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+        tokio::pin!(init_deadline);
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        keep_alive.tick().await;
+        loop {
+            let expiry = self.token_expiry();
+            tokio::select! {
+                message = self.socket.recv() => match message {
+                    Some(Ok(Message::Text(text))) => self.receive(text.as_str()).await?,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                    Some(Ok(_)) => {}
+                },
+                Some(outgoing) = self.streams.next(), if !self.streams.is_empty() => {
+                    self.forward(outgoing).await?;
+                }
+                _ = &mut init_deadline, if self.session.is_none() => {
+                    return Err(Closing(close::INIT_TIMEOUT, "Connection initialisation timeout".into()));
+                }
+                _ = keep_alive.tick() => {
+                    let ping = if self.legacy() { json!({"type": "ka"}) } else { json!({"type": "ping"}) };
+                    self.send(ping).await?;
+                }
+                _ = tokio::time::sleep(expiry), if self.session.is_some() => {
+                    return Err(Closing(close::FORBIDDEN, "Forbidden: the token has expired".into()));
+                }
+            }
+        }
+    }
+
+    /// How long until the caller's token expires.
+    fn token_expiry(&self) -> Duration {
+        let Some(principal) = &self.session else {
+            return Duration::MAX;
+        };
+        let left = principal.expires_at - chrono::Utc::now().timestamp();
+        Duration::from_secs(left.max(0) as u64)
+    }
+
+    async fn receive(&mut self, text: &str) -> Result<(), Closing> {
+        let message: ClientMessage = serde_json::from_str(text).map_err(|error| {
+            Closing(close::INVALID_MESSAGE, format!("Invalid message: {error}"))
+        })?;
+        match message {
+            ClientMessage::ConnectionInit { payload } => self.initialise(payload).await,
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload).await,
+            ClientMessage::Complete { id } => {
+                if let Some(handle) = self.live.remove(&id) {
+                    handle.abort();
+                    if self.legacy() {
+                        self.send(json!({"type": "complete", "id": id})).await?;
+                    }
+                }
+                Ok(())
+            }
+            ClientMessage::Ping { payload } => {
+                let mut pong = json!({"type": "pong"});
+                if let Some(payload) = payload {
+                    pong["payload"] = payload;
+                }
+                self.send(pong).await
+            }
+            ClientMessage::Pong {} => Ok(()),
+            ClientMessage::ConnectionTerminate => Err(Closing(1000, "Normal closure".into())),
+        }
+    }
+
+    async fn initialise(&mut self, payload: Option<Value>) -> Result<(), Closing> {
+        if self.session.is_some() {
+            return Err(Closing(
+                close::TOO_MANY_INITS,
+                "Too many initialisation requests".into(),
+            ));
+        }
+        let payload = payload.unwrap_or_default();
+        let authorization = payload
+            .get("Authorization")
+            .or_else(|| payload.get("authorization"))
+            .and_then(Value::as_str);
+        let principal = match authenticate(&self.state.keys, authorization) {
+            Ok(principal) => principal,
+            Err(error) => {
+                let reason = format!("Forbidden: {error}");
+                if self.legacy() {
+                    self.send(json!({"type": "connection_error", "payload": {"message": reason}}))
+                        .await?;
+                }
+                return Err(Closing(close::FORBIDDEN, reason));
+            }
+        };
+        self.session = Some(principal);
+        self.send(json!({"type": "connection_ack"})).await
+    }
+
+    async fn subscribe(&mut self, id: String, request: Request) -> Result<(), Closing> {
+        let Some(principal) = &self.session else {
+            return Err(Closing(close::UNAUTHORIZED, "Unauthorized".into()));
+        };
+        if self.live.contains_key(&id) {
+            return Err(Closing(
+                close::SUBSCRIBER_EXISTS,
+                format!("Subscriber for {id} already exists"),
+            ));
+        }
+        let request = request
+            .data(principal.clone())
+            .data(operation_loader(&self.state.db));
+        let answers = self
+            .state
+            .schema
+            .execute_stream(request)
+            .map({
+                let id = id.clone();
+                move |response| Outgoing::Answer(id.clone(), response)
+            })
+            .chain(futures_util::stream::once({
+                let id = id.clone();
+                async move { Outgoing::Done(id) }
+            }));
+        let (handle, registration) = AbortHandle::new_pair();
+        self.live.insert(id, handle);
+        self.streams
+            .push(Abortable::new(answers, registration).boxed());
+        Ok(())
+    }
+
+    async fn forward(&mut self, outgoing: Outgoing) -> Result<(), Closing> {
+        match outgoing {
+            Outgoing::Answer(id, response) => {
+                if !self.live.contains_key(&id) {
+                    return Ok(());
+                }
+                // An operation refused before it produced anything (a bad query, a
+                // forbidden subscription) is an `error` message, and ends it.
+                if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+                    self.live.remove(&id);
+                    let errors = serde_json::to_value(&response.errors).unwrap_or_default();
+                    return self
+                        .send(json!({"type": "error", "id": id, "payload": errors}))
+                        .await;
+                }
+                let kind = if self.legacy() { "data" } else { "next" };
+                let payload = serde_json::to_value(&response).unwrap_or_default();
+                self.send(json!({"type": kind, "id": id, "payload": payload}))
+                    .await
+            }
+            Outgoing::Done(id) => {
+                if self.live.remove(&id).is_some() {
+                    self.send(json!({"type": "complete", "id": id})).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn send(&mut self, message: Value) -> Result<(), Closing> {
+        let text = Message::Text(Utf8Bytes::from(message.to_string()));
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(text)).await {
+            Ok(Ok(())) => Ok(()),
+            // The client is gone, or not reading: there is nobody to tell.
+            _ => Err(Closing(1001, "Going away".into())),
+        }
+    }
+}
+
+/// The loader of one operation on a socket. A subscription lives for hours, so it keeps
+/// nothing between events except the customer and tiers each event brings, which
+/// `graphql::subscription` puts in before every answer.
+fn operation_loader(db: &crate::store::Db) -> crate::graphql::loaders::RequestLoader {
+    use crate::graphql::loaders::{CustomerById, TierById, per_request};
+    let loader = per_request(db);
+    loader.enable_all_cache(false);
+    loader.enable_cache::<CustomerById>(true);
+    loader.enable_cache::<TierById>(true);
+    loader
 }

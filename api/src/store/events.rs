@@ -42,5 +42,166 @@ pub async fn emit_many(
     event_outbox::Entity::insert_many(rows)
         .exec_without_returning(db)
         .await?;
+    notify(db).await
+}
+
+/// The channel Postgres notifies relays on; the payload is empty, the outbox holds the
+/// events. Postgres folds identical notifications of one transaction into one, so a
+/// transaction sends one however many events it wrote.
+pub const CHANNEL: &str = "tierwise_events";
+
+/// Wakes the relays once the transaction commits (Postgres; SQLite relays are woken
+/// in-process by `Db::write`).
+async fn notify(db: &impl ConnectionTrait) -> DomainResult<()> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared(&format!("SELECT pg_notify('{CHANNEL}', '')"))
+            .await?;
+    }
     Ok(())
+}
+
+/// Where a relay is in the outbox, in commit order: Postgres `(txid, id)`, SQLite
+/// `(rowid, nil)` (see the `event_positions` migration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    pub seq: i64,
+    pub id: Uuid,
+}
+
+/// An outbox row with its position.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub position: Position,
+    pub topic: EventTopic,
+    pub customer_id: Uuid,
+    pub subject_id: Uuid,
+}
+
+/// Columns and the commit-order key of each backend. On Postgres only transactions
+/// older than every running one are read, so nothing can later commit behind the
+/// position a relay has reached.
+fn dialect(backend: sea_orm::DbBackend) -> (&'static str, &'static str, &'static str) {
+    match backend {
+        sea_orm::DbBackend::Postgres => (
+            "CAST(CAST(txid AS text) AS BIGINT) AS seq, id",
+            "txid < pg_snapshot_xmin(pg_current_snapshot())",
+            "txid, id",
+        ),
+        _ => ("rowid AS seq, id", "1 = 1", "rowid"),
+    }
+}
+
+/// Up to `limit` committed events after `after`, in commit order.
+pub async fn read_after(
+    db: &impl ConnectionTrait,
+    after: Position,
+    limit: u64,
+) -> DomainResult<Vec<Stored>> {
+    let backend = db.get_database_backend();
+    let (columns, settled, order) = dialect(backend);
+    let (beyond, mut values): (&str, Vec<sea_orm::Value>) = match backend {
+        sea_orm::DbBackend::Postgres => (
+            "(txid, id) > (CAST(CAST($1 AS text) AS xid8), $2) AND",
+            vec![after.seq.to_string().into(), after.id.into()],
+        ),
+        _ => ("rowid > $1 AND", vec![after.seq.into()]),
+    };
+    let sql = format!(
+        "SELECT {columns}, topic, customer_id, subject_id FROM event_outbox \
+         WHERE {beyond} {settled} ORDER BY {order} LIMIT ${}",
+        values.len() + 1
+    );
+    values.push((limit as i64).into());
+    let rows = db.query_all_raw(super::raw(backend, &sql, values)).await?;
+    rows.iter()
+        .map(|row| {
+            let topic: String = row.try_get("", "topic")?;
+            Ok(Stored {
+                position: position(row, backend)?,
+                topic: match topic.as_str() {
+                    "TIER_CHANGED" => EventTopic::TierChanged,
+                    _ => EventTopic::PointsChanged,
+                },
+                customer_id: row.try_get("", "customer_id")?,
+                subject_id: row.try_get("", "subject_id")?,
+            })
+        })
+        .collect()
+}
+
+fn position(row: &sea_orm::QueryResult, backend: sea_orm::DbBackend) -> DomainResult<Position> {
+    Ok(Position {
+        seq: row.try_get("", "seq")?,
+        id: match backend {
+            sea_orm::DbBackend::Postgres => row.try_get("", "id")?,
+            _ => Uuid::nil(),
+        },
+    })
+}
+
+/// The position of the newest committed event (where a relay that starts now begins).
+pub async fn head(db: &impl ConnectionTrait) -> DomainResult<Position> {
+    let backend = db.get_database_backend();
+    let (columns, settled, order) = dialect(backend);
+    let descending: Vec<String> = order.split(", ").map(|c| format!("{c} DESC")).collect();
+    let sql = format!(
+        "SELECT {columns} FROM event_outbox WHERE {settled} ORDER BY {} LIMIT 1",
+        descending.join(", ")
+    );
+    match db.query_one_raw(super::raw(backend, &sql, vec![])).await? {
+        Some(row) => position(&row, backend),
+        None => Ok(Position::default()),
+    }
+}
+
+/// Deletes events written before `before`: relays that were away longer than that
+/// cannot catch up on them.
+pub async fn prune(db: &impl ConnectionTrait, before: chrono::DateTime<chrono::Utc>) -> DomainResult<u64> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(event_outbox::Entity::delete_many()
+        .filter(event_outbox::Column::CreatedAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// The tier changes and ledger entries a batch of events is about, by id.
+pub async fn subjects(
+    db: &impl ConnectionTrait,
+    batch: &[Stored],
+) -> DomainResult<(
+    std::collections::HashMap<Uuid, entity::tier_change::Model>,
+    std::collections::HashMap<Uuid, entity::points_entry::Model>,
+)> {
+    use entity::{points_entry, tier_change};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let ids = |topic: EventTopic| -> Vec<Uuid> {
+        batch
+            .iter()
+            .filter(|e| e.topic == topic)
+            .map(|e| e.subject_id)
+            .collect()
+    };
+    let changes = match ids(EventTopic::TierChanged) {
+        ids if ids.is_empty() => Vec::new(),
+        ids => {
+            tier_change::Entity::find()
+                .filter(tier_change::Column::Id.is_in(ids))
+                .all(db)
+                .await?
+        }
+    };
+    let entries = match ids(EventTopic::PointsChanged) {
+        ids if ids.is_empty() => Vec::new(),
+        ids => {
+            points_entry::Entity::find()
+                .filter(points_entry::Column::Id.is_in(ids))
+                .all(db)
+                .await?
+        }
+    };
+    Ok((
+        changes.into_iter().map(|c| (c.id, c)).collect(),
+        entries.into_iter().map(|e| (e.id, e)).collect(),
+    ))
 }

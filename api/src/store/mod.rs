@@ -48,6 +48,9 @@ pub struct Db {
     /// Postgres needs no such lock: row locks and constraints decide there.
     sqlite_writer: Option<Arc<Mutex<()>>>,
     statements: Arc<AtomicU64>,
+    /// Signalled after every commit of `write`: wakes the SQLite event relay, which has
+    /// no `NOTIFY` to wait for.
+    commits: Arc<tokio::sync::Notify>,
 }
 
 impl Db {
@@ -83,7 +86,13 @@ impl Db {
             conn,
             sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
             statements,
+            commits: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Notified after each committed `write` (a permit is kept when nobody waits).
+    pub fn commits(&self) -> &tokio::sync::Notify {
+        &self.commits
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -126,6 +135,7 @@ impl Db {
         match work(&txn).await {
             Ok(value) => {
                 txn.commit().await?;
+                self.commits.notify_one();
                 Ok(value)
             }
             Err(error) => {

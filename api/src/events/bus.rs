@@ -1,0 +1,71 @@
+//! The in-process bus between this server's relay and its subscriptions: a bounded
+//! broadcast channel. Publishing never waits for a subscriber; a subscriber that falls
+//! more than the channel's capacity behind loses its place (and is told so), so a slow
+//! client can delay nobody.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use entity::{customer, points_entry, tier, tier_change};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// How many events a subscriber may fall behind before it is dropped.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// A committed change, with what a subscriber's answer needs, read once per server
+/// rather than once per subscriber.
+#[derive(Debug)]
+pub enum Event {
+    TierChanged {
+        change: tier_change::Model,
+        customer: customer::Model,
+        tiers: Arc<HashMap<Uuid, tier::Model>>,
+    },
+    PointsChanged {
+        entry: points_entry::Model,
+        customer: customer::Model,
+        tiers: Arc<HashMap<Uuid, tier::Model>>,
+    },
+}
+
+impl Event {
+    pub fn customer(&self) -> &customer::Model {
+        match self {
+            Event::TierChanged { customer, .. } | Event::PointsChanged { customer, .. } => customer,
+        }
+    }
+
+    pub fn tiers(&self) -> &HashMap<Uuid, tier::Model> {
+        match self {
+            Event::TierChanged { tiers, .. } | Event::PointsChanged { tiers, .. } => tiers,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Arc<Event>>,
+}
+
+impl EventBus {
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Self { sender }
+    }
+
+    pub fn publish(&self, event: Event) {
+        // No subscriber is not an error: the event is simply not wanted here.
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}

@@ -1,0 +1,164 @@
+//! `Subscription`: tier and points changes as they commit, on any replica.
+//!
+//! Each subscription reads this server's event bus. A subscriber that falls more than
+//! the bus's capacity behind gets one error with code `SLOW_CONSUMER` and its
+//! subscription completes: it should subscribe again and reload what it shows.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ErrorExtensions, ID, Result, Subscription};
+use futures_util::{Stream, StreamExt, stream};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::auth::guard::principal;
+use crate::auth::{Permission, Role};
+use crate::domain::DomainError;
+use crate::events::{Event, EventBus};
+use crate::graphql::error::Gql;
+use crate::graphql::id::parse_id;
+use crate::graphql::loaders::{CustomerById, RequestLoader, TierById};
+use crate::graphql::types::points::PointsEntry;
+use crate::graphql::types::tier::TierChange;
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Tier changes as they commit (every reason: CREATED, INTERACTION, EVALUATION,
+    /// MANUAL). `customerId` narrows to one customer, `tierKey` to changes into that tier.
+    async fn tier_changed<'ctx>(
+        &self,
+        ctx: &'ctx Context<'ctx>,
+        customer_id: Option<ID>,
+        tier_key: Option<String>,
+    ) -> Result<impl Stream<Item = Result<TierChange>> + 'ctx> {
+        let customer = allowed_customer(ctx, customer_id.as_ref())?;
+        Ok(events(ctx)?.filter_map(move |event| {
+            let tier_key = tier_key.clone();
+            async move {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => return Some(Err(error)),
+                };
+                let Event::TierChanged { change, tiers, .. } = event.as_ref() else {
+                    return None;
+                };
+                if customer.is_some_and(|id| id != change.customer_id) {
+                    return None;
+                }
+                let to_key = tiers.get(&change.to_tier_id).map(|t| t.key.as_str());
+                if tier_key.as_deref().is_some_and(|key| Some(key) != to_key) {
+                    return None;
+                }
+                Some(Ok((event.clone(), TierChange(change.clone()))))
+            }
+        })
+        .then(move |item| prepared(ctx, item)))
+    }
+
+    /// Ledger entries as they commit (every kind). `customerId` narrows to one customer.
+    async fn points_changed<'ctx>(
+        &self,
+        ctx: &'ctx Context<'ctx>,
+        customer_id: Option<ID>,
+    ) -> Result<impl Stream<Item = Result<PointsEntry>> + 'ctx> {
+        let customer = allowed_customer(ctx, customer_id.as_ref())?;
+        Ok(events(ctx)?.filter_map(move |event| async move {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => return Some(Err(error)),
+            };
+            let Event::PointsChanged { entry, .. } = event.as_ref() else {
+                return None;
+            };
+            if customer.is_some_and(|id| id != entry.customer_id) {
+                return None;
+            }
+            Some(Ok((event.clone(), PointsEntry(entry.clone()))))
+        })
+        .then(move |item| prepared(ctx, item)))
+    }
+}
+
+/// Whose events the caller may receive: `None` for everyone's (admin, staff, partners
+/// with `events:subscribe`), else the one customer; `FORBIDDEN` otherwise.
+fn allowed_customer(ctx: &Context<'_>, asked: Option<&ID>) -> Result<Option<Uuid>> {
+    let caller = principal(ctx)?;
+    let asked = asked.map(|id| parse_id(id, "customerId")).transpose().gql()?;
+    if caller.may(Permission::SubscribeEvents) {
+        return Ok(asked);
+    }
+    match (caller.role, caller.customer_id, asked) {
+        (Role::Customer, Some(own), None) => Ok(Some(own)),
+        (Role::Customer, Some(own), Some(asked)) if asked == own => Ok(Some(own)),
+        (Role::Customer, ..) => Err(DomainError::Forbidden(
+            "a customer may subscribe only to its own events".into(),
+        ))
+        .gql(),
+        _ => Err(DomainError::Forbidden(
+            "subscribing to events needs the events:subscribe scope".into(),
+        ))
+        .gql(),
+    }
+}
+
+/// This server's events from now on; a subscriber that falls behind gets one
+/// `SLOW_CONSUMER` error, then the stream ends.
+fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 'static> {
+    let receiver = ctx.data::<EventBus>()?.subscribe();
+    let active = ActiveSubscription::start();
+    Ok(stream::unfold(
+        Some((receiver, active)),
+        |state| async move {
+            let (mut receiver, active) = state?;
+            match receiver.recv().await {
+                Ok(event) => Some((Ok(event), Some((receiver, active)))),
+                Err(RecvError::Lagged(missed)) => {
+                    let error = async_graphql::Error::new(format!(
+                        "this subscriber fell {missed} events behind and was dropped; \
+                         subscribe again and reload"
+                    ))
+                    .extend_with(|_, e| e.set("code", "SLOW_CONSUMER"));
+                    Some((Err(error), None))
+                }
+                Err(RecvError::Closed) => None,
+            }
+        },
+    ))
+}
+
+/// Makes the event's customer and tiers what this connection's loader answers with, so
+/// that the subscriber's fields come from the event (read once per server, not once
+/// per subscriber) and never from an earlier event.
+async fn prepared<T>(ctx: &Context<'_>, item: Result<(Arc<Event>, T)>) -> Result<T> {
+    let (event, value) = item?;
+    let loader = ctx.data::<RequestLoader>()?;
+    loader.clear::<CustomerById>();
+    loader.clear::<TierById>();
+    loader
+        .feed_one(CustomerById(event.customer().id), event.customer().clone())
+        .await;
+    loader
+        .feed_many(event.tiers().iter().map(|(id, t)| (TierById(*id), t.clone())))
+        .await;
+    metrics::counter!("tierwise_events_delivered_total").increment(1);
+    Ok(value)
+}
+
+/// Counts open subscriptions in `/metrics` for as long as it lives.
+struct ActiveSubscription;
+
+impl ActiveSubscription {
+    fn start() -> Self {
+        metrics::gauge!("tierwise_subscriptions_active").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!("tierwise_subscriptions_active").decrement(1.0);
+    }
+}
