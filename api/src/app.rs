@@ -58,12 +58,27 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
-        Ok(Self::with_parts(listener, db, config.keys.clone()))
+        Ok(Self::with_event_buffer(
+            listener,
+            db,
+            config.keys.clone(),
+            config.event_buffer,
+        ))
     }
 
     /// Must be called inside the Tokio runtime: it starts the event relay.
     pub fn with_parts(listener: TcpListener, db: Db, keys: JwtKeys) -> Self {
-        let bus = EventBus::default();
+        Self::with_event_buffer(listener, db, keys, crate::events::bus::DEFAULT_CAPACITY)
+    }
+
+    /// `with_parts`, with subscribers dropped when `event_buffer` batches behind.
+    pub fn with_event_buffer(
+        listener: TcpListener,
+        db: Db,
+        keys: JwtKeys,
+        event_buffer: usize,
+    ) -> Self {
+        let bus = EventBus::new(event_buffer);
         let relay = crate::events::relay::spawn(db.clone(), bus.clone());
         let schema = crate::graphql::schema(db.clone(), bus);
         Self {

@@ -104,6 +104,7 @@ fn run() -> anyhow::Result<()> {
             let (db, _) = prepare_database(&Config {
                 demo_data: false,
                 evaluation_schedule: None,
+                event_buffer: crate::events::bus::DEFAULT_CAPACITY,
                 ..config
             })
             .await?;

@@ -21,6 +21,9 @@ pub struct Config {
     pub demo_data: bool,
     /// When evaluation runs start by themselves (`EVALUATION_SCHEDULE`); off when unset.
     pub evaluation_schedule: Option<Schedule>,
+    /// How many batches of live events a subscriber may fall behind before it is
+    /// dropped with `SLOW_CONSUMER` (`EVENT_BUFFER`, default 64).
+    pub event_buffer: usize,
 }
 
 impl Config {
@@ -84,6 +87,14 @@ impl Config {
             .map(|text| Schedule::parse(&text))
             .transpose()
             .map_err(|e| anyhow::anyhow!("EVALUATION_SCHEDULE {e}"))?;
+        let event_buffer = match var("EVENT_BUFFER") {
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| anyhow::anyhow!("EVENT_BUFFER must be a number from 1 to 1000000"))?,
+            None => crate::events::bus::DEFAULT_CAPACITY,
+        };
         Ok(Self {
             database_url,
             listen_addr,
@@ -91,6 +102,7 @@ impl Config {
             base_currency,
             demo_data,
             evaluation_schedule,
+            event_buffer,
         })
     }
 }

@@ -1463,6 +1463,7 @@ mod cli {
             base_currency: "CNY".into(),
             demo_data: false,
             evaluation_schedule: None,
+            event_buffer: tierwise_api::events::bus::DEFAULT_CAPACITY,
         };
         let (db, _) = prepare_database(&config).await.expect("database");
         let t0 = origin();

@@ -149,6 +149,15 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<TestApp> {
+    spawn(backend, keys, tierwise_api::events::bus::DEFAULT_CAPACITY).await
+}
+
+/// A server whose subscribers are dropped once `batches` batches of events behind.
+pub async fn spawn_app_with_event_buffer(backend: Backend, batches: usize) -> Option<TestApp> {
+    spawn(backend, test_keys(), batches).await
+}
+
+async fn spawn(backend: Backend, keys: JwtKeys, event_buffer: usize) -> Option<TestApp> {
     if std::env::var_os("TEST_LOG").is_some() {
         tierwise_api::telemetry::init();
     }
@@ -160,12 +169,14 @@ pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<Test
         base_currency: "CNY".into(),
         demo_data: false,
         evaluation_schedule: None,
+        event_buffer,
     };
     let (db, _) = prepare_database(&config).await.expect("database prepared");
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .expect("bind");
-    let application = Application::with_parts(listener, db.clone(), keys.clone());
+    let application =
+        Application::with_event_buffer(listener, db.clone(), keys.clone(), event_buffer);
     let address = application.local_addr().expect("address");
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(application.run_until(async {

@@ -1,7 +1,8 @@
 //! The in-process bus between this server's relay and its subscriptions: a bounded
-//! broadcast channel. Publishing never waits for a subscriber; a subscriber that falls
-//! more than the channel's capacity behind loses its place (and is told so), so a slow
-//! client can delay nobody.
+//! broadcast channel of batches (what the relay read in one go, shared by every
+//! subscriber). Publishing never waits for a subscriber; a subscriber that falls more
+//! than the channel's capacity of batches behind loses its place (and is told so), so a
+//! slow client delays nobody.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,8 +11,12 @@ use entity::{customer, points_entry, tier, tier_change};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// How many events a subscriber may fall behind before it is dropped.
-pub const DEFAULT_CAPACITY: usize = 1024;
+/// How many batches a subscriber may fall behind before it is dropped (`EVENT_BUFFER`).
+/// A batch holds what committed between two reads of the relay, at most 500 events.
+pub const DEFAULT_CAPACITY: usize = 64;
+
+/// Events the relay read in one go, in commit order.
+pub type Batch = Arc<Vec<Arc<Event>>>;
 
 /// A committed change, with what a subscriber's answer needs, read once per server
 /// rather than once per subscriber.
@@ -45,7 +50,7 @@ impl Event {
 
 #[derive(Clone)]
 pub struct EventBus {
-    sender: broadcast::Sender<Arc<Event>>,
+    sender: broadcast::Sender<Batch>,
 }
 
 impl EventBus {
@@ -54,12 +59,14 @@ impl EventBus {
         Self { sender }
     }
 
-    pub fn publish(&self, event: Event) {
-        // No subscriber is not an error: the event is simply not wanted here.
-        let _ = self.sender.send(Arc::new(event));
+    pub fn publish(&self, batch: Vec<Event>) {
+        // No subscriber is not an error: the events are simply not wanted here.
+        let _ = self
+            .sender
+            .send(Arc::new(batch.into_iter().map(Arc::new).collect()));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Batch> {
         self.sender.subscribe()
     }
 }

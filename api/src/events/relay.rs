@@ -19,8 +19,8 @@ use crate::domain::DomainResult;
 use crate::store::events::{self, Position, Stored};
 use crate::store::{Db, customers, tiers};
 
-/// Events read per query.
-const BATCH: u64 = 1000;
+/// Events read per query, and so at most per batch on the bus.
+const BATCH: u64 = 500;
 /// How often the relay looks without being woken. Postgres wakes it by `NOTIFY`, so
 /// this is only a safety net there.
 const POSTGRES_POLL: Duration = Duration::from_secs(5);
@@ -132,9 +132,7 @@ impl Relay {
                 return Ok(());
             };
             let full = batch.len() as u64 == BATCH;
-            for event in self.load(&batch).await? {
-                self.bus.publish(event);
-            }
+            self.bus.publish(self.load(&batch).await?);
             metrics::counter!("tierwise_events_relayed_total").increment(batch.len() as u64);
             self.position = last;
             if !full {

@@ -1,8 +1,9 @@
 //! `Subscription`: tier and points changes as they commit, on any replica.
 //!
 //! Each subscription reads this server's event bus. A subscriber that falls more than
-//! the bus's capacity behind gets one error with code `SLOW_CONSUMER` and its
-//! subscription completes: it should subscribe again and reload what it shows.
+//! the bus's capacity (`EVENT_BUFFER` batches) behind gets one error with code
+//! `SLOW_CONSUMER` and its subscription ends: it should subscribe again and reload what
+//! it shows.
 
 use std::sync::Arc;
 
@@ -109,24 +110,25 @@ fn allowed_customer(ctx: &Context<'_>, asked: Option<&ID>) -> Result<Option<Uuid
 fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 'static> {
     let receiver = ctx.data::<EventBus>()?.subscribe();
     let active = ActiveSubscription::start();
-    Ok(stream::unfold(
-        Some((receiver, active)),
-        |state| async move {
-            let (mut receiver, active) = state?;
-            match receiver.recv().await {
-                Ok(event) => Some((Ok(event), Some((receiver, active)))),
-                Err(RecvError::Lagged(missed)) => {
-                    let error = async_graphql::Error::new(format!(
-                        "this subscriber fell {missed} events behind and was dropped; \
-                         subscribe again and reload"
-                    ))
-                    .extend_with(|_, e| e.set("code", "SLOW_CONSUMER"));
-                    Some((Err(error), None))
-                }
-                Err(RecvError::Closed) => None,
+    let batches = stream::unfold(Some((receiver, active)), |state| async move {
+        let (mut receiver, active) = state?;
+        match receiver.recv().await {
+            Ok(batch) => {
+                let events: Vec<Result<Arc<Event>>> = batch.iter().cloned().map(Ok).collect();
+                Some((events, Some((receiver, active))))
             }
-        },
-    ))
+            Err(RecvError::Lagged(missed)) => {
+                let error = async_graphql::Error::new(format!(
+                    "this subscriber fell {missed} batches of events behind and was dropped; \
+                     subscribe again and reload"
+                ))
+                .extend_with(|_, e| e.set("code", "SLOW_CONSUMER"));
+                Some((vec![Err(error)], None))
+            }
+            Err(RecvError::Closed) => None,
+        }
+    });
+    Ok(batches.flat_map(stream::iter))
 }
 
 /// Makes the event's customer and tiers what this connection's loader answers with, so
