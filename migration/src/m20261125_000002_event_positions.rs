@@ -4,8 +4,8 @@
 //! Ids (UUID v7) follow the order rows were written, not the order they committed: a
 //! relay that remembered the last id would miss an event whose transaction started
 //! earlier and committed later. On Postgres each row records its transaction id, and
-//! relays read only transactions older than every one still running
-//! (`pg_snapshot_xmin`), so that position `(txid, id)` only ever grows. SQLite has one
+//! relays read only transactions older than every one still running in the database,
+//! so that position `(txid, id)` only ever grows. SQLite has one
 //! writer at a time, so its `rowid` already is commit order and needs no column.
 
 use sea_orm_migration::prelude::*;

@@ -17,6 +17,7 @@ mod ledger;
 mod pagination;
 mod program;
 mod referrals;
+mod replicas;
 mod rewards;
 mod roles;
 mod run_races;

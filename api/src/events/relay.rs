@@ -128,6 +128,7 @@ impl Relay {
     async fn deliver_pending(&mut self) -> DomainResult<()> {
         loop {
             let batch = events::read_after(self.db.conn(), self.position, BATCH).await?;
+            tracing::debug!(position = ?self.position, read = batch.len(), "relay read the outbox");
             let Some(last) = batch.last().map(|e| e.position) else {
                 return Ok(());
             };

@@ -25,11 +25,29 @@ use crate::auth::guard::principal;
 
 pub struct StoreLoader {
     db: Db,
+    /// The customer and tiers of the live event being answered (subscriptions only):
+    /// what the event brought is answered from here rather than read again per
+    /// subscriber.
+    event: std::sync::Mutex<Option<Arc<crate::events::Event>>>,
 }
 
 impl StoreLoader {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            event: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Answers from `event` the customer and tiers it carries, until the next event.
+    pub fn show_event(&self, event: Arc<crate::events::Event>) {
+        if let Ok(mut current) = self.event.lock() {
+            *current = Some(event);
+        }
+    }
+
+    fn current_event(&self) -> Option<Arc<crate::events::Event>> {
+        self.event.lock().ok().and_then(|e| e.clone())
     }
 }
 
@@ -243,6 +261,14 @@ impl Loader<TierById> for StoreLoader {
     type Error = Arc<DomainError>;
 
     async fn load(&self, keys: &[TierById]) -> LoadResult<TierById, tier::Model> {
+        if let Some(event) = self.current_event()
+            && keys.iter().all(|k| event.tiers().contains_key(&k.0))
+        {
+            return Ok(keys
+                .iter()
+                .filter_map(|k| event.tiers().get(&k.0).map(|t| (*k, t.clone())))
+                .collect());
+        }
         let found = tiers::by_ids(self.db.conn(), &ids(keys, |k| k.0)).await?;
         Ok(found.into_iter().map(|(id, t)| (TierById(id), t)).collect())
     }
@@ -253,6 +279,12 @@ impl Loader<CustomerById> for StoreLoader {
     type Error = Arc<DomainError>;
 
     async fn load(&self, keys: &[CustomerById]) -> LoadResult<CustomerById, customer::Model> {
+        if let Some(event) = self.current_event()
+            && keys.iter().all(|k| k.0 == event.customer().id)
+        {
+            let customer = event.customer().clone();
+            return Ok(keys.iter().map(|k| (*k, customer.clone())).collect());
+        }
         let found = customers::find_many(self.db.conn(), &ids(keys, |k| k.0)).await?;
         Ok(found.into_iter().map(|c| (CustomerById(c.id), c)).collect())
     }

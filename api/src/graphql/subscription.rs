@@ -18,7 +18,7 @@ use crate::domain::DomainError;
 use crate::events::{Event, EventBus};
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id;
-use crate::graphql::loaders::{CustomerById, RequestLoader, TierById};
+use crate::graphql::loaders::RequestLoader;
 use crate::graphql::types::points::PointsEntry;
 use crate::graphql::types::tier::TierChange;
 
@@ -131,20 +131,12 @@ fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 
     Ok(batches.flat_map(stream::iter))
 }
 
-/// Makes the event's customer and tiers what this connection's loader answers with, so
+/// Makes the event's customer and tiers what this operation's loader answers with, so
 /// that the subscriber's fields come from the event (read once per server, not once
-/// per subscriber) and never from an earlier event.
+/// per subscriber); everything else is read fresh (the loader keeps no cache).
 async fn prepared<T>(ctx: &Context<'_>, item: Result<(Arc<Event>, T)>) -> Result<T> {
     let (event, value) = item?;
-    let loader = ctx.data::<RequestLoader>()?;
-    loader.clear::<CustomerById>();
-    loader.clear::<TierById>();
-    loader
-        .feed_one(CustomerById(event.customer().id), event.customer().clone())
-        .await;
-    loader
-        .feed_many(event.tiers().iter().map(|(id, t)| (TierById(*id), t.clone())))
-        .await;
+    ctx.data::<RequestLoader>()?.loader().show_event(event);
     metrics::counter!("tierwise_events_delivered_total").increment(1);
     Ok(value)
 }

@@ -316,13 +316,10 @@ impl Connection {
 }
 
 /// The loader of one operation on a socket. A subscription lives for hours, so it keeps
-/// nothing between events except the customer and tiers each event brings, which
-/// `graphql::subscription` puts in before every answer.
+/// no cache: each event's answer reads fresh data, except the customer and tiers the
+/// event brings (see `graphql::subscription`).
 fn operation_loader(db: &crate::store::Db) -> crate::graphql::loaders::RequestLoader {
-    use crate::graphql::loaders::{CustomerById, TierById, per_request};
-    let loader = per_request(db);
+    let loader = crate::graphql::loaders::per_request(db);
     loader.enable_all_cache(false);
-    loader.enable_cache::<CustomerById>(true);
-    loader.enable_cache::<TierById>(true);
     loader
 }

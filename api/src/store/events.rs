@@ -77,14 +77,28 @@ pub struct Stored {
     pub subject_id: Uuid,
 }
 
-/// Columns and the commit-order key of each backend. On Postgres only transactions
-/// older than every running one are read, so nothing can later commit behind the
-/// position a relay has reached.
+/// On Postgres, the events that can no longer be overtaken: those of transactions older
+/// than every transaction still running in this database. A transaction that was
+/// running when the statement's snapshot was taken and has finished since cannot be
+/// placed, so it counts as ours; transactions running in other databases (a long bulk
+/// load elsewhere on the cluster) cannot write our outbox and do not hold it back.
+const SETTLED_POSTGRES: &str = "txid < (\
+    SELECT COALESCE(min(running), pg_snapshot_xmax(pg_current_snapshot())) \
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS running \
+    WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS elsewhere \
+        WHERE elsewhere.backend_xid IS NOT NULL \
+        AND elsewhere.datname IS DISTINCT FROM current_database() \
+        AND CAST(CAST(elsewhere.backend_xid AS text) AS BIGINT) \
+            = CAST(CAST(running AS text) AS BIGINT) % 4294967296))";
+
+/// Columns and the commit-order key of each backend. On Postgres only settled
+/// transactions are read, so nothing can later commit behind the position a relay has
+/// reached.
 fn dialect(backend: sea_orm::DbBackend) -> (&'static str, &'static str, &'static str) {
     match backend {
         sea_orm::DbBackend::Postgres => (
             "CAST(CAST(txid AS text) AS BIGINT) AS seq, id",
-            "txid < pg_snapshot_xmin(pg_current_snapshot())",
+            SETTLED_POSTGRES,
             "txid, id",
         ),
         _ => ("rowid AS seq, id", "1 = 1", "rowid"),

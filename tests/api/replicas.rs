@@ -1,0 +1,338 @@
+//! Live events across replicas, on Postgres: two `tierwise serve` processes on one
+//! database deliver each other's changes; a server whose LISTEN connection is killed
+//! catches up without losing an event; an evaluation run that changes hundreds of tiers
+//! sends one notification per transaction, not one per row.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{
+    AUDIENCE, Backend, ISSUER, POSTGRES_ADMIN_URL, SECRET, TestDatabase, spawn_app, test_keys,
+};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A `tierwise serve` process on `database_url`.
+struct Replica {
+    child: Child,
+    graphql: String,
+    websocket: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_replica(database_url: &str) -> Replica {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierwise"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("JWT_SECRET", SECRET)
+        .env("JWT_ISSUER", ISSUER)
+        .env("JWT_AUDIENCE", AUDIENCE)
+        .env("DEMO_DATA", "false")
+        .env_remove("JWT_PUBLIC_KEY_FILE")
+        .env_remove("EVALUATION_SCHEDULE")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tierwise starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("readable");
+    let graphql = first
+        .split_whitespace()
+        .last()
+        .expect("the address")
+        .to_owned();
+    assert!(graphql.starts_with("http://127.0.0.1:"), "{first}");
+    // Keep reading so that the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let websocket = format!("{}/ws", graphql.replacen("http://", "ws://", 1));
+    Replica {
+        child,
+        graphql,
+        websocket,
+    }
+}
+
+fn staff_token() -> String {
+    test_keys()
+        .sign(&crate::helpers::claims("staff"))
+        .expect("token")
+}
+
+async fn post(graphql: &str, query: &str, variables: Value) -> Value {
+    let body: Value = reqwest::Client::new()
+        .post(graphql)
+        .bearer_auth(staff_token())
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+/// A graphql-transport-ws socket, acknowledged, with one subscription `id` to `query`.
+async fn subscribe(websocket: &str, query: &str) -> Socket {
+    let mut request = websocket.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", staff_token())}});
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    let subscribe = json!({"type": "subscribe", "id": "1", "payload": {"query": query}});
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    socket
+}
+
+/// The next protocol message other than a ping, within ten seconds.
+async fn next_message(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(text.as_str()).expect("json");
+            if value["type"] != "ping" {
+                return value;
+            }
+        }
+    }
+}
+
+/// The data of the next `next` message.
+async fn next_event(socket: &mut Socket) -> Value {
+    let message = next_message(socket).await;
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"]["data"].clone()
+}
+
+const POINTS: &str = "subscription { pointsChanged { kind delta balanceAfter reason customer { id name } } }";
+const ADJUST: &str = "mutation($id: ID!, $delta: Int!, $reason: String!) { adjustPoints(input: { customerId: $id, delta: $delta, reason: $reason }) { id } }";
+const CREATE: &str =
+    "mutation($name: String!) { createCustomer(input: { name: $name }) { id } }";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
+    let Some(database) = TestDatabase::new(Backend::Postgres).await else {
+        return;
+    };
+    // One after the other: the first applies the migrations.
+    let first = start_replica(&database.url);
+    wait_until_ready(&first).await;
+    let second = start_replica(&database.url);
+    wait_until_ready(&second).await;
+
+    let mut on_first = subscribe(&first.websocket, POINTS).await;
+    let mut on_second = subscribe(&second.websocket, POINTS).await;
+    let mut tiers_on_second = subscribe(
+        &second.websocket,
+        "subscription { tierChanged { reason to { key } customer { id } } }",
+    )
+    .await;
+
+    let id = post(&first.graphql, CREATE, json!({ "name": "Made on the first" })).await
+        ["createCustomer"]["id"]
+        .clone();
+    let created = next_event(&mut tiers_on_second).await;
+    assert_eq!(created["tierChanged"]["reason"], "CREATED");
+    assert_eq!(created["tierChanged"]["customer"]["id"], id);
+
+    post(
+        &first.graphql,
+        ADJUST,
+        json!({ "id": id, "delta": 70, "reason": "via first" }),
+    )
+    .await;
+    post(
+        &second.graphql,
+        ADJUST,
+        json!({ "id": id, "delta": 30, "reason": "via second" }),
+    )
+    .await;
+    for socket in [&mut on_first, &mut on_second] {
+        let a = next_event(socket).await;
+        let b = next_event(socket).await;
+        assert_eq!(
+            (
+                &a["pointsChanged"]["reason"],
+                &a["pointsChanged"]["balanceAfter"]
+            ),
+            (&json!("via first"), &json!(70))
+        );
+        assert_eq!(
+            (
+                &b["pointsChanged"]["reason"],
+                &b["pointsChanged"]["balanceAfter"]
+            ),
+            (&json!("via second"), &json!(100))
+        );
+        assert_eq!(a["pointsChanged"]["customer"]["name"], "Made on the first");
+    }
+}
+
+async fn wait_until_ready(replica: &Replica) {
+    let ready = replica.graphql.replace("/graphql", "/readyz");
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(&ready).await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{ready} never became ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_postgres_listener_dies_catches_up_without_losing_events() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let websocket = format!("ws://{}/graphql/ws", app.address);
+    let mut socket = subscribe(&websocket, POINTS).await;
+    let id = app.create_customer(json!({ "name": "Reconnected" })).await;
+    app.ok(ADJUST, json!({ "id": id, "delta": 1, "reason": "before" }))
+        .await;
+    assert_eq!(next_event(&mut socket).await["pointsChanged"]["reason"], "before");
+
+    // Kill the server's LISTEN connection, and change things before it is back.
+    let admin = sea_orm::Database::connect(POSTGRES_ADMIN_URL).await.unwrap();
+    let database = current_database(&app).await;
+    let killed = terminate_listeners(&admin, &database).await;
+    assert_eq!(killed, 1, "the server listens on one connection");
+    for i in 0..5 {
+        app.ok(
+            ADJUST,
+            json!({ "id": id, "delta": 1, "reason": format!("during {i}") }),
+        )
+        .await;
+    }
+    for i in 0..5 {
+        let event = next_event(&mut socket).await;
+        assert_eq!(event["pointsChanged"]["reason"], format!("during {i}"));
+        assert_eq!(event["pointsChanged"]["balanceAfter"], 2 + i);
+    }
+    // And it listens again: a later change arrives too.
+    app.ok(ADJUST, json!({ "id": id, "delta": 1, "reason": "after" }))
+        .await;
+    assert_eq!(next_event(&mut socket).await["pointsChanged"]["reason"], "after");
+}
+
+async fn current_database(app: &crate::helpers::TestApp) -> String {
+    use sea_orm::ConnectionTrait;
+    let row = app
+        .db
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT current_database()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<String>(0).unwrap()
+}
+
+/// Terminates the LISTEN connections to `database`; returns how many there were.
+async fn terminate_listeners(admin: &sea_orm::DatabaseConnection, database: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let sql = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = '{database}' AND query ILIKE 'LISTEN%'"
+    );
+    let row = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evaluation_run_notifies_once_per_transaction_not_once_per_change() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    const CUSTOMERS: usize = 150;
+    let mut ids = Vec::new();
+    for i in 0..CUSTOMERS {
+        let id = app
+            .create_customer(json!({ "name": format!("Held {i:03}") }))
+            .await;
+        app.ok(
+            "mutation($id: ID!) { setCustomerTier(customerId: $id, tierKey: \"vip\", note: \"trial\") { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+        ids.push(id);
+    }
+    // A run as of 40 days ago marks every held VIP (score 0); a run now, past the
+    // 30-day grace period, moves each of them down one tier.
+    let evaluate = "mutation($asOf: DateTime) { evaluateTiers(asOf: $asOf) { status } }";
+    let earlier = chrono::Utc::now() - chrono::Duration::days(40);
+    app.ok(evaluate, json!({ "asOf": earlier })).await;
+
+    let pool = app.db.conn().get_postgres_connection_pool().clone();
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener
+        .listen(tierwise_api::store::events::CHANNEL)
+        .await
+        .unwrap();
+    let websocket = format!("ws://{}/graphql/ws", app.address);
+    let mut socket = subscribe(
+        &websocket,
+        "subscription { tierChanged { reason from { key } to { key } } }",
+    )
+    .await;
+    let run = app.ok(evaluate, json!({ "asOf": chrono::Utc::now() })).await;
+    assert_eq!(run["evaluateTiers"]["status"], "SUCCEEDED");
+    for _ in 0..CUSTOMERS {
+        let change = next_event(&mut socket).await;
+        assert_eq!(
+            change["tierChanged"],
+            json!({ "reason": "EVALUATION", "from": { "key": "vip" }, "to": { "key": "regular" } })
+        );
+    }
+    let mut notifications = 0;
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
+    {
+        notifications += 1;
+    }
+    assert!(
+        (1..=3).contains(&notifications),
+        "{CUSTOMERS} changes written in one batch: {notifications} notifications"
+    );
+}
