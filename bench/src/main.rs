@@ -60,6 +60,21 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Open many subscriptions to one server, then time how long one tier change takes to
+    /// reach all of them; with `--server-pid`, also the server's memory per connection.
+    Fanout {
+        /// The server's GraphQL endpoint (its WebSocket is `<url>/ws`).
+        #[arg(long, default_value = "http://127.0.0.1:8000/graphql")]
+        url: String,
+        /// The server's HS256 secret (JWT_SECRET), to sign a staff token.
+        #[arg(long, env = "JWT_SECRET")]
+        secret: String,
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        /// The server's process id, to read its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// Record purchases for random seeded customers from many clients at once.
     Record {
         /// The server's GraphQL endpoint.
@@ -97,6 +112,12 @@ async fn main() -> anyhow::Result<()> {
             runs,
             explain,
         } => segment_count(&database_url, &rule, runs, explain).await,
+        Command::Fanout {
+            url,
+            secret,
+            subscribers,
+            server_pid,
+        } => fanout(&url, &secret, subscribers, server_pid).await,
         Command::Record {
             url,
             secret,
@@ -309,6 +330,137 @@ async fn segment_count(
     Ok(())
 }
 
+fn staff_token(secret: &str) -> anyhow::Result<String> {
+    let keys = JwtKeys::hs256(secret.as_bytes(), None, None);
+    let now = chrono::Utc::now().timestamp();
+    keys.sign(&Claims {
+        sub: "bench".into(),
+        role: "staff".into(),
+        exp: now + 3600,
+        nbf: None,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+        customer_id: None,
+        scope: None,
+    })
+    .context("signing a token")
+}
+
+/// Resident memory of a process, in KiB.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn fanout(
+    url: &str,
+    secret: &str,
+    subscribers: usize,
+    server_pid: Option<u32>,
+) -> anyhow::Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::{Arc, OnceLock};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let token = staff_token(secret)?;
+    let client = reqwest::Client::new();
+    let post = |query: &'static str, variables: serde_json::Value| {
+        let request = client
+            .post(url)
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "query": query, "variables": variables }));
+        async move {
+            let body: serde_json::Value = request.send().await?.json().await?;
+            anyhow::ensure!(body.get("errors").is_none(), "{body}");
+            Ok::<_, anyhow::Error>(body["data"].clone())
+        }
+    };
+    let created = post(
+        "mutation { createCustomer(input: { name: \"Fan-out\" }) { id } }",
+        serde_json::json!({}),
+    )
+    .await?;
+    let customer = created["createCustomer"]["id"].as_str().unwrap_or_default().to_owned();
+    let websocket = format!("{}/ws", url.replacen("http", "ws", 1));
+    let before = server_pid.and_then(resident_kib);
+
+    let started: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let connecting = Arc::new(tokio::sync::Semaphore::new(256));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(subscribers);
+    let mut tasks = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        let (websocket, token, customer) = (websocket.clone(), token.clone(), customer.clone());
+        let (started, connecting, ready) = (started.clone(), connecting.clone(), ready_tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let permit = connecting.acquire_owned().await.ok()?;
+            let mut request = websocket.into_client_request().ok()?;
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().ok()?);
+            let (mut socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+            let init = serde_json::json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+            socket.send(Message::text(init.to_string())).await.ok()?;
+            socket.next().await?.ok()?;
+            let subscribe = serde_json::json!({"type": "subscribe", "id": "1", "payload": {
+                "query": "subscription($id: ID) { tierChanged(customerId: $id) { reason to { key } } }",
+                "variables": { "id": customer }}});
+            socket.send(Message::text(subscribe.to_string())).await.ok()?;
+            drop(permit);
+            ready.send(()).await.ok()?;
+            while let Some(Ok(message)) = socket.next().await {
+                if let Message::Text(text) = message
+                    && text.contains("\"next\"")
+                {
+                    return Some(started.get()?.elapsed());
+                }
+            }
+            None
+        }));
+    }
+    drop(ready_tx);
+    let mut connected = 0;
+    while ready_rx.recv().await.is_some() {
+        connected += 1;
+    }
+    // Let the server start every subscription it was sent.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let after = server_pid.and_then(resident_kib);
+    let _ = started.set(Instant::now());
+    post(
+        "mutation($id: ID!) { setCustomerTier(customerId: $id, tierKey: \"vip\", note: \"fan-out\") { id } }",
+        serde_json::json!({ "id": customer }),
+    )
+    .await?;
+    let mut latencies: Vec<std::time::Duration> = join_all(tasks)
+        .await
+        .into_iter()
+        .filter_map(|r| r.ok().flatten())
+        .collect();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    anyhow::ensure!(!latencies.is_empty(), "no subscriber received the change");
+    println!(
+        "{} of {subscribers} subscribers connected, {} received the change: p50 {:.0?}, p99 {:.0?}, max {:.0?}",
+        connected,
+        latencies.len(),
+        at(0.50),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+    if let (Some(before), Some(after)) = (before, after) {
+        println!(
+            "server memory: {} MiB before, {} MiB with the subscribers: {:.1} KiB per connection",
+            before / 1024,
+            after / 1024,
+            (after.saturating_sub(before)) as f64 / connected.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
 async fn record(
     url: &str,
     secret: &str,
@@ -316,21 +468,7 @@ async fn record(
     requests_per_client: usize,
     customers: i64,
 ) -> anyhow::Result<()> {
-    let keys = JwtKeys::hs256(secret.as_bytes(), None, None);
-    let now = chrono::Utc::now().timestamp();
-    let token = keys
-        .sign(&Claims {
-            sub: "bench".into(),
-            role: "staff".into(),
-            exp: now + 3600,
-            nbf: None,
-            iat: Some(now),
-            iss: None,
-            aud: None,
-            customer_id: None,
-            scope: None,
-        })
-        .context("signing a token")?;
+    let token = staff_token(secret)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
