@@ -145,7 +145,44 @@ async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
     assert_eq!(events.last().unwrap().0, "TIER_CHANGED");
 }
 
+/// Relays read the outbox in commit order from where they are; events older than the
+/// retention are pruned, newer ones stay.
+async fn the_outbox_is_read_in_commit_order_and_pruned(app: TestApp) {
+    use tierwise_api::store::events;
+    let db = app.db.conn();
+    let start = events::head(db).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            app.create_customer(json!({ "name": format!("Outbox {i}") }))
+                .await,
+        );
+    }
+    let read = events::read_after(db, start, 100).await.unwrap();
+    let customers: Vec<String> = read.iter().map(|e| e.customer_id.to_string()).collect();
+    assert_eq!(customers, ids, "one CREATED event each, in commit order");
+    let positions: Vec<_> = read.iter().map(|e| e.position).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert_eq!(events::head(db).await.unwrap(), *positions.last().unwrap());
+    // Reading on from the middle gives the rest; from the head, nothing.
+    let rest = events::read_after(db, positions[0], 100).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(events::read_after(db, positions[2], 100).await.unwrap().is_empty());
+
+    let all = outbox(&app).await.len() as u64;
+    let pruned = events::prune(db, chrono::Utc::now() - chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 0, "nothing is an hour old");
+    let pruned = events::prune(db, chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned, all);
+    assert!(outbox(&app).await.is_empty());
+}
+
 on_both!(
     program_stats_count_customers_tiers_stages_and_points,
     every_ledger_entry_and_tier_change_is_announced_once,
+    the_outbox_is_read_in_commit_order_and_pruned,
 );
