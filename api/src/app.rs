@@ -18,6 +18,7 @@ pub struct Application {
     state: AppState,
     /// Publishes committed events to this server's subscribers; stopped with the server.
     relay: tokio::task::JoinHandle<()>,
+    relay_ready: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Connects, migrates, and installs the default program (plus the demo data when asked
@@ -79,12 +80,13 @@ impl Application {
         event_buffer: usize,
     ) -> Self {
         let bus = EventBus::new(event_buffer);
-        let relay = crate::events::relay::spawn(db.clone(), bus.clone());
+        let (relay, relay_ready) = crate::events::relay::spawn(db.clone(), bus.clone());
         let schema = crate::graphql::schema(db.clone(), bus);
         Self {
             listener,
             state: AppState { schema, db, keys },
             relay,
+            relay_ready,
         }
     }
 
@@ -105,6 +107,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Connections wait in the listen queue until the relay knows where the outbox
+        // ends, so that no subscriber misses a change committed in between.
+        let _ = self.relay_ready.await;
         let router = http::router(self.state);
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

@@ -283,7 +283,10 @@ async fn segment_count(
     let parsed = Rule::parse(&json, "rule", &|_| true).map_err(|e| anyhow::anyhow!("{e}"))?;
     if explain {
         let backend = db.conn().get_database_backend();
-        let condition = segment_sql::compile(&parsed, backend, chrono::Utc::now());
+        let tiers = tierwise_api::store::tiers::all(db.conn())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let condition = segment_sql::compile(&parsed, backend, chrono::Utc::now(), &tiers);
         let query = sea_orm::sea_query::Query::select()
             .expr(sea_orm::sea_query::Expr::cust("count(*)"))
             .from(entity::customer::Entity)

@@ -29,14 +29,23 @@ const SQLITE_POLL: Duration = Duration::from_millis(500);
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// Starts the relay for this server.
-pub fn spawn(db: Db, bus: EventBus) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Starts the relay for this server. The receiver fires once the relay knows where the
+/// outbox ends: a server should not accept subscribers before, or a change committed
+/// in between would be taken for old.
+pub fn spawn(db: Db, bus: EventBus) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
+    let (ready, on_ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
         let mut relay = loop {
-            match events::head(db.conn()).await {
-                Ok(position) => {
+            let started = async {
+                let reader = db.background().await?;
+                let position = events::head(&reader).await?;
+                anyhow::Ok((reader, position))
+            };
+            match started.await {
+                Ok((reader, position)) => {
                     break Relay {
                         db: db.clone(),
+                        reader,
                         bus: bus.clone(),
                         position,
                         pruned_at: Instant::now(),
@@ -48,15 +57,20 @@ pub fn spawn(db: Db, bus: EventBus) -> tokio::task::JoinHandle<()> {
                 }
             }
         };
+        let _ = ready.send(());
         match db.conn().get_database_backend() {
             DbBackend::Postgres => relay.listen_to_postgres().await,
             _ => relay.follow_commits().await,
         }
-    })
+    });
+    (task, on_ready)
 }
 
 struct Relay {
+    /// The server's database: its commits wake the relay on SQLite.
     db: Db,
+    /// The relay's own connections, apart from the requests'.
+    reader: sea_orm::DatabaseConnection,
     bus: EventBus,
     position: Position,
     pruned_at: Instant,
@@ -65,7 +79,7 @@ struct Relay {
 impl Relay {
     async fn listen_to_postgres(&mut self) {
         use sea_orm::sqlx::postgres::PgListener;
-        let pool = self.db.conn().get_postgres_connection_pool().clone();
+        let pool = self.reader.get_postgres_connection_pool().clone();
         let mut listener = loop {
             match PgListener::connect_with(&pool).await {
                 Ok(mut listener) => match listener.listen(events::CHANNEL).await {
@@ -117,7 +131,7 @@ impl Relay {
         if self.pruned_at.elapsed() >= PRUNE_EVERY {
             self.pruned_at = Instant::now();
             let before = crate::store::now() - RETENTION;
-            match events::prune(self.db.conn(), before).await {
+            match events::prune(&self.reader, before).await {
                 Ok(pruned) if pruned > 0 => tracing::info!(pruned, "pruned old events"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "could not prune old events"),
@@ -127,7 +141,7 @@ impl Relay {
 
     async fn deliver_pending(&mut self) -> DomainResult<()> {
         loop {
-            let batch = events::read_after(self.db.conn(), self.position, BATCH).await?;
+            let batch = events::read_after(&self.reader, self.position, BATCH).await?;
             tracing::debug!(position = ?self.position, read = batch.len(), "relay read the outbox");
             let Some(last) = batch.last().map(|e| e.position) else {
                 return Ok(());
@@ -144,7 +158,7 @@ impl Relay {
 
     /// The batch's changes with their customers and the tiers, in three queries.
     async fn load(&self, batch: &[Stored]) -> DomainResult<Vec<Event>> {
-        let db = self.db.conn();
+        let db = &self.reader;
         let (changes, entries) = events::subjects(db, batch).await?;
         let customer_ids: Vec<_> = batch.iter().map(|e| e.customer_id).collect();
         let customers: HashMap<_, _> = customers::find_many(db, &customer_ids)

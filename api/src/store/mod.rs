@@ -51,6 +51,7 @@ pub struct Db {
     /// Signalled after every commit of `write`: wakes the SQLite event relay, which has
     /// no `NOTIFY` to wait for.
     commits: Arc<tokio::sync::Notify>,
+    url: String,
 }
 
 impl Db {
@@ -87,7 +88,26 @@ impl Db {
             sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
             statements,
             commits: Arc::new(tokio::sync::Notify::new()),
+            url: url.to_owned(),
         })
+    }
+
+    /// A small pool of its own on the same database, for background work (the event
+    /// relay) that should neither take connections from requests nor count in
+    /// `statement_count`.
+    pub async fn background(&self) -> anyhow::Result<DatabaseConnection> {
+        let mut options = ConnectOptions::new(self.url.clone());
+        options
+            .sqlx_logging(false)
+            .max_connections(2)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10));
+        if self.sqlite_writer.is_some() {
+            options.map_sqlx_sqlite_opts(|opts| opts.busy_timeout(Duration::from_secs(30)));
+        }
+        Database::connect(options)
+            .await
+            .with_context(|| format!("cannot connect to the database at {}", redact(&self.url)))
     }
 
     /// Notified after each committed `write` (a permit is kept when nobody waits).

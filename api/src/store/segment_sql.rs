@@ -15,9 +15,16 @@ use serde_json::json;
 use super::customers::escape_like;
 use crate::domain::segment_rule::{Comparison, Condition, Field, Rule, Scalar, Test};
 
-/// Compiles `rule` for `backend`; `now` is the instant `recencyDays` counts to.
-pub fn compile(rule: &Rule, backend: DbBackend, now: DateTime<Utc>) -> Expr {
-    Compiler { backend, now }.rule(rule, false)
+/// Compiles `rule` for `backend`; `now` is the instant `recencyDays` counts to, and
+/// `tiers` the program's tiers (tier keys become the tiers' ids, so that the planner
+/// knows how many customers a tier holds and can use the tier index).
+pub fn compile(rule: &Rule, backend: DbBackend, now: DateTime<Utc>, tiers: &[tier::Model]) -> Expr {
+    Compiler {
+        backend,
+        now,
+        tiers,
+    }
+    .rule(rule, false)
 }
 
 pub fn always() -> Expr {
@@ -28,9 +35,10 @@ pub fn never() -> Expr {
     Expr::cust("1 = 0")
 }
 
-struct Compiler {
+struct Compiler<'t> {
     backend: DbBackend,
     now: DateTime<Utc>,
+    tiers: &'t [tier::Model],
 }
 
 /// The largest day count `recencyDays` bounds are computed for; beyond it every
@@ -41,7 +49,7 @@ fn column(column: customer::Column) -> Expr {
     Expr::col((customer::Entity, column))
 }
 
-impl Compiler {
+impl Compiler<'_> {
     fn rule(&self, rule: &Rule, negated: bool) -> Expr {
         match rule {
             Rule::Not(inner) => self.rule(inner, !negated),
@@ -65,7 +73,7 @@ impl Compiler {
     fn condition(&self, condition: &Condition) -> Expr {
         let test = &condition.test;
         match &condition.field {
-            Field::Tier => tier(test),
+            Field::Tier => self.tier(test),
             Field::Tags => tags(test),
             Field::RecencyDays => self.recency(test),
             Field::Attribute(keys) => Attribute::new(self.backend, keys).test(test),
@@ -180,40 +188,39 @@ fn contains_text(text: Expr, needle: String) -> Expr {
     Expr::expr(Func::lower(text)).like(LikeExpr::new(pattern).escape('!'))
 }
 
-/// Tier keys name tiers; ordering compares their ranks (`gte "regular"`: regular or higher).
-fn tier(test: &Test) -> Expr {
-    let tiers_where = |condition: Expr| {
-        column(customer::Column::TierId).in_subquery(
-            Query::select()
-                .column(tier::Column::Id)
-                .from(tier::Entity)
-                .and_where(condition)
-                .to_owned(),
-        )
-    };
-    let rank_of = |key: &Scalar| {
-        Expr::SubQuery(
-            None,
-            Box::new(
-                Query::select()
-                    .column(tier::Column::Rank)
-                    .from(tier::Entity)
-                    .and_where(Expr::col(tier::Column::Key).eq(value(key)))
-                    .to_owned()
-                    .into(),
-            ),
-        )
-    };
-    let rank = || Expr::col(tier::Column::Rank);
-    match test {
-        Test::Compare(Comparison::Eq, key) => tiers_where(Expr::col(tier::Column::Key).eq(value(key))),
-        Test::Compare(Comparison::Gt, key) => tiers_where(rank().gt(rank_of(key))),
-        Test::Compare(Comparison::Gte, key) => tiers_where(rank().gte(rank_of(key))),
-        Test::Compare(Comparison::Lt, key) => tiers_where(rank().lt(rank_of(key))),
-        Test::Compare(Comparison::Lte, key) => tiers_where(rank().lte(rank_of(key))),
-        Test::In(keys) => tiers_where(Expr::col(tier::Column::Key).is_in(keys.iter().map(value))),
-        // Every customer holds a tier.
-        Test::Exists | Test::Contains(_) => always(),
+impl Compiler<'_> {
+    /// Tier keys name tiers; ordering compares their ranks (`gte "regular"`: regular or
+    /// higher). Written as the matching tiers' ids.
+    fn tier(&self, test: &Test) -> Expr {
+        let key = |scalar: &Scalar| text_of(scalar);
+        let rank_of = |scalar: &Scalar| {
+            self.tiers
+                .iter()
+                .find(|t| t.key == key(scalar))
+                .map(|t| t.rank)
+        };
+        let holding = |matches: &dyn Fn(&tier::Model) -> bool| {
+            let ids: Vec<uuid::Uuid> = self.tiers.iter().filter(|t| matches(t)).map(|t| t.id).collect();
+            if ids.is_empty() {
+                never()
+            } else {
+                column(customer::Column::TierId).is_in(ids)
+            }
+        };
+        let by_rank = |scalar: &Scalar, keep: fn(i32, i32) -> bool| match rank_of(scalar) {
+            Some(rank) => holding(&|t| keep(t.rank, rank)),
+            None => never(),
+        };
+        match test {
+            Test::Compare(Comparison::Eq, k) => holding(&|t| t.key == key(k)),
+            Test::Compare(Comparison::Gt, k) => by_rank(k, |r, of| r > of),
+            Test::Compare(Comparison::Gte, k) => by_rank(k, |r, of| r >= of),
+            Test::Compare(Comparison::Lt, k) => by_rank(k, |r, of| r < of),
+            Test::Compare(Comparison::Lte, k) => by_rank(k, |r, of| r <= of),
+            Test::In(keys) => holding(&|t| keys.iter().any(|k| t.key == key(k))),
+            // Every customer holds a tier.
+            Test::Exists | Test::Contains(_) => always(),
+        }
     }
 }
 
@@ -409,7 +416,7 @@ mod tests {
         let query = Query::select()
             .expr(Expr::val(1))
             .from(customer::Entity)
-            .and_where(compile(&rule, backend, now))
+            .and_where(compile(&rule, backend, now, &[]))
             .to_owned();
         match backend {
             DbBackend::Postgres => query.to_string(PostgresQueryBuilder),

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::enums::SegmentKind;
-use entity::{customer, segment, segment_member};
+use entity::{customer, segment, segment_member, tier};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SelectStatement, UnionType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -14,7 +14,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::now;
+use super::{now, tiers};
 use super::paging::{Page, PageRequest, by_time};
 use super::segment_sql::{self, never};
 use crate::domain::segment::SegmentDraft;
@@ -184,6 +184,7 @@ pub fn members_of(
     segment: &segment::Model,
     backend: sea_orm::DbBackend,
     at: DateTime<Utc>,
+    tiers: &[tier::Model],
 ) -> DomainResult<Expr> {
     let membership = match segment.kind {
         SegmentKind::Static => Expr::col((customer::Entity, customer::Column::Id)).in_subquery(
@@ -202,7 +203,7 @@ pub fn members_of(
             let rule = Rule::parse(rule, "rule", &|_| true).map_err(|error| {
                 DomainError::Internal(anyhow::anyhow!("segment {}: {error}", segment.id))
             })?;
-            segment_sql::compile(&rule, backend, at)
+            segment_sql::compile(&rule, backend, at, tiers)
         }
     };
     Ok(live().and(membership))
@@ -215,12 +216,13 @@ fn live() -> Expr {
 /// The condition for `membership`; an unknown segment has no members.
 pub async fn condition(db: &impl ConnectionTrait, membership: &Membership) -> DomainResult<Expr> {
     let backend = db.get_database_backend();
+    let tiers = tiers::all(db).await?;
     match membership {
         Membership::Segment(id) => match find(db, *id).await? {
-            Some(segment) => members_of(&segment, backend, now()),
+            Some(segment) => members_of(&segment, backend, now(), &tiers),
             None => Ok(never()),
         },
-        Membership::Rule(rule) => Ok(live().and(segment_sql::compile(rule, backend, now()))),
+        Membership::Rule(rule) => Ok(live().and(segment_sql::compile(rule, backend, now(), &tiers))),
     }
 }
 
@@ -232,6 +234,7 @@ pub async fn member_counts(
 ) -> DomainResult<HashMap<Uuid, i64>> {
     let backend = db.get_database_backend();
     let at = now();
+    let tiers = tiers::all(db).await?;
     let branches = segments
         .iter()
         .map(|segment| {
@@ -239,7 +242,7 @@ pub async fn member_counts(
                 .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
                 .expr_as(Expr::col(customer::Column::Id).count(), Alias::new("members"))
                 .from(customer::Entity)
-                .and_where(members_of(segment, backend, at)?)
+                .and_where(members_of(segment, backend, at, &tiers)?)
                 .to_owned())
         })
         .collect::<DomainResult<Vec<_>>>()?;
@@ -265,6 +268,7 @@ pub async fn segments_of(
         return Ok(found);
     }
     let segments = all(db).await?;
+    let tiers = tiers::all(db).await?;
     let backend = db.get_database_backend();
     let at = now();
     let mut member_of: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
@@ -283,7 +287,7 @@ pub async fn segments_of(
                         Expr::col((customer::Entity, customer::Column::Id))
                             .is_in(customer_ids.iter().copied()),
                     )
-                    .and_where(members_of(segment, backend, at)?)
+                    .and_where(members_of(segment, backend, at, &tiers)?)
                     .to_owned())
             })
             .collect::<DomainResult<Vec<_>>>()?;
