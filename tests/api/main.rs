@@ -10,6 +10,7 @@ mod cli;
 mod customers;
 mod demo;
 mod evaluation;
+mod events;
 mod expiry;
 mod http;
 mod interactions;

@@ -139,7 +139,7 @@ impl Connection {
         if let Err(Closing(code, reason)) = closing {
             let frame = CloseFrame {
                 code,
-                reason: Utf8Bytes::from(reason),
+                reason: Utf8Bytes::from(close_reason(reason)),
             };
             let _ = tokio::time::timeout(
                 SEND_TIMEOUT,
@@ -278,14 +278,18 @@ impl Connection {
 
     async fn forward(&mut self, outgoing: Outgoing) -> Result<(), Closing> {
         match outgoing {
-            Outgoing::Answer(id, response) => {
+            Outgoing::Answer(id, mut response) => {
                 if !self.live.contains_key(&id) {
                     return Ok(());
                 }
+                crate::graphql::error::ensure_codes(&mut response);
                 // An operation refused before it produced anything (a bad query, a
-                // forbidden subscription) is an `error` message, and ends it.
+                // forbidden subscription) is an `error` message, and ends it: its stream
+                // is stopped, so that the id is free for the client to use again.
                 if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
-                    self.live.remove(&id);
+                    if let Some(handle) = self.live.remove(&id) {
+                        handle.abort();
+                    }
                     let errors = serde_json::to_value(&response.errors).unwrap_or_default();
                     return self
                         .send(json!({"type": "error", "id": id, "payload": errors}))
@@ -322,4 +326,29 @@ fn operation_loader(db: &crate::store::Db) -> crate::graphql::loaders::RequestLo
     let loader = crate::graphql::loaders::per_request(db);
     loader.enable_all_cache(false);
     loader
+}
+
+/// A close frame's reason: at most 123 bytes (the frame holds 125 with the code), cut at
+/// a character boundary.
+fn close_reason(mut reason: String) -> String {
+    const MAX: usize = 123;
+    if reason.len() > MAX {
+        let mut end = MAX;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        let long = "é".repeat(100);
+        let cut = super::close_reason(long);
+        assert!(cut.len() <= 123 && cut.chars().all(|c| c == 'é'));
+        assert_eq!(super::close_reason("short".into()), "short");
+    }
 }
