@@ -412,7 +412,9 @@ async fn fanout(
                 "variables": { "id": customer }}});
             socket.send(Message::text(subscribe.to_string())).await.ok()?;
             drop(permit);
+            // Counted, then let go: the counting loop ends when every task has reported.
             ready.send(()).await.ok()?;
+            drop(ready);
             while let Some(Ok(message)) = socket.next().await {
                 if let Message::Text(text) = message
                     && text.contains("\"next\"")
@@ -446,7 +448,7 @@ async fn fanout(
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     anyhow::ensure!(!latencies.is_empty(), "no subscriber received the change");
     println!(
-        "{} of {subscribers} subscribers connected, {} received the change: p50 {:.0?}, p99 {:.0?}, max {:.0?}",
+        "{} of {subscribers} subscribers connected, {} received the change: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
         connected,
         latencies.len(),
         at(0.50),

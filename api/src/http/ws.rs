@@ -35,6 +35,10 @@ use crate::auth::Principal;
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings (graphql-transport-ws) or sends `ka` (legacy).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 4 * 1024;
+/// The largest message a client may send (a subscription's query and variables).
+const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 /// How long one message may take to send before the client counts as gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,6 +62,11 @@ pub async fn handler(
     };
     upgrade
         .protocols(["graphql-transport-ws", "graphql-ws"])
+        // Clients send small messages and servers hold many sockets: small buffers
+        // (the defaults read 128 KiB per socket) keep a connection to a few KiB.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
             Connection::new(socket, state, protocol).run().await;
         })
@@ -295,10 +304,14 @@ impl Connection {
                         .send(json!({"type": "error", "id": id, "payload": errors}))
                         .await;
                 }
+                // Written straight to text: a fan-out sends this to thousands of sockets.
                 let kind = if self.legacy() { "data" } else { "next" };
-                let payload = serde_json::to_value(&response).unwrap_or_default();
-                self.send(json!({"type": kind, "id": id, "payload": payload}))
-                    .await
+                let text = format!(
+                    r#"{{"type":"{kind}","id":{},"payload":{}}}"#,
+                    Value::String(id).to_string(),
+                    serde_json::to_string(&response).unwrap_or_else(|_| "null".into())
+                );
+                self.send_text(text).await
             }
             Outgoing::Done(id) => {
                 if self.live.remove(&id).is_some() {
@@ -310,7 +323,11 @@ impl Connection {
     }
 
     async fn send(&mut self, message: Value) -> Result<(), Closing> {
-        let text = Message::Text(Utf8Bytes::from(message.to_string()));
+        self.send_text(message.to_string()).await
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), Closing> {
+        let text = Message::Text(Utf8Bytes::from(text));
         match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(text)).await {
             Ok(Ok(())) => Ok(()),
             // The client is gone, or not reading: there is nobody to tell.
