@@ -92,7 +92,9 @@ impl Config {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| anyhow::anyhow!("EVENT_BUFFER must be a number from 1 to 1000000"))?,
+                .ok_or_else(|| {
+                    anyhow::anyhow!("EVENT_BUFFER must be a number from 1 to 1000000")
+                })?,
             None => crate::events::bus::DEFAULT_CAPACITY,
         };
         Ok(Self {

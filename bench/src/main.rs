@@ -386,7 +386,10 @@ async fn fanout(
         serde_json::json!({}),
     )
     .await?;
-    let customer = created["createCustomer"]["id"].as_str().unwrap_or_default().to_owned();
+    let customer = created["createCustomer"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let websocket = format!("{}/ws", url.replacen("http", "ws", 1));
     let before = server_pid.and_then(resident_kib);
 

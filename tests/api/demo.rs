@@ -71,7 +71,10 @@ async fn the_demo_covers_every_tier_stage_and_segment(app: TestApp) {
     assert!(owing > 0);
     // Every demo segment finds someone.
     let data = app
-        .ok("{ segments(first: 100) { totalCount nodes { name kind memberCount } } }", json!({}))
+        .ok(
+            "{ segments(first: 100) { totalCount nodes { name kind memberCount } } }",
+            json!({}),
+        )
         .await;
     let segments = data["segments"]["nodes"].as_array().unwrap();
     assert_eq!(segments.len(), 6, "{data}");

@@ -354,7 +354,11 @@ async fn segment_pages_cost_a_bounded_number_of_statements(app: TestApp) {
         for node in data["segments"]["nodes"].as_array().unwrap() {
             let name = node["name"].as_str().unwrap();
             let index: usize = name[name.len() - 2..].parse().unwrap();
-            let expected = if name.starts_with("list") { index + 1 } else { 30 };
+            let expected = if name.starts_with("list") {
+                index + 1
+            } else {
+                30
+            };
             assert_eq!(node["memberCount"], expected, "{name}");
         }
     }
@@ -369,7 +373,12 @@ async fn segment_pages_cost_a_bounded_number_of_statements(app: TestApp) {
             )
             .await;
         customer_costs.push(app.db.statement_count() - before);
-        for (i, node) in data["customers"]["nodes"].as_array().unwrap().iter().enumerate() {
+        for (i, node) in data["customers"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             let names: Vec<&str> = node["segments"]
                 .as_array()
                 .unwrap()

@@ -133,10 +133,10 @@ async fn next_event(socket: &mut Socket) -> Value {
     message["payload"]["data"].clone()
 }
 
-const POINTS: &str = "subscription { pointsChanged { kind delta balanceAfter reason customer { id name } } }";
+const POINTS: &str =
+    "subscription { pointsChanged { kind delta balanceAfter reason customer { id name } } }";
 const ADJUST: &str = "mutation($id: ID!, $delta: Int!, $reason: String!) { adjustPoints(input: { customerId: $id, delta: $delta, reason: $reason }) { id } }";
-const CREATE: &str =
-    "mutation($name: String!) { createCustomer(input: { name: $name }) { id } }";
+const CREATE: &str = "mutation($name: String!) { createCustomer(input: { name: $name }) { id } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
@@ -157,8 +157,12 @@ async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
     )
     .await;
 
-    let id = post(&first.graphql, CREATE, json!({ "name": "Made on the first" })).await
-        ["createCustomer"]["id"]
+    let id = post(
+        &first.graphql,
+        CREATE,
+        json!({ "name": "Made on the first" }),
+    )
+    .await["createCustomer"]["id"]
         .clone();
     let created = next_event(&mut tiers_on_second).await;
     assert_eq!(created["tierChanged"]["reason"], "CREATED");
@@ -220,10 +224,15 @@ async fn a_server_whose_postgres_listener_dies_catches_up_without_losing_events(
     let id = app.create_customer(json!({ "name": "Reconnected" })).await;
     app.ok(ADJUST, json!({ "id": id, "delta": 1, "reason": "before" }))
         .await;
-    assert_eq!(next_event(&mut socket).await["pointsChanged"]["reason"], "before");
+    assert_eq!(
+        next_event(&mut socket).await["pointsChanged"]["reason"],
+        "before"
+    );
 
     // Kill the server's LISTEN connection, and change things before it is back.
-    let admin = sea_orm::Database::connect(POSTGRES_ADMIN_URL).await.unwrap();
+    let admin = sea_orm::Database::connect(POSTGRES_ADMIN_URL)
+        .await
+        .unwrap();
     let database = current_database(&app).await;
     let killed = terminate_listeners(&admin, &database).await;
     assert_eq!(killed, 1, "the server listens on one connection");
@@ -242,7 +251,10 @@ async fn a_server_whose_postgres_listener_dies_catches_up_without_losing_events(
     // And it listens again: a later change arrives too.
     app.ok(ADJUST, json!({ "id": id, "delta": 1, "reason": "after" }))
         .await;
-    assert_eq!(next_event(&mut socket).await["pointsChanged"]["reason"], "after");
+    assert_eq!(
+        next_event(&mut socket).await["pointsChanged"]["reason"],
+        "after"
+    );
 }
 
 async fn current_database(app: &crate::helpers::TestApp) -> String {
@@ -316,7 +328,9 @@ async fn an_evaluation_run_notifies_once_per_transaction_not_once_per_change() {
         "subscription { tierChanged { reason from { key } to { key } } }",
     )
     .await;
-    let run = app.ok(evaluate, json!({ "asOf": chrono::Utc::now() })).await;
+    let run = app
+        .ok(evaluate, json!({ "asOf": chrono::Utc::now() }))
+        .await;
     assert_eq!(run["evaluateTiers"]["status"], "SUCCEEDED");
     for _ in 0..CUSTOMERS {
         let change = next_event(&mut socket).await;
@@ -326,9 +340,7 @@ async fn an_evaluation_run_notifies_once_per_transaction_not_once_per_change() {
         );
     }
     let mut notifications = 0;
-    while let Ok(Ok(_)) =
-        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
-    {
+    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await {
         notifications += 1;
     }
     assert!(

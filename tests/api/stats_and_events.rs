@@ -167,7 +167,12 @@ async fn the_outbox_is_read_in_commit_order_and_pruned(app: TestApp) {
     // Reading on from the middle gives the rest; from the head, nothing.
     let rest = events::read_after(db, positions[0], 100).await.unwrap();
     assert_eq!(rest.len(), 2);
-    assert!(events::read_after(db, positions[2], 100).await.unwrap().is_empty());
+    assert!(
+        events::read_after(db, positions[2], 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let all = outbox(&app).await.len() as u64;
     let pruned = events::prune(db, chrono::Utc::now() - chrono::Duration::hours(1))

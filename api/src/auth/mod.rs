@@ -127,9 +127,7 @@ impl Principal {
             Role::Partner => match permission {
                 // Segments are views of customers: who may read every customer may
                 // read how they are grouped.
-                ReadCustomers | ReadProgram | ReadSegments => {
-                    self.has_scope(Scope::CustomersRead)
-                }
+                ReadCustomers | ReadProgram | ReadSegments => self.has_scope(Scope::CustomersRead),
                 WriteCustomers => self.has_scope(Scope::CustomersWrite),
                 SubscribeEvents => self.has_scope(Scope::EventsSubscribe),
                 RecordInteractions => self.has_scope(Scope::InteractionsWrite),

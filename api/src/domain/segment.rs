@@ -80,8 +80,11 @@ mod tests {
         assert!(refused(SegmentKind::Dynamic, Some(Json::Null)).starts_with("input.rule:"));
         assert!(refused(SegmentKind::Static, Some(rule)).starts_with("input.rule: a STATIC"));
         assert!(
-            refused(SegmentKind::Dynamic, Some(json!({"field": "score", "op": "gte"})))
-                .starts_with("input.rule.value: is required")
+            refused(
+                SegmentKind::Dynamic,
+                Some(json!({"field": "score", "op": "gte"}))
+            )
+            .starts_with("input.rule.value: is required")
         );
     }
 }

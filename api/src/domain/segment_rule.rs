@@ -236,7 +236,11 @@ impl Rule {
     /// `tier_exists` says whether a tier key is known; stored rules are re-read with a
     /// check that accepts every key, so that deleting a tier leaves its rules matching
     /// nobody rather than failing.
-    pub fn parse(json: &Json, path: &str, tier_exists: &dyn Fn(&str) -> bool) -> DomainResult<Rule> {
+    pub fn parse(
+        json: &Json,
+        path: &str,
+        tier_exists: &dyn Fn(&str) -> bool,
+    ) -> DomainResult<Rule> {
         let mut parser = Parser {
             tier_exists,
             conditions: 0,
@@ -256,9 +260,9 @@ impl Parser<'_> {
             return Err(path.error(format!("rules nest at most {MAX_DEPTH} deep")));
         }
         let Some(object) = json.as_object() else {
-            return Err(path.error(
-                "expected an object with \"all\", \"any\", \"not\" or \"field\"",
-            ));
+            return Err(
+                path.error("expected an object with \"all\", \"any\", \"not\" or \"field\"")
+            );
         };
         for combinator in ["all", "any", "not"] {
             if let Some(inner) = object.get(combinator) {
@@ -287,9 +291,7 @@ impl Parser<'_> {
         if object.contains_key("field") {
             self.conditions += 1;
             if self.conditions > MAX_CONDITIONS {
-                return Err(path.error(format!(
-                    "a rule holds at most {MAX_CONDITIONS} conditions"
-                )));
+                return Err(path.error(format!("a rule holds at most {MAX_CONDITIONS} conditions")));
             }
             return self.condition(object, path).map(Rule::Condition);
         }
@@ -357,9 +359,7 @@ impl Parser<'_> {
                         Json::Array(_) => non_empty_list(required()?, &value_path)?
                             .iter()
                             .enumerate()
-                            .map(|(i, item)| {
-                                self.scalar(value_type, item, &value_path.index(i))
-                            })
+                            .map(|(i, item)| self.scalar(value_type, item, &value_path.index(i)))
                             .collect::<DomainResult<Vec<_>>>()?,
                         other => vec![self.scalar(value_type, other, &value_path)?],
                     },
@@ -540,7 +540,9 @@ mod tests {
     use super::*;
 
     fn parse(json: Json) -> DomainResult<Rule> {
-        Rule::parse(&json, "rule", &|key| ["potential", "regular", "vip"].contains(&key))
+        Rule::parse(&json, "rule", &|key| {
+            ["potential", "regular", "vip"].contains(&key)
+        })
     }
 
     fn refusal(json: Json) -> String {
@@ -723,10 +725,7 @@ mod tests {
                 json!({"field": "score", "op": "gt", "value": 1, "note": "x"}),
                 "rule: unexpected key \"note\"",
             ),
-            (
-                json!({"all": [], "any": []}),
-                "rule: unexpected key",
-            ),
+            (json!({"all": [], "any": []}), "rule: unexpected key"),
         ];
         for (rule, expected) in cases {
             let message = refusal(rule.clone());
@@ -749,8 +748,10 @@ mod tests {
             .collect();
         assert!(refusal(json!({ "any": many })).contains("at most 256 conditions"));
         let long: Vec<i64> = (0..=MAX_LIST as i64).collect();
-        assert!(refusal(json!({"field": "pointsBalance", "op": "in", "value": long}))
-            .contains("at most 1000 values"));
+        assert!(
+            refusal(json!({"field": "pointsBalance", "op": "in", "value": long}))
+                .contains("at most 1000 values")
+        );
     }
 
     #[test]

@@ -32,7 +32,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Starts the relay for this server. The receiver fires once the relay knows where the
 /// outbox ends: a server should not accept subscribers before, or a change committed
 /// in between would be taken for old.
-pub fn spawn(db: Db, bus: EventBus) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
+pub fn spawn(
+    db: Db,
+    bus: EventBus,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
     let (ready, on_ready) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         let mut relay = loop {
@@ -179,20 +185,24 @@ impl Relay {
                 let customer = customers.get(&stored.customer_id)?.clone();
                 let tiers = tiers.clone();
                 match stored.topic {
-                    EventTopic::TierChanged => changes.get(&stored.subject_id).map(|change| {
-                        Event::TierChanged {
-                            change: change.clone(),
-                            customer,
-                            tiers,
-                        }
-                    }),
-                    EventTopic::PointsChanged => entries.get(&stored.subject_id).map(|entry| {
-                        Event::PointsChanged {
-                            entry: entry.clone(),
-                            customer,
-                            tiers,
-                        }
-                    }),
+                    EventTopic::TierChanged => {
+                        changes
+                            .get(&stored.subject_id)
+                            .map(|change| Event::TierChanged {
+                                change: change.clone(),
+                                customer,
+                                tiers,
+                            })
+                    }
+                    EventTopic::PointsChanged => {
+                        entries
+                            .get(&stored.subject_id)
+                            .map(|entry| Event::PointsChanged {
+                                entry: entry.clone(),
+                                customer,
+                                tiers,
+                            })
+                    }
                 }
             })
             .collect())

@@ -15,13 +15,13 @@ use entity::enums::InteractionKind;
 use entity::{customer, interaction, points_entry, referral, segment, tier, tier_change};
 use uuid::Uuid;
 
+use crate::auth::Permission;
+use crate::auth::guard::principal;
 use crate::domain::DomainError;
 use crate::store::paging::{Page, PageRequest};
 use crate::store::{
     Db, customers, evaluation_runs, interactions, points, referrals, segments, tier_changes, tiers,
 };
-use crate::auth::Permission;
-use crate::auth::guard::principal;
 
 pub struct StoreLoader {
     db: Db,

@@ -36,27 +36,28 @@ impl Subscription {
         tier_key: Option<String>,
     ) -> Result<impl Stream<Item = Result<TierChange>> + 'ctx> {
         let customer = allowed_customer(ctx, customer_id.as_ref())?;
-        Ok(events(ctx)?.filter_map(move |event| {
-            let tier_key = tier_key.clone();
-            async move {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(error) => return Some(Err(error)),
-                };
-                let Event::TierChanged { change, tiers, .. } = event.as_ref() else {
-                    return None;
-                };
-                if customer.is_some_and(|id| id != change.customer_id) {
-                    return None;
+        Ok(events(ctx)?
+            .filter_map(move |event| {
+                let tier_key = tier_key.clone();
+                async move {
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(error) => return Some(Err(error)),
+                    };
+                    let Event::TierChanged { change, tiers, .. } = event.as_ref() else {
+                        return None;
+                    };
+                    if customer.is_some_and(|id| id != change.customer_id) {
+                        return None;
+                    }
+                    let to_key = tiers.get(&change.to_tier_id).map(|t| t.key.as_str());
+                    if tier_key.as_deref().is_some_and(|key| Some(key) != to_key) {
+                        return None;
+                    }
+                    Some(Ok((event.clone(), TierChange(change.clone()))))
                 }
-                let to_key = tiers.get(&change.to_tier_id).map(|t| t.key.as_str());
-                if tier_key.as_deref().is_some_and(|key| Some(key) != to_key) {
-                    return None;
-                }
-                Some(Ok((event.clone(), TierChange(change.clone()))))
-            }
-        })
-        .then(move |item| prepared(ctx, item)))
+            })
+            .then(move |item| prepared(ctx, item)))
     }
 
     /// Ledger entries as they commit (every kind). `customerId` narrows to one customer.
@@ -66,20 +67,21 @@ impl Subscription {
         customer_id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<PointsEntry>> + 'ctx> {
         let customer = allowed_customer(ctx, customer_id.as_ref())?;
-        Ok(events(ctx)?.filter_map(move |event| async move {
-            let event = match event {
-                Ok(event) => event,
-                Err(error) => return Some(Err(error)),
-            };
-            let Event::PointsChanged { entry, .. } = event.as_ref() else {
-                return None;
-            };
-            if customer.is_some_and(|id| id != entry.customer_id) {
-                return None;
-            }
-            Some(Ok((event.clone(), PointsEntry(entry.clone()))))
-        })
-        .then(move |item| prepared(ctx, item)))
+        Ok(events(ctx)?
+            .filter_map(move |event| async move {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => return Some(Err(error)),
+                };
+                let Event::PointsChanged { entry, .. } = event.as_ref() else {
+                    return None;
+                };
+                if customer.is_some_and(|id| id != entry.customer_id) {
+                    return None;
+                }
+                Some(Ok((event.clone(), PointsEntry(entry.clone()))))
+            })
+            .then(move |item| prepared(ctx, item)))
     }
 }
 
@@ -87,7 +89,10 @@ impl Subscription {
 /// with `events:subscribe`), else the one customer; `FORBIDDEN` otherwise.
 fn allowed_customer(ctx: &Context<'_>, asked: Option<&ID>) -> Result<Option<Uuid>> {
     let caller = principal(ctx)?;
-    let asked = asked.map(|id| parse_id(id, "customerId")).transpose().gql()?;
+    let asked = asked
+        .map(|id| parse_id(id, "customerId"))
+        .transpose()
+        .gql()?;
     if caller.may(Permission::SubscribeEvents) {
         return Ok(asked);
     }

@@ -22,8 +22,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response as HttpResponse;
-use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use futures_util::StreamExt;
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -150,11 +150,9 @@ impl Connection {
                 code,
                 reason: Utf8Bytes::from(close_reason(reason)),
             };
-            let _ = tokio::time::timeout(
-                SEND_TIMEOUT,
-                self.socket.send(Message::Close(Some(frame))),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(frame))))
+                    .await;
         }
     }
 

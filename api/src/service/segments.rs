@@ -26,7 +26,10 @@ async fn tier_keys(db: &impl sea_orm::ConnectionTrait) -> DomainResult<HashSet<S
     Ok(tiers::all(db).await?.into_iter().map(|t| t.key).collect())
 }
 
-async fn draft(db: &impl sea_orm::ConnectionTrait, input: SegmentInput) -> DomainResult<SegmentDraft> {
+async fn draft(
+    db: &impl sea_orm::ConnectionTrait,
+    input: SegmentInput,
+) -> DomainResult<SegmentDraft> {
     let keys = tier_keys(db).await?;
     SegmentDraft::new(
         &input.name,
@@ -160,7 +163,9 @@ pub async fn add_members(
                 .map(|c| c.id)
                 .collect();
             if let Some(missing) = ids.iter().find(|id| !live.contains(id)) {
-                return Err(DomainError::NotFound(format!("customer {missing} not found")));
+                return Err(DomainError::NotFound(format!(
+                    "customer {missing} not found"
+                )));
             }
             segments::add_members(txn, segment_id, &ids).await?;
             Ok(segment)

@@ -170,7 +170,10 @@ pub async fn head(db: &impl ConnectionTrait) -> DomainResult<Position> {
 
 /// Deletes events written before `before`: relays that were away longer than that
 /// cannot catch up on them.
-pub async fn prune(db: &impl ConnectionTrait, before: chrono::DateTime<chrono::Utc>) -> DomainResult<u64> {
+pub async fn prune(
+    db: &impl ConnectionTrait,
+    before: chrono::DateTime<chrono::Utc>,
+) -> DomainResult<u64> {
     use sea_orm::{ColumnTrait, QueryFilter};
     Ok(event_outbox::Entity::delete_many()
         .filter(event_outbox::Column::CreatedAt.lt(before))

@@ -60,7 +60,10 @@ impl Compiler<'_> {
             Rule::Any(rules) => fold(rules.iter().map(|r| self.rule(r, true)), true),
             Rule::Condition(condition) => {
                 let test = self.condition(condition);
-                match (negated != condition.negated, condition.field.may_be_missing()) {
+                match (
+                    negated != condition.negated,
+                    condition.field.may_be_missing(),
+                ) {
                     (false, _) => test,
                     (true, false) => test.not(),
                     (true, true) => Expr::expr(Func::coalesce([test, never()])).not(),
@@ -84,7 +87,9 @@ impl Compiler<'_> {
                     Test::Compare(comparison, scalar) => compare(col, *comparison, value(scalar)),
                     Test::In(scalars) => col.is_in(scalars.iter().map(value)),
                     Test::Contains(scalars) => fold(
-                        scalars.iter().map(|s| contains_text(col.clone(), text_of(s))),
+                        scalars
+                            .iter()
+                            .map(|s| contains_text(col.clone(), text_of(s))),
                         true,
                     ),
                     Test::Exists if nullable => col.is_not_null(),
@@ -200,7 +205,12 @@ impl Compiler<'_> {
                 .map(|t| t.rank)
         };
         let holding = |matches: &dyn Fn(&tier::Model) -> bool| {
-            let ids: Vec<uuid::Uuid> = self.tiers.iter().filter(|t| matches(t)).map(|t| t.id).collect();
+            let ids: Vec<uuid::Uuid> = self
+                .tiers
+                .iter()
+                .filter(|t| matches(t))
+                .map(|t| t.id)
+                .collect();
             if ids.is_empty() {
                 never()
             } else {
@@ -304,14 +314,20 @@ impl Attribute {
         let type_name = self.type_name();
         let sql = match (self.postgres(), json_type) {
             (true, JsonType::Text) => {
-                format!("(CASE WHEN {type_name} = 'string' THEN {} #>> '{{}}' END)", self.locator)
+                format!(
+                    "(CASE WHEN {type_name} = 'string' THEN {} #>> '{{}}' END)",
+                    self.locator
+                )
             }
             (true, JsonType::Number) => format!(
                 "(CASE WHEN {type_name} = 'number' THEN ({} #>> '{{}}')::float8 END)",
                 self.locator
             ),
             (true, JsonType::Bool) => {
-                format!("(CASE WHEN {type_name} = 'boolean' THEN {} #>> '{{}}' END)", self.locator)
+                format!(
+                    "(CASE WHEN {type_name} = 'boolean' THEN {} #>> '{{}}' END)",
+                    self.locator
+                )
             }
             (false, JsonType::Text) => format!(
                 "(CASE WHEN {type_name} = 'text' THEN json_extract({ATTRIBUTES}, {}) END)",
@@ -449,7 +465,9 @@ mod tests {
         );
         // More than 90 whole days: at least 91 days before now.
         assert!(
-            text.contains(r#""customer"."last_purchase_at" <= '2026-08-24 12:00:00.000000 +00:00'"#),
+            text.contains(
+                r#""customer"."last_purchase_at" <= '2026-08-24 12:00:00.000000 +00:00'"#
+            ),
             "{text}"
         );
     }
@@ -466,7 +484,9 @@ mod tests {
         );
         let sqlite = sql(rule, DbBackend::Sqlite);
         assert!(
-            sqlite.contains(r#"json_type("customer"."attributes", '$."company"."size"') IN ('integer', 'real')"#),
+            sqlite.contains(
+                r#"json_type("customer"."attributes", '$."company"."size"') IN ('integer', 'real')"#
+            ),
             "{sqlite}"
         );
     }

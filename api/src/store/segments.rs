@@ -14,9 +14,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{now, tiers};
 use super::paging::{Page, PageRequest, by_time};
 use super::segment_sql::{self, never};
+use super::{now, tiers};
 use crate::domain::segment::SegmentDraft;
 use crate::domain::segment_rule::Rule;
 use crate::domain::{DomainError, DomainResult};
@@ -93,7 +93,10 @@ pub async fn name_taken(
     Ok(query.count(db).await? > 0)
 }
 
-pub async fn insert(db: &impl ConnectionTrait, draft: SegmentDraft) -> DomainResult<segment::Model> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    draft: SegmentDraft,
+) -> DomainResult<segment::Model> {
     let at = now();
     Ok(segment::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -222,7 +225,9 @@ pub async fn condition(db: &impl ConnectionTrait, membership: &Membership) -> Do
             Some(segment) => members_of(&segment, backend, now(), &tiers),
             None => Ok(never()),
         },
-        Membership::Rule(rule) => Ok(live().and(segment_sql::compile(rule, backend, now(), &tiers))),
+        Membership::Rule(rule) => {
+            Ok(live().and(segment_sql::compile(rule, backend, now(), &tiers)))
+        }
     }
 }
 
@@ -240,7 +245,10 @@ pub async fn member_counts(
         .map(|segment| {
             Ok(Query::select()
                 .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
-                .expr_as(Expr::col(customer::Column::Id).count(), Alias::new("members"))
+                .expr_as(
+                    Expr::col(customer::Column::Id).count(),
+                    Alias::new("members"),
+                )
                 .from(customer::Entity)
                 .and_where(members_of(segment, backend, at, &tiers)?)
                 .to_owned())
@@ -302,7 +310,11 @@ pub async fn segments_of(
     for (customer_id, ids) in member_of {
         found.insert(
             customer_id,
-            segments.iter().filter(|s| ids.contains(&s.id)).cloned().collect(),
+            segments
+                .iter()
+                .filter(|s| ids.contains(&s.id))
+                .cloned()
+                .collect(),
         );
     }
     Ok(found)

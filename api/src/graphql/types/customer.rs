@@ -16,19 +16,19 @@ use super::points::{PointsEntry, PointsEntryConnection};
 use super::referral::Referral;
 use super::segment::Segment;
 use super::tier::{Tier, TierChangeConnection, load_tier};
+use crate::auth::{Allow, Permission};
 use crate::domain::{DomainError, DomainResult};
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
     InteractionsOf, LedgerLots, LedgerOf, ReferralsBy, RequestLoader, SegmentsOfCustomer,
     StoreLoader, TagsOfCustomer, TierHistoryOf, load_customer, normalize_kinds,
 };
-use crate::auth::{Allow, Permission};
-use crate::store::segments::Membership;
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
 use crate::service::customers::{ProfileInput, ProfilePatch};
 use crate::store::customers::{self as store, CustomerOrder};
 use crate::store::paging::{Page, PageRequest};
+use crate::store::segments::Membership;
 use crate::store::{interactions, points, tier_changes};
 
 #[derive(Clone)]
