@@ -81,10 +81,16 @@ impl Application {
     ) -> Self {
         let bus = EventBus::new(event_buffer);
         let (relay, relay_ready) = crate::events::relay::spawn(db.clone(), bus.clone());
-        let schema = crate::graphql::schema(db.clone(), bus);
+        let schema = crate::graphql::schema(db.clone(), bus.clone());
+        let feeds = crate::http::feeds::Feeds::new(schema.clone(), db.clone(), bus);
         Self {
             listener,
-            state: AppState { schema, db, keys },
+            state: AppState {
+                schema,
+                db,
+                keys,
+                feeds,
+            },
             relay,
             relay_ready,
         }

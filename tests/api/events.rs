@@ -1318,6 +1318,81 @@ async fn metrics_count_open_subscriptions_and_delivered_events(app: TestApp) {
     assert!(metric(&app, "tierwise_subscriptions_active").await >= 1.0);
 }
 
+// ---------------------------------------------------------------------------------------
+// Shared feeds
+
+/// Waits until the unlabelled metric `name` is `value`.
+async fn metric_becomes(app: &TestApp, name: &str, value: f64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = metric(app, name).await;
+        if now == value {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} is {now}, not {value}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sockets holding the same subscription with the same rights share one feed, resolved
+/// once per event; the same query asked with other rights is another feed, answered as
+/// those rights allow. A socket that leaves or completes ends nobody else's stream, and
+/// a feed stops when its last socket leaves. (Each test runs in its own process under
+/// nextest, so the feed count is this test's.)
+async fn sockets_with_the_same_subscription_share_a_feed(app: TestApp) {
+    let [x, y] = create_settled(&app, &["Xu", "Yan"])
+        .await
+        .try_into()
+        .unwrap();
+    let mut admins = Vec::new();
+    for _ in 0..3 {
+        let mut ws = Ws::open(&app, TRANSPORT, &app.admin()).await;
+        ws.subscribe("1", POINTS_CHANGED, json!({})).await;
+        admins.push(ws);
+    }
+    let mut xu = Ws::open(&app, TRANSPORT, &app.customer_token(&x)).await;
+    xu.subscribe("1", POINTS_CHANGED, json!({})).await;
+    let mut yan = Ws::open(&app, TRANSPORT, &app.customer_token(&y)).await;
+    yan.subscribe("1", POINTS_CHANGED, json!({})).await;
+    // One feed for the three admins, one for each customer.
+    metric_becomes(&app, "tierwise_subscription_feeds_active", 3.0).await;
+    assert!(metric(&app, "tierwise_subscriptions_active").await >= 5.0);
+
+    adjust(&app, &x, 4).await;
+    adjust(&app, &y, 6).await;
+    for ws in &mut admins {
+        let got = ws.collect(&[("1", 2)]).await;
+        let deltas: Vec<&Value> = got["1"].iter().map(|d| &d["pointsChanged"]["delta"]).collect();
+        assert_eq!(deltas, [&json!(4), &json!(6)]);
+        assert_eq!(got["1"][0]["pointsChanged"]["customer"]["id"], x);
+    }
+    let mine = xu.next_data("1").await;
+    assert_eq!(mine["pointsChanged"]["customer"]["id"], x);
+    let mine = yan.next_data("1").await;
+    assert_eq!(mine["pointsChanged"]["customer"]["id"], y);
+
+    // One admin completes and one leaves: the third still receives.
+    let mut kept = admins.pop().unwrap();
+    admins[0].complete("1").await;
+    admins[0].sync().await;
+    drop(admins);
+    adjust(&app, &x, 1).await;
+    assert_eq!(kept.next_data("1").await["pointsChanged"]["delta"], 1);
+    assert_eq!(xu.next_data("1").await["pointsChanged"]["delta"], 1);
+    assert!(yan.receive_within(Duration::from_millis(300)).await.is_none());
+
+    // A socket joining the running feed gets what commits after it joined.
+    let mut late = Ws::open(&app, TRANSPORT, &app.admin()).await;
+    late.subscribe("1", POINTS_CHANGED, json!({})).await;
+    metric_becomes(&app, "tierwise_subscription_feeds_active", 3.0).await;
+    adjust(&app, &y, 2).await;
+    assert_eq!(late.next_data("1").await["pointsChanged"]["delta"], 2);
+    assert_eq!(kept.next_data("1").await["pointsChanged"]["delta"], 2);
+
+    drop((kept, late, xu, yan));
+    metric_becomes(&app, "tierwise_subscription_feeds_active", 0.0).await;
+}
+
 on_both!(
     the_transport_protocol_acknowledges_answers_pings_and_streams_events,
     the_legacy_protocol_starts_streams_and_stops,
@@ -1340,4 +1415,5 @@ on_both!(
     refused_subscriptions_get_an_error_with_a_code,
     an_id_refused_with_an_error_may_be_used_again_at_once,
     metrics_count_open_subscriptions_and_delivered_events,
+    sockets_with_the_same_subscription_share_a_feed,
 );

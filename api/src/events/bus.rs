@@ -51,12 +51,14 @@ impl Event {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Batch>,
+    capacity: usize,
 }
 
 impl EventBus {
     pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender }
+        let capacity = capacity.max(1);
+        let (sender, _) = broadcast::channel(capacity);
+        Self { sender, capacity }
     }
 
     pub fn publish(&self, batch: Vec<Event>) {
@@ -68,6 +70,27 @@ impl EventBus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Batch> {
         self.sender.subscribe()
+    }
+
+    /// How many batches a subscriber may fall behind.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// A place on the bus taken when a subscription was accepted, for the operation that
+/// serves it to start from (request data): events that commit while the operation is
+/// still being set up on another task are not missed.
+pub struct TakenPlace(std::sync::Mutex<Option<broadcast::Receiver<Batch>>>);
+
+impl TakenPlace {
+    pub fn on(bus: &EventBus) -> Self {
+        Self(std::sync::Mutex::new(Some(bus.subscribe())))
+    }
+
+    /// The place, once: a subscription operation has exactly one root field.
+    pub fn take(&self) -> Option<broadcast::Receiver<Batch>> {
+        self.0.lock().ok()?.take()
     }
 }
 

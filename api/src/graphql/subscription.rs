@@ -1,9 +1,10 @@
 //! `Subscription`: tier and points changes as they commit, on any replica.
 //!
-//! Each subscription reads this server's event bus. A subscriber that falls more than
-//! the bus's capacity (`EVENT_BUFFER` batches) behind gets one error with code
-//! `SLOW_CONSUMER` and its subscription ends: it should subscribe again and reload what
-//! it shows.
+//! Each subscription operation reads this server's event bus; over WebSocket one
+//! operation serves every socket holding the same subscription (`http::feeds`). An
+//! operation that falls more than the bus's capacity (`EVENT_BUFFER` batches) behind
+//! ends with one error with code `SLOW_CONSUMER`: its subscribers should subscribe again
+//! and reload what they show.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::guard::principal;
 use crate::auth::{Permission, Role};
 use crate::domain::DomainError;
+use crate::events::bus::TakenPlace;
 use crate::events::{Event, EventBus};
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id;
@@ -113,14 +115,16 @@ fn allowed_customer(ctx: &Context<'_>, asked: Option<&ID>) -> Result<Option<Uuid
 /// This server's events from now on; a subscriber that falls behind gets one
 /// `SLOW_CONSUMER` error, then the stream ends.
 fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 'static> {
-    let receiver = ctx.data::<EventBus>()?.subscribe();
-    let active = ActiveSubscription::start();
-    let batches = stream::unfold(Some((receiver, active)), |state| async move {
-        let (mut receiver, active) = state?;
+    let receiver = match ctx.data_opt::<TakenPlace>().and_then(TakenPlace::take) {
+        Some(receiver) => receiver,
+        None => ctx.data::<EventBus>()?.subscribe(),
+    };
+    let batches = stream::unfold(Some(receiver), |state| async move {
+        let mut receiver = state?;
         match receiver.recv().await {
             Ok(batch) => {
                 let events: Vec<Result<Arc<Event>>> = batch.iter().cloned().map(Ok).collect();
-                Some((events, Some((receiver, active))))
+                Some((events, Some(receiver)))
             }
             Err(RecvError::Lagged(missed)) => {
                 let error = async_graphql::Error::new(format!(
@@ -142,22 +146,5 @@ fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 
 async fn prepared<T>(ctx: &Context<'_>, item: Result<(Arc<Event>, T)>) -> Result<T> {
     let (event, value) = item?;
     ctx.data::<RequestLoader>()?.loader().show_event(event);
-    metrics::counter!("tierwise_events_delivered_total").increment(1);
     Ok(value)
-}
-
-/// Counts open subscriptions in `/metrics` for as long as it lives.
-struct ActiveSubscription;
-
-impl ActiveSubscription {
-    fn start() -> Self {
-        metrics::gauge!("tierwise_subscriptions_active").increment(1.0);
-        Self
-    }
-}
-
-impl Drop for ActiveSubscription {
-    fn drop(&mut self) {
-        metrics::gauge!("tierwise_subscriptions_active").decrement(1.0);
-    }
 }

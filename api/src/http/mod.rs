@@ -1,5 +1,6 @@
 //! HTTP routes: GraphQL over HTTP and WebSocket, health, readiness and metrics.
 
+pub mod feeds;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: Db,
     pub keys: JwtKeys,
+    pub feeds: feeds::Feeds,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -8,26 +8,31 @@
 //! 4409 a second subscription with a live id, 4429 a second `connection_init`. The
 //! legacy protocol gets `connection_error` first, then the same close.
 //!
-//! Each connection is one task that sends one message at a time: a client that stops
-//! reading stalls only its own task, whose subscriptions then fall behind the event bus
+//! Subscriptions are served by shared feeds (`feeds`): each distinct subscription is
+//! resolved once per event, and its bytes written to every socket that holds it. Each
+//! connection is one task that sends one message at a time: a client that stops
+//! reading stalls only its own task, whose subscriptions then fall behind their feeds
 //! and end with `SLOW_CONSUMER`; a send that cannot complete within 10 seconds closes
 //! the connection.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::http::WebSocketProtocols;
-use async_graphql::{Request, Response};
+use async_graphql::Request;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response as HttpResponse;
 use futures_util::StreamExt;
-use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures_util::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
+use tokio::sync::broadcast::error::RecvError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::feeds::Answer;
 use super::graphql::authenticate;
 use crate::auth::Principal;
 
@@ -110,7 +115,8 @@ struct Closing(u16, String);
 
 /// A subscription's next answer, or its end.
 enum Outgoing {
-    Answer(String, Response),
+    Next(String, Arc<str>),
+    Failed(String, Arc<str>),
     Done(String),
 }
 
@@ -261,21 +267,26 @@ impl Connection {
                 format!("Subscriber for {id} already exists"),
             ));
         }
-        let request = request
-            .data(principal.clone())
-            .data(operation_loader(&self.state.db));
-        let answers = self
-            .state
-            .schema
-            .execute_stream(request)
-            .map({
+        let place = self.state.feeds.join(principal, request);
+        let answers = stream::unfold(Some(place), {
+            let id = id.clone();
+            move |place| {
                 let id = id.clone();
-                move |response| Outgoing::Answer(id.clone(), response)
-            })
-            .chain(futures_util::stream::once({
-                let id = id.clone();
-                async move { Outgoing::Done(id) }
-            }));
+                async move {
+                    let mut place = place?;
+                    match place.answers.recv().await {
+                        Ok(Answer::Next(json)) => Some((Outgoing::Next(id, json), Some(place))),
+                        Ok(Answer::Failed(errors)) => Some((Outgoing::Failed(id, errors), None)),
+                        Ok(Answer::Done) | Err(RecvError::Closed) => {
+                            Some((Outgoing::Done(id), None))
+                        }
+                        Err(RecvError::Lagged(missed)) => {
+                            Some((Outgoing::Failed(id, slow_consumer(missed)), None))
+                        }
+                    }
+                }
+            }
+        });
         let (handle, registration) = AbortHandle::new_pair();
         self.live.insert(id, handle);
         self.streams
@@ -285,29 +296,29 @@ impl Connection {
 
     async fn forward(&mut self, outgoing: Outgoing) -> Result<(), Closing> {
         match outgoing {
-            Outgoing::Answer(id, mut response) => {
+            Outgoing::Next(id, json) => {
                 if !self.live.contains_key(&id) {
                     return Ok(());
                 }
-                crate::graphql::error::ensure_codes(&mut response);
-                // An operation refused before it produced anything (a bad query, a
-                // forbidden subscription) is an `error` message, and ends it: its stream
-                // is stopped, so that the id is free for the client to use again.
-                if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
-                    if let Some(handle) = self.live.remove(&id) {
-                        handle.abort();
-                    }
-                    let errors = serde_json::to_value(&response.errors).unwrap_or_default();
-                    return self
-                        .send(json!({"type": "error", "id": id, "payload": errors}))
-                        .await;
-                }
-                // Written straight to text: a fan-out sends this to thousands of sockets.
+                // The feed's bytes, spliced into this socket's message.
                 let kind = if self.legacy() { "data" } else { "next" };
                 let text = format!(
-                    r#"{{"type":"{kind}","id":{},"payload":{}}}"#,
-                    Value::String(id).to_string(),
-                    serde_json::to_string(&response).unwrap_or_else(|_| "null".into())
+                    r#"{{"type":"{kind}","id":{},"payload":{json}}}"#,
+                    Value::String(id)
+                );
+                metrics::counter!("tierwise_events_delivered_total").increment(1);
+                self.send_text(text).await
+            }
+            // Refused before it produced anything (a bad query, a forbidden
+            // subscription), or dropped for falling behind: an `error` message, and the
+            // id is free for the client to use again.
+            Outgoing::Failed(id, errors) => {
+                if self.live.remove(&id).is_none() {
+                    return Ok(());
+                }
+                let text = format!(
+                    r#"{{"type":"error","id":{},"payload":{errors}}}"#,
+                    Value::String(id)
                 );
                 self.send_text(text).await
             }
@@ -334,13 +345,16 @@ impl Connection {
     }
 }
 
-/// The loader of one operation on a socket. A subscription lives for hours, so it keeps
-/// no cache: each event's answer reads fresh data, except the customer and tiers the
-/// event brings (see `graphql::subscription`).
-fn operation_loader(db: &crate::store::Db) -> crate::graphql::loaders::RequestLoader {
-    let loader = crate::graphql::loaders::per_request(db);
-    loader.enable_all_cache(false);
-    loader
+/// The errors of a socket that fell `missed` answers behind its feed.
+fn slow_consumer(missed: u64) -> Arc<str> {
+    json!([{
+        "message": format!(
+            "this subscriber fell {missed} events behind and was dropped; subscribe again and reload"
+        ),
+        "extensions": { "code": "SLOW_CONSUMER" },
+    }])
+    .to_string()
+    .into()
 }
 
 /// A close frame's reason: at most 123 bytes (the frame holds 125 with the code), cut at
