@@ -97,7 +97,7 @@ enum ClientMessage {
     #[serde(alias = "start")]
     Subscribe {
         id: String,
-        payload: Request,
+        payload: Box<Request>,
     },
     #[serde(alias = "stop")]
     Complete {
@@ -208,7 +208,7 @@ impl Connection {
         })?;
         match message {
             ClientMessage::ConnectionInit { payload } => self.initialise(payload).await,
-            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload).await,
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, *payload).await,
             ClientMessage::Complete { id } => {
                 if let Some(handle) = self.live.remove(&id) {
                     handle.abort();
