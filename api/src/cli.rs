@@ -167,6 +167,26 @@ async fn evaluate(config: Config, args: EvaluateArgs) -> anyhow::Result<()> {
         run.upgrades,
         run.downgrades,
     );
+    match crate::store::evaluation_runs::churn_model_of(&run) {
+        Some(model) => {
+            println!(
+                "churn model (BG/NBD, weeks): r {:.4}, alpha {:.4}, a {:.4}, b {:.4}, \
+                 log-likelihood {:.2}, {} customers",
+                model.r, model.alpha, model.a, model.b, model.log_likelihood, model.customers
+            );
+            match model.spend {
+                Some(spend) => println!(
+                    "spend model (Gamma-Gamma): p {:.4}, q {:.4}, gamma {:.4}, {} repeat buyers",
+                    spend.p, spend.q, spend.gamma, spend.customers
+                ),
+                None => println!("spend model: none"),
+            }
+        }
+        None => println!("churn model: none fitted"),
+    }
+    if let Some(note) = &run.churn_model_note {
+        println!("{note}");
+    }
     if let Some(error) = run.error {
         anyhow::bail!("the run failed: {error}");
     }

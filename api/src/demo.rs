@@ -397,7 +397,8 @@ fn history(
             recorded_at: Set(now),
         });
     };
-    let ticket = if business { 2_000_00 } else { 300_00 };
+    // In cents: 2,000.00 or 300.00.
+    let ticket = if business { 200_000 } else { 30_000 };
     let profile: f64 = rng.random();
     let purchase_days: Vec<f64> = if profile < 0.12 {
         Vec::new()
@@ -407,10 +408,21 @@ fn history(
             .map(|_| last + rng.random_range(0.0..120.0))
             .collect()
     } else {
-        let last = rng.random_range(0.0..330.0);
-        let count = rng.random_range(1..=20);
-        let mut days = vec![last];
-        days.extend((1..count).map(|_| rng.random_range(last..364.0)));
+        // Buying the way the churn model assumes: at a rate of the customer's own, with
+        // a chance of dropping out after each purchase, so that the demo's model finds
+        // customers who are probably gone.
+        let weekly_rate = rng.random_range(-1.5f64..0.7).exp();
+        let drop_out = rng.random_range(0.03..0.15);
+        let mut at = rng.random_range(1.0..364.0);
+        let mut days = vec![at];
+        while days.len() < 24 && !rng.random_bool(drop_out) {
+            let wait_weeks = -(1.0 - rng.random::<f64>()).ln() / weekly_rate;
+            at -= wait_weeks * 7.0;
+            if at < 0.0 {
+                break;
+            }
+            days.push(at);
+        }
         days
     };
     for (n, days_ago) in purchase_days.iter().enumerate() {

@@ -43,9 +43,13 @@ pub struct Model {
     pub rfm_segment: Option<RfmSegment>,
     pub abc_class: AbcClass,
     pub outstanding_receivable_e4: i64,
-    pub p_alive: Option<f64>,
-    pub expected_purchases90d: Option<f64>,
-    pub clv365_e4: Option<i64>,
+    /// The churn model's history: days with a purchase after the first one (x), and
+    /// the first and last purchase day, counted from 1970-01-01 UTC.
+    pub repeat_purchase_days: i32,
+    pub first_purchase_day: Option<i32>,
+    pub last_purchase_day: Option<i32>,
+    /// What the repeat purchase days spent (the spend model's mean is this over x).
+    pub repeat_spend_e4: i64,
     pub erased_at: Option<DateTimeUtc>,
     /// PURCHASE interactions ever (lifecycle stages count these, not the window's).
     pub lifetime_purchase_count: i32,

@@ -19,7 +19,10 @@ pub struct Model {
     pub upgrades: i32,
     pub downgrades: i32,
     pub points_expired: i64,
+    /// The churn and spend models the run fitted (`domain::analytics::churn`).
     pub churn_model: Option<Json>,
+    /// Why the run fitted no model, when it did not.
+    pub churn_model_note: Option<String>,
     pub error: Option<String>,
     pub requested_by: String,
     /// Refreshed while the run works; a RUNNING run whose heartbeat stopped was abandoned.

@@ -17,6 +17,7 @@ mod m20261124_000001_tiering_engine;
 mod m20261124_000002_event_outbox;
 mod m20261125_000001_segment_indexes;
 mod m20261125_000002_event_positions;
+mod m20261126_000001_churn_inputs;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_event_outbox::Migration),
             Box::new(m20261125_000001_segment_indexes::Migration),
             Box::new(m20261125_000002_event_positions::Migration),
+            Box::new(m20261126_000001_churn_inputs::Migration),
         ]
     }
 }

@@ -1250,6 +1250,7 @@ async fn insert_running_run(app: &TestApp, heartbeat: DateTime<Utc>) -> uuid::Uu
         downgrades: Set(0),
         points_expired: Set(0),
         churn_model: Set(None),
+        churn_model_note: Set(None),
         error: Set(None),
         requested_by: Set("another-server".into()),
         heartbeat_at: Set(Some(heartbeat)),

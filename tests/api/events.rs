@@ -1362,7 +1362,10 @@ async fn sockets_with_the_same_subscription_share_a_feed(app: TestApp) {
     adjust(&app, &y, 6).await;
     for ws in &mut admins {
         let got = ws.collect(&[("1", 2)]).await;
-        let deltas: Vec<&Value> = got["1"].iter().map(|d| &d["pointsChanged"]["delta"]).collect();
+        let deltas: Vec<&Value> = got["1"]
+            .iter()
+            .map(|d| &d["pointsChanged"]["delta"])
+            .collect();
         assert_eq!(deltas, [&json!(4), &json!(6)]);
         assert_eq!(got["1"][0]["pointsChanged"]["customer"]["id"], x);
     }
@@ -1379,7 +1382,11 @@ async fn sockets_with_the_same_subscription_share_a_feed(app: TestApp) {
     adjust(&app, &x, 1).await;
     assert_eq!(kept.next_data("1").await["pointsChanged"]["delta"], 1);
     assert_eq!(xu.next_data("1").await["pointsChanged"]["delta"], 1);
-    assert!(yan.receive_within(Duration::from_millis(300)).await.is_none());
+    assert!(
+        yan.receive_within(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
 
     // A socket joining the running feed gets what commits after it joined.
     let mut late = Ws::open(&app, TRANSPORT, &app.admin()).await;

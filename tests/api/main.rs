@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod churn;
 mod cli;
 mod customers;
 mod demo;

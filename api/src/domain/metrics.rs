@@ -1,6 +1,7 @@
 //! A customer's value metrics as of an instant, from the sums the store computes over its
 //! interactions; and the score and lifecycle stage they imply.
 
+use crate::domain::analytics::churn::ChurnModel;
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::LifecycleStage;
 
@@ -28,6 +29,8 @@ pub struct Aggregates {
     pub latest_nps: Option<i32>,
     /// SHIPMENT minus PAYMENT amounts, all time.
     pub receivable_e4: i64,
+    /// The purchase history the churn and spend models read; `None` without purchases.
+    pub history: Option<crate::domain::analytics::churn::History>,
 }
 
 /// The start of the scoring window that ends at `as_of` (both ends included).
@@ -55,8 +58,11 @@ pub fn evaluate(
     as_of: DateTime<Utc>,
     model: &ScoringModel,
     settings: &Settings,
-    p_alive: Option<f64>,
+    churn: Option<&ChurnModel>,
 ) -> Evaluated {
+    let p_alive = churn
+        .zip(aggregates.history)
+        .map(|(model, history)| model.p_alive(&history));
     let days_since_last = aggregates.last_purchase_at.map(|at| whole_days(at, as_of));
     let indicators = Indicators {
         recency_days: days_since_last.filter(|_| aggregates.purchases > 0),

@@ -15,6 +15,8 @@ use entity::enums::InteractionKind;
 use entity::{customer, interaction, points_entry, referral, segment, tier, tier_change};
 use uuid::Uuid;
 
+use crate::domain::analytics::churn::ChurnModel;
+
 use crate::auth::Permission;
 use crate::auth::guard::principal;
 use crate::domain::DomainError;
@@ -187,6 +189,14 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
         metrics.field("asOf").exists() || metrics.field("recencyDays").exists()
     }) {
         loader.load_one(LatestFullRun).await.gql()?;
+    }
+    if nodes.iter().any(|node| {
+        let metrics = node.field("metrics");
+        ["pAlive", "expectedPurchases90d", "clv365"]
+            .iter()
+            .any(|field| metrics.field(field).exists())
+    }) {
+        loader.load_one(CurrentChurnModel).await.gql()?;
     }
     Ok(())
 }
@@ -421,6 +431,10 @@ pub struct FullRunInstants {
     pub started_at: DateTime<Utc>,
 }
 
+/// The churn model in use (the latest one a run fitted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CurrentChurnModel;
+
 fn first_request(first: u64) -> PageRequest {
     PageRequest { first, after: None }
 }
@@ -535,6 +549,22 @@ impl Loader<LatestFullRun> for StoreLoader {
                 };
                 (LatestFullRun, instants)
             })
+            .into_iter()
+            .collect())
+    }
+}
+
+impl Loader<CurrentChurnModel> for StoreLoader {
+    type Value = Arc<ChurnModel>;
+    type Error = Arc<DomainError>;
+
+    async fn load(
+        &self,
+        _: &[CurrentChurnModel],
+    ) -> LoadResult<CurrentChurnModel, Arc<ChurnModel>> {
+        let model = evaluation_runs::current_churn_model(self.db.conn()).await?;
+        Ok(model
+            .map(|model| (CurrentChurnModel, Arc::new(model)))
             .into_iter()
             .collect())
     }

@@ -120,7 +120,10 @@ impl Drop for Feed {
 /// have started a new feed for the same key meanwhile: that one stays).
 fn forget(registry: &Mutex<HashMap<String, Weak<Feed>>>, key: &str) {
     let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
-    if registry.get(key).is_some_and(|feed| feed.strong_count() == 0) {
+    if registry
+        .get(key)
+        .is_some_and(|feed| feed.strong_count() == 0)
+    {
         registry.remove(key);
     }
 }

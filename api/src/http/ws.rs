@@ -19,17 +19,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::WebSocketProtocols;
 use async_graphql::Request;
+use async_graphql::http::WebSocketProtocols;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response as HttpResponse;
 use futures_util::StreamExt;
 use futures_util::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll};
-use tokio::sync::broadcast::error::RecvError;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use super::feeds::Answer;

@@ -6,6 +6,11 @@
 //! state changed are written back, a thousand per statement, each batch in its own short
 //! transaction so that the API keeps writing meanwhile. A batch writes a row only if its
 //! revision is the one the scan read: a live interaction recorded during the run wins.
+//!
+//! While rows stream by, a full run also gathers every customer's purchase history;
+//! once the scan is done it fits the churn and spend models to them, keeps them with the
+//! run, and revises the stages the new model moves (`restage`). A run whose data cannot
+//! support a fit keeps the model in use and records why.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::enums::TierChangeReason;
@@ -15,13 +20,15 @@ use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, Set, Tran
 use uuid::Uuid;
 
 use super::points_upkeep;
+use crate::domain::analytics::churn::{ChurnModel, Population, day_number};
 use crate::domain::analytics::{abc, rfm};
 use crate::domain::interaction::MAX_CLOCK_SKEW;
+use crate::domain::lifecycle::{self, LifecycleFacts};
 use crate::domain::metrics;
 use crate::domain::tiering::Move;
 use crate::domain::{DomainError, DomainResult};
 use crate::service::tiering::Program;
-use crate::store::evaluation_runs::{self, Counts};
+use crate::store::evaluation_runs::{self, ChurnOutcome, Counts};
 use crate::store::evaluation_scan::{self, CustomerState, ScanRow, StateWrite, WRITE_BATCH};
 use crate::store::{Db, customers, now, tier_changes};
 
@@ -93,19 +100,20 @@ pub async fn execute(
 ) -> DomainResult<evaluation_run::Model> {
     let mut counts = Counts::default();
     let outcome = work(db, &run, progress, &mut counts).await;
-    let error = match outcome {
-        Ok(()) => None,
+    let (churn, error) = match outcome {
+        Ok(churn) => (churn, None),
         Err(error) => {
             tracing::error!(run = %run.id, error = ?error, "evaluation run failed");
-            Some(match error {
+            let error = match error {
                 DomainError::Internal(_) => "internal error; see the server log".to_owned(),
                 other => other.to_string(),
-            })
+            };
+            (ChurnOutcome::default(), Some(error))
         }
     };
     let id = run.id;
     db.write(move |txn| {
-        Box::pin(async move { evaluation_runs::finish(txn, id, counts, error).await })
+        Box::pin(async move { evaluation_runs::finish(txn, id, counts, churn, error).await })
     })
     .await
 }
@@ -125,7 +133,9 @@ async fn work(
     run: &evaluation_run::Model,
     progress: &dyn Progress,
     counts: &mut Counts,
-) -> DomainResult<()> {
+) -> DomainResult<ChurnOutcome> {
+    // Stages are decided with the churn model in use, then revised once this run's is
+    // fitted.
     let program = Program::load(db.conn()).await?;
     let only: Option<Vec<Uuid>> = match &run.customer_ids {
         Some(ids) => Some(
@@ -151,12 +161,19 @@ async fn work(
     let mut rows = Box::pin(rows);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut moves = Vec::new();
+    // Only a run over everyone fits the models: they describe the whole customer base.
+    let mut histories = only.is_none().then(Population::default);
+    let as_of_day = day_number(run.as_of);
     while let Some(row) = rows.try_next().await? {
         let row = evaluation_scan::read_row(&row)?;
         counts.customers_evaluated += 1;
+        if let (Some(histories), Some(history)) = (&mut histories, row.aggregates.history) {
+            histories.add(&history, as_of_day);
+        }
         // A run limited to some customers writes each of them, so that their metrics say
         // they are as of this run; a full run writes only what changed.
-        if let Some((write, change)) = decide(&program, &row, run.as_of, only.is_some()) {
+        let decided = decide(&program, &row, run.as_of, only.is_some());
+        if let Some((write, change)) = decided {
             if let Some(change) = change {
                 moves.push((row.id, row.stored.tier_id, change));
             }
@@ -181,6 +198,65 @@ async fn work(
         program.settings.birthday_bonus,
     )
     .await?;
+    let Some(histories) = histories else {
+        return Ok(ChurnOutcome {
+            model: None,
+            note: Some(
+                "a run limited to some customers fits no model; the current one stays".into(),
+            ),
+        });
+    };
+    let as_of = run.as_of;
+    let fitted = tokio::task::spawn_blocking(move || histories.fit(as_of))
+        .await
+        .map_err(|e| DomainError::Internal(e.into()))?;
+    if let Some(model) = &fitted.model {
+        restage(db, &program, model, run.as_of).await?;
+    } else if let Some(note) = &fitted.note {
+        tracing::warn!(run = %run.id, "{note}");
+    }
+    Ok(ChurnOutcome {
+        model: fitted.model,
+        note: fitted.note,
+    })
+}
+
+/// Revises the lifecycle stage of the customers a newly fitted model may move into or
+/// out of AT_RISK: those with repeat purchases (the model gives everyone else a pAlive
+/// of 1). It reads their stored rows, which the scan has just brought up to date, and
+/// writes only the stages that change.
+async fn restage(
+    db: &Db,
+    program: &Program,
+    model: &ChurnModel,
+    as_of: DateTime<Utc>,
+) -> DomainResult<()> {
+    let reader = db.conn().begin().await?;
+    let mut candidates = Box::pin(evaluation_scan::stage_candidates(&reader).await?);
+    let mut changed = Vec::new();
+    while let Some(candidate) = candidates.try_next().await? {
+        let stage = lifecycle::stage(&LifecycleFacts {
+            purchases: candidate.lifetime_purchase_count,
+            days_since_last_purchase: candidate
+                .last_purchase_at
+                .map(|at| metrics::whole_days(at, as_of)),
+            p_alive: candidate.history.map(|history| model.p_alive(&history)),
+            at_risk_days: program.settings.at_risk_days,
+            churn_days: program.settings.churn_days,
+        });
+        if stage != candidate.stage {
+            changed.push((candidate.id, candidate.revision, stage));
+        }
+    }
+    drop(candidates);
+    reader.commit().await?;
+    for chunk in changed.chunks(WRITE_BATCH) {
+        let chunk = chunk.to_vec();
+        db.write(move |txn| {
+            Box::pin(async move { evaluation_scan::write_stages(txn, &chunk).await })
+        })
+        .await?;
+    }
     Ok(())
 }
 
@@ -208,7 +284,7 @@ fn decide(
         as_of,
         &program.model,
         &program.settings,
-        row.p_alive,
+        program.churn.as_ref(),
     );
     let decision = program.ladder.evaluate(
         row.stored.tier_id,
@@ -243,17 +319,16 @@ fn decide(
         downgrade_marked_at: decision.mark,
         // The run applies the rules again, so a manual tier no longer holds.
         tier_held: false,
+        history: a.history,
     };
-    (always || state != row.stored).then(|| {
-        (
-            StateWrite {
-                id: row.id,
-                revision: row.revision,
-                state,
-            },
-            decision.change,
-        )
-    })
+    (always || state != row.stored).then_some((
+        StateWrite {
+            id: row.id,
+            revision: row.revision,
+            state,
+        },
+        decision.change,
+    ))
 }
 
 /// Writes a batch in one transaction, with the tier changes of the rows it wrote.

@@ -222,7 +222,7 @@ async fn record_one(
         as_of,
         &program.model,
         &program.settings,
-        current.p_alive,
+        program.churn.as_ref(),
     );
     let upgrade = program
         .ladder
@@ -242,6 +242,10 @@ async fn record_one(
         engagement_count: Set(a.engagements as i32),
         latest_nps: Set(a.latest_nps),
         outstanding_receivable_e4: Set(a.receivable_e4),
+        repeat_purchase_days: Set(a.history.map_or(0, |h| h.repeat_days)),
+        first_purchase_day: Set(a.history.map(|h| h.first_day)),
+        last_purchase_day: Set(a.history.map(|h| h.last_day)),
+        repeat_spend_e4: Set(a.history.map_or(0, |h| h.repeat_spend_e4)),
         score: Set(evaluated.score),
         lifecycle_stage: Set(evaluated.stage),
         revision: Set(current.revision + 1),

@@ -7,6 +7,8 @@ use entity::{customer, tier, tier_change};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
+use crate::domain::analytics::churn::ChurnModel;
+
 use crate::domain::customer::text;
 use crate::domain::program::{ScoringModel, Settings};
 use crate::domain::tiering::{Ladder, TierLevel};
@@ -21,6 +23,8 @@ pub struct Program {
     pub settings: Settings,
     pub ladder: Ladder,
     pub tiers: HashMap<Uuid, tier::Model>,
+    /// The churn model in use, if a run has fitted one.
+    pub churn: Option<ChurnModel>,
 }
 
 impl Program {
@@ -41,6 +45,7 @@ impl Program {
             settings: store::program::settings(db).await?,
             ladder,
             tiers: tiers.into_iter().map(|t| (t.id, t)).collect(),
+            churn: store::evaluation_runs::current_churn_model(db).await?,
         })
     }
 

@@ -145,6 +145,9 @@ pub struct CustomerFilter {
     pub rfm_segments: Option<Vec<RfmSegment>>,
     /// A segment's members, or the customers a rule matches.
     pub membership: Option<super::segments::Membership>,
+    /// Bounds on pAlive under the churn model in use; nobody has a pAlive without one.
+    pub min_p_alive: Option<f64>,
+    pub max_p_alive: Option<f64>,
 }
 
 impl CustomerFilter {
@@ -325,6 +328,16 @@ pub async fn list(
     let mut condition = filter.condition();
     if let Some(membership) = &filter.membership {
         condition = condition.add(super::segments::condition(db, membership).await?);
+    }
+    if filter.min_p_alive.is_some() || filter.max_p_alive.is_some() {
+        let model = super::evaluation_runs::current_churn_model(db).await?;
+        let p_alive = || super::segment_sql::p_alive(model.as_ref());
+        if let Some(min) = filter.min_p_alive {
+            condition = condition.add(p_alive().gte(min));
+        }
+        if let Some(max) = filter.max_p_alive {
+            condition = condition.add(p_alive().lte(max));
+        }
     }
     let total = customer::Entity::find()
         .filter(condition.clone())

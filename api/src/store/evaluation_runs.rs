@@ -9,6 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{is_unique_violation, now};
+use crate::domain::analytics::churn::ChurnModel;
 use crate::domain::{DomainError, DomainResult};
 
 /// A RUNNING run whose heartbeat is older than this was abandoned (its process died).
@@ -54,6 +55,7 @@ pub async fn start(
         downgrades: Set(0),
         points_expired: Set(0),
         churn_model: Set(None),
+        churn_model_note: Set(None),
         error: Set(None),
         requested_by: Set(requested_by.to_owned()),
         heartbeat_at: Set(Some(started)),
@@ -92,12 +94,24 @@ pub async fn heartbeat(db: &impl ConnectionTrait, id: Uuid, counts: Counts) -> D
     Ok(())
 }
 
+/// What a run made of the churn models: the models it fitted, or why it fitted none.
+#[derive(Debug, Clone, Default)]
+pub struct ChurnOutcome {
+    pub model: Option<ChurnModel>,
+    pub note: Option<String>,
+}
+
 pub async fn finish(
     db: &impl ConnectionTrait,
     id: Uuid,
     counts: Counts,
+    churn: ChurnOutcome,
     error: Option<String>,
 ) -> DomainResult<evaluation_run::Model> {
+    let churn_model = churn
+        .model
+        .map(|model| serde_json::to_value(model).map_err(|e| DomainError::Internal(e.into())))
+        .transpose()?;
     let status = match error {
         None => EvaluationStatus::Succeeded,
         Some(_) => EvaluationStatus::Failed,
@@ -111,6 +125,8 @@ pub async fn finish(
         upgrades: Set(counts.upgrades as i32),
         downgrades: Set(counts.downgrades as i32),
         points_expired: Set(counts.points_expired),
+        churn_model: Set(churn_model),
+        churn_model_note: Set(churn.note),
         error: Set(error),
         ..Default::default()
     }
@@ -130,6 +146,29 @@ pub async fn latest_full(db: &impl ConnectionTrait) -> DomainResult<Option<evalu
         .order_by_desc(evaluation_run::Column::StartedAt)
         .one(db)
         .await?)
+}
+
+/// The churn model in use: the one the latest successful run that fitted one fitted.
+pub async fn current_churn_model(db: &impl ConnectionTrait) -> DomainResult<Option<ChurnModel>> {
+    let run = evaluation_run::Entity::find()
+        .filter(evaluation_run::Column::Status.eq(EvaluationStatus::Succeeded))
+        .filter(evaluation_run::Column::ChurnModel.is_not_null())
+        .order_by_desc(evaluation_run::Column::FinishedAt)
+        .one(db)
+        .await?;
+    Ok(run.as_ref().and_then(churn_model_of))
+}
+
+/// The churn model a run fitted, if it fitted one.
+pub fn churn_model_of(run: &evaluation_run::Model) -> Option<ChurnModel> {
+    let json = run.churn_model.clone()?;
+    match serde_json::from_value(json) {
+        Ok(model) => Some(model),
+        Err(error) => {
+            tracing::error!(run = %run.id, %error, "unreadable churn model");
+            None
+        }
+    }
 }
 
 /// When the last run was started, for the schedule.

@@ -13,6 +13,7 @@ use super::metrics::{aggregate_ctes, read_aggregates};
 use super::paging::placeholders;
 use super::raw;
 use crate::domain::DomainResult;
+use crate::domain::analytics::churn::History;
 use crate::domain::metrics::{Aggregates, window_start};
 
 /// Everything a run may change on a customer's row; a row is written only when this
@@ -36,6 +37,7 @@ pub struct CustomerState {
     pub tier_id: Uuid,
     pub downgrade_marked_at: Option<DateTime<Utc>>,
     pub tier_held: bool,
+    pub history: Option<History>,
 }
 
 /// One customer as the scan sees it.
@@ -43,7 +45,6 @@ pub struct CustomerState {
 pub struct ScanRow {
     pub id: Uuid,
     pub revision: i64,
-    pub p_alive: Option<f64>,
     pub stored: CustomerState,
     pub aggregates: Aggregates,
     /// Customers ordered at or before this one by last purchase, window purchases and
@@ -63,16 +64,19 @@ pub struct RfmRanks {
     pub population: i64,
 }
 
-fn scan_sql(customer_filter: &str) -> String {
+fn scan_sql(backend: DbBackend, customer_filter: &str) -> String {
     format!(
         "WITH {ctes},
         scored AS (
-            SELECT c.id, c.revision, c.p_alive, c.tier_id, c.tier_held, c.downgrade_marked_at,
+            SELECT c.id, c.revision, c.tier_id, c.tier_held, c.downgrade_marked_at,
                 c.first_purchase_at, c.last_purchase_at, c.lifetime_purchase_count,
                 c.purchase_count, c.net_spend_e4, c.lifetime_spend_e4, c.average_order_value_e4,
                 c.engagement_count, c.latest_nps, c.outstanding_receivable_e4, c.rfm_recency,
                 c.rfm_frequency, c.rfm_monetary, c.rfm_segment, c.abc_class, c.score,
-                c.lifecycle_stage,
+                c.lifecycle_stage, c.repeat_purchase_days, c.first_purchase_day,
+                c.last_purchase_day, c.repeat_spend_e4,
+                hist.repeat_days AS a_repeat_days, hist.first_day AS a_first_day,
+                hist.last_day AS a_last_day, hist.repeat_spend AS a_repeat_spend,
                 agg.first_purchase_at AS a_first_purchase_at,
                 agg.last_purchase_at AS a_last_purchase_at,
                 COALESCE(agg.lifetime_purchases, 0) AS a_lifetime_purchases,
@@ -86,6 +90,7 @@ fn scan_sql(customer_filter: &str) -> String {
             FROM customer c
             LEFT JOIN agg ON agg.customer_id = c.id
             LEFT JOIN nps ON nps.customer_id = c.id
+            LEFT JOIN hist ON hist.customer_id = c.id
         ),
         rfm AS (
             SELECT id,
@@ -111,7 +116,7 @@ fn scan_sql(customer_filter: &str) -> String {
         FROM scored
         LEFT JOIN rfm ON rfm.id = scored.id
         LEFT JOIN abc ON abc.id = scored.id{customer_filter}",
-        ctes = aggregate_ctes(""),
+        ctes = aggregate_ctes(backend, ""),
     )
 }
 
@@ -131,7 +136,7 @@ pub fn scan_statement(
         }
         None => String::new(),
     };
-    raw(backend, &scan_sql(&filter), values)
+    raw(backend, &scan_sql(backend, &filter), values)
 }
 
 /// Streams every customer (or those in `only`) with its sums as of `as_of` and its
@@ -179,6 +184,12 @@ pub fn read_row(row: &QueryResult) -> DomainResult<ScanRow> {
         tier_id: row.try_get("", "tier_id")?,
         downgrade_marked_at: row.try_get("", "downgrade_marked_at")?,
         tier_held: row.try_get("", "tier_held")?,
+        history: History::stored(
+            row.try_get("", "repeat_purchase_days")?,
+            row.try_get("", "first_purchase_day")?,
+            row.try_get("", "last_purchase_day")?,
+            row.try_get("", "repeat_spend_e4")?,
+        ),
     };
     let rfm_ranks = match row.try_get::<Option<i64>>("", "rfm_population")? {
         Some(population) => Some(RfmRanks {
@@ -192,7 +203,6 @@ pub fn read_row(row: &QueryResult) -> DomainResult<ScanRow> {
     Ok(ScanRow {
         id: row.try_get("", "id")?,
         revision: row.try_get("", "revision")?,
-        p_alive: row.try_get("", "p_alive")?,
         stored,
         aggregates: read_aggregates(row, "a_")?,
         rfm_ranks,
@@ -211,7 +221,7 @@ pub struct StateWrite {
 
 /// Columns of one written row, with the Postgres type of each (the first row of a
 /// VALUES list carries casts so that Postgres knows the types of the parameters).
-const WRITE_COLUMNS: [(&str, &str); 25] = [
+const WRITE_COLUMNS: [(&str, &str); 29] = [
     ("id", "uuid"),
     ("expected_revision", "bigint"),
     ("first_purchase_at", "timestamptz"),
@@ -234,12 +244,16 @@ const WRITE_COLUMNS: [(&str, &str); 25] = [
     ("tier_id", "uuid"),
     ("downgrade_marked_at", "timestamptz"),
     ("tier_held", "boolean"),
+    ("repeat_purchase_days", "integer"),
+    ("first_purchase_day", "integer"),
+    ("last_purchase_day", "integer"),
+    ("repeat_spend_e4", "bigint"),
     ("metrics_as_of", "timestamptz"),
     ("metrics_written_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 ];
 
-/// How many rows one UPDATE writes: 25 parameters a row stays under both databases'
+/// How many rows one UPDATE writes: 29 parameters a row stays under both databases'
 /// parameter limits (SQLite 32766, Postgres 65535).
 pub const WRITE_BATCH: usize = 1000;
 
@@ -272,6 +286,10 @@ fn row_values(write: &StateWrite, as_of: DateTime<Utc>, now: DateTime<Utc>) -> V
         s.tier_id.into(),
         s.downgrade_marked_at.into(),
         s.tier_held.into(),
+        s.history.map_or(0, |h| h.repeat_days).into(),
+        s.history.map(|h| h.first_day).into(),
+        s.history.map(|h| h.last_day).into(),
+        s.history.map_or(0, |h| h.repeat_spend_e4).into(),
         as_of.into(),
         now.into(),
         now.into(),
@@ -327,4 +345,87 @@ pub async fn write_states(
         .iter()
         .map(|row| Ok(row.try_get_by_index::<Uuid>(0)?))
         .collect()
+}
+
+/// A customer whose stage a new churn model may change: one with repeat purchases (the
+/// model gives everyone else a pAlive of 1).
+#[derive(Debug, Clone)]
+pub struct StageCandidate {
+    pub id: Uuid,
+    pub revision: i64,
+    pub stage: LifecycleStage,
+    pub lifetime_purchase_count: i64,
+    pub last_purchase_at: Option<DateTime<Utc>>,
+    pub history: Option<History>,
+}
+
+/// Streams the customers with repeat purchases, with what their stage depends on.
+pub async fn stage_candidates<'a, C>(
+    db: &'a C,
+) -> DomainResult<impl Stream<Item = DomainResult<StageCandidate>> + Send + 'a>
+where
+    C: StreamTrait + ConnectionTrait,
+{
+    use futures_util::StreamExt;
+    let sql = "SELECT id, revision, lifecycle_stage, lifetime_purchase_count, last_purchase_at,
+            repeat_purchase_days, first_purchase_day, last_purchase_day, repeat_spend_e4
+        FROM customer WHERE repeat_purchase_days > 0 AND erased_at IS NULL";
+    let backend = ConnectionTrait::get_database_backend(db);
+    let rows = db.stream_raw(raw(backend, sql, Vec::new())).await?;
+    Ok(rows.map(|row| {
+        let row = row?;
+        Ok(StageCandidate {
+            id: row.try_get("", "id")?,
+            revision: row.try_get("", "revision")?,
+            stage: row.try_get("", "lifecycle_stage")?,
+            lifetime_purchase_count: row.try_get::<i32>("", "lifetime_purchase_count")?.into(),
+            last_purchase_at: row.try_get("", "last_purchase_at")?,
+            history: History::stored(
+                row.try_get("", "repeat_purchase_days")?,
+                row.try_get("", "first_purchase_day")?,
+                row.try_get("", "last_purchase_day")?,
+                row.try_get("", "repeat_spend_e4")?,
+            ),
+        })
+    }))
+}
+
+/// Writes new lifecycle stages, each only if its row is still at the revision read.
+pub async fn write_stages(
+    db: &impl ConnectionTrait,
+    stages: &[(Uuid, i64, LifecycleStage)],
+) -> DomainResult<u64> {
+    if stages.is_empty() {
+        return Ok(0);
+    }
+    let backend = db.get_database_backend();
+    let mut values: Vec<Value> = vec![super::now().into()];
+    let mut rows = Vec::with_capacity(stages.len());
+    for (i, (id, revision, stage)) in stages.iter().enumerate() {
+        let n = 2 + i * 3;
+        rows.push(match (backend, i) {
+            (DbBackend::Postgres, 0) => format!(
+                "(CAST(${n} AS uuid), CAST(${} AS bigint), CAST(${} AS text))",
+                n + 1,
+                n + 2
+            ),
+            _ => format!("(${n}, ${}, ${})", n + 1, n + 2),
+        });
+        values.extend([
+            (*id).into(),
+            (*revision).into(),
+            stage.as_str().to_owned().into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH v (id, expected_revision, lifecycle_stage) AS (VALUES {})
+         UPDATE customer SET lifecycle_stage = v.lifecycle_stage,
+            revision = customer.revision + 1, updated_at = $1
+         FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision",
+        rows.join(", ")
+    );
+    Ok(db
+        .execute_raw(raw(backend, &sql, values))
+        .await?
+        .rows_affected())
 }

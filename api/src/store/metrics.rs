@@ -2,17 +2,21 @@
 //! One query text serves the write path (one customer) and evaluation runs (everyone).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Value};
 use uuid::Uuid;
 
 use super::raw;
 use crate::domain::DomainResult;
+use crate::domain::analytics::churn::History;
 use crate::domain::metrics::{Aggregates, window_start};
 
-/// Common table expressions `agg` (sums per customer) and `nps` (the latest survey in
-/// the window), over interactions that occurred at or before `$1`, with the window
-/// starting at `$2`. `customer_filter` narrows both to one customer (`$3`) when given.
-pub fn aggregate_ctes(customer_filter: &str) -> String {
+/// Common table expressions `agg` (sums per customer), `nps` (the latest survey in the
+/// window) and `hist` (the purchase history the churn models read: repeat purchase
+/// days, first and last purchase day, and the repeat days' spend), over interactions
+/// that occurred at or before `$1`, with the window starting at `$2`. `customer_filter`
+/// narrows them to one customer (`$3`) when given.
+pub fn aggregate_ctes(backend: DbBackend, customer_filter: &str) -> String {
+    let day = day_number_sql(backend, "i.occurred_at");
     format!(
         "agg AS (
             SELECT i.customer_id,
@@ -47,9 +51,37 @@ pub fn aggregate_ctes(customer_filter: &str) -> String {
                 FROM interaction i
                 WHERE i.kind = 'SURVEY' AND i.occurred_at >= $2 AND i.occurred_at <= $1{customer_filter}
             ) surveys WHERE position = 1
+        ),
+        pday AS (
+            SELECT i.customer_id, {day} AS day, SUM(i.amount_e4) AS spend
+            FROM interaction i
+            WHERE i.kind = 'PURCHASE' AND i.occurred_at <= $1{customer_filter}
+            GROUP BY i.customer_id, {day}
+        ),
+        pday_ranked AS (
+            SELECT customer_id, day, spend,
+                ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day) AS nth
+            FROM pday
+        ),
+        hist AS (
+            SELECT customer_id,
+                CAST(COUNT(*) - 1 AS BIGINT) AS repeat_days,
+                CAST(MIN(day) AS BIGINT) AS first_day,
+                CAST(MAX(day) AS BIGINT) AS last_day,
+                CAST(SUM(CASE WHEN nth > 1 THEN spend ELSE 0 END) AS BIGINT) AS repeat_spend
+            FROM pday_ranked
+            GROUP BY customer_id
         )",
         engagement = engagement_kinds(),
     )
+}
+
+/// The UTC day of a timestamp column, counted from 1970-01-01, as an integer.
+fn day_number_sql(backend: DbBackend, column: &str) -> String {
+    match backend {
+        DbBackend::Sqlite => format!("CAST(julianday(date({column})) - 2440587.5 AS INTEGER)"),
+        _ => format!("CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS INTEGER)"),
+    }
 }
 
 fn engagement_kinds() -> String {
@@ -81,6 +113,14 @@ pub fn read_aggregates(row: &QueryResult, prefix: &str) -> DomainResult<Aggregat
         engagements: get_i64("engagements")?,
         latest_nps: row.try_get::<Option<i32>>("", &format!("{prefix}nps"))?,
         receivable_e4: get_i64("receivable")?,
+        history: History::stored(
+            get_i64("repeat_days")? as i32,
+            row.try_get::<Option<i64>>("", &format!("{prefix}first_day"))?
+                .map(|d| d as i32),
+            row.try_get::<Option<i64>>("", &format!("{prefix}last_day"))?
+                .map(|d| d as i32),
+            get_i64("repeat_spend")?,
+        ),
     })
 }
 
@@ -93,8 +133,12 @@ pub async fn of_customer(
     window_days: i32,
 ) -> DomainResult<Aggregates> {
     let sql = format!(
-        "WITH {} SELECT agg.*, nps.rating AS nps FROM agg LEFT JOIN nps ON nps.customer_id = agg.customer_id",
-        aggregate_ctes(" AND i.customer_id = $3")
+        "WITH {} SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day,
+            hist.last_day, hist.repeat_spend
+        FROM agg
+        LEFT JOIN nps ON nps.customer_id = agg.customer_id
+        LEFT JOIN hist ON hist.customer_id = agg.customer_id",
+        aggregate_ctes(db.get_database_backend(), " AND i.customer_id = $3")
     );
     let values: Vec<Value> = vec![
         as_of.into(),

@@ -15,6 +15,7 @@ pub mod referrals;
 pub mod rewards;
 pub mod segment_sql;
 pub mod segments;
+mod sqlite_math;
 pub mod tier_changes;
 pub mod tiers;
 
@@ -72,6 +73,7 @@ impl Db {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(30))
             });
+            options.map_sqlx_sqlite_pool_opts(sqlite_math::on_connect);
         } else {
             options.max_connections(32).min_connections(1);
         }
@@ -104,6 +106,7 @@ impl Db {
             .connect_timeout(Duration::from_secs(10));
         if self.sqlite_writer.is_some() {
             options.map_sqlx_sqlite_opts(|opts| opts.busy_timeout(Duration::from_secs(30)));
+            options.map_sqlx_sqlite_pool_opts(sqlite_math::on_connect);
         }
         Database::connect(options)
             .await

@@ -13,18 +13,56 @@ use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr, Query};
 use serde_json::json;
 
 use super::customers::escape_like;
+use crate::domain::analytics::churn::ChurnModel;
 use crate::domain::segment_rule::{Comparison, Condition, Field, Rule, Scalar, Test};
 
-/// Compiles `rule` for `backend`; `now` is the instant `recencyDays` counts to, and
+/// Compiles `rule` for `backend`; `now` is the instant `recencyDays` counts to,
 /// `tiers` the program's tiers (tier keys become the tiers' ids, so that the planner
-/// knows how many customers a tier holds and can use the tier index).
-pub fn compile(rule: &Rule, backend: DbBackend, now: DateTime<Utc>, tiers: &[tier::Model]) -> Expr {
+/// knows how many customers a tier holds and can use the tier index), and `churn` the
+/// churn model `pAlive` comes from (without one, every customer lacks a pAlive).
+pub fn compile(
+    rule: &Rule,
+    backend: DbBackend,
+    now: DateTime<Utc>,
+    tiers: &[tier::Model],
+    churn: Option<&ChurnModel>,
+) -> Expr {
     Compiler {
         backend,
         now,
         tiers,
+        churn,
     }
     .rule(rule, false)
+}
+
+/// A customer's pAlive under `model`, as SQL: NULL without purchases, 1 without repeat
+/// purchases, else the BG/NBD closed form computed in logs as `ChurnModel::p_alive`
+/// does (`ln` and `exp` exist on SQLite through `sqlite_math`); NULL without a model.
+pub fn p_alive(model: Option<&ChurnModel>) -> Expr {
+    let Some(model) = model else {
+        return Expr::cust("CAST(NULL AS DOUBLE PRECISION)");
+    };
+    let num = |value: f64| format!("{value:e}");
+    let x = "customer.repeat_purchase_days";
+    let (first, last) = ("customer.first_purchase_day", "customer.last_purchase_day");
+    let end = format!(
+        "(CASE WHEN {last} > {as_of} THEN {last} ELSE {as_of} END)",
+        as_of = model.as_of_day()
+    );
+    // ln of the odds of having dropped out: ln a − ln(b+x−1) + (r+x)(ln(α+T) − ln(α+t_x)).
+    let ln_odds = format!(
+        "({ln_a} - ln({b} + {x} - 1) + ({r} + {x}) * (ln({alpha} + ({end} - {first}) / 7.0) \
+         - ln({alpha} + ({last} - {first}) / 7.0)))",
+        ln_a = num(model.a.ln()),
+        b = num(model.b),
+        r = num(model.r),
+        alpha = num(model.alpha),
+    );
+    Expr::cust(format!(
+        "(CASE WHEN {first} IS NULL THEN NULL WHEN {x} = 0 THEN 1.0 \
+         WHEN {ln_odds} > 700 THEN 0.0 ELSE 1.0 / (1.0 + exp({ln_odds})) END)"
+    ))
 }
 
 pub fn always() -> Expr {
@@ -39,6 +77,7 @@ struct Compiler<'t> {
     backend: DbBackend,
     now: DateTime<Utc>,
     tiers: &'t [tier::Model],
+    churn: Option<&'t ChurnModel>,
 }
 
 /// The largest day count `recencyDays` bounds are computed for; beyond it every
@@ -82,7 +121,10 @@ impl Compiler<'_> {
             Field::Attribute(keys) => Attribute::new(self.backend, keys).test(test),
             field => {
                 let (col, nullable) = plain_column(field);
-                let col = column(col);
+                let col = match field {
+                    Field::PAlive => p_alive(self.churn),
+                    _ => column(col),
+                };
                 match test {
                     Test::Compare(comparison, scalar) => compare(col, *comparison, value(scalar)),
                     Test::In(scalars) => col.is_in(scalars.iter().map(value)),
@@ -144,11 +186,12 @@ fn plain_column(field: &Field) -> (customer::Column, bool) {
         Field::RfmFrequency => (C::RfmFrequency, true),
         Field::RfmMonetary => (C::RfmMonetary, true),
         Field::AbcClass => (C::AbcClass, false),
-        Field::PAlive => (C::PAlive, true),
         Field::CreatedAt => (C::CreatedAt, false),
         Field::Birthday => (C::Birthday, true),
         // Compiled by their own functions.
         Field::Tier | Field::Tags | Field::RecencyDays | Field::Attribute(_) => (C::Id, false),
+        // Computed from the churn model (`p_alive`); may be missing.
+        Field::PAlive => (C::Id, true),
     }
 }
 
@@ -432,7 +475,7 @@ mod tests {
         let query = Query::select()
             .expr(Expr::val(1))
             .from(customer::Entity)
-            .and_where(compile(&rule, backend, now, &[]))
+            .and_where(compile(&rule, backend, now, &[], None))
             .to_owned();
         match backend {
             DbBackend::Postgres => query.to_string(PostgresQueryBuilder),

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::paging::{Page, PageRequest, by_time};
 use super::segment_sql::{self, never};
 use super::{now, tiers};
+use crate::domain::analytics::churn::ChurnModel;
 use crate::domain::segment::SegmentDraft;
 use crate::domain::segment_rule::Rule;
 use crate::domain::{DomainError, DomainResult};
@@ -181,13 +182,34 @@ pub async fn remove_members(
     Ok(())
 }
 
+/// What rules are compiled against: the program's tiers (rules name them by key) and
+/// the churn model in use (`pAlive` comes from it).
+#[derive(Default)]
+pub struct RuleContext {
+    pub tiers: Vec<tier::Model>,
+    pub churn: Option<ChurnModel>,
+}
+
+impl RuleContext {
+    pub async fn load(db: &impl ConnectionTrait) -> DomainResult<Self> {
+        Ok(Self {
+            tiers: tiers::all(db).await?,
+            churn: super::evaluation_runs::current_churn_model(db).await?,
+        })
+    }
+
+    fn compile(&self, rule: &Rule, backend: sea_orm::DbBackend, at: DateTime<Utc>) -> Expr {
+        segment_sql::compile(rule, backend, at, &self.tiers, self.churn.as_ref())
+    }
+}
+
 /// The condition on `customer` that selects a segment's members now. Erased customers
 /// are members of nothing.
 pub fn members_of(
     segment: &segment::Model,
     backend: sea_orm::DbBackend,
     at: DateTime<Utc>,
-    tiers: &[tier::Model],
+    context: &RuleContext,
 ) -> DomainResult<Expr> {
     let membership = match segment.kind {
         SegmentKind::Static => Expr::col((customer::Entity, customer::Column::Id)).in_subquery(
@@ -206,7 +228,7 @@ pub fn members_of(
             let rule = Rule::parse(rule, "rule", &|_| true).map_err(|error| {
                 DomainError::Internal(anyhow::anyhow!("segment {}: {error}", segment.id))
             })?;
-            segment_sql::compile(&rule, backend, at, tiers)
+            context.compile(&rule, backend, at)
         }
     };
     Ok(live().and(membership))
@@ -219,14 +241,17 @@ fn live() -> Expr {
 /// The condition for `membership`; an unknown segment has no members.
 pub async fn condition(db: &impl ConnectionTrait, membership: &Membership) -> DomainResult<Expr> {
     let backend = db.get_database_backend();
-    let tiers = tiers::all(db).await?;
     match membership {
         Membership::Segment(id) => match find(db, *id).await? {
-            Some(segment) => members_of(&segment, backend, now(), &tiers),
+            Some(segment) if segment.kind == SegmentKind::Static => {
+                members_of(&segment, backend, now(), &RuleContext::default())
+            }
+            Some(segment) => members_of(&segment, backend, now(), &RuleContext::load(db).await?),
             None => Ok(never()),
         },
         Membership::Rule(rule) => {
-            Ok(live().and(segment_sql::compile(rule, backend, now(), &tiers)))
+            let context = RuleContext::load(db).await?;
+            Ok(live().and(context.compile(rule, backend, now())))
         }
     }
 }
@@ -239,7 +264,7 @@ pub async fn member_counts(
 ) -> DomainResult<HashMap<Uuid, i64>> {
     let backend = db.get_database_backend();
     let at = now();
-    let tiers = tiers::all(db).await?;
+    let context = RuleContext::load(db).await?;
     let branches = segments
         .iter()
         .map(|segment| {
@@ -250,7 +275,7 @@ pub async fn member_counts(
                     Alias::new("members"),
                 )
                 .from(customer::Entity)
-                .and_where(members_of(segment, backend, at, &tiers)?)
+                .and_where(members_of(segment, backend, at, &context)?)
                 .to_owned())
         })
         .collect::<DomainResult<Vec<_>>>()?;
@@ -276,7 +301,7 @@ pub async fn segments_of(
         return Ok(found);
     }
     let segments = all(db).await?;
-    let tiers = tiers::all(db).await?;
+    let context = RuleContext::load(db).await?;
     let backend = db.get_database_backend();
     let at = now();
     let mut member_of: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
@@ -295,7 +320,7 @@ pub async fn segments_of(
                         Expr::col((customer::Entity, customer::Column::Id))
                             .is_in(customer_ids.iter().copied()),
                     )
-                    .and_where(members_of(segment, backend, at, &tiers)?)
+                    .and_where(members_of(segment, backend, at, &context)?)
                     .to_owned())
             })
             .collect::<DomainResult<Vec<_>>>()?;

@@ -317,6 +317,11 @@ pub struct CustomerFilter {
     rfm_segments: Option<Vec<RfmSegment>>,
     /// Members of this segment (an unknown segment has none).
     segment_id: Option<ID>,
+    /// Customers whose pAlive (under the churn model in use) is at least this. Nobody
+    /// matches a pAlive bound before a model is fitted.
+    min_p_alive: Option<f64>,
+    /// Customers whose pAlive is at most this: the churn early-warning list.
+    max_p_alive: Option<f64>,
 }
 
 fn map_all<A: Copy, B: From<A>>(values: Option<Vec<A>>) -> Option<Vec<B>> {
@@ -339,6 +344,8 @@ impl From<CustomerFilter> for store::CustomerFilter {
                 // A malformed id names no segment, like an unknown one.
                 Membership::Segment(crate::graphql::id::parse_id_or_none(&id).unwrap_or_default())
             }),
+            min_p_alive: filter.min_p_alive,
+            max_p_alive: filter.max_p_alive,
         }
     }
 }

@@ -1,10 +1,13 @@
-//! `EvaluationRun`: what a run was asked to do and what it did.
+//! `EvaluationRun`: what a run was asked to do and what it did; `ChurnModel` and
+//! `SpendModel`: the models a run fitted.
 
-use async_graphql::{ID, Object};
+use async_graphql::{ID, Object, SimpleObject};
 use entity::evaluation_run;
 
 use super::enums::EvaluationStatus;
+use crate::domain::analytics::churn;
 use crate::graphql::scalars::DateTime;
+use crate::store::evaluation_runs::churn_model_of;
 
 pub struct EvaluationRun(pub evaluation_run::Model);
 
@@ -50,4 +53,73 @@ impl EvaluationRun {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+
+    /// The churn and spend models this run fitted; `null` when it fitted none (see
+    /// `churnModelNote`), and the model in use stays the previous one.
+    async fn churn_model(&self) -> Option<ChurnModel> {
+        churn_model_of(&self.0).map(ChurnModel)
+    }
+
+    /// Why the run fitted no churn model, or no spend model: too few customers, nobody
+    /// with a repeat purchase, a run limited to some customers.
+    async fn churn_model_note(&self) -> Option<&str> {
+        self.0.churn_model_note.as_deref()
+    }
+}
+
+/// BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood; the time unit is the
+/// week. Purchase rates λ ~ Gamma(r, α); drop-out probabilities p ~ Beta(a, b).
+pub struct ChurnModel(pub churn::ChurnModel);
+
+#[Object]
+impl ChurnModel {
+    async fn r(&self) -> f64 {
+        self.0.r
+    }
+
+    async fn alpha(&self) -> f64 {
+        self.0.alpha
+    }
+
+    async fn a(&self) -> f64 {
+        self.0.a
+    }
+
+    async fn b(&self) -> f64 {
+        self.0.b
+    }
+
+    /// Customers with a purchase the model was fitted to.
+    async fn customers(&self) -> i64 {
+        self.0.customers as i64
+    }
+
+    async fn log_likelihood(&self) -> f64 {
+        self.0.log_likelihood
+    }
+
+    /// The instant histories were observed to (the run's `asOf`).
+    async fn as_of(&self) -> DateTime {
+        self.0.as_of.into()
+    }
+
+    /// Gamma-Gamma (Fader, Hardie & Lee 2005) over repeat buyers; `null` when too few.
+    async fn spend(&self) -> Option<SpendModel> {
+        self.0.spend.map(|spend| SpendModel {
+            p: spend.p,
+            q: spend.q,
+            gamma: spend.gamma,
+            customers: spend.customers as i64,
+        })
+    }
+}
+
+/// Spend per transaction ~ Gamma(p, ν), ν ~ Gamma(q, γ).
+#[derive(SimpleObject)]
+pub struct SpendModel {
+    p: f64,
+    q: f64,
+    gamma: f64,
+    /// Repeat buyers the model was fitted to.
+    customers: i64,
 }

@@ -6,10 +6,11 @@ use entity::customer;
 use rust_decimal::Decimal;
 
 use super::enums::{AbcClass, RfmSegment};
+use crate::domain::analytics::churn::{History, Outlook};
 use crate::domain::metrics::whole_days;
 use crate::domain::money::e4_to_decimal;
 use crate::graphql::error::Gql;
-use crate::graphql::loaders::{LatestFullRun, RequestLoader};
+use crate::graphql::loaders::{CurrentChurnModel, LatestFullRun, RequestLoader};
 use crate::graphql::scalars::DateTime;
 
 pub struct CustomerMetrics(pub customer::Model);
@@ -33,6 +34,22 @@ impl CustomerMetrics {
             }
             _ => self.0.metrics_as_of,
         })
+    }
+
+    /// What the churn model in use expects of this customer; `None` without a model or
+    /// without purchases.
+    async fn outlook(&self, ctx: &Context<'_>) -> Result<Option<Outlook>> {
+        let Some(history) = History::stored(
+            self.0.repeat_purchase_days,
+            self.0.first_purchase_day,
+            self.0.last_purchase_day,
+            self.0.repeat_spend_e4,
+        ) else {
+            return Ok(None);
+        };
+        let loader = ctx.data::<RequestLoader>()?;
+        let model = loader.load_one(CurrentChurnModel).await.gql()?;
+        Ok(model.map(|model| model.outlook(&history)))
     }
 }
 
@@ -115,18 +132,27 @@ impl CustomerMetrics {
         e4_to_decimal(self.0.outstanding_receivable_e4)
     }
 
-    /// `null` until a churn model is fitted.
-    async fn p_alive(&self) -> Option<f64> {
-        self.0.p_alive
+    /// The BG/NBD probability that the customer is still active, as of the churn
+    /// model's `asOf` (or its last purchase, when later). `null` until a churn model is
+    /// fitted, and for customers without purchases.
+    async fn p_alive(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
+        Ok(self.outlook(ctx).await?.map(|o| o.p_alive))
     }
 
-    async fn expected_purchases90d(&self) -> Option<f64> {
-        self.0.expected_purchases90d
+    /// The BG/NBD expected number of purchases in the 90 days after the model's `asOf`.
+    #[graphql(name = "expectedPurchases90d")]
+    async fn expected_purchases90d(&self, ctx: &Context<'_>) -> Result<Option<f64>> {
+        Ok(self.outlook(ctx).await?.map(|o| o.expected_purchases_90d))
     }
 
-    /// Expected spend over the next 365 days.
-    async fn clv365(&self) -> Option<Decimal> {
-        self.0.clv365_e4.map(e4_to_decimal)
+    /// Expected spend over the next 365 days (undiscounted): the expected purchases times
+    /// the Gamma-Gamma expected spend. `null` without a spend model.
+    async fn clv365(&self, ctx: &Context<'_>) -> Result<Option<Decimal>> {
+        Ok(self
+            .outlook(ctx)
+            .await?
+            .and_then(|o| o.clv365_e4)
+            .map(e4_to_decimal))
     }
 }
 
