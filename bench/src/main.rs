@@ -199,6 +199,8 @@ async fn seed(database_url: &str, customers: i64, per_customer: i64) -> anyhow::
 }
 
 async fn evaluate(database_url: &str) -> anyhow::Result<()> {
+    // The run logs how long its phases took (the churn fit, the stage revision).
+    tierwise_api::telemetry::init();
     let db = connect(database_url).await?;
     let started = Instant::now();
     let run = evaluation::run(
@@ -220,6 +222,13 @@ async fn evaluate(database_url: &str) -> anyhow::Result<()> {
         run.downgrades,
         started.elapsed()
     );
+    match tierwise_api::store::evaluation_runs::churn_model_of(&run) {
+        Some(model) => println!(
+            "churn model: r {:.4}, alpha {:.4}, a {:.4}, b {:.4} over {} customers; spend model: {:?}",
+            model.r, model.alpha, model.a, model.b, model.customers, model.spend
+        ),
+        None => println!("no churn model: {:?}", run.churn_model_note),
+    }
     Ok(())
 }
 
@@ -283,10 +292,16 @@ async fn segment_count(
     let parsed = Rule::parse(&json, "rule", &|_| true).map_err(|e| anyhow::anyhow!("{e}"))?;
     if explain {
         let backend = db.conn().get_database_backend();
-        let tiers = tierwise_api::store::tiers::all(db.conn())
+        let context = segments::RuleContext::load(db.conn())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let condition = segment_sql::compile(&parsed, backend, chrono::Utc::now(), &tiers);
+        let condition = segment_sql::compile(
+            &parsed,
+            backend,
+            chrono::Utc::now(),
+            &context.tiers,
+            context.churn.as_ref(),
+        );
         let query = sea_orm::sea_query::Query::select()
             .expr(sea_orm::sea_query::Expr::cust("count(*)"))
             .from(entity::customer::Entity)

@@ -207,11 +207,15 @@ async fn work(
         });
     };
     let as_of = run.as_of;
+    let started = std::time::Instant::now();
     let fitted = tokio::task::spawn_blocking(move || histories.fit(as_of))
         .await
         .map_err(|e| DomainError::Internal(e.into()))?;
+    tracing::info!(run = %run.id, took = ?started.elapsed(), "churn models fitted");
     if let Some(model) = &fitted.model {
-        restage(db, &program, model, run.as_of).await?;
+        let started = std::time::Instant::now();
+        let restaged = restage(db, &program, model, run.as_of).await?;
+        tracing::info!(run = %run.id, took = ?started.elapsed(), restaged, "stages revised");
     } else if let Some(note) = &fitted.note {
         tracing::warn!(run = %run.id, "{note}");
     }
@@ -230,7 +234,7 @@ async fn restage(
     program: &Program,
     model: &ChurnModel,
     as_of: DateTime<Utc>,
-) -> DomainResult<()> {
+) -> DomainResult<u64> {
     let reader = db.conn().begin().await?;
     let mut candidates = Box::pin(evaluation_scan::stage_candidates(&reader).await?);
     let mut changed = Vec::new();
@@ -250,14 +254,16 @@ async fn restage(
     }
     drop(candidates);
     reader.commit().await?;
+    let mut written = 0;
     for chunk in changed.chunks(WRITE_BATCH) {
         let chunk = chunk.to_vec();
-        db.write(move |txn| {
-            Box::pin(async move { evaluation_scan::write_stages(txn, &chunk).await })
-        })
-        .await?;
+        written += db
+            .write(move |txn| {
+                Box::pin(async move { evaluation_scan::write_stages(txn, &chunk).await })
+            })
+            .await?;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The transaction the scan reads in: its own, where Postgres may use more memory for
