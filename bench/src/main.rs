@@ -75,6 +75,15 @@ enum Command {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Fit the churn and spend models to a simulated population (no database): the
+    /// CPU an evaluation run spends on them.
+    ChurnFit {
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: u32,
+        /// Days the simulated customers are observed for.
+        #[arg(long, default_value_t = 547)]
+        days: i32,
+    },
     /// Record purchases for random seeded customers from many clients at once.
     Record {
         /// The server's GraphQL endpoint.
@@ -125,7 +134,61 @@ async fn main() -> anyhow::Result<()> {
             requests_per_client,
             customers,
         } => record(&url, &secret, clients, requests_per_client, customers).await,
+        Command::ChurnFit { customers, days } => churn_fit(customers, days),
     }
+}
+
+/// Simulates `customers` histories the BG/NBD way (a purchase rate and a drop-out
+/// chance per customer, first purchases spread over the observation period), then
+/// groups them and fits both models, timing each step.
+fn churn_fit(customers: u32, days: i32) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    use tierwise_api::domain::analytics::churn::{History, Population};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let started = Instant::now();
+    let mut population = Population::default();
+    let mut distinct = std::collections::HashSet::new();
+    for _ in 0..customers {
+        let weekly_rate = rng.random_range(-3.0f64..1.0).exp();
+        let drop_out = rng.random_range(0.02..0.6);
+        let first = rng.random_range(0..days);
+        let (mut at, mut last, mut repeats, mut spend) = (first as f64, first, 0, 0i64);
+        while !rng.random_bool(drop_out) {
+            at += -(1.0 - rng.random::<f64>()).ln() / weekly_rate * 7.0;
+            if at >= f64::from(days) {
+                break;
+            }
+            if at as i32 > last {
+                repeats += 1;
+                spend += rng.random_range(10_0000..500_0000);
+                last = at as i32;
+            }
+        }
+        let history = History {
+            repeat_days: repeats,
+            first_day: first,
+            last_day: last,
+            repeat_spend_e4: spend,
+        };
+        distinct.insert((repeats, last - first, days - first));
+        population.add(&history, days);
+    }
+    println!(
+        "{customers} customers, {} distinct histories, simulated and grouped in {:.2?}",
+        distinct.len(),
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let fitted = population.fit(chrono::Utc::now());
+    println!("fitted in {:.2?}", started.elapsed());
+    match fitted.model {
+        Some(model) => println!(
+            "r {:.4}, alpha {:.4}, a {:.4}, b {:.4}, spend {:?}",
+            model.r, model.alpha, model.a, model.b, model.spend
+        ),
+        None => println!("no model: {:?}", fitted.note),
+    }
+    Ok(())
 }
 
 async fn connect(database_url: &str) -> anyhow::Result<Db> {

@@ -114,7 +114,7 @@ impl ChurnModel {
     }
 
     /// (x, t_x, T) in weeks. T runs to the model's `asOf`, or to the last purchase when a
-    /// customer bought after it (then it is certainly alive at that purchase).
+    /// customer bought after it: its history is known up to then.
     fn weeks(&self, history: &History) -> (f64, f64, f64) {
         let end = self.as_of_day().max(history.last_day);
         (
@@ -307,7 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn a_purchase_after_the_model_was_fitted_means_alive() {
+    fn a_purchase_after_the_model_was_fitted_counts_up_to_that_purchase() {
         let model = published();
         let history = History {
             repeat_days: 5,
@@ -315,7 +315,11 @@ mod tests {
             last_day: model.as_of_day() + 10,
             repeat_spend_e4: 1,
         };
-        assert_eq!(model.p_alive(&history), 1.0);
+        // T = t_x: all the model still doubts is a drop-out right after the purchase.
+        let weeks = 310.0 / 7.0;
+        let p_alive = model.p_alive(&history);
+        assert_eq!(p_alive, model.purchases().p_alive(5.0, weeks, weeks));
+        assert_eq!(p_alive, 1.0 / (1.0 + model.a / (model.b + 4.0)));
         let once = History {
             repeat_days: 0,
             ..history
