@@ -172,7 +172,12 @@ async fn evaluate(config: Config, args: EvaluateArgs) -> anyhow::Result<()> {
             println!(
                 "churn model (BG/NBD, weeks): r {:.4}, alpha {:.4}, a {:.4}, b {:.4}, \
                  log-likelihood {:.2}, {} customers",
-                model.r, model.alpha, model.a, model.b, model.log_likelihood, model.customers
+                model.purchases.r,
+                model.purchases.alpha,
+                model.purchases.a,
+                model.purchases.b,
+                model.purchases.log_likelihood,
+                model.purchases.customers
             );
             match model.spend {
                 Some(spend) => println!(

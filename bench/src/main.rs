@@ -184,7 +184,11 @@ fn churn_fit(customers: u32, days: i32) -> anyhow::Result<()> {
     match fitted.model {
         Some(model) => println!(
             "r {:.4}, alpha {:.4}, a {:.4}, b {:.4}, spend {:?}",
-            model.r, model.alpha, model.a, model.b, model.spend
+            model.purchases.r,
+            model.purchases.alpha,
+            model.purchases.a,
+            model.purchases.b,
+            model.spend
         ),
         None => println!("no model: {:?}", fitted.note),
     }
@@ -288,7 +292,12 @@ async fn evaluate(database_url: &str) -> anyhow::Result<()> {
     match tierwise_api::store::evaluation_runs::churn_model_of(&run) {
         Some(model) => println!(
             "churn model: r {:.4}, alpha {:.4}, a {:.4}, b {:.4} over {} customers; spend model: {:?}",
-            model.r, model.alpha, model.a, model.b, model.customers, model.spend
+            model.purchases.r,
+            model.purchases.alpha,
+            model.purchases.a,
+            model.purchases.b,
+            model.purchases.customers,
+            model.spend
         ),
         None => println!("no churn model: {:?}", run.churn_model_note),
     }

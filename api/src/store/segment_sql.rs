@@ -54,10 +54,10 @@ pub fn p_alive(model: Option<&ChurnModel>) -> Expr {
     let ln_odds = format!(
         "({ln_a} - ln({b} + {x} - 1) + ({r} + {x}) * (ln({alpha} + ({end} - {first}) / 7.0) \
          - ln({alpha} + ({last} - {first}) / 7.0)))",
-        ln_a = num(model.a.ln()),
-        b = num(model.b),
-        r = num(model.r),
-        alpha = num(model.alpha),
+        ln_a = num(model.purchases.a.ln()),
+        b = num(model.purchases.b),
+        r = num(model.purchases.r),
+        alpha = num(model.purchases.alpha),
     );
     Expr::cust(format!(
         "(CASE WHEN {first} IS NULL THEN NULL WHEN {x} = 0 THEN 1.0 \

@@ -31,7 +31,8 @@ pub struct Observation {
 }
 
 /// A fitted BG/NBD model: λ ~ Gamma(shape `r`, rate `alpha`), p ~ Beta(`a`, `b`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BgNbd {
     pub r: f64,
     pub alpha: f64,

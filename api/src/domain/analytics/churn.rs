@@ -22,27 +22,16 @@ const DAYS_PER_WEEK: f64 = 7.0;
 const PURCHASES_HORIZON_DAYS: f64 = 90.0;
 const VALUE_HORIZON_DAYS: f64 = 365.0;
 
-/// The models one evaluation run fitted, as stored with the run.
+/// The models one evaluation run fitted, as stored with the run (as JSON: `asOf`, the
+/// BG/NBD fields, and `spend`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChurnModel {
     pub as_of: DateTime<Utc>,
-    pub r: f64,
-    pub alpha: f64,
-    pub a: f64,
-    pub b: f64,
-    pub log_likelihood: f64,
-    pub customers: u64,
+    #[serde(flatten)]
+    pub purchases: BgNbd,
     /// `None` when too few customers repeated, or their spend could not be fitted.
-    pub spend: Option<SpendModel>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SpendModel {
-    pub p: f64,
-    pub q: f64,
-    pub gamma: f64,
-    pub customers: u64,
+    pub spend: Option<GammaGamma>,
 }
 
 /// A customer's purchase history, as the models read it.
@@ -98,17 +87,6 @@ impl History {
 }
 
 impl ChurnModel {
-    fn purchases(&self) -> BgNbd {
-        BgNbd {
-            r: self.r,
-            alpha: self.alpha,
-            a: self.a,
-            b: self.b,
-            log_likelihood: self.log_likelihood,
-            customers: self.customers,
-        }
-    }
-
     pub fn as_of_day(&self) -> i32 {
         day_number(self.as_of)
     }
@@ -126,21 +104,15 @@ impl ChurnModel {
 
     pub fn p_alive(&self, history: &History) -> f64 {
         let (x, t_x, t) = self.weeks(history);
-        self.purchases().p_alive(x, t_x, t)
+        self.purchases.p_alive(x, t_x, t)
     }
 
     pub fn outlook(&self, history: &History) -> Outlook {
         let (x, t_x, t) = self.weeks(history);
-        let purchases = self.purchases();
+        let purchases = &self.purchases;
         let expected = |days: f64| purchases.expected_purchases(days / DAYS_PER_WEEK, x, t_x, t);
         let clv365_e4 = self.spend.and_then(|spend| {
-            let per_purchase = GammaGamma {
-                p: spend.p,
-                q: spend.q,
-                gamma: spend.gamma,
-                customers: spend.customers,
-            }
-            .expected_spend(x, history.mean_repeat_spend());
+            let per_purchase = spend.expected_spend(x, history.mean_repeat_spend());
             let value = expected(VALUE_HORIZON_DAYS) * per_purchase * 1e4;
             (value.is_finite() && value < i64::MAX as f64).then(|| value.round() as i64)
         });
@@ -217,31 +189,13 @@ impl Population {
             })
             .collect();
         let (spend, note) = match gamma_gamma::fit(&spends) {
-            Ok(GammaGamma {
-                p,
-                q,
-                gamma,
-                customers,
-            }) => (
-                Some(SpendModel {
-                    p,
-                    q,
-                    gamma,
-                    customers,
-                }),
-                None,
-            ),
+            Ok(spend) => (Some(spend), None),
             Err(error) => (None, Some(format!("no spend model: {error}"))),
         };
         Fitted {
             model: Some(ChurnModel {
                 as_of,
-                r: purchases.r,
-                alpha: purchases.alpha,
-                a: purchases.a,
-                b: purchases.b,
-                log_likelihood: purchases.log_likelihood,
-                customers: purchases.customers,
+                purchases,
                 spend,
             }),
             note,
@@ -256,13 +210,15 @@ mod tests {
     fn published() -> ChurnModel {
         ChurnModel {
             as_of: "1997-09-30T23:59:59Z".parse().unwrap(),
-            r: 0.243,
-            alpha: 4.414,
-            a: 0.793,
-            b: 2.426,
-            log_likelihood: -9582.4,
-            customers: 2357,
-            spend: Some(SpendModel {
+            purchases: BgNbd {
+                r: 0.243,
+                alpha: 4.414,
+                a: 0.793,
+                b: 2.426,
+                log_likelihood: -9582.4,
+                customers: 2357,
+            },
+            spend: Some(GammaGamma {
                 p: 6.25,
                 q: 3.74,
                 gamma: 15.44,
@@ -293,7 +249,7 @@ mod tests {
             last_day: first + 28,
             repeat_spend_e4: 60 * 10_000,
         };
-        let bgnbd = model.purchases();
+        let bgnbd = model.purchases;
         let outlook = model.outlook(&history);
         assert_eq!(outlook.p_alive, bgnbd.p_alive(2.0, 4.0, 30.0));
         assert_eq!(
@@ -318,8 +274,9 @@ mod tests {
         // T = t_x: all the model still doubts is a drop-out right after the purchase.
         let weeks = 310.0 / 7.0;
         let p_alive = model.p_alive(&history);
-        assert_eq!(p_alive, model.purchases().p_alive(5.0, weeks, weeks));
-        assert_eq!(p_alive, 1.0 / (1.0 + model.a / (model.b + 4.0)));
+        assert_eq!(p_alive, model.purchases.p_alive(5.0, weeks, weeks));
+        let b = &model.purchases;
+        assert_eq!(p_alive, 1.0 / (1.0 + b.a / (b.b + 4.0)));
         let once = History {
             repeat_days: 0,
             ..history

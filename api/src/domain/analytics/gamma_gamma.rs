@@ -25,7 +25,7 @@ pub struct SpendObservation {
 }
 
 /// A fitted Gamma-Gamma model: transaction values ~ Gamma(`p`, ν), ν ~ Gamma(`q`, `gamma`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GammaGamma {
     pub p: f64,
     pub q: f64,

@@ -74,28 +74,28 @@ pub struct ChurnModel(pub churn::ChurnModel);
 #[Object]
 impl ChurnModel {
     async fn r(&self) -> f64 {
-        self.0.r
+        self.0.purchases.r
     }
 
     async fn alpha(&self) -> f64 {
-        self.0.alpha
+        self.0.purchases.alpha
     }
 
     async fn a(&self) -> f64 {
-        self.0.a
+        self.0.purchases.a
     }
 
     async fn b(&self) -> f64 {
-        self.0.b
+        self.0.purchases.b
     }
 
     /// Customers with a purchase the model was fitted to.
     async fn customers(&self) -> i64 {
-        self.0.customers as i64
+        self.0.purchases.customers as i64
     }
 
     async fn log_likelihood(&self) -> f64 {
-        self.0.log_likelihood
+        self.0.purchases.log_likelihood
     }
 
     /// The instant histories were observed to (the run's `asOf`).
