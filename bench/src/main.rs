@@ -146,7 +146,7 @@ fn churn_fit(customers: u32, days: i32) -> anyhow::Result<()> {
     use tierwise_api::domain::analytics::churn::{History, Population};
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let started = Instant::now();
-    let mut population = Population::default();
+    let mut population = Population::sampling(u64::from(customers));
     let mut distinct = std::collections::HashSet::new();
     for _ in 0..customers {
         let weekly_rate = rng.random_range(-3.0f64..1.0).exp();

@@ -162,7 +162,7 @@ async fn work(
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut moves = Vec::new();
     // Only a run over everyone fits the models: they describe the whole customer base.
-    let mut histories = only.is_none().then(Population::default);
+    let mut histories = only.is_none().then(|| Population::sampling(population));
     let as_of_day = day_number(run.as_of);
     while let Some(row) = rows.try_next().await? {
         let row = evaluation_scan::read_row(&row)?;
