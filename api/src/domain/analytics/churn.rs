@@ -165,7 +165,7 @@ impl Population {
     /// after it are not counted by the caller, so `last_day ≤ as_of_day`.
     pub fn add(&mut self, history: &History, as_of_day: i32) {
         self.seen += 1;
-        if self.stride > 1 && self.seen % self.stride != 0 {
+        if self.stride > 1 && !self.seen.is_multiple_of(self.stride) {
             return;
         }
         let key = (
@@ -319,7 +319,10 @@ mod tests {
         for _ in 0..10 * MAX_FIT_CUSTOMERS {
             population.add(&history, 70);
         }
-        assert_eq!(population.histories.values().sum::<u64>(), MAX_FIT_CUSTOMERS);
+        assert_eq!(
+            population.histories.values().sum::<u64>(),
+            MAX_FIT_CUSTOMERS
+        );
         let mut small = Population::sampling(2357);
         for _ in 0..2357 {
             small.add(&history, 70);
