@@ -151,6 +151,8 @@ fn churn_fit(customers: u32, days: i32) -> anyhow::Result<()> {
     for _ in 0..customers {
         let weekly_rate = rng.random_range(-3.0f64..1.0).exp();
         let drop_out = rng.random_range(0.02..0.6);
+        // Customers differ in what they usually spend, as the spend model assumes.
+        let usual_spend: i64 = rng.random_range(20_0000..300_0000);
         let first = rng.random_range(0..days);
         let (mut at, mut last, mut repeats, mut spend) = (first as f64, first, 0, 0i64);
         while !rng.random_bool(drop_out) {
@@ -160,7 +162,7 @@ fn churn_fit(customers: u32, days: i32) -> anyhow::Result<()> {
             }
             if at as i32 > last {
                 repeats += 1;
-                spend += rng.random_range(10_0000..500_0000);
+                spend += rng.random_range(usual_spend / 2..usual_spend * 3 / 2);
                 last = at as i32;
             }
         }

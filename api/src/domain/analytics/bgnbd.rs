@@ -429,6 +429,7 @@ where
     // agreeing, and each of thousands of extra iterations costs a pass over the data.
     const SD_TOLERANCE: f64 = 1e-10;
     const IMPROVEMENT_TOLERANCE: f64 = 1e-9;
+    const RUNAWAY: f64 = 20.0;
 
     let objective = LogSpace { cost: &cost };
     let mut theta: Vec<f64> = start.iter().map(|p| p.ln()).collect();
@@ -462,6 +463,14 @@ where
         if found_cost <= best {
             theta = found;
             best = found_cost;
+        }
+        // A parameter past e^±20 (about 5e8) means the optimum is at infinity (a
+        // degenerate population, such as everyone spending alike): restarting would only
+        // walk further out, at a pass over the data per step.
+        if theta.iter().any(|t| t.abs() > RUNAWAY) {
+            return Err(FitError::DidNotConverge(
+                "the parameters ran off to 0 or infinity".into(),
+            ));
         }
         if converged && best.is_finite() && improvement.abs() <= IMPROVEMENT_TOLERANCE {
             let params: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
