@@ -31,49 +31,37 @@ enum ChurnColumns {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // SQLite alters one column per statement.
-        for column in [
-            Customer::PAlive,
-            Customer::ExpectedPurchases90d,
-            Customer::Clv365E4,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Customer::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        let added = [
-            integer(ChurnColumns::RepeatPurchaseDays)
-                .default(0)
-                .to_owned(),
-            integer_null(ChurnColumns::FirstPurchaseDay),
-            integer_null(ChurnColumns::LastPurchaseDay),
-            big_integer(ChurnColumns::RepeatSpendE4)
-                .default(0)
-                .to_owned(),
-        ];
-        for mut column in added {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Customer::Table)
-                        .add_column(&mut column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(EvaluationRun::Table)
-                    .add_column(text_null(ChurnColumns::ChurnModelNote))
+        drop_columns(
+            manager,
+            Customer::Table,
+            [
+                Customer::PAlive,
+                Customer::ExpectedPurchases90d,
+                Customer::Clv365E4,
+            ],
+        )
+        .await?;
+        add_columns(
+            manager,
+            Customer::Table,
+            [
+                integer(ChurnColumns::RepeatPurchaseDays)
+                    .default(0)
                     .to_owned(),
-            )
-            .await?;
+                integer_null(ChurnColumns::FirstPurchaseDay),
+                integer_null(ChurnColumns::LastPurchaseDay),
+                big_integer(ChurnColumns::RepeatSpendE4)
+                    .default(0)
+                    .to_owned(),
+            ],
+        )
+        .await?;
+        add_columns(
+            manager,
+            EvaluationRun::Table,
+            [text_null(ChurnColumns::ChurnModelNote)],
+        )
+        .await?;
         // The current model is the latest run's that fitted one.
         manager
             .create_index(index(EvaluationRun::Table, &[ChurnColumns::FinishedAt]))
@@ -89,52 +77,70 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(EvaluationRun::Table)
-                    .drop_column(ChurnColumns::ChurnModelNote)
-                    .to_owned(),
-            )
-            .await?;
-        for column in [
-            ChurnColumns::RepeatPurchaseDays,
-            ChurnColumns::FirstPurchaseDay,
-            ChurnColumns::LastPurchaseDay,
-            ChurnColumns::RepeatSpendE4,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(Customer::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Customer::Table)
-                    .add_column(double_null(Customer::PAlive))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Customer::Table)
-                    .add_column(double_null(Customer::ExpectedPurchases90d))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Customer::Table)
-                    .add_column(big_integer_null(Customer::Clv365E4))
-                    .to_owned(),
-            )
-            .await
+        drop_columns(
+            manager,
+            EvaluationRun::Table,
+            [ChurnColumns::ChurnModelNote],
+        )
+        .await?;
+        drop_columns(
+            manager,
+            Customer::Table,
+            [
+                ChurnColumns::RepeatPurchaseDays,
+                ChurnColumns::FirstPurchaseDay,
+                ChurnColumns::LastPurchaseDay,
+                ChurnColumns::RepeatSpendE4,
+            ],
+        )
+        .await?;
+        add_columns(
+            manager,
+            Customer::Table,
+            [
+                double_null(Customer::PAlive),
+                double_null(Customer::ExpectedPurchases90d),
+                big_integer_null(Customer::Clv365E4),
+            ],
+        )
+        .await
     }
+}
+
+// SQLite alters one column per statement.
+
+async fn add_columns<T: IntoIden + Clone + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: impl IntoIterator<Item = ColumnDef>,
+) -> Result<(), DbErr> {
+    for mut column in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table.clone())
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn drop_columns<T: IntoIden + Clone + 'static, C: IntoIden>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: impl IntoIterator<Item = C>,
+) -> Result<(), DbErr> {
+    for column in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table.clone())
+                    .drop_column(column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
 }

@@ -1529,5 +1529,8 @@ mod cli {
         assert_eq!(tier_key(&db, big).await, "vip");
         assert_eq!(tier_key(&db, small).await, "regular");
         assert_eq!(tier_key(&db, prospect).await, "potential");
+        // Three customers are too few for the churn model, and the CLI says so.
+        assert!(stdout.contains("churn model: none fitted"), "{stdout}");
+        assert!(stdout.contains("too few customers"), "{stdout}");
     }
 }

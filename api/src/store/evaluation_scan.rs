@@ -184,12 +184,7 @@ pub fn read_row(row: &QueryResult) -> DomainResult<ScanRow> {
         tier_id: row.try_get("", "tier_id")?,
         downgrade_marked_at: row.try_get("", "downgrade_marked_at")?,
         tier_held: row.try_get("", "tier_held")?,
-        history: History::stored(
-            row.try_get("", "repeat_purchase_days")?,
-            row.try_get("", "first_purchase_day")?,
-            row.try_get("", "last_purchase_day")?,
-            row.try_get("", "repeat_spend_e4")?,
-        ),
+        history: stored_history(row)?,
     };
     let rfm_ranks = match row.try_get::<Option<i64>>("", "rfm_population")? {
         Some(population) => Some(RfmRanks {
@@ -209,6 +204,17 @@ pub fn read_row(row: &QueryResult) -> DomainResult<ScanRow> {
         spend_above: row.try_get::<Option<i64>>("", "spend_above")?.unwrap_or(0),
         spend_total: row.try_get::<Option<i64>>("", "spend_total")?.unwrap_or(0),
     })
+}
+
+/// The purchase history kept on a customer row (its `repeat_purchase_days`,
+/// `first_purchase_day`, `last_purchase_day` and `repeat_spend_e4` columns).
+fn stored_history(row: &QueryResult) -> DomainResult<Option<History>> {
+    Ok(History::stored(
+        row.try_get("", "repeat_purchase_days")?,
+        row.try_get("", "first_purchase_day")?,
+        row.try_get("", "last_purchase_day")?,
+        row.try_get("", "repeat_spend_e4")?,
+    ))
 }
 
 /// A customer's new state, to be written if its row is still at `revision`.
@@ -380,12 +386,7 @@ where
             stage: row.try_get("", "lifecycle_stage")?,
             lifetime_purchase_count: row.try_get::<i32>("", "lifetime_purchase_count")?.into(),
             last_purchase_at: row.try_get("", "last_purchase_at")?,
-            history: History::stored(
-                row.try_get("", "repeat_purchase_days")?,
-                row.try_get("", "first_purchase_day")?,
-                row.try_get("", "last_purchase_day")?,
-                row.try_get("", "repeat_spend_e4")?,
-            ),
+            history: stored_history(&row)?,
         })
     }))
 }
