@@ -33,8 +33,35 @@ enum Command {
     ExportSchema,
     /// Run an evaluation: recompute metrics, scores, RFM, ABC, lifecycle stages and tiers.
     Evaluate(EvaluateArgs),
+    /// Import customers, their history and their points balances from CSV files: all
+    /// or nothing (the README describes the columns).
+    Import(ImportArgs),
     /// Load the demo data set into the configured database.
     Demo,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("files").required(true).multiple(true)
+    .args(["customers", "interactions", "points"])))]
+struct ImportArgs {
+    /// Customers: external_ref, name, email, phone, kind, industry, region, birthday,
+    /// tags (separated by |), attributes (JSON), referred_by (an external_ref), created_at.
+    #[arg(long)]
+    customers: Option<std::path::PathBuf>,
+    /// Interactions: customer_ref, kind, occurred_at, amount, currency, channel, rating,
+    /// note, order_ref.
+    #[arg(long)]
+    interactions: Option<std::path::PathBuf>,
+    /// Points balances: customer_ref, points, reason, expires_at, occurred_at.
+    #[arg(long)]
+    points: Option<std::path::PathBuf>,
+    /// Run an evaluation afterwards, so that metrics, stages and tiers reflect the
+    /// imported history at once.
+    #[arg(long)]
+    evaluate: bool,
+    /// Hide the progress bars.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -115,11 +142,109 @@ fn run() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Evaluate(args) => runtime.block_on(evaluate(config, args)),
+        Command::Import(args) => runtime.block_on(import(config, args)),
         Command::ExportSchema => unreachable!("handled above"),
     }
 }
 
+async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {
+    use crate::service::import::{self, Files, Progress, Quiet, Source};
+
+    /// Draws a bar per file (by bytes read) and a spinner for the steps after it.
+    struct Bar(indicatif::ProgressBar);
+
+    impl Progress for Bar {
+        fn reading(&self, file: &str, bytes: u64) {
+            self.0.reset();
+            self.0.set_length(bytes);
+            self.0.set_message(format!("reading {file}"));
+        }
+        fn advanced(&self, bytes: u64) {
+            self.0.inc(bytes);
+        }
+        fn step(&self, what: &str) {
+            self.0.set_message(what.to_owned());
+        }
+    }
+
+    fn open(path: Option<std::path::PathBuf>) -> anyhow::Result<Option<Source>> {
+        path.map(|path| {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            Ok(Source {
+                name: path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                ),
+                len: file.metadata().map(|m| m.len()).unwrap_or(0),
+                reader: Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            })
+        })
+        .transpose()
+    }
+
+    let files = Files {
+        customers: open(args.customers)?,
+        interactions: open(args.interactions)?,
+        points: open(args.points)?,
+    };
+    let base_currency = config.base_currency.clone();
+    let (db, _) = prepare_database(&Config {
+        demo_data: false,
+        ..config
+    })
+    .await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let imported = if args.quiet {
+        import::import(&db, files, &base_currency, &Quiet).await
+    } else {
+        import::import(&db, files, &base_currency, &Bar(bar.clone())).await
+    };
+    bar.finish_and_clear();
+    let summary = imported.map_err(|error| match error {
+        crate::domain::DomainError::Internal(inner) => inner,
+        other => anyhow::anyhow!("nothing was imported: {other}"),
+    })?;
+    println!(
+        "imported {} customers ({} referrals), {} interactions and {} points entries in {:.1?}",
+        summary.customers,
+        summary.referrals,
+        summary.interactions,
+        summary.points_entries,
+        started.elapsed()
+    );
+    if args.evaluate {
+        run_evaluation(&db, None, args.quiet).await
+    } else {
+        println!(
+            "metrics, stages and tiers follow at the next evaluation run (`tierwise evaluate`)"
+        );
+        Ok(())
+    }
+}
+
 async fn evaluate(config: Config, args: EvaluateArgs) -> anyhow::Result<()> {
+    let (db, _) = prepare_database(&Config {
+        demo_data: false,
+        ..config
+    })
+    .await?;
+    run_evaluation(&db, args.as_of, args.quiet).await
+}
+
+/// Runs an evaluation with a progress bar and prints its outcome and churn model.
+async fn run_evaluation(
+    db: &crate::store::Db,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    quiet: bool,
+) -> anyhow::Result<()> {
     use crate::jobs::evaluation::{self, Progress, Quiet, RunRequest};
 
     /// Draws the run's progress on stderr.
@@ -134,13 +259,8 @@ async fn evaluate(config: Config, args: EvaluateArgs) -> anyhow::Result<()> {
         }
     }
 
-    let (db, _) = prepare_database(&Config {
-        demo_data: false,
-        ..config
-    })
-    .await?;
     let request = RunRequest {
-        as_of: args.as_of,
+        as_of,
         customer_ids: None,
         requested_by: "cli".into(),
     };
@@ -151,10 +271,10 @@ async fn evaluate(config: Config, args: EvaluateArgs) -> anyhow::Result<()> {
         .context("progress bar template")?
         .progress_chars("=> "),
     );
-    let run = if args.quiet {
-        evaluation::run(&db, request, &Quiet).await
+    let run = if quiet {
+        evaluation::run(db, request, &Quiet).await
     } else {
-        evaluation::run(&db, request, &Bar(bar.clone())).await
+        evaluation::run(db, request, &Bar(bar.clone())).await
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     bar.finish_and_clear();

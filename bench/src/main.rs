@@ -5,6 +5,8 @@
 //! - `record`: measures `recordInteraction` latency against a running server with many
 //!   concurrent clients.
 
+mod dataset;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -16,6 +18,8 @@ use tierwise_api::auth::{Claims, JwtKeys};
 use tierwise_api::jobs::evaluation::{self, Quiet, RunRequest};
 use tierwise_api::store::{Db, program};
 
+use dataset::Shopper;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +28,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a synthetic customer base as CSV files for `tierwise import`: customers.csv,
+    /// interactions.csv and points.csv.
+    Generate {
+        #[arg(long, default_value = "bench/data")]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: u64,
+        /// Interactions in all (about: the simulation is tuned to it).
+        #[arg(long, default_value_t = 10_000_000)]
+        interactions: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Create N customers with M interactions in all (Postgres; generated in SQL).
     Seed {
         #[arg(long, env = "DATABASE_URL")]
@@ -105,6 +122,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Generate {
+            dir,
+            customers,
+            interactions,
+            seed,
+        } => dataset::write(&dir, customers, interactions, seed),
         Command::Seed {
             database_url,
             customers,
@@ -142,28 +165,23 @@ async fn main() -> anyhow::Result<()> {
 /// chance per customer, first purchases spread over the observation period), then
 /// groups them and fits both models, timing each step.
 fn churn_fit(customers: u32, days: i32) -> anyhow::Result<()> {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use tierwise_api::domain::analytics::churn::{History, Population};
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let started = Instant::now();
     let mut population = Population::sampling(u64::from(customers));
     let mut distinct = std::collections::HashSet::new();
     for _ in 0..customers {
-        let weekly_rate = rng.random_range(-3.0f64..1.0).exp();
-        let drop_out = rng.random_range(0.02..0.6);
-        // Customers differ in what they usually spend, as the spend model assumes.
-        let usual_spend: i64 = rng.random_range(20_0000..300_0000);
-        let first = rng.random_range(0..days);
-        let (mut at, mut last, mut repeats, mut spend) = (first as f64, first, 0, 0i64);
-        while !rng.random_bool(drop_out) {
-            at += -(1.0 - rng.random::<f64>()).ln() / weekly_rate * 7.0;
-            if at >= f64::from(days) {
-                break;
-            }
-            if at as i32 > last {
+        let shopper = Shopper::draw(&mut rng, days, 1.0);
+        let purchases = shopper.purchase_days(&mut rng, days);
+        let first = shopper.first_day;
+        let (mut last, mut repeats, mut spend) = (first, 0, 0i64);
+        for day in purchases.into_iter().skip(1).map(|day| day as i32) {
+            // Purchases on one day are one repeat day, as the scan counts them.
+            if day > last {
                 repeats += 1;
-                spend += rng.random_range(usual_spend / 2..usual_spend * 3 / 2);
-                last = at as i32;
+                spend += shopper.basket_e4(&mut rng);
+                last = day;
             }
         }
         let history = History {

@@ -14,6 +14,7 @@ mod evaluation;
 mod events;
 mod expiry;
 mod http;
+mod import;
 mod interactions;
 mod ledger;
 mod pagination;

@@ -2,6 +2,7 @@
 //! transaction. Nothing here knows of HTTP or GraphQL.
 
 pub mod customers;
+pub mod import;
 pub mod interactions;
 pub mod points;
 pub mod program;

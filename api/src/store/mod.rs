@@ -6,6 +6,7 @@ pub mod evaluation_runs;
 pub mod evaluation_scan;
 pub mod events;
 pub mod idempotency;
+pub mod import;
 pub mod interactions;
 pub mod metrics;
 pub mod paging;
@@ -131,6 +132,15 @@ impl Db {
         migration::Migrator::up(&self.conn, None)
             .await
             .context("applying migrations")
+    }
+
+    /// On SQLite, waits for this process's turn to write and holds it until dropped;
+    /// `None` on Postgres. For writers that cannot go through `write` (bulk import).
+    pub async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.sqlite_writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     pub async fn ping(&self) -> bool {
