@@ -187,3 +187,95 @@ fn migrate_creates_then_reports_up_to_date() {
     assert_eq!(run().trim(), "database created");
     assert_eq!(run().trim(), "database up to date");
 }
+
+#[test]
+fn import_loads_csv_files_then_evaluates_or_refuses_them_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "customers.csv",
+        "external_ref,name,referred_by\nP-1,Chen Jing,\nP-2,Liu Yang,P-1\n",
+    );
+    write(
+        "interactions.csv",
+        "customer_ref,kind,occurred_at,amount\nP-1,PURCHASE,2025-01-10,99.90\n\
+         P-1,PURCHASE,2025-02-10,20\nP-2,VISIT,2025-02-11,\n",
+    );
+    write("points.csv", "customer_ref,points\nP-1,120\n");
+    write(
+        "more.csv",
+        "customer_ref,kind,occurred_at\nP-2,VISIT,2025-03-01\nX-9,VISIT,2025-03-02\n",
+    );
+    let import = |files: &[&str]| {
+        let mut command = tierwise(dir.path());
+        command.args(["import", "--quiet"]);
+        for file in files {
+            command
+                .arg(format!("--{}", file.trim_end_matches(".csv")))
+                .arg(file);
+        }
+        command.output().unwrap()
+    };
+
+    let output = import(&["customers.csv", "interactions.csv", "points.csv"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with(
+            "imported 2 customers (1 referrals), 3 interactions and 1 points entries in "
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tierwise evaluate"), "{stdout}");
+
+    // A bad line refuses the whole file, says where, and exits non-zero.
+    let mut command = tierwise(dir.path());
+    let output = command
+        .args([
+            "import",
+            "--quiet",
+            "--interactions",
+            "more.csv",
+            "--evaluate",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "nothing was imported: more.csv: customer_ref names no customer: line 3 (\"X-9\")"
+        ),
+        "{stderr}"
+    );
+
+    // --evaluate runs an evaluation over what came in.
+    write(
+        "more.csv",
+        "customer_ref,kind,occurred_at\nP-2,VISIT,2025-03-01\n",
+    );
+    let output = tierwise(dir.path())
+        .args([
+            "import",
+            "--quiet",
+            "--interactions",
+            "more.csv",
+            "--evaluate",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("imported 0 customers (0 referrals), 1 interactions and 0 points entries"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SUCCEEDED: as of ") && stdout.contains("2 customers evaluated"),
+        "{stdout}"
+    );
+}

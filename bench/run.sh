@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Reproduces every number in BENCHMARKS.md: builds, generates and imports the data set,
+# times evaluation runs, serves it, runs each HTTP workload with oha and its floor (the
+# `{ __typename }` query through the same server, and pgbench running the equivalent
+# SQL), the segment count and the subscription fan-out, and writes the table to
+# bench/results/report.md.
+#
+# Needs Postgres at 127.0.0.1:5432 (trust auth, user postgres) and pgbench; installs oha
+# with cargo when it is missing. Sizes and durations can be changed, e.g.
+#   CUSTOMERS=100000 INTERACTIONS=1000000 DURATION=10s bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CUSTOMERS=${CUSTOMERS:-1000000}
+INTERACTIONS=${INTERACTIONS:-10000000}
+DURATION=${DURATION:-20s}
+WARMUP=${WARMUP:-5s}
+CONNECTIONS=${CONNECTIONS:-32}
+SUBSCRIBERS=${SUBSCRIBERS:-10000}
+PG=postgres://postgres@127.0.0.1:5432
+DB=tierwise_bench
+ADDR=127.0.0.1:8100
+URL=http://$ADDR/graphql
+DATA=bench/data/$CUSTOMERS-$INTERACTIONS
+OUT=bench/results
+export DATABASE_URL=$PG/$DB
+export JWT_SECRET=${JWT_SECRET:-tierwise-bench-secret-not-for-production}
+export RUST_LOG=${RUST_LOG:-warn}
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.pgbench "$OUT"/*.log "$OUT"/timings.txt
+
+say() { printf '\n== %s\n' "$*" >&2; }
+timed() { # timed NAME COMMAND…: runs it, appends "NAME seconds" to timings.txt
+  local name=$1; shift
+  local started; started=$(date +%s.%N)
+  "$@"
+  echo "$name $(echo "$(date +%s.%N) - $started" | bc)" >>"$OUT/timings.txt"
+}
+
+say "building (release)"
+cargo build --release -q -p tierwise -p tierwise-bench
+BIN=target/release
+command -v oha >/dev/null || cargo install oha --locked
+command -v pgbench >/dev/null || { echo "pgbench is missing (Debian: postgresql-client)" >&2; exit 1; }
+
+say "machine"
+{
+  echo "cpu: $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
+  echo "postgres: $(psql "$PG/postgres" -Atc 'SHOW server_version')"
+  echo "oha: $(oha --version)"
+  echo "commit: $(git rev-parse --short HEAD)"
+} | tee "$OUT/machine.txt"
+
+say "data: $CUSTOMERS customers, about $INTERACTIONS interactions"
+if [ ! -f "$DATA/points.csv" ]; then
+  $BIN/tierwise-bench generate --dir "$DATA" --customers "$CUSTOMERS" --interactions "$INTERACTIONS"
+fi
+psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+$BIN/tierwise migrate >/dev/null
+timed import $BIN/tierwise import --quiet --customers "$DATA/customers.csv" \
+  --interactions "$DATA/interactions.csv" --points "$DATA/points.csv" | tee "$OUT/import.log"
+psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
+
+say "evaluation runs: the first after the import, then the steady state"
+timed evaluation_first $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-first.log"
+timed evaluation_steady $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-steady.log"
+psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
+
+say "serving"
+LISTEN_ADDR=$ADDR env -u EVALUATION_SCHEDULE $BIN/tierwise serve >"$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "http://$ADDR/readyz" >/dev/null && break; sleep 0.2; done
+
+token() { $BIN/tierwise token --ttl 2h "$@"; }
+ADMIN=$(token --role admin)
+STAFF=$(token --role staff)
+gql() { # gql TOKEN JSON-BODY: the response body
+  curl -sf "$URL" -H 'content-type: application/json' -H "authorization: Bearer $1" -d "$2"
+}
+sql() { psql "$DATABASE_URL" -Atc "$1"; }
+
+# The "my account" customer: the one with the longest ledger, a real heavy user.
+CUSTOMER=$(sql "SELECT customer_id FROM points_entry GROUP BY customer_id ORDER BY count(*) DESC, customer_id LIMIT 1")
+ME=$(token --role customer --customer-id "$CUSTOMER")
+REWARD=$(gql "$ADMIN" '{"query":"mutation { createReward(input: { name: \"Bench coffee\", costPoints: 1 }) { id } }"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createReward"]["id"])')
+REWARD_ROW=$(sql "SELECT id FROM reward WHERE name = 'Bench coffee'")
+SEGMENT=$(gql "$STAFF" '{"query":"mutation { createSegment(input: { name: \"VIPs in Shanghai gone quiet\", kind: DYNAMIC, rule: { all: [ { field: \"tier\", op: \"eq\", value: \"vip\" }, { field: \"region\", op: \"eq\", value: \"Shanghai\" }, { field: \"recencyDays\", op: \"gt\", value: 90 } ] } }) { id } }"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createSegment"]["id"])')
+
+# Request bodies: one per line for oha -Z, so that writes spread over many customers.
+MY_ACCOUNT='{"query":"{ viewer { customer { id name tier { key name } pointsBalance pointsLedger(first: 10) { edges { node { delta balanceAfter kind reason expiresAt createdAt } } } tierHistory(first: 5) { edges { node { reason score changedAt from { key } to { key } } } } } } }"}'
+CONSOLE_PAGE='{"query":"{ customers(first: 50, orderBy: { field: LIFETIME_SPEND, direction: DESC }) { pageInfo { hasNextPage endCursor } edges { node { id name email region lifecycleStage score pointsBalance tags tier { key name } metrics { lifetimeSpend lastPurchaseAt rfm { segment } abcClass } } } } }"}'
+SEGMENT_COUNT="{\"query\":\"{ segment(id: \\\"$SEGMENT\\\") { memberCount } }\"}"
+python3 - "$CUSTOMERS" "$REWARD" "$OUT" <<'EOF'
+import json, random, sys
+customers, reward, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+random.seed(7)
+record = "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) { interaction { id } customer { pointsBalance tier { key } } } }"
+with open(f"{out}/record.bodies", "w") as f:
+    for _ in range(20000):
+        f.write(json.dumps({"query": record, "variables": {"input": {
+            "customerExternalRef": f"BENCH-{random.randint(1, customers)}",
+            "kind": "PURCHASE", "amount": f"{random.randint(10, 500)}.00"}}}) + "\n")
+EOF
+# Redemptions need points: the customers who have the most.
+sql "SELECT id FROM customer WHERE points_balance >= 100 ORDER BY points_balance DESC LIMIT 5000" |
+  python3 -c '
+import json, sys
+reward = sys.argv[1]
+redeem = "mutation($input: RedeemRewardInput!) { redeemReward(input: $input) { id pointsSpent entry { balanceAfter } } }"
+for line in sys.stdin:
+    print(json.dumps({"query": redeem, "variables": {"input": {"customerId": line.strip(), "rewardId": reward}}}))
+' "$REWARD" >"$OUT/redeem.bodies"
+
+check() { # check TOKEN BODY: the workload's request must succeed, or its numbers mean nothing
+  local response; response=$(gql "$1" "$2")
+  if [[ $response == *'"errors"'* ]]; then echo "the workload fails: $response" >&2; exit 1; fi
+}
+
+oha_run() { # oha_run NAME TOKEN CONNECTIONS oha-body-args…
+  local name=$1 auth=$2 connections=$3; shift 3
+  case $1 in
+    -d) check "$auth" "$2" ;;
+    -Z) check "$auth" "$(head -1 "$2")" ;;
+  esac
+  local common=(--no-tui -m POST -H 'content-type: application/json' -H "authorization: Bearer $auth")
+  oha "${common[@]}" -c "$connections" -z "$WARMUP" --output-format quiet "$@" "$URL" || true
+  oha "${common[@]}" -c "$connections" -z "$DURATION" --output-format json -o "$OUT/$name.json" "$@" "$URL"
+}
+
+say "HTTP workloads ($CONNECTIONS connections, $DURATION each after $WARMUP of warm-up)"
+oha_run typename "$STAFF" "$CONNECTIONS" -d '{"query":"{ __typename }"}'
+oha_run my_account "$ME" "$CONNECTIONS" -d "$MY_ACCOUNT"
+oha_run console_page "$STAFF" "$CONNECTIONS" -d "$CONSOLE_PAGE"
+oha_run record "$STAFF" "$CONNECTIONS" -Z "$OUT/record.bodies"
+oha_run redeem "$STAFF" "$CONNECTIONS" -Z "$OUT/redeem.bodies"
+oha_run segment_count "$STAFF" 4 -d "$SEGMENT_COUNT"
+
+say "database floors (pgbench, the same SQL by hand)"
+pg_run() { # pg_run NAME SCRIPT CONNECTIONS [pgbench args…]
+  local name=$1 script=$2 connections=$3; shift 3
+  local seconds=${DURATION%s}
+  pgbench -n -M prepared -c "$connections" -j 2 -T "${WARMUP%s}" -f "$script" "$@" "$DB" -h 127.0.0.1 -U postgres >/dev/null 2>&1 || true
+  rm -f "$OUT"/pgbench_log.*
+  pgbench -n -M prepared -c "$connections" -j 2 -T "$seconds" -f "$script" -l --log-prefix="$OUT/pgbench_log" \
+    "$@" "$DB" -h 127.0.0.1 -U postgres >"$OUT/$name.pgbench" 2>&1
+  cat "$OUT"/pgbench_log.* | awk '{print $3}' | sort -n >"$OUT/$name.latencies"
+  rm -f "$OUT"/pgbench_log.*
+}
+pg_run my_account_sql bench/sql/my_account.sql "$CONNECTIONS" -D cid="$CUSTOMER"
+pg_run console_page_sql bench/sql/console_page.sql "$CONNECTIONS"
+pg_run record_sql bench/sql/record.sql "$CONNECTIONS" -D customers="$CUSTOMERS"
+pg_run redeem_sql bench/sql/redeem.sql "$CONNECTIONS" -D customers="$CUSTOMERS" -D reward="$REWARD_ROW"
+
+say "segment count, in process (median of 7)"
+$BIN/tierwise-bench segment-count | tee "$OUT/segment-count.log"
+
+say "subscription fan-out to $SUBSCRIBERS"
+$BIN/tierwise-bench fanout --url "$URL" --subscribers "$SUBSCRIBERS" --server-pid "$SERVER" | tee "$OUT/fanout.log"
+
+python3 bench/report.py "$OUT" | tee "$OUT/report.md"
