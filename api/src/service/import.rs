@@ -73,9 +73,38 @@ pub async fn import(
 ) -> DomainResult<Summary> {
     let now = store::now();
     let mut session = Session::begin(db, now).await?;
-    let mut staged: Vec<&Staging> = Vec::new();
-    let mut summary = Summary::default();
+    // Logged too: the log's timestamps say which step a large import spends its time in.
+    let step = |what: &str| {
+        tracing::info!("import: {what}");
+        progress.step(what);
+    };
+    // Every staging table exists, empty when its file was not given, so that each
+    // statement below reads the same tables whatever the import holds.
+    for staging in staging::ALL {
+        session.create(staging).await?;
+    }
+    let name = |source: &Option<Source>| source.as_ref().map(|s| s.name.clone());
+    let (customers, interactions, points) = (
+        name(&files.customers),
+        name(&files.interactions),
+        name(&files.points),
+    );
     if let Some(source) = files.customers {
+        stage(&mut session, source, progress, &mut CustomerRows::new(now)).await?;
+    }
+    if let Some(source) = files.interactions {
+        let mut rows = InteractionRows {
+            now,
+            base_currency: base_currency.to_owned(),
+        };
+        stage(&mut session, source, progress, &mut rows).await?;
+    }
+    if let Some(source) = files.points {
+        stage(&mut session, source, progress, &mut PointsRows { now }).await?;
+    }
+
+    step("checking references");
+    if let Some(file) = &customers {
         let no_tier = session
             .problems("SELECT 0, 'none' WHERE NOT EXISTS (SELECT 1 FROM tier)")
             .await?;
@@ -84,82 +113,48 @@ pub async fn import(
                 "the program has no tiers; run `tierwise migrate` or create one first".into(),
             ));
         }
-        session.create(&staging::CUSTOMERS).await?;
-        session.create(&staging::CUSTOMER_TAGS).await?;
-        staged.extend([&staging::CUSTOMERS, &staging::CUSTOMER_TAGS]);
-        let name = source.name.clone();
-        stage(&mut session, source, progress, &mut CustomerRows::new(now)).await?;
-        progress.step("checking customers");
-        refuse(
-            &mut session,
-            sql::CUSTOMER_EXISTS,
-            &name,
-            "a customer with this external_ref already exists",
-        )
-        .await?;
-        refuse(
-            &mut session,
-            sql::UNKNOWN_REFERRER,
-            &name,
-            "referred_by names no customer in this file or the database",
-        )
-        .await?;
+        let exists = "a customer with this external_ref already exists";
+        refuse(&mut session, sql::CUSTOMER_EXISTS, file, exists).await?;
+        let unknown = "referred_by names no customer in this file or the database";
+        refuse(&mut session, sql::UNKNOWN_REFERRER, file, unknown).await?;
         redraw_taken_referral_codes(&mut session).await?;
-        progress.step("adding customers");
-        summary.customers = session.execute(sql::INSERT_CUSTOMERS).await?;
-        session.execute(sql::INSERT_TAGS).await?;
-        session.execute(sql::INSERT_CREATED_TIER_CHANGES).await?;
-        session.execute(sql::LINK_REFERRERS).await?;
-        summary.referrals = session.execute(sql::INSERT_REFERRALS).await?;
     }
-    if let Some(source) = files.interactions {
-        session.create(&staging::INTERACTIONS).await?;
-        staged.push(&staging::INTERACTIONS);
-        let name = source.name.clone();
-        let mut rows = InteractionRows {
-            now,
-            base_currency: base_currency.to_owned(),
-        };
-        stage(&mut session, source, progress, &mut rows).await?;
-        progress.step("checking interactions");
+    if let Some(file) = &interactions {
+        let unknown = "customer_ref names no customer";
         refuse(
             &mut session,
             sql::UNKNOWN_CUSTOMER_IN_INTERACTIONS,
-            &name,
-            "customer_ref names no customer",
+            file,
+            unknown,
         )
         .await?;
-        progress.step("adding interactions");
-        summary.interactions = session.execute(sql::INSERT_INTERACTIONS).await?;
-        session.execute(sql::SETTLE_IMPORTED_REFERRALS).await?;
     }
-    if let Some(source) = files.points {
-        session.create(&staging::POINTS).await?;
-        staged.push(&staging::POINTS);
-        let name = source.name.clone();
-        stage(&mut session, source, progress, &mut PointsRows { now }).await?;
-        progress.step("checking points");
-        refuse(
-            &mut session,
-            sql::UNKNOWN_CUSTOMER_IN_POINTS,
-            &name,
-            "customer_ref names no customer",
-        )
-        .await?;
-        refuse(
-            &mut session,
-            &sql::negative_balances(),
-            &name,
-            "the balance would fall below 0 here (balance after the entry shown)",
-        )
-        .await?;
-        progress.step("adding points");
-        summary.points_entries = session.execute(&sql::insert_points_entries()).await?;
-        session.execute(sql::UPDATE_BALANCES).await?;
+    if let Some(file) = &points {
+        let unknown = "customer_ref names no customer";
+        refuse(&mut session, sql::UNKNOWN_CUSTOMER_IN_POINTS, file, unknown).await?;
+        let negative = "the balance would fall below 0 here (balance after the entry shown)";
+        refuse(&mut session, &sql::negative_balances(), file, negative).await?;
     }
-    progress.step("committing");
-    session.finish(&staged).await?;
-    Ok(summary)
+
+    step("adding customers");
+    let customers = session.execute(&sql::insert_customers()).await?;
+    session.execute(sql::INSERT_TAGS).await?;
+    session.execute(sql::INSERT_CREATED_TIER_CHANGES).await?;
+    let referrals = session.execute(sql::INSERT_REFERRALS).await?;
+    step("adding interactions");
+    let interactions = session.execute(sql::INSERT_INTERACTIONS).await?;
+    session.execute(sql::SETTLE_IMPORTED_REFERRALS).await?;
+    step("adding points");
+    let points_entries = session.execute(&sql::insert_points_entries()).await?;
+    session.execute(&sql::update_stored_balances()).await?;
+    step("committing");
+    session.finish().await?;
+    Ok(Summary {
+        customers,
+        referrals,
+        interactions,
+        points_entries,
+    })
 }
 
 /// Fails the import when `check` finds rows, naming their lines.
@@ -251,6 +246,10 @@ async fn stage<R: RowReader>(
             read_bytes = position;
         }
         if !more {
+            session.analyze(R::STAGING).await?;
+            if let Some((extra, _)) = rows.extra() {
+                session.analyze(extra).await?;
+            }
             return Ok(());
         }
     }

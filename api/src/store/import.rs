@@ -92,6 +92,9 @@ pub const POINTS: Staging = Staging {
     ],
 };
 
+/// Every staging table, in the order they are created.
+pub const ALL: [&Staging; 4] = [&CUSTOMERS, &CUSTOMER_TAGS, &INTERACTIONS, &POINTS];
+
 /// Rows per multi-row `INSERT` on SQLite: 16 columns × 500 stays far below its limit of
 /// 32,766 bound values.
 const SQLITE_ROWS_PER_INSERT: usize = 500;
@@ -198,6 +201,13 @@ impl Session {
         Ok(())
     }
 
+    /// Gives the planner the staged rows' statistics: without them it takes the staging
+    /// tables for empty and joins them by nested loops, quadratic in the file's size.
+    pub async fn analyze(&mut self, staging: &Staging) -> DomainResult<()> {
+        self.execute(&format!("ANALYZE {}", staging.table)).await?;
+        Ok(())
+    }
+
     /// Runs a statement without parameters but `:now`; returns the rows it changed.
     pub async fn execute(&mut self, sql: &str) -> DomainResult<u64> {
         let sql = sql.replace(":now", &self.now);
@@ -240,8 +250,8 @@ impl Session {
     }
 
     /// Drops the staging tables and commits.
-    pub async fn finish(mut self, staged: &[&Staging]) -> DomainResult<()> {
-        for staging in staged {
+    pub async fn finish(mut self) -> DomainResult<()> {
+        for staging in ALL {
             self.execute(&format!("DROP TABLE {}", staging.table))
                 .await?;
         }
@@ -305,16 +315,29 @@ pub mod sql {
                           WHERE c.external_ref = s.referred_by AND c.erased_at IS NULL)
         ORDER BY s.line LIMIT 5";
 
+    /// The sum of each customer's staged points.
+    const STAGED_BALANCES: &str =
+        "SELECT customer_ref, SUM(delta) AS delta FROM import_points GROUP BY customer_ref";
+
     /// New customers start as `createCustomer` makes them: lowest tier, PROSPECT, no
-    /// metrics until an evaluation run reads their history.
-    pub const INSERT_CUSTOMERS: &str = "
-        INSERT INTO customer (id, external_ref, name, email, phone, kind, industry, region,
-            birthday, attributes, lifecycle_stage, tier_id, referral_code, metrics_as_of,
-            metrics_written_at, created_at, updated_at)
+    /// metrics until an evaluation run reads their history. Their referrer (stored, or
+    /// staged beside them: foreign keys are checked at the end of the statement) and
+    /// their staged points are set here, rather than by updating a million fresh rows.
+    pub fn insert_customers() -> String {
+        format!(
+            "INSERT INTO customer (id, external_ref, name, email, phone, kind, industry, region,
+            birthday, attributes, lifecycle_stage, tier_id, referral_code, referred_by_id,
+            points_balance, metrics_as_of, metrics_written_at, created_at, updated_at)
         SELECT s.id, s.external_ref, s.name, s.email, s.phone, s.kind, s.industry, s.region,
             s.birthday, s.attributes, 'PROSPECT', (SELECT id FROM tier ORDER BY rank LIMIT 1),
-            s.referral_code, s.created_at, s.created_at, s.created_at, s.created_at
-        FROM import_customer s";
+            s.referral_code, COALESCE(stored.id, staged.id), COALESCE(p.delta, 0),
+            s.created_at, s.created_at, s.created_at, s.created_at
+        FROM import_customer s
+        LEFT JOIN customer stored ON stored.external_ref = s.referred_by
+        LEFT JOIN import_customer staged ON staged.external_ref = s.referred_by
+        LEFT JOIN ({STAGED_BALANCES}) p ON p.customer_ref = s.external_ref"
+        )
+    }
 
     pub const INSERT_TAGS: &str = "
         INSERT INTO customer_tag (customer_id, tag)
@@ -327,24 +350,20 @@ pub mod sql {
             'CREATED', 0, 'imported', s.created_at
         FROM import_customer s";
 
-    pub const LINK_REFERRERS: &str = "
-        UPDATE customer SET referred_by_id = (
-            SELECT r.id FROM import_customer s JOIN customer r ON r.external_ref = s.referred_by
-            WHERE s.id = customer.id)
-        WHERE id IN (SELECT id FROM import_customer WHERE referred_by IS NOT NULL)";
-
     /// Referrals start PENDING; `SETTLE_IMPORTED_REFERRALS` closes those whose referee's
     /// first purchase is in the imported history.
     pub const INSERT_REFERRALS: &str = "
         INSERT INTO referral (id, referrer_id, referee_id, code, status, referrer_points,
             referee_points, created_at)
         SELECT s.referral_id, r.id, s.id, r.referral_code, 'PENDING', 0, 0, s.created_at
-        FROM import_customer s JOIN customer r ON r.external_ref = s.referred_by";
+        FROM import_customer s JOIN customer c ON c.id = s.id
+        JOIN customer r ON r.id = c.referred_by_id";
 
     pub const UNKNOWN_CUSTOMER_IN_INTERACTIONS: &str = "
         SELECT s.line, s.customer_ref FROM import_interaction s
         WHERE NOT EXISTS (SELECT 1 FROM customer c
                           WHERE c.external_ref = s.customer_ref AND c.erased_at IS NULL)
+          AND NOT EXISTS (SELECT 1 FROM import_customer n WHERE n.external_ref = s.customer_ref)
         ORDER BY s.line LIMIT 5";
 
     pub const INSERT_INTERACTIONS: &str = "
@@ -368,15 +387,21 @@ pub mod sql {
         SELECT s.line, s.customer_ref FROM import_points s
         WHERE NOT EXISTS (SELECT 1 FROM customer c
                           WHERE c.external_ref = s.customer_ref AND c.erased_at IS NULL)
+          AND NOT EXISTS (SELECT 1 FROM import_customer n WHERE n.external_ref = s.customer_ref)
         ORDER BY s.line LIMIT 5";
 
-    /// Entries apply in time order (then file order) on top of the current balance.
+    /// Entries apply in time order (then file order) on top of the balance before the
+    /// import: a stored customer's, or 0 for a new one (whose row already holds the sum).
+    /// Checked before any customer is added, so new customers are found in staging.
     const RUNNING_BALANCES: &str = "
-        SELECT s.line, s.id, c.id AS customer_id, s.delta, s.reason, s.expires_at,
-            s.created_at, c.points_balance + SUM(s.delta) OVER (
-                PARTITION BY c.id ORDER BY s.created_at, s.line
+        SELECT s.line, s.id, COALESCE(c.id, n.id) AS customer_id, s.delta, s.reason,
+            s.expires_at, s.created_at,
+            CASE WHEN n.id IS NULL THEN c.points_balance ELSE 0 END + SUM(s.delta) OVER (
+                PARTITION BY s.customer_ref ORDER BY s.created_at, s.line
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS balance_after
-        FROM import_points s JOIN customer c ON c.external_ref = s.customer_ref";
+        FROM import_points s
+        LEFT JOIN import_customer n ON n.external_ref = s.customer_ref
+        LEFT JOIN customer c ON c.external_ref = s.customer_ref AND n.id IS NULL";
 
     pub fn negative_balances() -> String {
         format!(
@@ -395,11 +420,13 @@ pub mod sql {
         )
     }
 
-    pub const UPDATE_BALANCES: &str = "
-        UPDATE customer SET
-            points_balance = points_balance + (
-                SELECT SUM(s.delta) FROM import_points s
-                WHERE s.customer_ref = customer.external_ref),
-            revision = revision + 1
-        WHERE external_ref IN (SELECT customer_ref FROM import_points)";
+    /// Stored customers' balances (new ones got theirs when inserted).
+    pub fn update_stored_balances() -> String {
+        format!(
+            "UPDATE customer SET points_balance = points_balance + p.delta, revision = revision + 1
+        FROM ({STAGED_BALANCES}) p
+        WHERE customer.external_ref = p.customer_ref
+          AND NOT EXISTS (SELECT 1 FROM import_customer n WHERE n.id = customer.id)"
+        )
+    }
 }
