@@ -6,12 +6,13 @@ SELECT id, points_balance FROM customer WHERE external_ref = 'BENCH-' || :n FOR 
 SELECT id, cost_points, stock, active FROM reward WHERE id = :reward FOR UPDATE;
 UPDATE customer SET points_balance = points_balance - 1, revision = revision + 1, updated_at = now()
   WHERE external_ref = 'BENCH-' || :n AND points_balance >= 1;
-INSERT INTO points_entry (id, customer_id, delta, balance_after, kind, reason, created_by, created_at)
-  SELECT gen_random_uuid(), id, -1, points_balance, 'REDEEM', 'bench reward', 'pgbench', now()
-  FROM customer WHERE external_ref = 'BENCH-' || :n;
+WITH entry AS (
+  INSERT INTO points_entry (id, customer_id, delta, balance_after, kind, reason, created_by, created_at)
+    SELECT gen_random_uuid(), id, -1, points_balance, 'REDEEM', 'bench reward', 'pgbench', now()
+    FROM customer WHERE external_ref = 'BENCH-' || :n
+    RETURNING id, customer_id)
 INSERT INTO redemption (id, customer_id, reward_id, points_spent, entry_id, redeemed_at)
-  SELECT gen_random_uuid(), id, :reward, 1, gen_random_uuid(), now()
-  FROM customer WHERE external_ref = 'BENCH-' || :n;
+  SELECT gen_random_uuid(), customer_id, :reward, 1, id, now() FROM entry;
 INSERT INTO event_outbox (id, topic, customer_id, subject_id, created_at)
   SELECT gen_random_uuid(), 'POINTS_CHANGED', id, id, now() FROM customer WHERE external_ref = 'BENCH-' || :n;
 COMMIT;

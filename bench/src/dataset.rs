@@ -23,11 +23,17 @@ pub struct Shopper {
 
 impl Shopper {
     /// Draws a shopper whose first purchase falls in `0..days`; `rate_scale` shifts
-    /// everyone's purchase rate (the dataset tunes it to hit an interaction count).
-    pub fn draw(rng: &mut impl Rng, days: i32, rate_scale: f64) -> Self {
+    /// everyone's purchase rate (the dataset tunes it to hit an interaction count), and
+    /// the drop-out chance is drawn from `drop_out`.
+    pub fn draw(
+        rng: &mut impl Rng,
+        days: i32,
+        rate_scale: f64,
+        drop_out: std::ops::Range<f64>,
+    ) -> Self {
         Self {
             weekly_rate: rng.random_range(-3.0f64..1.0).exp() * rate_scale,
-            drop_out: rng.random_range(0.02..0.6),
+            drop_out: rng.random_range(drop_out),
             usual_spend_e4: rng.random_range(20_0000..300_0000),
             first_day: rng.random_range(0..days),
         }
@@ -56,6 +62,9 @@ impl Shopper {
 
 /// Two years of history, ending now.
 pub const DAYS: i32 = 730;
+/// Loyal enough that two years hold about ten interactions per customer: with drop-out
+/// chances up to 0.6 the mean customer buys at most about six times, however often.
+const DROP_OUT: std::ops::Range<f64> = 0.005..0.3;
 /// A tenth of the customers never bought: prospects from a campaign or a shop's form.
 const PROSPECT_SHARE: f64 = 0.1;
 /// Besides purchases: visits, service contacts, surveys, campaign responses…
@@ -94,7 +103,7 @@ fn interactions_of(seed: u64, index: u64, rate_scale: f64) -> u64 {
     if rng.random_bool(PROSPECT_SHARE) {
         return 0;
     }
-    let shopper = Shopper::draw(&mut rng, DAYS, rate_scale);
+    let shopper = Shopper::draw(&mut rng, DAYS, rate_scale, DROP_OUT);
     let purchases = shopper.purchase_days(&mut rng, DAYS).len();
     (purchases + engagements(purchases)) as u64 + (purchases as f64 * REFUND_CHANCE) as u64
 }
@@ -154,7 +163,7 @@ pub fn write(dir: &Path, customers: u64, interactions: u64, seed: u64) -> anyhow
         let reference = format!("BENCH-{}", index + 1);
         let mut rng = customer_rng(seed, index);
         let prospect = rng.random_bool(PROSPECT_SHARE);
-        let shopper = Shopper::draw(&mut rng, DAYS, rate_scale);
+        let shopper = Shopper::draw(&mut rng, DAYS, rate_scale, DROP_OUT);
         let purchases = if prospect {
             Vec::new()
         } else {
@@ -232,7 +241,8 @@ pub fn write(dir: &Path, customers: u64, interactions: u64, seed: u64) -> anyhow
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "wrote {customers} customers and {written} interactions to {}",
+        "wrote {customers} customers and {written} interactions to {} \
+         (purchase rates scaled by {rate_scale:.3})",
         dir.display()
     )?;
     Ok(())

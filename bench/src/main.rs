@@ -172,7 +172,7 @@ fn churn_fit(customers: u32, days: i32) -> anyhow::Result<()> {
     let mut population = Population::sampling(u64::from(customers));
     let mut distinct = std::collections::HashSet::new();
     for _ in 0..customers {
-        let shopper = Shopper::draw(&mut rng, days, 1.0);
+        let shopper = Shopper::draw(&mut rng, days, 1.0, 0.02..0.6);
         let purchases = shopper.purchase_days(&mut rng, days);
         let first = shopper.first_day;
         let (mut last, mut repeats, mut spend) = (first, 0, 0i64);

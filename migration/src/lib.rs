@@ -18,6 +18,7 @@ mod m20261124_000002_event_outbox;
 mod m20261125_000001_segment_indexes;
 mod m20261125_000002_event_positions;
 mod m20261126_000001_churn_inputs;
+mod m20261127_000001_last_purchase_desc_index;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_segment_indexes::Migration),
             Box::new(m20261125_000002_event_positions::Migration),
             Box::new(m20261126_000001_churn_inputs::Migration),
+            Box::new(m20261127_000001_last_purchase_desc_index::Migration),
         ]
     }
 }

@@ -436,7 +436,11 @@ pub struct FullRunInstants {
 pub struct CurrentChurnModel;
 
 fn first_request(first: u64) -> PageRequest {
-    PageRequest { first, after: None }
+    PageRequest {
+        first,
+        after: None,
+        count_total: true,
+    }
 }
 
 /// Loads first pages for `(customer, page size)` keys with one `load` per distinct size.

@@ -339,10 +339,14 @@ pub async fn list(
             condition = condition.add(p_alive().lte(max));
         }
     }
-    let total = customer::Entity::find()
-        .filter(condition.clone())
-        .count(db)
-        .await?;
+    let total = if page.count_total {
+        customer::Entity::find()
+            .filter(condition.clone())
+            .count(db)
+            .await?
+    } else {
+        0
+    };
     let mut query = customer::Entity::find().filter(condition);
     if let Some(cursor) = &page.after {
         let value = order.cursor_value(cursor)?;
@@ -360,8 +364,15 @@ pub async fn list(
     } else {
         Order::Asc
     };
+    // Customers without a value come last either way. Only a nullable column says so:
+    // `NULLS LAST` on a column that has no NULLs still keeps Postgres from walking the
+    // index backwards, and every descending page would sort the whole table.
+    let query = if order.nullable() {
+        query.order_by_with_nulls(order.column(), direction.clone(), NullOrdering::Last)
+    } else {
+        query.order_by(order.column(), direction.clone())
+    };
     let rows = query
-        .order_by_with_nulls(order.column(), direction.clone(), NullOrdering::Last)
         .order_by(customer::Column::Id, direction)
         .limit(page.first + 1)
         .all(db)

@@ -23,6 +23,9 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 pub struct PageRequest {
     pub first: u64,
     pub after: Option<Cursor>,
+    /// Whether the connection's `totalCount` was asked for: counting a million customers
+    /// costs more than the page itself, so it is done only then.
+    pub count_total: bool,
 }
 
 impl PageRequest {
@@ -42,7 +45,11 @@ impl PageRequest {
             Some(n) => n as u64,
         };
         let after = after.map(|text| Cursor::decode(text, order)).transpose()?;
-        Ok(Self { first, after })
+        Ok(Self {
+            first,
+            after,
+            count_total: true,
+        })
     }
 }
 
@@ -203,7 +210,11 @@ where
     E::Model: Send + Sync,
 {
     use sea_orm::{Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
-    let total = E::find().filter(condition.clone()).count(db).await?;
+    let total = if page.count_total {
+        E::find().filter(condition.clone()).count(db).await?
+    } else {
+        0
+    };
     let mut query = E::find().filter(condition);
     if let Some(cursor) = &page.after {
         let at = cursor_instant(cursor)?;

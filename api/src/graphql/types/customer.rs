@@ -289,7 +289,8 @@ pub async fn list_customers(
     after: Option<String>,
 ) -> Result<CustomerConnection> {
     let order = order.unwrap_or_default();
-    let request = PageRequest::new(first, after.as_deref(), &order.name()).gql()?;
+    let mut request = PageRequest::new(first, after.as_deref(), &order.name()).gql()?;
+    request.count_total = ctx.look_ahead().field("totalCount").exists();
     let db = ctx.data::<crate::store::Db>()?;
     let page = store::list(db.conn(), &filter, order, &request)
         .await
