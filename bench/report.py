@@ -64,7 +64,7 @@ print()
 for name, result in {"typename": typename, **results}.items():
     if result["success"] < 1 or result["ok"] == 0:
         print(f"**{name}: only {result['success']:.1%} of requests succeeded**")
-print(f"- import ({(out / 'import.log').read_text().strip()}): {times['import']:.0f} s")
+print(f"- {(out / 'import.log').read_text().splitlines()[0]}")
 print(f"- evaluation run, first after the import: {times['evaluation_first']:.1f} s; "
       f"steady state: {times['evaluation_steady']:.1f} s (target < 60 s)")
 for log in ["segment-count.log", "fanout.log"]:

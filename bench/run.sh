@@ -8,6 +8,8 @@
 # Needs Postgres at 127.0.0.1:5432 (trust auth, user postgres) and pgbench; installs oha
 # with cargo when it is missing. Sizes and durations can be changed, e.g.
 #   CUSTOMERS=100000 INTERACTIONS=1000000 DURATION=10s bench/run.sh
+# and REUSE_DATA=1 keeps the database and the import and evaluation timings of the last
+# run, to measure the workloads again after a change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +28,10 @@ OUT=bench/results
 export DATABASE_URL=$PG/$DB
 export JWT_SECRET=${JWT_SECRET:-tierwise-bench-secret-not-for-production}
 export RUST_LOG=${RUST_LOG:-warn}
+REUSE_DATA=${REUSE_DATA:-}
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.pgbench "$OUT"/*.log "$OUT"/timings.txt
+rm -f "$OUT"/*.json "$OUT"/*.pgbench "$OUT"/server.log "$OUT"/fanout.log "$OUT"/segment-count.log
+[ -n "$REUSE_DATA" ] || rm -f "$OUT"/timings.txt "$OUT"/import.log "$OUT"/evaluation-*.log
 
 say() { printf '\n== %s\n' "$*" >&2; }
 timed() { # timed NAME COMMAND…: runs it, appends "NAME seconds" to timings.txt
@@ -52,20 +56,23 @@ say "machine"
   echo "commit: $(git rev-parse --short HEAD)"
 } | tee "$OUT/machine.txt"
 
-say "data: $CUSTOMERS customers, about $INTERACTIONS interactions"
-if [ ! -f "$DATA/points.csv" ]; then
-  $BIN/tierwise-bench generate --dir "$DATA" --customers "$CUSTOMERS" --interactions "$INTERACTIONS"
-fi
-psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-$BIN/tierwise migrate >/dev/null
-timed import $BIN/tierwise import --quiet --customers "$DATA/customers.csv" \
-  --interactions "$DATA/interactions.csv" --points "$DATA/points.csv" | tee "$OUT/import.log"
-psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
+if [ -z "$REUSE_DATA" ]; then
+  say "data: $CUSTOMERS customers, about $INTERACTIONS interactions"
+  if [ ! -f "$DATA/points.csv" ]; then
+    $BIN/tierwise-bench generate --dir "$DATA" --customers "$CUSTOMERS" --interactions "$INTERACTIONS"
+  fi
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+  $BIN/tierwise migrate >/dev/null
+  timed import $BIN/tierwise import --quiet --customers "$DATA/customers.csv" \
+    --interactions "$DATA/interactions.csv" --points "$DATA/points.csv" | tee "$OUT/import.log"
+  psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
 
-say "evaluation runs: the first after the import, then the steady state"
-timed evaluation_first $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-first.log"
-timed evaluation_steady $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-steady.log"
-psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
+  say "evaluation runs: the first after the import, then the steady state"
+  timed evaluation_first $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-first.log"
+  timed evaluation_steady $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-steady.log"
+  psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
+
+fi
 
 say "serving"
 LISTEN_ADDR=$ADDR env -u EVALUATION_SCHEDULE $BIN/tierwise serve >"$OUT/server.log" 2>&1 &
@@ -86,8 +93,8 @@ CUSTOMER=$(sql "SELECT customer_id FROM points_entry GROUP BY customer_id ORDER 
 ME=$(token --role customer --customer-id "$CUSTOMER")
 REWARD=$(gql "$ADMIN" '{"query":"mutation { createReward(input: { name: \"Bench coffee\", costPoints: 1 }) { id } }"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createReward"]["id"])')
-REWARD_ROW=$(sql "SELECT id FROM reward WHERE name = 'Bench coffee'")
-SEGMENT=$(gql "$STAFF" '{"query":"mutation { createSegment(input: { name: \"VIPs in Shanghai gone quiet\", kind: DYNAMIC, rule: { all: [ { field: \"tier\", op: \"eq\", value: \"vip\" }, { field: \"region\", op: \"eq\", value: \"Shanghai\" }, { field: \"recencyDays\", op: \"gt\", value: 90 } ] } }) { id } }"}' |
+REWARD_ROW=$(sql "SELECT id FROM reward WHERE name = 'Bench coffee' ORDER BY created_at DESC LIMIT 1")
+SEGMENT=$(gql "$STAFF" '{"query":"mutation { createSegment(input: { name: \"VIPs in Shanghai gone quiet '"$(date +%s)"'\", kind: DYNAMIC, rule: { all: [ { field: \"tier\", op: \"eq\", value: \"vip\" }, { field: \"region\", op: \"eq\", value: \"Shanghai\" }, { field: \"recencyDays\", op: \"gt\", value: 90 } ] } }) { id } }"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createSegment"]["id"])')
 
 # Request bodies: one per line for oha -Z, so that writes spread over many customers.

@@ -1,9 +1,11 @@
-//! Benchmarks for Tierwise (see BENCHMARKS.md for the commands and the results):
+//! The parts of the benchmarks that need code (`bench/run.sh` runs them all and
+//! BENCHMARKS.md has the results):
 //!
-//! - `seed`: fills a Postgres database with a synthetic population, generated in SQL;
-//! - `evaluate`: times an evaluation run over it, in process;
-//! - `record`: measures `recordInteraction` latency against a running server with many
-//!   concurrent clients.
+//! - `generate`: a synthetic customer base as CSV files for `tierwise import`;
+//! - `evaluate` and `scan`: an evaluation run, or its population scan alone, in process;
+//! - `segment-count`: a segment's `memberCount` query;
+//! - `fanout`: one tier change reaching thousands of WebSocket subscribers;
+//! - `churn-fit`: the churn and spend model fit over a simulated population.
 
 mod dataset;
 
@@ -40,16 +42,6 @@ enum Command {
         interactions: u64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
-    },
-    /// Create N customers with M interactions in all (Postgres; generated in SQL).
-    Seed {
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
-        #[arg(long, default_value_t = 1_000_000)]
-        customers: i64,
-        /// Interactions per customer.
-        #[arg(long, default_value_t = 10)]
-        per_customer: i64,
     },
     /// Time one evaluation run over the whole database.
     Evaluate {
@@ -101,22 +93,6 @@ enum Command {
         #[arg(long, default_value_t = 547)]
         days: i32,
     },
-    /// Record purchases for random seeded customers from many clients at once.
-    Record {
-        /// The server's GraphQL endpoint.
-        #[arg(long, default_value = "http://127.0.0.1:8000/graphql")]
-        url: String,
-        /// The server's HS256 secret (JWT_SECRET), to sign a staff token.
-        #[arg(long, env = "JWT_SECRET")]
-        secret: String,
-        #[arg(long, default_value_t = 32)]
-        clients: usize,
-        #[arg(long, default_value_t = 200)]
-        requests_per_client: usize,
-        /// Seeded customers are `BENCH-1` … `BENCH-<customers>`.
-        #[arg(long, default_value_t = 1_000_000)]
-        customers: i64,
-    },
 }
 
 #[tokio::main]
@@ -128,11 +104,6 @@ async fn main() -> anyhow::Result<()> {
             interactions,
             seed,
         } => dataset::write(&dir, customers, interactions, seed),
-        Command::Seed {
-            database_url,
-            customers,
-            per_customer,
-        } => seed(&database_url, customers, per_customer).await,
         Command::Evaluate { database_url } => evaluate(&database_url).await,
         Command::Scan {
             database_url,
@@ -150,13 +121,6 @@ async fn main() -> anyhow::Result<()> {
             subscribers,
             server_pid,
         } => fanout(&url, &secret, subscribers, server_pid).await,
-        Command::Record {
-            url,
-            secret,
-            clients,
-            requests_per_client,
-            customers,
-        } => record(&url, &secret, clients, requests_per_client, customers).await,
         Command::ChurnFit { customers, days } => churn_fit(customers, days),
     }
 }
@@ -222,67 +186,6 @@ async fn connect(database_url: &str) -> anyhow::Result<Db> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(db)
-}
-
-async fn seed(database_url: &str, customers: i64, per_customer: i64) -> anyhow::Result<()> {
-    if !database_url.starts_with("postgres") {
-        bail!("seed generates data with Postgres SQL; give a postgres:// URL");
-    }
-    let db = connect(database_url).await?;
-    let conn = db.conn();
-    let started = Instant::now();
-    let chunk = 100_000;
-    let mut from = 1;
-    while from <= customers {
-        let to = (from + chunk - 1).min(customers);
-        // Customers start in the lowest tier, like real new customers.
-        conn.execute_unprepared(&format!(
-            "INSERT INTO customer (id, external_ref, name, kind, region, attributes,
-                 lifecycle_stage, tier_id, referral_code, metrics_as_of, created_at, updated_at)
-             SELECT gen_random_uuid(), 'BENCH-' || i, 'Bench customer ' || i,
-                 CASE WHEN i % 5 = 0 THEN 'BUSINESS' ELSE 'INDIVIDUAL' END,
-                 -- 20 regions, the first ones the biggest, as in a real customer base.
-                 (ARRAY['Shanghai','Beijing','Guangzhou','Shenzhen','Hangzhou','Chengdu',
-                   'Wuhan','Nanjing','Xi''an','Chongqing','Tianjin','Suzhou','Qingdao',
-                   'Dalian','Xiamen','Changsha','Kunming','Harbin','Shenyang','Ningbo'])
-                   [1 + floor(power(random(), 2) * 20)::int],
-                 jsonb_build_object('companySize', (ARRAY[10, 50, 200, 1000])[1 + floor(random() * 4)::int]),
-                 'PROSPECT', (SELECT id FROM tier ORDER BY rank LIMIT 1), 'B' || i, now(), now(), now()
-             FROM generate_series({from}, {to}) AS i"
-        ))
-        .await?;
-        // Purchases dominate; amounts and dates spread over a year and a half.
-        conn.execute_unprepared(&format!(
-            "INSERT INTO interaction (id, customer_id, kind, occurred_at, amount_e4, rating,
-                 recorded_by, recorded_at)
-             SELECT gen_random_uuid(), c.id, k.kind,
-                 now() - (random() * 540) * interval '1 day',
-                 CASE WHEN k.kind IN ('PURCHASE', 'REFUND', 'SHIPMENT', 'PAYMENT')
-                      THEN (10000 + floor(random() * 20000000))::bigint END,
-                 CASE WHEN k.kind = 'SURVEY' THEN floor(random() * 11)::int END,
-                 'bench', now()
-             FROM customer c
-             CROSS JOIN generate_series(1, {per_customer}) AS n
-             CROSS JOIN LATERAL (SELECT (ARRAY['PURCHASE','PURCHASE','PURCHASE','PURCHASE',
-                 'PURCHASE','VISIT','SERVICE_CONTACT','SURVEY','REFUND','CAMPAIGN_RESPONSE'])
-                 [1 + floor(random() * 10)::int + (n * 0)] AS kind) k
-             WHERE c.external_ref IN (SELECT 'BENCH-' || i FROM generate_series({from}, {to}) AS i)"
-        ))
-        .await?;
-        println!(
-            "seeded customers {from}..={to} ({:.0?} so far)",
-            started.elapsed()
-        );
-        from = to + 1;
-    }
-    conn.execute_unprepared("ANALYZE customer; ANALYZE interaction")
-        .await?;
-    println!(
-        "seeded {customers} customers and {} interactions in {:.1?}",
-        customers * per_customer,
-        started.elapsed()
-    );
-    Ok(())
 }
 
 async fn evaluate(database_url: &str) -> anyhow::Result<()> {
@@ -573,71 +476,5 @@ async fn fanout(
             (after.saturating_sub(before)) as f64 / connected.max(1) as f64
         );
     }
-    Ok(())
-}
-
-async fn record(
-    url: &str,
-    secret: &str,
-    clients: usize,
-    requests_per_client: usize,
-    customers: i64,
-) -> anyhow::Result<()> {
-    let token = staff_token(secret)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()?;
-    let query = "mutation($in: RecordInteractionInput!) { recordInteraction(input: $in) { pointsEarned duplicate } }";
-    let started = Instant::now();
-    let workers = (0..clients).map(|_| {
-        let client = client.clone();
-        let token = token.clone();
-        async move {
-            let mut latencies = Vec::with_capacity(requests_per_client);
-            for _ in 0..requests_per_client {
-                let (customer, cents) = {
-                    let mut rng = rand::rng();
-                    (
-                        rng.random_range(1..=customers),
-                        rng.random_range(100..100_000),
-                    )
-                };
-                let body = serde_json::json!({ "query": query, "variables": { "in": {
-                    "customerExternalRef": format!("BENCH-{customer}"),
-                    "kind": "PURCHASE",
-                    "amount": format!("{}.{:02}", cents / 100, cents % 100),
-                } } });
-                let sent = Instant::now();
-                let response = client
-                    .post(url)
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-                    .await?;
-                let reply: serde_json::Value = response.json().await?;
-                latencies.push(sent.elapsed());
-                if reply.get("errors").is_some() {
-                    bail!("request failed: {reply}");
-                }
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }
-    });
-    let mut latencies: Vec<Duration> = Vec::new();
-    for result in join_all(workers).await {
-        latencies.extend(result?);
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1)];
-    println!(
-        "{} recordInteraction calls from {clients} clients in {elapsed:.1?} ({:.0}/s): p50 {:.1?}, p90 {:.1?}, p99 {:.1?}, max {:.1?}",
-        latencies.len(),
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        at(1.0),
-    );
     Ok(())
 }

@@ -266,6 +266,24 @@ fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> Uuid) -> Vec<Uuid> {
     keys.iter().map(|k| id(*k)).collect()
 }
 
+/// `found`, plus `empty` for every key the store found nothing for. The cache keeps only
+/// what a load returns: without an entry, the resolver of a customer with no tags (no
+/// ledger, no segments…) misses it and starts another batch, with its delay.
+fn every_key<K, V>(
+    keys: &[K],
+    found: impl IntoIterator<Item = (K, V)>,
+    empty: impl Fn(&K) -> V,
+) -> HashMap<K, V>
+where
+    K: Clone + Eq + std::hash::Hash,
+{
+    let mut values: HashMap<K, V> = found.into_iter().collect();
+    for key in keys {
+        values.entry(key.clone()).or_insert_with(|| empty(key));
+    }
+    values
+}
+
 impl Loader<TierById> for StoreLoader {
     type Value = tier::Model;
     type Error = Arc<DomainError>;
@@ -306,10 +324,13 @@ impl Loader<TagsOfCustomer> for StoreLoader {
 
     async fn load(&self, keys: &[TagsOfCustomer]) -> LoadResult<TagsOfCustomer, Vec<String>> {
         let found = customers::tags_of(self.db.conn(), &ids(keys, |k| k.0)).await?;
-        Ok(found
-            .into_iter()
-            .map(|(id, tags)| (TagsOfCustomer(id), tags))
-            .collect())
+        Ok(every_key(
+            keys,
+            found
+                .into_iter()
+                .map(|(id, tags)| (TagsOfCustomer(id), tags)),
+            |_| Vec::new(),
+        ))
     }
 }
 
@@ -358,10 +379,13 @@ impl Loader<SegmentsOfCustomer> for StoreLoader {
         keys: &[SegmentsOfCustomer],
     ) -> LoadResult<SegmentsOfCustomer, Vec<segment::Model>> {
         let found = segments::segments_of(self.db.conn(), &ids(keys, |k| k.0)).await?;
-        Ok(found
-            .into_iter()
-            .map(|(id, list)| (SegmentsOfCustomer(id), list))
-            .collect())
+        Ok(every_key(
+            keys,
+            found
+                .into_iter()
+                .map(|(id, list)| (SegmentsOfCustomer(id), list)),
+            |_| Vec::new(),
+        ))
     }
 }
 
@@ -382,10 +406,13 @@ impl Loader<LedgerLots> for StoreLoader {
 
     async fn load(&self, keys: &[LedgerLots]) -> LoadResult<LedgerLots, Self::Value> {
         let found = points::ledgers_of(self.db.conn(), &ids(keys, |k| k.0)).await?;
-        Ok(found
-            .into_iter()
-            .map(|(id, ledger)| (LedgerLots(id), ledger))
-            .collect())
+        Ok(every_key(
+            keys,
+            found
+                .into_iter()
+                .map(|(id, ledger)| (LedgerLots(id), ledger)),
+            |_| Vec::new(),
+        ))
     }
 }
 
@@ -399,10 +426,11 @@ impl Loader<ReferralsBy> for StoreLoader {
 
     async fn load(&self, keys: &[ReferralsBy]) -> LoadResult<ReferralsBy, Self::Value> {
         let found = referrals::made_by(self.db.conn(), &ids(keys, |k| k.0)).await?;
-        Ok(found
-            .into_iter()
-            .map(|(id, made)| (ReferralsBy(id), made))
-            .collect())
+        Ok(every_key(
+            keys,
+            found.into_iter().map(|(id, made)| (ReferralsBy(id), made)),
+            |_| Vec::new(),
+        ))
     }
 }
 
@@ -443,6 +471,11 @@ fn first_request(first: u64) -> PageRequest {
     }
 }
 
+/// The first page of a customer who has no rows.
+fn empty_page<M>(first: u64) -> Page<M> {
+    Page::from_overfetch(Vec::new(), &first_request(first), 0)
+}
+
 /// Loads first pages for `(customer, page size)` keys with one `load` per distinct size.
 async fn pages_by_size<M, Fut>(
     keys: impl Iterator<Item = (Uuid, u64)>,
@@ -478,10 +511,13 @@ impl Loader<TierHistoryOf> for StoreLoader {
             |ids, request| async move { tier_changes::first_pages(conn, &ids, &request).await },
         )
         .await?;
-        Ok(pages
-            .into_iter()
-            .map(|(customer, first, page)| (TierHistoryOf { customer, first }, page))
-            .collect())
+        Ok(every_key(
+            keys,
+            pages
+                .into_iter()
+                .map(|(customer, first, page)| (TierHistoryOf { customer, first }, page)),
+            |key| empty_page(key.first),
+        ))
     }
 }
 
@@ -496,10 +532,13 @@ impl Loader<LedgerOf> for StoreLoader {
             |ids, request| async move { points::first_pages(conn, &ids, &request).await },
         )
         .await?;
-        Ok(pages
-            .into_iter()
-            .map(|(customer, first, page)| (LedgerOf { customer, first }, page))
-            .collect())
+        Ok(every_key(
+            keys,
+            pages
+                .into_iter()
+                .map(|(customer, first, page)| (LedgerOf { customer, first }, page)),
+            |key| empty_page(key.first),
+        ))
     }
 }
 
@@ -535,7 +574,7 @@ impl Loader<InteractionsOf> for StoreLoader {
                 )
             }));
         }
-        Ok(result)
+        Ok(every_key(keys, result, |key| empty_page(key.first)))
     }
 }
 
