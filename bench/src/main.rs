@@ -9,12 +9,11 @@
 
 mod dataset;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use futures_util::future::join_all;
-use rand::Rng;
 use sea_orm::ConnectionTrait;
 use tierwise_api::auth::{Claims, JwtKeys};
 use tierwise_api::jobs::evaluation::{self, Quiet, RunRequest};
@@ -429,13 +428,19 @@ async fn fanout(
             ready.send(()).await.ok()?;
             drop(ready);
             while let Some(Ok(message)) = socket.next().await {
-                if let Message::Text(text) = message
-                    && text.contains("\"next\"")
-                {
-                    return Some(started.get()?.elapsed());
+                match message {
+                    Message::Text(text) if text.contains("\"next\"") => {
+                        return Some(Ok(started.get()?.elapsed()));
+                    }
+                    // Anything else the server says instead is why this one missed it.
+                    Message::Text(text) if !text.contains("\"ping\"") => {
+                        return Some(Err(text.to_string()));
+                    }
+                    Message::Close(frame) => return Some(Err(format!("closed: {frame:?}"))),
+                    _ => {}
                 }
             }
-            None
+            Some(Err("the connection ended".into()))
         }));
     }
     drop(ready_tx);
@@ -452,11 +457,22 @@ async fn fanout(
         serde_json::json!({ "id": customer }),
     )
     .await?;
-    let mut latencies: Vec<std::time::Duration> = join_all(tasks)
+    let outcomes: Vec<Result<std::time::Duration, String>> = join_all(tasks)
         .await
         .into_iter()
         .filter_map(|r| r.ok().flatten())
         .collect();
+    let mut missed: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut latencies = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        match outcome {
+            Ok(latency) => latencies.push(latency),
+            Err(why) => *missed.entry(why.chars().take(160).collect()).or_default() += 1,
+        }
+    }
+    for (why, count) in &missed {
+        println!("{count} subscribers missed the change: {why}");
+    }
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     anyhow::ensure!(!latencies.is_empty(), "no subscriber received the change");

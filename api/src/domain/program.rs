@@ -401,13 +401,15 @@ mod tests {
 
     #[test]
     fn weights_must_not_all_be_zero() {
-        let mut model = ScoringModel::default();
-        model.weights = Weights {
-            recency: 0.0,
-            frequency: 0.0,
-            monetary: 0.0,
-            engagement: 0.0,
-            nps: 0.0,
+        let model = ScoringModel {
+            weights: Weights {
+                recency: 0.0,
+                frequency: 0.0,
+                monetary: 0.0,
+                engagement: 0.0,
+                nps: 0.0,
+            },
+            ..ScoringModel::default()
         };
         let error = model.validate().unwrap_err().to_string();
         assert!(error.contains("input.weights"), "{error}");
