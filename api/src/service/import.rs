@@ -119,19 +119,17 @@ pub async fn import(
         refuse(&mut session, sql::UNKNOWN_REFERRER, file, unknown).await?;
         redraw_taken_referral_codes(&mut session).await?;
     }
-    if let Some(file) = &interactions {
-        let unknown = "customer_ref names no customer";
-        refuse(
-            &mut session,
-            sql::UNKNOWN_CUSTOMER_IN_INTERACTIONS,
-            file,
-            unknown,
-        )
-        .await?;
+    let unknown = "customer_ref names no customer";
+    for (file, staged) in [
+        (&interactions, &staging::INTERACTIONS),
+        (&points, &staging::POINTS),
+    ] {
+        if let Some(file) = file {
+            let check = sql::unknown_customers_in(staged.table);
+            refuse(&mut session, &check, file, unknown).await?;
+        }
     }
     if let Some(file) = &points {
-        let unknown = "customer_ref names no customer";
-        refuse(&mut session, sql::UNKNOWN_CUSTOMER_IN_POINTS, file, unknown).await?;
         let negative = "the balance would fall below 0 here (balance after the entry shown)";
         refuse(&mut session, &sql::negative_balances(), file, negative).await?;
     }

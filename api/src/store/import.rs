@@ -359,12 +359,18 @@ pub mod sql {
         FROM import_customer s JOIN customer c ON c.id = s.id
         JOIN customer r ON r.id = c.referred_by_id";
 
-    pub const UNKNOWN_CUSTOMER_IN_INTERACTIONS: &str = "
-        SELECT s.line, s.customer_ref FROM import_interaction s
-        WHERE NOT EXISTS (SELECT 1 FROM customer c
-                          WHERE c.external_ref = s.customer_ref AND c.erased_at IS NULL)
-          AND NOT EXISTS (SELECT 1 FROM import_customer n WHERE n.external_ref = s.customer_ref)
-        ORDER BY s.line LIMIT 5";
+    /// Lines of a staged `table` whose `customer_ref` is no stored (unerased) customer and
+    /// no customer of this import.
+    pub fn unknown_customers_in(table: &str) -> String {
+        format!(
+            "SELECT s.line, s.customer_ref FROM {table} s
+             WHERE NOT EXISTS (SELECT 1 FROM customer c
+                               WHERE c.external_ref = s.customer_ref AND c.erased_at IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM import_customer n
+                               WHERE n.external_ref = s.customer_ref)
+             ORDER BY s.line LIMIT 5"
+        )
+    }
 
     pub const INSERT_INTERACTIONS: &str = "
         INSERT INTO interaction (id, customer_id, kind, occurred_at, amount_e4, currency,
@@ -382,13 +388,6 @@ pub mod sql {
           AND referee_id IN (SELECT c.id FROM import_interaction s
                              JOIN customer c ON c.external_ref = s.customer_ref
                              WHERE s.kind = 'PURCHASE')";
-
-    pub const UNKNOWN_CUSTOMER_IN_POINTS: &str = "
-        SELECT s.line, s.customer_ref FROM import_points s
-        WHERE NOT EXISTS (SELECT 1 FROM customer c
-                          WHERE c.external_ref = s.customer_ref AND c.erased_at IS NULL)
-          AND NOT EXISTS (SELECT 1 FROM import_customer n WHERE n.external_ref = s.customer_ref)
-        ORDER BY s.line LIMIT 5";
 
     /// Entries apply in time order (then file order) on top of the balance before the
     /// import: a stored customer's, or 0 for a new one (whose row already holds the sum).
