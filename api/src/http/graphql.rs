@@ -55,7 +55,20 @@ async fn execute(
         Err(error) => return error_response(StatusCode::UNAUTHORIZED, error),
     };
     let request = crate::graphql::prepare(request, principal, &state.db);
-    let mut response = state.schema.execute(request).await;
+    // The operation runs to its end even when the client goes away. Dropped halfway, it
+    // would drop its database work mid-statement: a mutation may be committed or not
+    // depending on the instant, and a `BEGIN` cancelled in flight leaves its pooled
+    // connection inside a transaction sqlx does not know about (the bench's aborted
+    // requests showed it as "there is already a transaction in progress").
+    let schema = state.schema.clone();
+    let mut response = match tokio::spawn(async move { schema.execute(request).await }).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "a GraphQL operation failed");
+            let error = DomainError::Internal(anyhow::anyhow!("{error}"));
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, error);
+        }
+    };
     ensure_codes(&mut response);
     GraphQLResponse::from(response).into_response()
 }
