@@ -87,7 +87,9 @@ pub async fn redeem(
             {
                 return idempotency::replay(previous, |id| rewards::find_redemption(txn, id)).await;
             }
-            let reward = rewards::find_for_update(txn, reward_id)
+            // Not locked: every redemption of a popular reward would queue on its row.
+            // Stock is taken by one conditional update (`take_one`), exact under races.
+            let reward = rewards::find(txn, reward_id)
                 .await?
                 .ok_or_else(|| DomainError::not_found("reward"))?;
             if !reward.active {
