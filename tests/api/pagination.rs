@@ -310,6 +310,21 @@ async fn nested_pages_cost_a_bounded_number_of_statements(app: TestApp) {
         costs[1] <= 18,
         "count, page, tiers, tags, member counts, latest run, two per history, interaction and ledger list: {costs:?}"
     );
+
+    // Without `totalCount`, nothing is counted: the customers' count and the three
+    // histories' counts are statements saved (the `all:` list, only a count, is gone too).
+    let uncounted = query
+        .replace("all: interactions { totalCount }", "")
+        .replace("totalCount ", "");
+    let before = app.db.statement_count();
+    let data = app.ok(&uncounted, json!({ "first": 50 })).await;
+    let cost = app.db.statement_count() - before;
+    assert_eq!(data["customers"]["nodes"].as_array().unwrap().len(), 50);
+    assert!(data["customers"]["nodes"][0]["pointsLedger"]["nodes"][0]["delta"].is_i64());
+    assert!(
+        cost + 4 <= costs[1],
+        "without totalCount: {cost} statements, with: {costs:?}"
+    );
 }
 
 /// Member counts of a page of segments, and the segments of a page of customers, cost

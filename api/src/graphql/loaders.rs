@@ -146,6 +146,7 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
                 .load_many(customers.iter().map(|c| TierHistoryOf {
                     customer: c.id,
                     first,
+                    counted: counts(&field),
                 }))
                 .await
                 .gql()?;
@@ -163,6 +164,7 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
                 .load_many(customers.iter().map(|c| LedgerOf {
                     customer: c.id,
                     first,
+                    counted: counts(&field),
                 }))
                 .await
                 .gql()?;
@@ -177,6 +179,7 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
                 .load_many(customers.iter().map(|c| InteractionsOf {
                     customer: c.id,
                     first,
+                    counted: counts(&field),
                     kinds: kinds.clone(),
                 }))
                 .await
@@ -203,6 +206,13 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
 
 /// The page size a connection field asks for, when it asks for a first page (no
 /// `after`); invalid sizes are left for the resolver to report.
+/// Whether a connection field selects `totalCount`.
+fn counts(field: &async_graphql::SelectionField<'_>) -> bool {
+    field
+        .selection_set()
+        .any(|selected| selected.name() == "totalCount")
+}
+
 fn first_page_size(arguments: &[(Name, Value)]) -> Result<Option<u64>> {
     let argument = |name: &str| arguments.iter().find(|(n, _)| n.as_str() == name);
     if argument("after").is_some_and(|(_, v)| *v != Value::Null) {
@@ -394,6 +404,8 @@ impl Loader<SegmentsOfCustomer> for StoreLoader {
 pub struct TierHistoryOf {
     pub customer: Uuid,
     pub first: u64,
+    /// Whether `totalCount` is selected: the count is a statement of its own.
+    pub counted: bool,
 }
 
 /// A customer's whole ledger, oldest first, for lot accounting (points about to expire).
@@ -439,6 +451,7 @@ impl Loader<ReferralsBy> for StoreLoader {
 pub struct LedgerOf {
     pub customer: Uuid,
     pub first: u64,
+    pub counted: bool,
 }
 
 /// The first page of a customer's interactions of some kinds (all when empty).
@@ -446,6 +459,7 @@ pub struct LedgerOf {
 pub struct InteractionsOf {
     pub customer: Uuid,
     pub first: u64,
+    pub counted: bool,
     pub kinds: Vec<InteractionKind>,
 }
 
@@ -463,38 +477,39 @@ pub struct FullRunInstants {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CurrentChurnModel;
 
-fn first_request(first: u64) -> PageRequest {
+fn first_request(first: u64, counted: bool) -> PageRequest {
     PageRequest {
         first,
         after: None,
-        count_total: true,
+        count_total: counted,
     }
 }
 
 /// The first page of a customer who has no rows.
 fn empty_page<M>(first: u64) -> Page<M> {
-    Page::from_overfetch(Vec::new(), &first_request(first), 0)
+    Page::from_overfetch(Vec::new(), &first_request(first, false), 0)
 }
 
-/// Loads first pages for `(customer, page size)` keys with one `load` per distinct size.
+/// Loads first pages for `(customer, page size, counted)` keys with one `load` per
+/// distinct size and counting.
 async fn pages_by_size<M, Fut>(
-    keys: impl Iterator<Item = (Uuid, u64)>,
+    keys: impl Iterator<Item = (Uuid, u64, bool)>,
     load: impl Fn(Vec<Uuid>, PageRequest) -> Fut,
-) -> Result<Vec<(Uuid, u64, Page<M>)>, Arc<DomainError>>
+) -> Result<Vec<(Uuid, u64, bool, Page<M>)>, Arc<DomainError>>
 where
     Fut: std::future::Future<Output = crate::domain::DomainResult<HashMap<Uuid, Page<M>>>>,
 {
-    let mut by_size: HashMap<u64, Vec<Uuid>> = HashMap::new();
-    for (customer, first) in keys {
-        by_size.entry(first).or_default().push(customer);
+    let mut by_shape: HashMap<(u64, bool), Vec<Uuid>> = HashMap::new();
+    for (customer, first, counted) in keys {
+        by_shape.entry((first, counted)).or_default().push(customer);
     }
     let mut result = Vec::new();
-    for (first, ids) in by_size {
-        let pages = load(ids, first_request(first)).await?;
+    for ((first, counted), ids) in by_shape {
+        let pages = load(ids, first_request(first, counted)).await?;
         result.extend(
             pages
                 .into_iter()
-                .map(|(customer, page)| (customer, first, page)),
+                .map(|(customer, page)| (customer, first, counted, page)),
         );
     }
     Ok(result)
@@ -507,15 +522,22 @@ impl Loader<TierHistoryOf> for StoreLoader {
     async fn load(&self, keys: &[TierHistoryOf]) -> LoadResult<TierHistoryOf, Self::Value> {
         let conn = self.db.conn();
         let pages = pages_by_size(
-            keys.iter().map(|k| (k.customer, k.first)),
+            keys.iter().map(|k| (k.customer, k.first, k.counted)),
             |ids, request| async move { tier_changes::first_pages(conn, &ids, &request).await },
         )
         .await?;
         Ok(every_key(
             keys,
-            pages
-                .into_iter()
-                .map(|(customer, first, page)| (TierHistoryOf { customer, first }, page)),
+            pages.into_iter().map(|(customer, first, counted, page)| {
+                (
+                    TierHistoryOf {
+                        customer,
+                        first,
+                        counted,
+                    },
+                    page,
+                )
+            }),
             |key| empty_page(key.first),
         ))
     }
@@ -528,15 +550,22 @@ impl Loader<LedgerOf> for StoreLoader {
     async fn load(&self, keys: &[LedgerOf]) -> LoadResult<LedgerOf, Self::Value> {
         let conn = self.db.conn();
         let pages = pages_by_size(
-            keys.iter().map(|k| (k.customer, k.first)),
+            keys.iter().map(|k| (k.customer, k.first, k.counted)),
             |ids, request| async move { points::first_pages(conn, &ids, &request).await },
         )
         .await?;
         Ok(every_key(
             keys,
-            pages
-                .into_iter()
-                .map(|(customer, first, page)| (LedgerOf { customer, first }, page)),
+            pages.into_iter().map(|(customer, first, counted, page)| {
+                (
+                    LedgerOf {
+                        customer,
+                        first,
+                        counted,
+                    },
+                    page,
+                )
+            }),
             |key| empty_page(key.first),
         ))
     }
@@ -548,26 +577,29 @@ impl Loader<InteractionsOf> for StoreLoader {
 
     async fn load(&self, keys: &[InteractionsOf]) -> LoadResult<InteractionsOf, Self::Value> {
         let mut result = HashMap::new();
-        let mut shapes: Vec<(u64, Vec<InteractionKind>)> =
-            keys.iter().map(|k| (k.first, k.kinds.clone())).collect();
-        shapes.sort_by_key(|(first, kinds)| {
-            (*first, kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
+        let mut shapes: Vec<(u64, bool, Vec<InteractionKind>)> = keys
+            .iter()
+            .map(|k| (k.first, k.counted, k.kinds.clone()))
+            .collect();
+        shapes.sort_by_key(|(first, counted, kinds)| {
+            let kinds: Vec<_> = kinds.iter().map(|k| k.as_str()).collect();
+            (*first, *counted, kinds)
         });
         shapes.dedup();
-        for (first, kinds) in shapes {
+        for (first, counted, kinds) in shapes {
             let ids: Vec<Uuid> = keys
                 .iter()
-                .filter(|k| k.first == first && k.kinds == kinds)
+                .filter(|k| k.first == first && k.counted == counted && k.kinds == kinds)
                 .map(|k| k.customer)
                 .collect();
-            let pages =
-                interactions::first_pages(self.db.conn(), &ids, &kinds, &first_request(first))
-                    .await?;
+            let request = first_request(first, counted);
+            let pages = interactions::first_pages(self.db.conn(), &ids, &kinds, &request).await?;
             result.extend(pages.into_iter().map(|(customer, page)| {
                 (
                     InteractionsOf {
                         customer,
                         first,
+                        counted,
                         kinds: kinds.clone(),
                     },
                     page,

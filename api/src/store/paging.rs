@@ -293,16 +293,22 @@ pub async fn first_pages<M: FromQueryResult>(
     ))
     .all(db)
     .await?;
-    let totals = ParentCount::find_by_statement(super::raw(
-        backend,
-        &format!(
-            "SELECT customer_id, CAST(COUNT(*) AS BIGINT) AS total FROM {table} \
+    // The totals only when `totalCount` is selected: a statement of their own.
+    let totals = if !page.count_total {
+        Vec::new()
+    } else {
+        ParentCount::find_by_statement(super::raw(
+            backend,
+            &format!(
+                "SELECT customer_id, CAST(COUNT(*) AS BIGINT) AS total FROM {table} \
              WHERE customer_id IN ({ids}){condition} GROUP BY customer_id"
-        ),
-        values,
-    ))
-    .all(db)
-    .await?;
+            ),
+            values,
+        ))
+        .all(db)
+        .await?
+    };
+
     Ok(group_pages(
         customer_ids,
         rows,

@@ -114,6 +114,7 @@ impl Customer {
         let key = TierHistoryOf {
             customer: self.0.id,
             first: request.first,
+            counted: ctx.look_ahead().field("totalCount").exists(),
         };
         let db = ctx.data::<crate::store::Db>()?;
         let later = tier_changes::page_of(db.conn(), self.0.id, &request);
@@ -143,6 +144,7 @@ impl Customer {
         let key = InteractionsOf {
             customer: self.0.id,
             first: request.first,
+            counted: ctx.look_ahead().field("totalCount").exists(),
             kinds: kinds.clone(),
         };
         let db = ctx.data::<crate::store::Db>()?;
@@ -195,6 +197,7 @@ impl Customer {
         let key = LedgerOf {
             customer: self.0.id,
             first: request.first,
+            counted: ctx.look_ahead().field("totalCount").exists(),
         };
         let db = ctx.data::<crate::store::Db>()?;
         let later = points::page_of(db.conn(), self.0.id, &request);
