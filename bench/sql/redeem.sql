@@ -1,9 +1,10 @@
 -- The database floor of `redeemReward`: lock the customer, check the balance, take one
--- from the reward's stock, write the ledger entry, the redemption and the outbox event.
+-- from the reward's stock when it has one (this one has none), write the ledger entry,
+-- the redemption and the outbox event.
 \set n random(1, :customers)
 BEGIN;
 SELECT id, points_balance FROM customer WHERE external_ref = 'BENCH-' || :n FOR UPDATE;
-SELECT id, cost_points, stock, active FROM reward WHERE id = :reward FOR UPDATE;
+SELECT id, cost_points, stock, active FROM reward WHERE id = :reward;
 UPDATE customer SET points_balance = points_balance - 1, revision = revision + 1, updated_at = now()
   WHERE external_ref = 'BENCH-' || :n AND points_balance >= 1;
 WITH entry AS (
