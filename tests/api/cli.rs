@@ -206,18 +206,22 @@ fn import_loads_csv_files_then_evaluates_or_refuses_them_whole() {
         "more.csv",
         "customer_ref,kind,occurred_at\nP-2,VISIT,2025-03-01\nX-9,VISIT,2025-03-02\n",
     );
-    let import = |files: &[&str]| {
-        let mut command = tierwise(dir.path());
-        command.args(["import", "--quiet"]);
-        for file in files {
-            command
-                .arg(format!("--{}", file.trim_end_matches(".csv")))
-                .arg(file);
-        }
-        command.output().unwrap()
+    let import = |args: &[&str]| {
+        tierwise(dir.path())
+            .args(["import", "--quiet"])
+            .args(args)
+            .output()
+            .unwrap()
     };
 
-    let output = import(&["customers.csv", "interactions.csv", "points.csv"]);
+    let output = import(&[
+        "--customers",
+        "customers.csv",
+        "--interactions",
+        "interactions.csv",
+        "--points",
+        "points.csv",
+    ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -233,17 +237,7 @@ fn import_loads_csv_files_then_evaluates_or_refuses_them_whole() {
     assert!(stdout.contains("tierwise evaluate"), "{stdout}");
 
     // A bad line refuses the whole file, says where, and exits non-zero.
-    let mut command = tierwise(dir.path());
-    let output = command
-        .args([
-            "import",
-            "--quiet",
-            "--interactions",
-            "more.csv",
-            "--evaluate",
-        ])
-        .output()
-        .unwrap();
+    let output = import(&["--interactions", "more.csv", "--evaluate"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -258,16 +252,7 @@ fn import_loads_csv_files_then_evaluates_or_refuses_them_whole() {
         "more.csv",
         "customer_ref,kind,occurred_at\nP-2,VISIT,2025-03-01\n",
     );
-    let output = tierwise(dir.path())
-        .args([
-            "import",
-            "--quiet",
-            "--interactions",
-            "more.csv",
-            "--evaluate",
-        ])
-        .output()
-        .unwrap();
+    let output = import(&["--interactions", "more.csv", "--evaluate"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
