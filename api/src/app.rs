@@ -26,6 +26,7 @@ pub struct Application {
 pub async fn prepare_database(config: &Config) -> anyhow::Result<(Db, bool)> {
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
+    crate::config::make_sqlite_files_private(&config.database_url)?;
     let currency = config.base_currency.clone();
     let installed = db
         .write(move |txn| Box::pin(async move { program::install_default(txn, &currency).await }))
@@ -59,25 +60,23 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
-        Ok(Self::with_event_buffer(
+        Ok(Self::from_parts(
             listener,
             db,
             config.keys.clone(),
             config.event_buffer,
+            config.limits.clone(),
         ))
     }
 
-    /// Must be called inside the Tokio runtime: it starts the event relay.
-    pub fn with_parts(listener: TcpListener, db: Db, keys: JwtKeys) -> Self {
-        Self::with_event_buffer(listener, db, keys, crate::events::bus::DEFAULT_CAPACITY)
-    }
-
-    /// `with_parts`, with subscribers dropped when `event_buffer` batches behind.
-    pub fn with_event_buffer(
+    /// Must be called inside the Tokio runtime: it starts the event relay. Subscribers
+    /// are dropped when `event_buffer` batches behind.
+    pub fn from_parts(
         listener: TcpListener,
         db: Db,
         keys: JwtKeys,
         event_buffer: usize,
+        limits: crate::config::Limits,
     ) -> Self {
         let bus = EventBus::new(event_buffer);
         let (relay, relay_ready) = crate::events::relay::spawn(db.clone(), bus.clone());
@@ -90,6 +89,8 @@ impl Application {
                 db,
                 keys,
                 feeds,
+                subscriptions: http::quota::Quota::new(limits.subscriptions_per_caller),
+                limits,
             },
             relay,
             relay_ready,

@@ -79,7 +79,8 @@ struct TokenArgs {
     /// admin, staff, partner or customer.
     #[arg(long)]
     role: String,
-    /// The subject; defaults to the role's name.
+    /// The subject; defaults to the customer's id for a customer token, else the role's
+    /// name.
     #[arg(long)]
     sub: Option<String>,
     /// The customer a customer token speaks for.
@@ -322,18 +323,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let application = Application::build(&config).await?;
     let address = application.local_addr()?;
     println!("Tierwise is serving GraphiQL at http://{address}/graphql");
-    let admin = TokenArgs {
-        role: "admin".into(),
-        sub: None,
-        customer_id: None,
-        scope: None,
-        ttl: Duration::from_secs(86_400),
-    };
-    match mint(&config, admin) {
-        Ok(token) => {
-            println!("Admin token (24 h; send as \"Authorization: Bearer <token>\"):\n{token}")
-        }
-        Err(error) => println!("No admin token printed: {error:#}"),
+    // Standard output is often collected into logs: a token is printed only on the first
+    // start of an embedded database, when nobody can have minted one yet.
+    if config.new_secret {
+        let admin = TokenArgs {
+            role: "admin".into(),
+            sub: None,
+            customer_id: None,
+            scope: None,
+            ttl: Duration::from_secs(86_400),
+        };
+        let token = mint(&config, admin)?;
+        println!(
+            "Admin token (24 h, printed this once; send as \"Authorization: Bearer <token>\"):\n{token}"
+        );
+    } else {
+        println!("Mint tokens with `tierwise token --role admin` (see `tierwise token --help`)");
     }
     application.run_until_stopped().await
 }
@@ -351,8 +356,17 @@ fn mint(config: &Config, args: TokenArgs) -> anyhow::Result<String> {
     }
     let now = chrono::Utc::now().timestamp();
     let ttl = i64::try_from(args.ttl.as_secs()).context("--ttl is too long")?;
+    if ttl > config.keys.max_ttl_seconds() {
+        anyhow::bail!(
+            "--ttl is longer than the {} seconds the server accepts (JWT_MAX_TTL)",
+            config.keys.max_ttl_seconds()
+        );
+    }
     let claims = Claims {
-        sub: args.sub.unwrap_or_else(|| role.as_str().to_owned()),
+        sub: args.sub.unwrap_or_else(|| match args.customer_id {
+            Some(id) if role == Role::Customer => id.to_string(),
+            _ => role.as_str().to_owned(),
+        }),
         role: role.as_str().to_owned(),
         exp: now + ttl,
         nbf: None,

@@ -24,6 +24,60 @@ pub struct Config {
     /// How many batches of live events a subscriber may fall behind before it is
     /// dropped with `SLOW_CONSUMER` (`EVENT_BUFFER`, default 64).
     pub event_buffer: usize,
+    /// What one client may hold or ask for.
+    pub limits: Limits,
+    /// The embedded database's signing secret was made by this start: the one time
+    /// `serve` prints an admin token.
+    pub new_secret: bool,
+}
+
+/// Bounds on what a client may hold or ask for, each from an environment variable
+/// (README, "Limits").
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Operations one WebSocket may have running (`MAX_SUBSCRIPTIONS_PER_SOCKET`).
+    pub subscriptions_per_socket: usize,
+    /// Operations one caller may have running over all its sockets on this server
+    /// (`MAX_SUBSCRIPTIONS_PER_CALLER`).
+    pub subscriptions_per_caller: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            subscriptions_per_socket: 32,
+            subscriptions_per_caller: 1000,
+        }
+    }
+}
+
+impl Limits {
+    fn from_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let defaults = Self::default();
+        let number = |name: &str, default: usize, max: usize| -> anyhow::Result<usize> {
+            match var(name) {
+                None => Ok(default),
+                Some(text) => text
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| anyhow::anyhow!("{name} must be a number from 1 to {max}")),
+            }
+        };
+        Ok(Self {
+            subscriptions_per_socket: number(
+                "MAX_SUBSCRIPTIONS_PER_SOCKET",
+                defaults.subscriptions_per_socket,
+                10_000,
+            )?,
+            subscriptions_per_caller: number(
+                "MAX_SUBSCRIPTIONS_PER_CALLER",
+                defaults.subscriptions_per_caller,
+                1_000_000,
+            )?,
+        })
+    }
 }
 
 impl Config {
@@ -44,6 +98,7 @@ impl Config {
             .unwrap_or_else(|| "127.0.0.1:8000".to_owned())
             .parse()
             .context("LISTEN_ADDR must be an address such as 127.0.0.1:8000")?;
+        let mut new_secret = false;
         let issuer = var("JWT_ISSUER");
         let audience = var("JWT_AUDIENCE");
         let keys = if let Some(secret) = var("JWT_SECRET") {
@@ -63,7 +118,8 @@ impl Config {
             };
             JwtKeys::public_key(&public, private.as_deref(), issuer, audience)?
         } else if sqlite {
-            let secret = embedded_secret(&database_url)?;
+            let secret;
+            (secret, new_secret) = embedded_secret(&database_url)?;
             JwtKeys::hs256(secret.as_bytes(), issuer, audience)
         } else {
             bail!(
@@ -71,6 +127,17 @@ impl Config {
                  or JWT_PUBLIC_KEY_FILE (RS256 or EdDSA public key in PEM)"
             );
         };
+        let max_ttl = match var("JWT_MAX_TTL") {
+            Some(text) => humantime::parse_duration(&text)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_secs()).ok())
+                .filter(|s| *s > 0)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("JWT_MAX_TTL must be a duration such as 30d or 12h")
+                })?,
+            None => crate::auth::jwt::DEFAULT_MAX_TTL_SECONDS,
+        };
+        let keys = keys.with_max_ttl(max_ttl);
         let base_currency = var("BASE_CURRENCY")
             .unwrap_or_else(|| "CNY".to_owned())
             .to_ascii_uppercase();
@@ -97,6 +164,7 @@ impl Config {
                 })?,
             None => crate::events::bus::DEFAULT_CAPACITY,
         };
+        let limits = Limits::from_env(var)?;
         Ok(Self {
             database_url,
             listen_addr,
@@ -105,6 +173,8 @@ impl Config {
             demo_data,
             evaluation_schedule,
             event_buffer,
+            limits,
+            new_secret,
         })
     }
 }
@@ -124,26 +194,61 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
 
 /// The embedded mode's HS256 secret, kept beside the database (`<file>.secret`, readable
 /// by the owner only) so that tokens survive restarts; made on first use.
-fn embedded_secret(url: &str) -> anyhow::Result<String> {
+/// Also says whether the secret was made now (a new embedded database).
+fn embedded_secret(url: &str) -> anyhow::Result<(String, bool)> {
     use rand::Rng;
     let generate = || {
         let bytes: [u8; 32] = rand::rng().random();
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let Some(database) = sqlite_file(url) else {
-        return Ok(generate());
+        return Ok((generate(), true));
     };
     let path = secret_path(&database);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim().to_owned();
         if existing.len() >= 32 {
-            return Ok(existing);
+            // A secret made by hand, or by an older version, may be readable by others.
+            make_private(&path)?;
+            return Ok((existing, false));
         }
     }
     let secret = generate();
     write_private(&path, &secret)
         .with_context(|| format!("writing the JWT secret to {}", path.display()))?;
-    Ok(secret)
+    Ok((secret, true))
+}
+
+/// Makes the SQLite database's files (and its secret) readable by their owner only: they
+/// hold every customer's personal data. Made so when created, corrected on every start.
+pub fn make_sqlite_files_private(url: &str) -> anyhow::Result<()> {
+    let Some(database) = sqlite_file(url) else {
+        return Ok(());
+    };
+    for suffix in ["", "-wal", "-shm", ".secret"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        make_private(Path::new(&name))?;
+    }
+    Ok(())
+}
+
+/// Mode 0600 for `path` if it exists.
+fn make_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(path) {
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", path.display()))?;
+            }
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn secret_path(database: &Path) -> PathBuf {

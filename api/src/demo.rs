@@ -27,7 +27,7 @@ use crate::jobs::evaluation::{self, Quiet, RunRequest};
 use crate::service::customers::{self, ProfileInput};
 use crate::service::interactions::{self, CustomerRef, RecordRequest};
 use crate::service::segments::{self as service_segments, SegmentInput};
-use crate::service::{referrals, rewards as service_rewards};
+use crate::service::{Caller, referrals, rewards as service_rewards};
 use crate::store::{Db, customers as store_customers};
 
 pub const CUSTOMERS: usize = 300;
@@ -322,7 +322,8 @@ async fn loyalty(db: &Db, rng: &mut StdRng) -> DomainResult<()> {
             .filter(|r| r.cost_points <= customer.points_balance && r.min_tier_id.is_none())
             .collect();
         if let Some(reward) = affordable.choose(rng) {
-            service_rewards::redeem(db, "demo", customer.id, reward.id, None).await?;
+            service_rewards::redeem(db, Caller::named("demo"), customer.id, reward.id, None)
+                .await?;
             redeemed += 1;
         }
     }
@@ -356,7 +357,7 @@ async fn loyalty(db: &Db, rng: &mut StdRng) -> DomainResult<()> {
                 },
                 idempotency_key: None,
             };
-            interactions::record(db, "demo", purchase).await?;
+            interactions::record(db, Caller::named("demo"), purchase).await?;
         }
     }
     Ok(())

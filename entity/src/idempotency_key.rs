@@ -11,6 +11,9 @@ pub struct Model {
     pub key: String,
     pub operation: String,
     pub result_id: Option<Uuid>,
+    /// A digest of the request the key was first used for (`None` on keys older than
+    /// fingerprints).
+    pub fingerprint: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -16,6 +16,8 @@ pub struct Model {
     pub max_rewarded_referrals_per_year: i32,
     pub at_risk_days: i32,
     pub churn_days: i32,
+    /// The largest amount one interaction may carry, in ten-thousandths.
+    pub max_interaction_amount_e4: i64,
     pub updated_at: DateTimeUtc,
 }
 

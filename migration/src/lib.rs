@@ -19,6 +19,8 @@ mod m20261125_000001_segment_indexes;
 mod m20261125_000002_event_positions;
 mod m20261126_000001_churn_inputs;
 mod m20261127_000001_last_purchase_desc_index;
+mod m20261130_000001_idempotency_fingerprints;
+mod m20261130_000002_interaction_amount_limit;
 
 pub struct Migrator;
 
@@ -36,6 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_event_positions::Migration),
             Box::new(m20261126_000001_churn_inputs::Migration),
             Box::new(m20261127_000001_last_purchase_desc_index::Migration),
+            Box::new(m20261130_000001_idempotency_fingerprints::Migration),
+            Box::new(m20261130_000002_interaction_amount_limit::Migration),
         ]
     }
 }

@@ -231,7 +231,8 @@ async fn missing_objects_are_null_for_queries_and_not_found_for_mutations(app: T
 
 async fn upsert_creates_then_replaces_by_external_ref(app: TestApp) {
     let upsert = "mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) { id name email region tags kind tier { key } } }";
-    let partner = app.partner("customers:write");
+    // A CRM that syncs its records both writes and reads them.
+    let partner = app.partner("customers:read customers:write");
     let first = app
         .ok_as(&partner, upsert, json!({ "input": { "externalRef": "SHOP-42", "name": "Wang Fang", "email": "wf@example.cn", "region": "Wuhan", "tags": ["web"], "kind": "BUSINESS" } }))
         .await["upsertCustomer"]
@@ -264,6 +265,17 @@ async fn upsert_creates_then_replaces_by_external_ref(app: TestApp) {
         )
         .await;
     assert_error(&body, "BAD_USER_INPUT");
+    // One that may only write gets the id back, and the public view.
+    let writer = app.partner("customers:write");
+    let written = app
+        .ok_as(
+            &writer,
+            "mutation($input: UpsertCustomerInput!) { upsertCustomer(input: $input) { id name } }",
+            json!({ "input": { "externalRef": "SHOP-42", "name": "Wang Fang" } }),
+        )
+        .await;
+    assert_eq!(written["upsertCustomer"]["id"], first["id"]);
+    assert_eq!(written["upsertCustomer"]["name"], "W.");
 }
 
 async fn parallel_upserts_of_one_external_ref_make_one_customer(app: TestApp) {

@@ -1432,9 +1432,13 @@ mod cli {
                 },
                 idempotency_key: None,
             };
-            tierwise_api::service::interactions::record(db, "cli-test", request)
-                .await
-                .expect("purchase recorded");
+            tierwise_api::service::interactions::record(
+                db,
+                tierwise_api::service::Caller::named("cli-test"),
+                request,
+            )
+            .await
+            .expect("purchase recorded");
         }
         created.id
     }
@@ -1465,6 +1469,8 @@ mod cli {
             demo_data: false,
             evaluation_schedule: None,
             event_buffer: tierwise_api::events::bus::DEFAULT_CAPACITY,
+            limits: tierwise_api::config::Limits::default(),
+            new_secret: false,
         };
         let (db, _) = prepare_database(&config).await.expect("database");
         let t0 = origin();

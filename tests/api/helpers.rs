@@ -170,13 +170,20 @@ async fn spawn(backend: Backend, keys: JwtKeys, event_buffer: usize) -> Option<T
         demo_data: false,
         evaluation_schedule: None,
         event_buffer,
+        limits: tierwise_api::config::Limits::default(),
+        new_secret: false,
     };
     let (db, _) = prepare_database(&config).await.expect("database prepared");
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .expect("bind");
-    let application =
-        Application::with_event_buffer(listener, db.clone(), keys.clone(), event_buffer);
+    let application = Application::from_parts(
+        listener,
+        db.clone(),
+        keys.clone(),
+        event_buffer,
+        config.limits.clone(),
+    );
     let address = application.local_addr().expect("address");
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(application.run_until(async {

@@ -4,7 +4,9 @@
 //! in which case they fail.
 
 mod helpers;
+mod ws_client;
 
+mod abuse;
 mod auth;
 mod churn;
 mod cli;
@@ -16,6 +18,7 @@ mod expiry;
 mod http;
 mod import;
 mod interactions;
+mod isolation;
 mod ledger;
 mod pagination;
 mod program;

@@ -18,6 +18,14 @@ fn forbidden() -> async_graphql::Error {
     DomainError::Forbidden("you are not allowed to do this".into()).extend()
 }
 
+/// Refuses a field of a customer the caller may not read; the error's path names it.
+fn not_yours() -> async_graphql::Error {
+    DomainError::Forbidden(
+        "you may not read this customer: only its public view (id, name initial) is shown".into(),
+    )
+    .extend()
+}
+
 /// Allows the field when the caller has `permission`.
 pub struct Allow(pub Permission);
 
@@ -38,6 +46,32 @@ pub struct ReadCustomer(Option<Uuid>);
 impl ReadCustomer {
     pub fn id(id: &ID) -> Self {
         Self(Uuid::parse_str(id).ok())
+    }
+}
+
+/// Guards what belongs to one customer — its profile, figures, history and free text —
+/// wherever the object carrying it is reached: a nested field, a mutation payload, a
+/// live event or a replay. Who may read the customer (`Principal::may_read_customer`)
+/// sees it; anyone else gets `FORBIDDEN` on the field, its path naming it.
+pub struct OwnedBy(pub Uuid);
+
+impl Guard for OwnedBy {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        if principal(ctx)?.may_read_customer(self.0) {
+            Ok(())
+        } else {
+            Err(not_yours())
+        }
+    }
+}
+
+/// Allows the field to anyone authenticated: the few fields of an object that its
+/// object-wide guard does not cover (a customer's public view).
+pub struct Anyone;
+
+impl Guard for Anyone {
+    async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        principal(ctx).map(|_| ())
     }
 }
 

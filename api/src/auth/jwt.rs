@@ -39,7 +39,13 @@ pub struct JwtKeys {
     encoding: Option<EncodingKey>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// The longest a token may still be valid for: one that expires later is refused,
+    /// so that a leaked long-lived token cannot outlive a rotation plan.
+    max_ttl_seconds: i64,
 }
+
+/// `JWT_MAX_TTL`'s default: 30 days.
+pub const DEFAULT_MAX_TTL_SECONDS: i64 = 30 * 86_400;
 
 impl JwtKeys {
     pub fn hs256(secret: &[u8], issuer: Option<String>, audience: Option<String>) -> Self {
@@ -49,7 +55,18 @@ impl JwtKeys {
             encoding: Some(EncodingKey::from_secret(secret)),
             issuer,
             audience,
+            max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
         }
+    }
+
+    /// Refuses tokens that are still valid for longer than `seconds`.
+    pub fn with_max_ttl(mut self, seconds: i64) -> Self {
+        self.max_ttl_seconds = seconds;
+        self
+    }
+
+    pub fn max_ttl_seconds(&self) -> i64 {
+        self.max_ttl_seconds
     }
 
     /// RS256 or EdDSA, told apart by the key itself. `private_pem`, when given, lets
@@ -82,6 +99,7 @@ impl JwtKeys {
             encoding,
             issuer,
             audience,
+            max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
         })
     }
 
@@ -137,6 +155,13 @@ impl JwtKeys {
                     .to_owned(),
                 )
             })?;
+        let left = data.claims.exp - chrono::Utc::now().timestamp();
+        if left > self.max_ttl_seconds {
+            return Err(DomainError::Unauthenticated(format!(
+                "the token is valid for longer than the {} seconds this server accepts (JWT_MAX_TTL)",
+                self.max_ttl_seconds
+            )));
+        }
         principal_of(data.claims)
     }
 
@@ -184,12 +209,17 @@ fn principal_of(claims: Claims) -> Result<Principal, DomainError> {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
+    let key_owner = match (role, customer_id) {
+        (Role::Customer, Some(id)) => format!("customer:{id}"),
+        _ => claims.sub.clone(),
+    };
     Ok(Principal {
         subject: claims.sub,
         role,
         customer_id,
         scopes: scopes.into_iter().filter_map(Scope::parse).collect(),
         expires_at: claims.exp,
+        key_owner,
     })
 }
 
@@ -218,6 +248,19 @@ mod tests {
         let principal = keys.verify(&token).unwrap();
         assert_eq!(principal.role, Role::Partner);
         assert_eq!(principal.scopes, vec![Scope::CustomersRead]);
+    }
+
+    #[test]
+    fn tokens_valid_for_too_long_are_refused() {
+        let keys = JwtKeys::hs256(b"secret-secret-secret-secret-1234", None, None);
+        let century = keys.sign(&claims("admin", 100 * 365 * 86_400)).unwrap();
+        assert!(keys.verify(&century).is_err());
+        let month = keys
+            .sign(&claims("admin", DEFAULT_MAX_TTL_SECONDS - 60))
+            .unwrap();
+        assert!(keys.verify(&month).is_ok());
+        let short = keys.clone().with_max_ttl(3600);
+        assert!(short.verify(&month).is_err());
     }
 
     #[test]

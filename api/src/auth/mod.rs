@@ -7,7 +7,7 @@ pub mod jwt;
 
 use uuid::Uuid;
 
-pub use guard::{Allow, ReadCustomer};
+pub use guard::{Allow, Anyone, OwnedBy, ReadCustomer};
 pub use jwt::{Claims, JwtKeys};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,8 @@ pub struct Principal {
     pub scopes: Vec<Scope>,
     /// When the token expires (Unix seconds): a WebSocket is closed then.
     pub expires_at: i64,
+    /// Whose idempotency keys this caller uses (`caller`).
+    pub key_owner: String,
 }
 
 impl Principal {
@@ -141,6 +143,16 @@ impl Principal {
         }
     }
 
+    /// The caller as the business operations know it. A customer token's idempotency keys
+    /// belong to its customer, whatever its `sub` says (the CLI used to mint every
+    /// customer token with `sub: "customer"`).
+    pub fn caller(&self) -> crate::service::Caller<'_> {
+        crate::service::Caller {
+            subject: &self.subject,
+            key_owner: self.key_owner.as_str(),
+        }
+    }
+
     /// Whether the caller may redeem rewards for this customer: a customer only for itself.
     pub fn may_redeem_for(&self, id: Uuid) -> bool {
         self.may(Permission::RedeemRewards)
@@ -165,6 +177,7 @@ mod tests {
             customer_id: Some(Uuid::nil()),
             scopes,
             expires_at: i64::MAX,
+            key_owner: "t".into(),
         }
     }
 

@@ -113,8 +113,26 @@ pub fn birthday(
     Ok(value)
 }
 
+/// The name someone who may not read a customer sees of it (on a referral screen): its
+/// first letter and a full stop, "Z." for "Zhou Min", "王." for "王芳". One letter is what
+/// a referral screen needs to tell two referrals apart, and too little to find the person.
+pub fn public_name(name: &str) -> String {
+    name.trim()
+        .chars()
+        .next()
+        .map(|first| format!("{first}."))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_public_name_is_the_first_letter() {
+        assert_eq!(super::public_name("Zhou Min"), "Z.");
+        assert_eq!(super::public_name("  王芳"), "王.");
+        assert_eq!(super::public_name(""), "");
+    }
+
     use super::*;
 
     #[test]

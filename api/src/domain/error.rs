@@ -17,8 +17,9 @@ pub enum DomainError {
     Forbidden(String),
     #[error("{0}")]
     Unauthenticated(String),
-    #[error("insufficient points: balance {balance}, needed {needed}")]
-    InsufficientPoints { balance: i64, needed: i64 },
+    /// `balance` is `None` once hidden from a caller who may not read the customer.
+    #[error("insufficient points: {}", shortfall(*.balance, *.needed))]
+    InsufficientPoints { balance: Option<i64>, needed: i64 },
     #[error("{0}")]
     OutOfStock(String),
     #[error("{0}")]
@@ -33,6 +34,19 @@ impl DomainError {
         Self::BadInput {
             field: field.to_string(),
             message: message.to_string(),
+        }
+    }
+
+    /// The same error without the customer's personal figures (its balance), for a
+    /// caller who may act on the customer but not read it: a till learns that points are
+    /// short, not how many the customer has.
+    pub fn without_personal_figures(self) -> Self {
+        match self {
+            Self::InsufficientPoints { needed, .. } => Self::InsufficientPoints {
+                balance: None,
+                needed,
+            },
+            other => other,
         }
     }
 
@@ -53,6 +67,13 @@ impl DomainError {
             Self::TierTooLow(_) => "TIER_TOO_LOW",
             Self::Internal(_) => "INTERNAL",
         }
+    }
+}
+
+fn shortfall(balance: Option<i64>, needed: i64) -> String {
+    match balance {
+        Some(balance) => format!("balance {balance}, needed {needed}"),
+        None => format!("{needed} needed"),
     }
 }
 

@@ -57,12 +57,30 @@ pub struct InteractionDraft {
 }
 
 /// Validates `raw`, naming fields under `prefix` (`input`, `inputs[3]`).
+/// The program's bounds an interaction is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds<'a> {
+    pub base_currency: &'a str,
+    /// `maxInteractionAmount`, in ten-thousandths.
+    pub max_amount_e4: i64,
+}
+
+impl<'a> Bounds<'a> {
+    pub fn of(settings: &'a crate::domain::program::Settings) -> Self {
+        Self {
+            base_currency: &settings.base_currency,
+            max_amount_e4: settings.max_interaction_amount_e4,
+        }
+    }
+}
+
 pub fn validate(
     raw: RawInteraction,
     prefix: &str,
-    base_currency: &str,
+    bounds: Bounds<'_>,
     now: DateTime<Utc>,
 ) -> DomainResult<InteractionDraft> {
+    let base_currency = bounds.base_currency;
     let field = |name: &str| format!("{prefix}.{name}");
     // Both databases keep microseconds; truncating here makes what is stored equal what
     // was validated and returned.
@@ -83,6 +101,12 @@ pub fn validate(
         (true, Some(amount)) => {
             let e4 = decimal_to_e4(amount, &field("amount"))?;
             ensure(e4 > 0, &field("amount"), || "must be greater than 0".into())?;
+            ensure(e4 <= bounds.max_amount_e4, &field("amount"), || {
+                format!(
+                    "must be at most {} (the program's maxInteractionAmount)",
+                    crate::domain::money::e4_to_decimal(bounds.max_amount_e4)
+                )
+            })?;
             Some(e4)
         }
         (false, Some(_)) => {
@@ -169,6 +193,11 @@ pub fn idempotency_key(key: Option<&str>, field: &str) -> DomainResult<Option<St
 
 #[cfg(test)]
 mod tests {
+    const CNY: Bounds<'static> = Bounds {
+        base_currency: "CNY",
+        max_amount_e4: 1_000_000_000_000,
+    };
+
     use super::*;
     use std::str::FromStr;
 
@@ -186,7 +215,7 @@ mod tests {
     }
 
     fn check(raw: RawInteraction) -> Result<InteractionDraft, String> {
-        validate(raw, "input", "CNY", Utc::now()).map_err(|e| e.to_string())
+        validate(raw, "input", CNY, Utc::now()).map_err(|e| e.to_string())
     }
 
     fn amount(text: &str) -> Option<Decimal> {
@@ -198,7 +227,15 @@ mod tests {
         use InteractionKind::*;
         for kind in [Purchase, Refund, Shipment, Payment] {
             assert!(check(raw(kind)).unwrap_err().starts_with("input.amount"));
-            for bad in ["0", "-1", "0.00001"] {
+            for bad in [
+                "0",
+                "-1",
+                "0.00001",
+                "100000000.0001",
+                "600000000000000",
+                "922337203685477.5807",
+                "79228162514264337593543950335",
+            ] {
                 let err = check(RawInteraction {
                     amount: amount(bad),
                     ..raw(kind)
@@ -210,6 +247,11 @@ mod tests {
                 ..raw(kind)
             });
             assert_eq!(ok.unwrap().amount_e4, Some(1_299_000));
+            let largest = check(RawInteraction {
+                amount: amount("100000000"),
+                ..raw(kind)
+            });
+            assert_eq!(largest.unwrap().amount_e4, Some(1_000_000_000_000));
         }
         let visit_with_amount = check(RawInteraction {
             amount: amount("1"),
@@ -260,7 +302,7 @@ mod tests {
             occurred_at: Some(now + offset),
             ..raw(InteractionKind::Visit)
         };
-        let validate_at = |r| validate(r, "inputs[2]", "CNY", now).map_err(|e| e.to_string());
+        let validate_at = |r| validate(r, "inputs[2]", CNY, now).map_err(|e| e.to_string());
         assert!(validate_at(at(Duration::days(-400))).is_ok());
         assert!(validate_at(at(Duration::minutes(5))).is_ok());
         let err = validate_at(at(Duration::minutes(5) + Duration::seconds(1))).unwrap_err();

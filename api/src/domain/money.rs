@@ -15,10 +15,11 @@ pub fn decimal_to_e4(value: Decimal, field: &str) -> DomainResult<i64> {
     if normalized.scale() > SCALE {
         return Err(DomainError::bad_input(field, "at most 4 decimal places"));
     }
-    (normalized * Decimal::from(UNIT))
-        .trunc()
-        .try_into()
-        .map_err(|_| DomainError::bad_input(field, "amount is too large"))
+    // `*` panics past Decimal's range (79228162514264337593543950335 × 10,000).
+    normalized
+        .checked_mul(Decimal::from(UNIT))
+        .and_then(|scaled| i64::try_from(scaled.trunc()).ok())
+        .ok_or_else(|| DomainError::bad_input(field, "amount is too large"))
 }
 
 /// An amount for display: at least two decimal places ("129.90"), more only when present.
@@ -71,6 +72,20 @@ mod tests {
         assert!(decimal_to_e4(d, "amount").is_err());
         let trailing_zeros = Decimal::from_str("1.500000").unwrap();
         assert_eq!(decimal_to_e4(trailing_zeros, "amount").unwrap(), 15_000);
+    }
+
+    #[test]
+    fn amounts_past_any_range_are_refused_not_panicked_on() {
+        for text in [
+            "79228162514264337593543950335",
+            "1e28",
+            "922337203685477.5808",
+        ] {
+            let d = Decimal::from_scientific(text)
+                .or_else(|_| Decimal::from_str(text))
+                .unwrap();
+            assert!(decimal_to_e4(d, "amount").is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -7,6 +7,18 @@ use super::error::ensure;
 /// The largest number of points one entry or reward may carry.
 pub const MAX_POINTS: i64 = 1_000_000_000;
 
+/// The points a purchase earns: `floor(amount × pointsPerCurrencyUnit × multiplier)`,
+/// all three in ten-thousandths. More than `MAX_POINTS` is refused: no single entry may
+/// carry more than a hand adjustment could.
+pub fn earned(amount_e4: i64, rate_e4: i64, multiplier_e4: i64) -> DomainResult<i64> {
+    let points =
+        i128::from(amount_e4) * i128::from(rate_e4) * i128::from(multiplier_e4) / 1_000_000_000_000;
+    ensure(points <= i128::from(MAX_POINTS), "amount", || {
+        format!("would earn {points} points; one purchase may earn at most {MAX_POINTS}")
+    })?;
+    Ok(points.max(0) as i64)
+}
+
 /// A hand adjustment: a non-zero delta and a reason someone can read later.
 pub fn adjustment(delta: i64, reason: &str) -> DomainResult<(i64, String)> {
     ensure(delta != 0, "input.delta", || "must not be 0".into())?;
@@ -57,6 +69,18 @@ impl RewardDraft {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purchases_earn_floor_of_amount_times_rate_times_multiplier() {
+        assert_eq!(earned(1_299_000, 10_000, 20_000).unwrap(), 259);
+        assert_eq!(earned(5_000, 10_000, 10_000).unwrap(), 0);
+        // The largest purchase at the highest rate and a tier multiplier of 100.
+        assert!(earned(1_000_000_000_000, 1_000_000, 1_000_000).is_err());
+        assert_eq!(
+            earned(10_000_000_000_000, 10_000, 10_000).unwrap(),
+            MAX_POINTS
+        );
+    }
 
     #[test]
     fn adjustments_need_a_delta_and_a_reason() {

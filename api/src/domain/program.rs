@@ -328,7 +328,13 @@ pub struct Settings {
     pub max_rewarded_referrals_per_year: i32,
     pub at_risk_days: i32,
     pub churn_days: i32,
+    /// The largest amount one interaction may carry, in ten-thousandths.
+    pub max_interaction_amount_e4: i64,
 }
+
+/// The highest `maxInteractionAmount` a program may set (10¹² in the base currency):
+/// sums of a customer's amounts stay far inside an `i64` of ten-thousandths.
+pub const AMOUNT_LIMIT_CEILING_E4: i64 = 10_000_000_000_000_000;
 
 impl Settings {
     pub fn defaults(base_currency: &str) -> Self {
@@ -342,6 +348,7 @@ impl Settings {
             max_rewarded_referrals_per_year: 50,
             at_risk_days: 180,
             churn_days: 365,
+            max_interaction_amount_e4: 1_000_000_000_000,
         }
     }
 
@@ -379,6 +386,11 @@ impl Settings {
             (1..=3650).contains(&self.churn_days),
             "input.churnDays",
             || "must be between 1 and 3650 days".into(),
+        )?;
+        ensure(
+            (1..=AMOUNT_LIMIT_CEILING_E4).contains(&self.max_interaction_amount_e4),
+            "input.maxInteractionAmount",
+            || "must be greater than 0 and at most 1000000000000".into(),
         )?;
         ensure(
             self.churn_days > self.at_risk_days,

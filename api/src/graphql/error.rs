@@ -3,6 +3,9 @@
 
 use async_graphql::{Error, ErrorExtensions};
 
+use uuid::Uuid;
+
+use crate::auth::Principal;
 use crate::domain::DomainError;
 
 impl ErrorExtensions for DomainError {
@@ -30,6 +33,25 @@ impl<T> Gql<T> for Result<T, DomainError> {
     }
 }
 
+/// Leaves out of a failed operation's error what the caller may not know of the customer
+/// it acted on (`DomainError::without_personal_figures`): a partner that may redeem or
+/// adjust, but not read, learns that points are short, not the balance.
+pub trait Disclose<T> {
+    fn disclosed_to(self, caller: &Principal, customer: Uuid) -> Result<T, DomainError>;
+}
+
+impl<T> Disclose<T> for Result<T, DomainError> {
+    fn disclosed_to(self, caller: &Principal, customer: Uuid) -> Result<T, DomainError> {
+        self.map_err(|error| {
+            if caller.may_read_customer(customer) {
+                error
+            } else {
+                error.without_personal_figures()
+            }
+        })
+    }
+}
+
 /// Gives every error of a response a contract code: errors raised before execution
 /// (syntax, validation, limits) and values that do not fit their input type are
 /// `BAD_USER_INPUT`; any other error from a resolver that lacks a code would be a bug, and
@@ -41,7 +63,11 @@ pub fn ensure_codes(response: &mut async_graphql::Response) {
             .as_ref()
             .is_some_and(|e| e.get("code").is_some());
         if !has_code {
-            let bad_input = error.path.is_empty() || error.message.starts_with("Failed to parse");
+            // Input values are coerced as fields resolve, so their errors carry a path.
+            let coercion = ["Failed to parse", "Expected input type", "Invalid value"]
+                .iter()
+                .any(|prefix| error.message.starts_with(prefix));
+            let bad_input = error.path.is_empty() || coercion;
             let code = if bad_input {
                 "BAD_USER_INPUT"
             } else {

@@ -38,6 +38,17 @@ impl Subscription {
         tier_key: Option<String>,
     ) -> Result<impl Stream<Item = Result<TierChange>> + 'ctx> {
         let customer = allowed_customer(ctx, customer_id.as_ref())?;
+        // A customer's tier is its own: filtering on it would tell who holds a tier.
+        let caller = principal(ctx)?;
+        if tier_key.is_some()
+            && !caller.may(Permission::ReadCustomers)
+            && caller.role != Role::Customer
+        {
+            return Err(DomainError::Forbidden(
+                "filtering tier changes by tier needs the customers:read scope".into(),
+            ))
+            .gql();
+        }
         Ok(events(ctx)?
             .filter_map(move |event| {
                 let tier_key = tier_key.clone();

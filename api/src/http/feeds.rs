@@ -143,8 +143,14 @@ async fn drive(
         };
         crate::graphql::error::ensure_codes(&mut response);
         // An operation refused before it produced anything (a bad query, a forbidden
-        // subscription), or dropped for falling behind the bus, ends with its errors.
-        if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+        // subscription), or dropped for falling behind the bus, ends with its errors:
+        // they stand at the root field or above it. An event whose payload has a field
+        // the caller may not read (a `FORBIDDEN` deeper down, which may null the whole
+        // payload) is an answer like any other, and the subscription goes on.
+        let refused = response.data == async_graphql::Value::Null
+            && !response.errors.is_empty()
+            && response.errors.iter().all(|error| error.path.len() <= 1);
+        if refused {
             let errors = serde_json::to_string(&response.errors).unwrap_or_else(|_| "[]".into());
             break Answer::Failed(errors.into());
         }
@@ -173,8 +179,16 @@ async fn drive(
 
 /// What makes two subscriptions answer alike: the request and the caller's rights
 /// (role, scopes, and for a customer token the customer), not who the caller is or when
-/// its token expires (each socket checks its own expiry).
+/// its token expires (each socket checks its own expiry). No field a subscription can
+/// select depends on the caller beyond those rights (`viewer` is not reachable from an
+/// event). Queries and mutations sent over the socket are never shared: they run once per
+/// message, as the caller who sent it, so each gets a key no other operation has.
 fn feed_key(caller: &Principal, request: &Request) -> String {
+    let subscription = super::graphql::operation_type(request)
+        == Some(async_graphql::parser::types::OperationType::Subscription);
+    if !subscription {
+        return format!("once\u{0}{}", uuid::Uuid::now_v7());
+    }
     let mut scopes = caller.scopes.clone();
     scopes.sort_by_key(|scope| format!("{scope:?}"));
     let variables = serde_json::to_string(&request.variables).unwrap_or_default();

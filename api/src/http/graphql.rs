@@ -1,15 +1,16 @@
 //! `POST /graphql` and `GET /graphql` (queries only; GraphiQL for browsers).
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::AppState;
+use super::{AppState, query_text};
 use crate::auth::{JwtKeys, Principal};
 use crate::domain::DomainError;
 use crate::graphql::error::ensure_codes;
+use async_graphql::parser::types::OperationType;
 
 /// The caller named by an `Authorization: Bearer …` header value.
 pub fn authenticate(keys: &JwtKeys, authorization: Option<&str>) -> Result<Principal, DomainError> {
@@ -47,6 +48,11 @@ async fn execute(
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
+    // Before anything parses the document, and before authentication: an unparseable
+    // document must cost nothing, whoever sends it.
+    if let Err(error) = query_text::check(&request.query) {
+        return error_response(StatusCode::BAD_REQUEST, error);
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -73,12 +79,68 @@ async fn execute(
     GraphQLResponse::from(response).into_response()
 }
 
+/// A GraphQL request in a JSON body. The body is read and parsed here, not by an
+/// extractor, so that every way it can be wrong — too large, not JSON, nested past
+/// serde's limit, a batch — is answered as GraphQL JSON with a code.
 pub async fn post_handler(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: axum::body::Body,
 ) -> Response {
-    execute(&state, &headers, request.into_inner()).await
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            DomainError::bad_input(
+                "body",
+                format!(
+                    "the request body is larger than {} bytes, or was cut off",
+                    super::MAX_BODY_BYTES
+                ),
+            ),
+        )
+    };
+    // An announced length over the limit is refused before a byte of the body is read.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > super::MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, super::MAX_BODY_BYTES).await else {
+        return too_large();
+    };
+    match parse_body(&bytes) {
+        Ok(request) => execute(&state, &headers, request).await,
+        Err(error) => error_response(StatusCode::BAD_REQUEST, error),
+    }
+}
+
+/// The request a POST body holds: one JSON object with `query` and optionally
+/// `variables` and `operationName`.
+fn parse_body(bytes: &[u8]) -> Result<async_graphql::Request, DomainError> {
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(DomainError::bad_input(
+            "body",
+            "batched requests are not supported: send one operation per request",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|error| {
+        DomainError::bad_input(
+            "body",
+            format!(
+                "expected a JSON object with \"query\" (and optionally \"variables\" and \"operationName\"): {error}"
+            ),
+        )
+    })
+}
+
+/// Any other method on `/graphql`.
+pub async fn other_method() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        DomainError::bad_input("method", "use POST, or GET for queries"),
+    )
 }
 
 /// GraphiQL for a browser; otherwise a query in the URL. Mutations are refused here:
@@ -111,7 +173,10 @@ pub async fn get_handler(
             );
         }
     };
-    if !is_query_operation(&request) {
+    if let Err(error) = query_text::check(&request.query) {
+        return error_response(StatusCode::BAD_REQUEST, error);
+    }
+    if operation_type(&request).is_some_and(|ty| ty != OperationType::Query) {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             DomainError::bad_input(
@@ -123,19 +188,17 @@ pub async fn get_handler(
     execute(&state, &headers, request).await
 }
 
-/// Whether the operation a request would run is a query. Unparseable documents pass, to
-/// be answered with the parser's own error.
-fn is_query_operation(request: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return true;
-    };
-    let operation_type = match &document.operations {
+/// The type of the operation a request would run; `None` for a document that does not
+/// parse or names no operation it has, left to execution to report. Call only on text
+/// that passed `query_text::check`.
+pub fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
+    use async_graphql::parser::types::DocumentOperations;
+    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    match &document.operations {
         DocumentOperations::Single(operation) => Some(operation.node.ty),
         DocumentOperations::Multiple(operations) => match &request.operation_name {
             Some(name) => operations.get(name.as_str()).map(|o| o.node.ty),
             None => operations.values().next().map(|o| o.node.ty),
         },
-    };
-    operation_type.is_none_or(|ty| ty == OperationType::Query)
+    }
 }

@@ -4,12 +4,13 @@ pub mod feeds;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
+pub mod query_text;
+pub mod quota;
 pub mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::JwtKeys;
@@ -27,6 +28,9 @@ pub struct AppState {
     pub db: Db,
     pub keys: JwtKeys,
     pub feeds: feeds::Feeds,
+    /// Live operations per caller, over all its sockets.
+    pub subscriptions: quota::Quota,
+    pub limits: crate::config::Limits,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -34,15 +38,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/graphql",
-            get(graphql::get_handler).post(graphql::post_handler),
+            get(graphql::get_handler)
+                .post(graphql::post_handler)
+                .fallback(graphql::other_method),
         )
         .route("/graphql/ws", get(ws::handler))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn(metrics::track))
+        // `/graphql` reads its body itself, within `MAX_BODY_BYTES`, to answer an
+        // oversized one as GraphQL JSON; this bounds any other extractor.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

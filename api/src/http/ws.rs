@@ -35,6 +35,7 @@ use super::AppState;
 use super::feeds::Answer;
 use super::graphql::authenticate;
 use crate::auth::Principal;
+use crate::domain::DomainError;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -258,7 +259,7 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, id: String, request: Request) -> Result<(), Closing> {
-        let Some(principal) = &self.session else {
+        let Some(principal) = self.session.clone() else {
             return Err(Closing(close::UNAUTHORIZED, "Unauthorized".into()));
         };
         if self.live.contains_key(&id) {
@@ -267,15 +268,46 @@ impl Connection {
                 format!("Subscriber for {id} already exists"),
             ));
         }
-        let place = self.state.feeds.join(principal, request);
-        let answers = stream::unfold(Some(place), {
+        let refuse = |error: DomainError| {
+            let errors = json!([{
+                "message": error.to_string(),
+                "extensions": { "code": error.code() }
+            }]);
+            json!({"type": "error", "id": id, "payload": errors})
+        };
+        if let Err(error) = super::query_text::check(&request.query) {
+            return self.send(refuse(error)).await;
+        }
+        let per_socket = self.state.limits.subscriptions_per_socket;
+        if self.live.len() >= per_socket {
+            let error = DomainError::bad_input(
+                "subscribe",
+                format!("at most {per_socket} operations may run on one connection"),
+            );
+            return self.send(refuse(error)).await;
+        }
+        let Some(held) = self.state.subscriptions.take(&principal.key_owner) else {
+            let error = DomainError::bad_input(
+                "subscribe",
+                format!(
+                    "at most {} operations may run for one caller on this server",
+                    self.state.subscriptions.max()
+                ),
+            );
+            return self.send(refuse(error)).await;
+        };
+        let place = self.state.feeds.join(&principal, request);
+        let answers = stream::unfold(Some((place, held)), {
             let id = id.clone();
-            move |place| {
+            move |state| {
                 let id = id.clone();
                 async move {
-                    let mut place = place?;
+                    // The quota is held for as long as the place is.
+                    let (mut place, held) = state?;
                     match place.answers.recv().await {
-                        Ok(Answer::Next(json)) => Some((Outgoing::Next(id, json), Some(place))),
+                        Ok(Answer::Next(json)) => {
+                            Some((Outgoing::Next(id, json), Some((place, held))))
+                        }
                         Ok(Answer::Failed(errors)) => Some((Outgoing::Failed(id, errors), None)),
                         Ok(Answer::Done) | Err(RecvError::Closed) => {
                             Some((Outgoing::Done(id), None))

@@ -93,9 +93,11 @@ pub async fn import(
         stage(&mut session, source, progress, &mut CustomerRows::new(now)).await?;
     }
     if let Some(source) = files.interactions {
+        let settings = store::program::settings(db.conn()).await?;
         let mut rows = InteractionRows {
             now,
             base_currency: base_currency.to_owned(),
+            max_amount_e4: settings.max_interaction_amount_e4,
         };
         stage(&mut session, source, progress, &mut rows).await?;
     }
@@ -519,6 +521,7 @@ impl RowReader for CustomerRows {
 struct InteractionRows {
     now: DateTime<Utc>,
     base_currency: String,
+    max_amount_e4: i64,
 }
 
 impl RowReader for InteractionRows {
@@ -555,7 +558,15 @@ impl RowReader for InteractionRows {
             order_ref: r.get("order_ref").map(str::to_owned),
         };
         let prefix = format!("{} line {}", r.file, r.line);
-        let draft = interaction::validate(raw, &prefix, &self.base_currency, self.now)?;
+        let draft = interaction::validate(
+            raw,
+            &prefix,
+            interaction::Bounds {
+                base_currency: &self.base_currency,
+                max_amount_e4: self.max_amount_e4,
+            },
+            self.now,
+        )?;
         Ok(vec![
             r.line(),
             Value::Uuid(Some(Uuid::now_v7())),

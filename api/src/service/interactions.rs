@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::{InteractionKind, PointsEntryKind, TierChangeReason};
 use entity::{customer, interaction, tier_change};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveEnum, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::referrals;
 use super::tiering::Program;
+use super::{Caller, referrals};
 use crate::domain::interaction::{self as rules, InteractionDraft, RawInteraction};
 use crate::domain::metrics;
 use crate::domain::{DomainError, DomainResult};
@@ -55,7 +55,7 @@ pub struct Recorded {
 }
 
 /// Records one interaction (`recordInteraction`).
-pub async fn record(db: &Db, caller: &str, request: RecordRequest) -> DomainResult<Recorded> {
+pub async fn record(db: &Db, caller: Caller<'_>, request: RecordRequest) -> DomainResult<Recorded> {
     let mut recorded = record_all(db, caller, vec![request], |_| "input".to_owned()).await?;
     recorded
         .pop()
@@ -65,7 +65,7 @@ pub async fn record(db: &Db, caller: &str, request: RecordRequest) -> DomainResu
 /// Records up to `MAX_BATCH` interactions in one transaction: all or nothing.
 pub async fn record_many(
     db: &Db,
-    caller: &str,
+    caller: Caller<'_>,
     requests: Vec<RecordRequest>,
 ) -> DomainResult<Vec<Recorded>> {
     if requests.is_empty() {
@@ -82,11 +82,12 @@ pub async fn record_many(
 
 async fn record_all(
     db: &Db,
-    caller: &str,
+    caller: Caller<'_>,
     requests: Vec<RecordRequest>,
     field_prefix: impl Fn(usize) -> String + Send + 'static,
 ) -> DomainResult<Vec<Recorded>> {
-    let caller = caller.to_owned();
+    let key_owner = caller.key_owner.to_owned();
+    let caller = caller.subject.to_owned();
     db.write(move |txn| {
         Box::pin(async move {
             let program = Program::load(txn).await?;
@@ -94,17 +95,19 @@ async fn record_all(
             let mut prepared = Vec::with_capacity(requests.len());
             for (i, request) in requests.into_iter().enumerate() {
                 let prefix = field_prefix(i);
+                let customer_id = resolve(txn, request.customer, &prefix).await?;
+                let fingerprint = request_fingerprint(customer_id, &request.interaction);
                 let draft = rules::validate(
                     request.interaction,
                     &prefix,
-                    &program.settings.base_currency,
+                    rules::Bounds::of(&program.settings),
                     at,
                 )?;
                 let key = rules::idempotency_key(
                     request.idempotency_key.as_deref(),
                     &format!("{prefix}.idempotencyKey"),
                 )?;
-                let customer_id = resolve(txn, request.customer, &prefix).await?;
+                let key = key.map(|key| (key, fingerprint));
                 prepared.push((customer_id, draft, key));
             }
             let mut locked = lock_customers(txn, prepared.iter().map(|p| p.0)).await?;
@@ -113,11 +116,12 @@ async fn record_all(
                 let item = record_one(
                     txn,
                     &program,
-                    &caller,
+                    (&caller, &key_owner),
                     &mut locked,
                     customer_id,
                     draft,
-                    key.as_deref(),
+                    key.as_ref()
+                        .map(|(key, fingerprint)| (key.as_str(), fingerprint.as_str())),
                 )
                 .await?;
                 recorded.push(item);
@@ -126,6 +130,24 @@ async fn record_all(
         })
     })
     .await
+}
+
+/// What a recording asks for, as sent: the customer and every field, with `occurredAt`
+/// as given (a retry that leaves it out asks for the same as the first call, although
+/// "now" has moved on).
+fn request_fingerprint(customer_id: Uuid, raw: &RawInteraction) -> String {
+    let text = |value: Option<&str>| value.map_or("\u{0}".to_owned(), str::to_owned);
+    idempotency::fingerprint(&[
+        &customer_id,
+        &raw.kind.to_value(),
+        &text(raw.occurred_at.map(|t| t.to_rfc3339()).as_deref()),
+        &text(raw.amount.map(|a| a.normalize().to_string()).as_deref()),
+        &text(raw.currency.as_deref()),
+        &text(raw.channel.map(|c| c.to_value()).as_deref()),
+        &text(raw.rating.map(|r| r.to_string()).as_deref()),
+        &text(raw.note.as_deref()),
+        &text(raw.order_ref.as_deref()),
+    ])
 }
 
 /// The customer an input names: exactly one of `customerId` and `customerExternalRef`.
@@ -186,15 +208,16 @@ async fn lock_customers(
 async fn record_one(
     txn: &impl ConnectionTrait,
     program: &Program,
-    caller: &str,
+    (caller, key_owner): (&str, &str),
     customers: &mut HashMap<Uuid, customer::Model>,
     customer_id: Uuid,
     draft: InteractionDraft,
-    key: Option<&str>,
+    key: Option<(&str, &str)>,
 ) -> DomainResult<Recorded> {
     let id = Uuid::now_v7();
-    if let Some(key) = key
-        && let Claim::Seen(previous) = idempotency::claim(txn, caller, key, OPERATION, id).await?
+    if let Some((key, fingerprint)) = key
+        && let Claim::Seen(previous) =
+            idempotency::claim(txn, key_owner, key, OPERATION, fingerprint, id).await?
     {
         return duplicate(txn, customers, previous).await;
     }
@@ -328,10 +351,11 @@ async fn earn_points(
     interaction: &interaction::Model,
     caller: &str,
 ) -> DomainResult<i64> {
-    let amount_e4 = i128::from(interaction.amount_e4.unwrap_or(0));
-    let rate_e4 = i128::from(program.settings.points_per_currency_unit_e4);
-    let multiplier_e4 = i128::from(program.multiplier_e4(customer.tier_id));
-    let points = (amount_e4 * rate_e4 * multiplier_e4 / 1_000_000_000_000) as i64;
+    let points = crate::domain::points::earned(
+        interaction.amount_e4.unwrap_or(0),
+        program.settings.points_per_currency_unit_e4,
+        program.multiplier_e4(customer.tier_id),
+    )?;
     if points <= 0 {
         return Ok(0);
     }

@@ -11,6 +11,27 @@ pub mod rewards;
 pub mod segments;
 pub mod tiering;
 
+/// Who asks for a write, as the operations need to know it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// Written on what the write records (`recordedBy`, the ledger's author).
+    pub subject: &'a str,
+    /// Whose idempotency keys the write uses. For a customer's token this is its
+    /// customer, whatever the token's `sub` says: two customers' apps that both send
+    /// `checkout-1` must not share the key.
+    pub key_owner: &'a str,
+}
+
+impl<'a> Caller<'a> {
+    /// A caller whose keys are its own subject's (the CLI, the demo, staff and partners).
+    pub fn named(subject: &'a str) -> Self {
+        Self {
+            subject,
+            key_owner: subject,
+        }
+    }
+}
+
 /// A field of a partial update: left as it is, cleared, or set.
 #[derive(Debug, Clone, Default)]
 pub enum Patch<T> {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::points::adjustment;
 use crate::domain::{DomainError, DomainResult};
+use crate::service::Caller;
 use crate::store::idempotency::{self, Claim};
 use crate::store::points::{self, NewEntry};
 use crate::store::{Db, customers};
@@ -23,7 +24,7 @@ pub struct Adjustment {
 /// zero (`INSUFFICIENT_POINTS`); a repeated idempotency key returns the first entry.
 pub async fn adjust(
     db: &Db,
-    caller: &str,
+    caller: Caller<'_>,
     request: Adjustment,
 ) -> DomainResult<points_entry::Model> {
     let (delta, reason) = adjustment(request.delta, &request.reason)?;
@@ -31,14 +32,16 @@ pub async fn adjust(
         request.idempotency_key.as_deref(),
         "input.idempotencyKey",
     )?;
-    let caller = caller.to_owned();
+    let fingerprint = idempotency::fingerprint(&[&request.customer_id, &delta, &reason.as_str()]);
+    let key_owner = caller.key_owner.to_owned();
+    let caller = caller.subject.to_owned();
     db.write(move |txn| {
         Box::pin(async move {
             let customer = customers::live_for_update(txn, request.customer_id).await?;
             let id = Uuid::now_v7();
             if let Some(key) = &key
                 && let Claim::Seen(previous) =
-                    idempotency::claim(txn, &caller, key, OPERATION, id).await?
+                    idempotency::claim(txn, &key_owner, key, OPERATION, &fingerprint, id).await?
             {
                 return idempotency::replay(previous, |id| points::find(txn, id)).await;
             }
@@ -46,7 +49,7 @@ pub async fn adjust(
             // balance a refund's reversal took below zero).
             if delta < 0 && customer.points_balance + delta < 0 {
                 return Err(DomainError::InsufficientPoints {
-                    balance: customer.points_balance,
+                    balance: Some(customer.points_balance),
                     needed: -delta,
                 });
             }

@@ -157,6 +157,7 @@ pub struct SettingsPatch {
     pub max_rewarded_referrals_per_year: Option<i32>,
     pub at_risk_days: Option<i32>,
     pub churn_days: Option<i32>,
+    pub max_interaction_amount_e4: Option<i64>,
 }
 
 pub async fn update_settings(db: &Db, patch: SettingsPatch) -> DomainResult<Settings> {
@@ -174,7 +175,8 @@ pub async fn update_settings(db: &Db, patch: SettingsPatch) -> DomainResult<Sett
                 referee_bonus,
                 max_rewarded_referrals_per_year,
                 at_risk_days,
-                churn_days
+                churn_days,
+                max_interaction_amount_e4
             );
             settings.validate()?;
             program::save_settings(txn, &settings).await?;

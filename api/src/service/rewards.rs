@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::points::RewardDraft;
 use crate::domain::{DomainError, DomainResult};
+use crate::service::Caller;
 use crate::store::idempotency::{self, Claim};
 use crate::store::points::{self, NewEntry};
 use crate::store::{Db, customers, now, rewards, tiers};
@@ -67,7 +68,7 @@ pub async fn update(
 /// returns the first redemption.
 pub async fn redeem(
     db: &Db,
-    caller: &str,
+    caller: Caller<'_>,
     customer_id: Uuid,
     reward_id: Uuid,
     idempotency_key: Option<String>,
@@ -76,14 +77,16 @@ pub async fn redeem(
         idempotency_key.as_deref(),
         "input.idempotencyKey",
     )?;
-    let caller = caller.to_owned();
+    let fingerprint = idempotency::fingerprint(&[&customer_id, &reward_id]);
+    let key_owner = caller.key_owner.to_owned();
+    let caller = caller.subject.to_owned();
     db.write(move |txn| {
         Box::pin(async move {
             let customer = customers::live_for_update(txn, customer_id).await?;
             let id = Uuid::now_v7();
             if let Some(key) = &key
                 && let Claim::Seen(previous) =
-                    idempotency::claim(txn, &caller, key, OPERATION, id).await?
+                    idempotency::claim(txn, &key_owner, key, OPERATION, &fingerprint, id).await?
             {
                 return idempotency::replay(previous, |id| rewards::find_redemption(txn, id)).await;
             }
@@ -113,7 +116,7 @@ pub async fn redeem(
             }
             if customer.points_balance < reward.cost_points {
                 return Err(DomainError::InsufficientPoints {
-                    balance: customer.points_balance,
+                    balance: Some(customer.points_balance),
                     needed: reward.cost_points,
                 });
             }

@@ -1,4 +1,6 @@
-//! Idempotency keys: a caller's key for a mutation, claimed once, durably.
+//! Idempotency keys: a caller's key for a mutation, claimed once, durably, and bound to
+//! the request it was first sent with (as Stripe does): the same key with the same
+//! request replays the first result, with another request it is `CONFLICT`.
 
 use chrono::Utc;
 use entity::idempotency_key;
@@ -18,26 +20,43 @@ pub enum Claim {
     Seen(Option<Uuid>),
 }
 
-/// Claims `(caller, key)` for `operation`, recording that it produces `result_id`. Keys
-/// are scoped to their operation: a partner may use one receipt number as the key of a
-/// purchase and of a redemption.
+/// A digest of what a request asks for, in the order given: two requests that ask for the
+/// same have the same fingerprint. SHA-256 rather than `std`'s hasher, whose output may
+/// change between Rust releases: fingerprints outlive the process that wrote them.
+pub fn fingerprint(parts: &[&dyn std::fmt::Display]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update(part.to_string().as_bytes());
+        // A separator no input contains, so that ("ab", "c") and ("a", "bc") differ.
+        digest.update([0x1f]);
+    }
+    format!("{:x}", digest.finalize())
+}
+
+/// Claims `(owner, key)` for `operation`, recording that it produces `result_id` for the
+/// request whose `fingerprint` is given. Keys are scoped to their operation: a partner may
+/// use one receipt number as the key of a purchase and of a redemption.
 ///
 /// `INSERT … ON CONFLICT DO NOTHING` makes parallel claims of one key exact: on Postgres
 /// the second insert waits for the first transaction and then does nothing, without
 /// aborting its own transaction; on SQLite writers are serial anyway.
 pub async fn claim(
     db: &impl ConnectionTrait,
-    caller: &str,
+    owner: &str,
     key: &str,
     operation: &str,
+    fingerprint: &str,
     result_id: Uuid,
 ) -> DomainResult<Claim> {
+    let caller = owner;
     let key = &format!("{operation}:{key}");
     let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
         caller: Set(caller.to_owned()),
         key: Set(key.to_owned()),
         operation: Set(operation.to_owned()),
         result_id: Set(Some(result_id)),
+        fingerprint: Set(Some(fingerprint.to_owned())),
         created_at: Set(now()),
     })
     .on_conflict(
@@ -62,6 +81,16 @@ pub async fn claim(
                 Utc::now()
             ))
         })?;
+    // Keys stored before fingerprints existed replay as they always did.
+    if existing
+        .fingerprint
+        .as_deref()
+        .is_some_and(|stored| stored != fingerprint)
+    {
+        return Err(DomainError::Conflict(
+            "idempotency key reused with a different request".into(),
+        ));
+    }
     Ok(Claim::Seen(existing.result_id))
 }
 

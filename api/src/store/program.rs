@@ -25,6 +25,7 @@ pub async fn settings(db: &impl ConnectionTrait) -> DomainResult<Settings> {
         max_rewarded_referrals_per_year: row.max_rewarded_referrals_per_year,
         at_risk_days: row.at_risk_days,
         churn_days: row.churn_days,
+        max_interaction_amount_e4: row.max_interaction_amount_e4,
     })
 }
 
@@ -40,6 +41,7 @@ fn settings_row(settings: &Settings) -> program_settings::ActiveModel {
         max_rewarded_referrals_per_year: Set(settings.max_rewarded_referrals_per_year),
         at_risk_days: Set(settings.at_risk_days),
         churn_days: Set(settings.churn_days),
+        max_interaction_amount_e4: Set(settings.max_interaction_amount_e4),
         updated_at: Set(now()),
     }
 }

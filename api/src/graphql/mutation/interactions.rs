@@ -3,7 +3,7 @@ use async_graphql::{Context, Object, Result};
 use crate::auth::{Allow, Permission, guard::principal};
 use crate::graphql::error::Gql;
 use crate::graphql::types::interaction::{RecordInteractionInput, RecordInteractionPayload};
-use crate::service::interactions;
+use crate::service::interactions::{self, MAX_BATCH};
 use crate::store::Db;
 
 #[derive(Default)]
@@ -17,7 +17,7 @@ impl InteractionMutation {
         ctx: &Context<'_>,
         input: RecordInteractionInput,
     ) -> Result<RecordInteractionPayload> {
-        let caller = &principal(ctx)?.subject;
+        let caller = principal(ctx)?.caller();
         let request = input.into_request("input").gql()?;
         let recorded = interactions::record(ctx.data::<Db>()?, caller, request)
             .await
@@ -26,13 +26,16 @@ impl InteractionMutation {
     }
 
     /// Up to 1000, all or nothing.
-    #[graphql(guard = "Allow(Permission::RecordInteractions)")]
+    #[graphql(
+        guard = "Allow(Permission::RecordInteractions)",
+        complexity = "crate::graphql::cost::list(inputs.len().min(MAX_BATCH), child_complexity)"
+    )]
     async fn record_interactions(
         &self,
         ctx: &Context<'_>,
         inputs: Vec<RecordInteractionInput>,
     ) -> Result<Vec<RecordInteractionPayload>> {
-        let caller = &principal(ctx)?.subject;
+        let caller = principal(ctx)?.caller();
         let requests = inputs
             .into_iter()
             .enumerate()

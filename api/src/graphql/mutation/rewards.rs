@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, Object, Result};
 use crate::auth::guard::principal;
 use crate::auth::{Allow, Permission};
 use crate::domain::DomainError;
-use crate::graphql::error::Gql;
+use crate::graphql::error::{Disclose, Gql};
 use crate::graphql::id::parse_id;
 use crate::graphql::types::points::{AdjustPointsInput, PointsEntry};
 use crate::graphql::types::reward::{RedeemRewardInput, Redemption, Reward, RewardInput};
@@ -22,10 +22,12 @@ impl RewardMutation {
         ctx: &Context<'_>,
         input: AdjustPointsInput,
     ) -> Result<PointsEntry> {
-        let caller = &principal(ctx)?.subject;
+        let caller = principal(ctx)?;
         let adjustment = input.into_adjustment().gql()?;
-        let entry = points::adjust(ctx.data::<Db>()?, caller, adjustment)
+        let customer = adjustment.customer_id;
+        let entry = points::adjust(ctx.data::<Db>()?, caller.caller(), adjustment)
             .await
+            .disclosed_to(caller, customer)
             .gql()?;
         Ok(PointsEntry(entry))
     }
@@ -66,12 +68,13 @@ impl RewardMutation {
         let reward_id = parse_id(&input.reward_id, "input.rewardId").gql()?;
         let redemption = rewards::redeem(
             ctx.data::<Db>()?,
-            &caller.subject,
+            caller.caller(),
             customer_id,
             reward_id,
             input.idempotency_key,
         )
         .await
+        .disclosed_to(caller, customer_id)
         .gql()?;
         Ok(Redemption(redemption))
     }

@@ -41,7 +41,10 @@ impl CustomerQuery {
     }
 
     /// `first` defaults to 20 and is at most 100; the default order is by creation.
-    #[graphql(guard = "Allow(Permission::ReadCustomers)")]
+    #[graphql(
+        guard = "Allow(Permission::ReadCustomers)",
+        complexity = "crate::graphql::cost::page(first, child_complexity)"
+    )]
     async fn customers(
         &self,
         ctx: &Context<'_>,

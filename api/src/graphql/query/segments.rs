@@ -29,7 +29,10 @@ impl SegmentQuery {
     }
 
     /// Oldest first.
-    #[graphql(guard = "Allow(Permission::ReadSegments)")]
+    #[graphql(
+        guard = "Allow(Permission::ReadSegments)",
+        complexity = "crate::graphql::cost::page(first, child_complexity)"
+    )]
     async fn segments(
         &self,
         ctx: &Context<'_>,
@@ -49,7 +52,10 @@ impl SegmentQuery {
 
     /// The customers a rule matches now, before it is saved; the rule is validated as
     /// `createSegment` would.
-    #[graphql(guard = "Allow(Permission::ManageSegments)")]
+    #[graphql(
+        guard = "Allow(Permission::ManageSegments)",
+        complexity = "crate::graphql::cost::page(first, child_complexity)"
+    )]
     async fn segment_preview(
         &self,
         ctx: &Context<'_>,

@@ -16,8 +16,10 @@ use super::points::{PointsEntry, PointsEntryConnection};
 use super::referral::Referral;
 use super::segment::Segment;
 use super::tier::{Tier, TierChangeConnection, load_tier};
-use crate::auth::{Allow, Permission};
+use crate::auth::guard::principal;
+use crate::auth::{Allow, Anyone, OwnedBy, Permission};
 use crate::domain::{DomainError, DomainResult};
+use crate::graphql::cost;
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
     InteractionsOf, LedgerLots, LedgerOf, ReferralsBy, RequestLoader, SegmentsOfCustomer,
@@ -31,11 +33,16 @@ use crate::store::paging::{Page, PageRequest};
 use crate::store::segments::Membership;
 use crate::store::{interactions, points, tier_changes};
 
+/// A customer, guarded as a whole: every field belongs to the customer
+/// (`OwnedBy`) except the public view — `id` and `name` reduced to an initial — that a
+/// referral screen shows of someone the caller may not read. A field added later is
+/// private unless it says otherwise.
 #[derive(Clone)]
 pub struct Customer(pub customer::Model);
 
-#[Object]
+#[Object(guard = "OwnedBy(self.0.id)")]
 impl Customer {
+    #[graphql(guard = "Anyone")]
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
@@ -44,8 +51,15 @@ impl Customer {
         self.0.external_ref.as_deref()
     }
 
-    async fn name(&self) -> &str {
-        &self.0.name
+    /// The full name to those who may read the customer; to anyone else its initial
+    /// ("Z.").
+    #[graphql(guard = "Anyone")]
+    async fn name(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(if principal(ctx)?.may_read_customer(self.0.id) {
+            self.0.name.clone()
+        } else {
+            crate::domain::customer::public_name(&self.0.name)
+        })
     }
 
     async fn email(&self) -> Option<&str> {
@@ -104,6 +118,7 @@ impl Customer {
     }
 
     /// Newest first.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn tier_history(
         &self,
         ctx: &Context<'_>,
@@ -127,6 +142,7 @@ impl Customer {
     }
 
     /// Newest first; `kinds` narrows to those kinds.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn interactions(
         &self,
         ctx: &Context<'_>,
@@ -187,6 +203,7 @@ impl Customer {
     }
 
     /// Newest first.
+    #[graphql(complexity = "cost::page(first, child_complexity)")]
     async fn points_ledger(
         &self,
         ctx: &Context<'_>,
@@ -221,7 +238,10 @@ impl Customer {
     }
 
     /// The segments the customer is in now, by name.
-    #[graphql(guard = "Allow(Permission::ReadSegments)")]
+    #[graphql(
+        guard = "OwnedBy(self.0.id).and(Allow(Permission::ReadSegments))",
+        complexity = "cost::list(cost::UNPAGED_LIST, child_complexity)"
+    )]
     async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
         Ok(ctx
             .data::<RequestLoader>()?
@@ -235,6 +255,7 @@ impl Customer {
     }
 
     /// The referrals this customer made, oldest first.
+    #[graphql(complexity = "cost::list(cost::UNPAGED_LIST, child_complexity)")]
     async fn referrals(&self, ctx: &Context<'_>) -> Result<Vec<Referral>> {
         let loader = ctx.data::<RequestLoader>()?;
         Ok(loader

@@ -3,9 +3,10 @@
 use async_graphql::{InputObject, SimpleObject};
 
 use crate::domain::DomainResult;
-use crate::domain::money::{e4_to_rate, rate_to_e4};
+use crate::domain::money::{decimal_to_e4, e4_to_decimal, e4_to_rate, rate_to_e4};
 use crate::domain::program::{self, TierDraft};
 use crate::service::program::{ScoringModelPatch, SettingsPatch};
+use rust_decimal::Decimal;
 
 #[derive(SimpleObject)]
 pub struct ScoringModel {
@@ -129,6 +130,8 @@ pub struct ProgramSettings {
     max_rewarded_referrals_per_year: i32,
     at_risk_days: i32,
     churn_days: i32,
+    /// The largest amount one interaction may carry, in the base currency.
+    max_interaction_amount: Decimal,
 }
 
 impl From<program::Settings> for ProgramSettings {
@@ -143,6 +146,7 @@ impl From<program::Settings> for ProgramSettings {
             max_rewarded_referrals_per_year: s.max_rewarded_referrals_per_year,
             at_risk_days: s.at_risk_days,
             churn_days: s.churn_days,
+            max_interaction_amount: e4_to_decimal(s.max_interaction_amount_e4),
         }
     }
 }
@@ -158,6 +162,8 @@ pub struct ProgramSettingsInput {
     max_rewarded_referrals_per_year: Option<i32>,
     at_risk_days: Option<i32>,
     churn_days: Option<i32>,
+    /// The largest amount one interaction may carry (default 100000000).
+    max_interaction_amount: Option<Decimal>,
 }
 
 impl ProgramSettingsInput {
@@ -174,6 +180,10 @@ impl ProgramSettingsInput {
             max_rewarded_referrals_per_year: self.max_rewarded_referrals_per_year,
             at_risk_days: self.at_risk_days,
             churn_days: self.churn_days,
+            max_interaction_amount_e4: self
+                .max_interaction_amount
+                .map(|a| decimal_to_e4(a, "input.maxInteractionAmount"))
+                .transpose()?,
         })
     }
 }

@@ -5,6 +5,7 @@ use entity::segment;
 
 use super::customer::{CustomerConnection, list_customers};
 use super::enums::SegmentKind;
+use crate::auth::{Allow, Permission};
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{MembersOfSegment, RequestLoader};
 use crate::graphql::scalars::DateTime;
@@ -12,10 +13,12 @@ use crate::service::segments::SegmentInput as ServiceInput;
 use crate::store::customers::CustomerFilter;
 use crate::store::segments::Membership;
 
+/// A segment is a view of the program's customers: who may not read segments
+/// (`ReadSegments`) sees none of it, however it was reached.
 #[derive(Clone)]
 pub struct Segment(pub segment::Model);
 
-#[Object]
+#[Object(guard = "Allow(Permission::ReadSegments)")]
 impl Segment {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
@@ -49,6 +52,7 @@ impl Segment {
     }
 
     /// The customers in the segment now, oldest first.
+    #[graphql(complexity = "crate::graphql::cost::page(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,

@@ -5,6 +5,7 @@ use entity::{tier, tier_change};
 
 use super::customer::Customer;
 use super::enums::TierChangeReason;
+use crate::auth::{Allow, Anyone, OwnedBy, Permission};
 use crate::domain::DomainError;
 use crate::domain::money::e4_to_rate;
 use crate::graphql::error::Gql;
@@ -45,7 +46,9 @@ impl Tier {
         tiers::benefits(&self.0)
     }
 
-    /// Customers currently in this tier.
+    /// Customers currently in this tier: a program-wide figure, for those who may read
+    /// the program.
+    #[graphql(guard = "Allow(Permission::ReadProgram)")]
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
         let loader = ctx.data::<RequestLoader>()?;
         Ok(loader
@@ -68,15 +71,21 @@ pub async fn load_tier(ctx: &Context<'_>, id: uuid::Uuid) -> Result<Tier> {
         .gql()
 }
 
+/// A change of a customer's tier. The tiers it moved between, the score and the note are
+/// the customer's (`OwnedBy`): who may not read the customer learns only that its tier
+/// changed, when and why.
 #[derive(Clone)]
 pub struct TierChange(pub tier_change::Model);
 
-#[Object]
+#[Object(guard = "OwnedBy(self.0.customer_id)")]
 impl TierChange {
+    #[graphql(guard = "Anyone")]
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
 
+    /// The customer as the caller may see it (its public view, or all of it).
+    #[graphql(guard = "Anyone")]
     async fn customer(&self, ctx: &Context<'_>) -> Result<Customer> {
         crate::graphql::loaders::load_customer(ctx, self.0.customer_id).await
     }
@@ -93,6 +102,7 @@ impl TierChange {
         load_tier(ctx, self.0.to_tier_id).await
     }
 
+    #[graphql(guard = "Anyone")]
     async fn reason(&self) -> TierChangeReason {
         self.0.reason.into()
     }
@@ -105,6 +115,7 @@ impl TierChange {
         self.0.note.as_deref()
     }
 
+    #[graphql(guard = "Anyone")]
     async fn changed_at(&self) -> DateTime {
         self.0.changed_at.into()
     }

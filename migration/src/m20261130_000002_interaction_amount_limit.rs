@@ -1,0 +1,50 @@
+//! The largest amount one interaction may carry, a program setting.
+//!
+//! Amounts were bounded only by what fits in the `*_e4` columns: a purchase of
+//! 600,000,000,000,000 earned 6×10¹⁴ points, and every evaluation run after it failed
+//! on an overflowing window sum. The default, 100,000,000 in the base currency, is above
+//! any retail or B2B order and far below what sums over a customer's history can hold.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum ProgramSettings {
+    Table,
+    MaxInteractionAmountE4,
+}
+
+/// 100,000,000.0000 in ten-thousandths.
+const DEFAULT_E4: i64 = 1_000_000_000_000;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ProgramSettings::Table)
+                    .add_column(
+                        big_integer(ProgramSettings::MaxInteractionAmountE4)
+                            .default(DEFAULT_E4)
+                            .to_owned(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ProgramSettings::Table)
+                    .drop_column(ProgramSettings::MaxInteractionAmountE4)
+                    .to_owned(),
+            )
+            .await
+    }
+}

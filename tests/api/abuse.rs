@@ -1,0 +1,322 @@
+//! Abuse resistance: hostile or malformed requests are answered with a GraphQL error
+//! carrying a contract code, before they cost the server anything, and never take it
+//! down. Each finding of the attack on the release binary is a case here.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_error, on_both};
+use crate::ws_client::{TRANSPORT, Ws, code};
+
+/// A query whose argument nests `levels` lists deep.
+fn nested_query(levels: usize) -> String {
+    format!(
+        "{{ viewer(x: {}1{}) {{ role }} }}",
+        "[".repeat(levels),
+        "]".repeat(levels)
+    )
+}
+
+/// Asserts a non-success status whose body is GraphQL JSON with `code`.
+async fn assert_json_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_error(&body, code);
+    body
+}
+
+async fn assert_alive(app: &TestApp) {
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(health.status().is_success());
+    app.ok("{ viewer { role } }", json!({})).await;
+}
+
+async fn deeply_nested_documents_are_refused_before_parsing(app: TestApp) {
+    let query = nested_query(2000);
+    // Unauthenticated GET: this used to overflow the stack and abort the process.
+    let response = app
+        .client
+        .get(app.url("/graphql"))
+        .query(&[("query", query.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let body = assert_json_error(response, 400, "BAD_USER_INPUT").await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nest"),
+        "{body}"
+    );
+    // POST, with and without a token.
+    for token in [None, Some(app.admin())] {
+        let body = app.gql(token.as_deref(), &query, json!({})).await;
+        assert_error(&body, "BAD_USER_INPUT");
+    }
+    // Nested input objects in the document itself.
+    let objects = format!(
+        "{{ customers(filter: {}) {{ totalCount }} }}",
+        "{ search: ".repeat(500) + "\"x\"" + &"}".repeat(500)
+    );
+    assert_error(
+        &app.gql(Some(&app.admin()), &objects, json!({})).await,
+        "BAD_USER_INPUT",
+    );
+    // Over WebSocket: an error for that subscription, and the socket goes on.
+    let mut ws = Ws::open(&app, TRANSPORT, &app.admin()).await;
+    ws.send_subscribe(
+        "deep",
+        &format!(
+            "subscription {{ pointsChanged(customerId: {}\"x\"{}) {{ delta }} }}",
+            "[".repeat(3000),
+            "]".repeat(3000)
+        ),
+        json!({}),
+    )
+    .await;
+    let errors = ws.expect_error("deep").await;
+    assert_eq!(code(&errors), "BAD_USER_INPUT", "{errors}");
+    ws.sync().await;
+    // Just inside the limit, the document is parsed and judged as usual.
+    let body = app
+        .gql(Some(&app.admin()), &nested_query(60), json!({}))
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+    assert!(
+        !body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nest"),
+        "{body}"
+    );
+    assert_alive(&app).await;
+}
+
+async fn malformed_bodies_get_graphql_errors(app: TestApp) {
+    let post = |body: Vec<u8>| {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(app.admin())
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    // A batch.
+    let batch = serde_json::to_vec(&json!([{ "query": "{ viewer { role } }" }])).unwrap();
+    let body = assert_json_error(post(batch).send().await.unwrap(), 400, "BAD_USER_INPUT").await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batch")
+    );
+    // Not JSON, and JSON nested past what the parser accepts.
+    for text in [
+        b"{ not json".to_vec(),
+        format!(
+            "{{\"query\": \"{{ viewer {{ role }} }}\", \"variables\": {{\"v\": {}1{}}}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        )
+        .into_bytes(),
+    ] {
+        assert_json_error(post(text).send().await.unwrap(), 400, "BAD_USER_INPUT").await;
+    }
+    // Larger than the body limit.
+    let huge = format!(
+        "{{\"query\": \"{{ viewer {{ role }} }}\", \"x\": \"{}\"}}",
+        "a".repeat(3 * 1024 * 1024)
+    );
+    assert_json_error(
+        post(huge.into_bytes()).send().await.unwrap(),
+        413,
+        "BAD_USER_INPUT",
+    )
+    .await;
+    // Another method.
+    let response = app.client.put(app.url("/graphql")).send().await.unwrap();
+    assert_json_error(response, 405, "BAD_USER_INPUT").await;
+    assert_alive(&app).await;
+}
+
+async fn queries_cost_the_rows_they_may_read(app: TestApp) {
+    let staff = app.staff();
+    let nested = "customers(first: 100) { nodes { pointsLedger(first: 100) { nodes {
+        customer { interactions(first: 100) { nodes { kind amount } } } } } } }";
+    let aliases: String = (0..200).map(|i| format!("a{i}: {nested}\n")).collect();
+    for query in [format!("{{ {nested} }}"), format!("{{ {aliases} }}")] {
+        let body = app.gql(Some(&staff), &query, json!({})).await;
+        let message = assert_error(&body, "BAD_USER_INPUT");
+        assert!(message.contains("costs"), "{message}");
+        let cost = body["errors"][0]["extensions"]["cost"].as_u64().unwrap();
+        assert!(cost > 1_000_000, "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["maxCost"], 10_000);
+        assert!(
+            body.get("data").is_none_or(Value::is_null),
+            "nothing ran: {body}"
+        );
+    }
+    // What a console asks for stays well inside.
+    app.ok_as(
+        &staff,
+        "{ customers(first: 100, orderBy: { field: LIFETIME_SPEND, direction: DESC }) {
+            totalCount nodes { id name email phone tags lifecycleStage score pointsBalance
+              tier { key name } metrics { lifetimeSpend lastPurchaseAt rfm { segment } abcClass }
+              pointsLedger(first: 5) { nodes { delta kind createdAt } } } } }",
+        json!({}),
+    )
+    .await;
+}
+
+async fn a_socket_holds_a_bounded_number_of_operations(app: TestApp) {
+    let mut ws = Ws::open(&app, TRANSPORT, &app.admin()).await;
+    let padding = format!("# {}\n", "x".repeat(60_000));
+    for i in 0..32 {
+        ws.send_subscribe(
+            &i.to_string(),
+            &format!("{padding}subscription {{ pointsChanged {{ delta }} }}"),
+            json!({}),
+        )
+        .await;
+    }
+    ws.send_subscribe(
+        "one-too-many",
+        "subscription { pointsChanged { delta } }",
+        json!({}),
+    )
+    .await;
+    let errors = ws.expect_error("one-too-many").await;
+    assert_eq!(code(&errors), "BAD_USER_INPUT", "{errors}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 32")
+    );
+    // Those it holds still work.
+    ws.sync().await;
+    let customer = app.create_customer(json!({ "name": "Wang Fang" })).await;
+    app.ok(
+        "mutation($id: ID!) { adjustPoints(input: { customerId: $id, delta: 5, reason: \"x\" }) { id } }",
+        json!({ "id": customer }),
+    )
+    .await;
+    let first = ws.next_message().await;
+    assert_eq!(first["type"], "next", "{first}");
+    // A document over the size limit is refused as such.
+    ws.complete("0").await;
+    ws.send_subscribe(
+        "long",
+        &format!(
+            "# {}\nsubscription {{ pointsChanged {{ delta }} }}",
+            "x".repeat(70_000)
+        ),
+        json!({}),
+    )
+    .await;
+    loop {
+        let message = ws.next_message().await;
+        if message["id"] == "long" {
+            assert_eq!(message["type"], "error", "{message}");
+            assert!(
+                message["payload"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("bytes")
+            );
+            break;
+        }
+    }
+}
+
+async fn amounts_are_bounded_and_never_stop_the_program(app: TestApp) {
+    let customer = app.create_customer(json!({ "name": "Wang Fang" })).await;
+    let record = "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) { pointsEarned } }";
+    for amount in [
+        json!("600000000000000"),
+        json!("922337203685477.5807"),
+        json!("79228162514264337593543950335"),
+        json!("1e28"),
+        json!(1e28),
+        json!("100000000.01"),
+    ] {
+        let input = json!({ "customerId": customer, "kind": "PURCHASE", "amount": amount });
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(app.partner("interactions:write"))
+            .json(&json!({ "query": record, "variables": { "input": input } }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().as_u16() < 500,
+            "{amount}: {}",
+            response.status()
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_error(&body, "BAD_USER_INPUT");
+    }
+    let at_limit = json!({ "customerId": customer, "kind": "PURCHASE", "amount": "100000000" });
+    let earned = app.ok(record, json!({ "input": at_limit })).await;
+    assert_eq!(earned["recordInteraction"]["pointsEarned"], 100_000_000);
+    // The limit is the program's to set.
+    let settings = app
+        .ok(
+            "mutation { updateProgramSettings(input: { maxInteractionAmount: \"5000\" }) { maxInteractionAmount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        settings["updateProgramSettings"]["maxInteractionAmount"],
+        "5000.00"
+    );
+    let over = json!({ "customerId": customer, "kind": "PURCHASE", "amount": "5000.01" });
+    let body = app
+        .gql(Some(&app.admin()), record, json!({ "input": over }))
+        .await;
+    let message = assert_error(&body, "BAD_USER_INPUT");
+    assert!(message.contains("5000"), "{message}");
+    let body = app
+        .gql(
+            Some(&app.admin()),
+            "mutation { updateProgramSettings(input: { maxInteractionAmount: \"0\" }) { maxInteractionAmount } }",
+            json!({}),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+    // The program is still evaluated.
+    let run = app
+        .ok(
+            "mutation { evaluateTiers { status customersEvaluated } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(run["evaluateTiers"]["status"], "SUCCEEDED", "{run}");
+}
+
+async fn a_token_valid_for_a_century_is_refused(app: TestApp) {
+    let now = chrono::Utc::now().timestamp();
+    let century = app.sign(&tierwise_api::auth::Claims {
+        exp: now + 100 * 365 * 86_400,
+        ..crate::helpers::claims("admin")
+    });
+    let body = app
+        .gql(Some(&century), "{ viewer { role } }", json!({}))
+        .await;
+    let message = assert_error(&body, "UNAUTHENTICATED");
+    assert!(message.contains("JWT_MAX_TTL"), "{message}");
+    let month = app.sign(&tierwise_api::auth::Claims {
+        exp: now + 29 * 86_400,
+        ..crate::helpers::claims("admin")
+    });
+    app.ok_as(&month, "{ viewer { role } }", json!({})).await;
+}
+
+on_both!(
+    a_token_valid_for_a_century_is_refused,
+    deeply_nested_documents_are_refused_before_parsing,
+    malformed_bodies_get_graphql_errors,
+    queries_cost_the_rows_they_may_read,
+    a_socket_holds_a_bounded_number_of_operations,
+    amounts_are_bounded_and_never_stop_the_program,
+);
