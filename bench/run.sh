@@ -75,7 +75,10 @@ if [ -z "$REUSE_DATA" ]; then
 fi
 
 say "serving"
-LISTEN_ADDR=$ADDR env -u EVALUATION_SCHEDULE $BIN/tierwise serve >"$OUT/server.log" 2>&1 &
+# The fan-out holds 10,000 sockets with one staff token: past the per-caller and
+# connection defaults, which protect a server on the open internet.
+LISTEN_ADDR=$ADDR MAX_CONNECTIONS=20000 MAX_SUBSCRIPTIONS_PER_CALLER=20000 \
+  env -u EVALUATION_SCHEDULE $BIN/tierwise serve >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://$ADDR/readyz" >/dev/null && break; sleep 0.2; done

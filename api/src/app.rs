@@ -80,7 +80,7 @@ impl Application {
     ) -> Self {
         let bus = EventBus::new(event_buffer);
         let (relay, relay_ready) = crate::events::relay::spawn(db.clone(), bus.clone());
-        let schema = crate::graphql::schema(db.clone(), bus.clone());
+        let schema = crate::graphql::schema(db.clone(), bus.clone(), limits.max_cost);
         let feeds = crate::http::feeds::Feeds::new(schema.clone(), db.clone(), bus);
         Self {
             listener,
@@ -117,10 +117,9 @@ impl Application {
         // Connections wait in the listen queue until the relay knows where the outbox
         // ends, so that no subscriber misses a change committed in between.
         let _ = self.relay_ready.await;
+        let connections = self.state.limits.connections();
         let router = http::router(self.state);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = http::server::serve(self.listener, router, connections, shutdown).await;
         self.relay.abort();
         Ok(served?)
     }

@@ -40,6 +40,24 @@ pub struct Limits {
     /// Operations one caller may have running over all its sockets on this server
     /// (`MAX_SUBSCRIPTIONS_PER_CALLER`).
     pub subscriptions_per_caller: usize,
+    /// Connections served at once; more wait to be accepted (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// connection stays open (`HEADER_READ_TIMEOUT`).
+    pub header_read_timeout: std::time::Duration,
+    /// How long a client may take to send a request's body (`BODY_READ_TIMEOUT`).
+    pub body_read_timeout: std::time::Duration,
+    /// How long a request may run before the client is answered `TIMEOUT`
+    /// (`REQUEST_TIMEOUT`).
+    pub request_timeout: std::time::Duration,
+    /// The longest GraphQL document, in bytes (`MAX_QUERY_BYTES`).
+    pub max_query_bytes: usize,
+    /// How deeply brackets may nest in a document (`MAX_NESTING`, at most 128).
+    pub max_nesting: usize,
+    /// The most a query may cost (`MAX_QUERY_COST`; see `graphql::cost`).
+    pub max_cost: usize,
+    /// The largest response body, in bytes (`MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -47,11 +65,31 @@ impl Default for Limits {
         Self {
             subscriptions_per_socket: 32,
             subscriptions_per_caller: 1000,
+            max_connections: 10_000,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            request_timeout: std::time::Duration::from_secs(30),
+            max_query_bytes: crate::http::query_text::MAX_QUERY_BYTES,
+            max_nesting: crate::http::query_text::MAX_NESTING,
+            max_cost: crate::graphql::MAX_COST,
+            max_response_bytes: 16 * 1024 * 1024,
         }
     }
 }
 
 impl Limits {
+    /// Checks a document's text before it is parsed (`http::query_text`).
+    pub fn check_query_text(&self, query: &str) -> crate::domain::DomainResult<()> {
+        crate::http::query_text::check(query, self.max_query_bytes, self.max_nesting)
+    }
+
+    pub fn connections(&self) -> crate::http::server::ConnectionLimits {
+        crate::http::server::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+        }
+    }
+
     fn from_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let defaults = Self::default();
         let number = |name: &str, default: usize, max: usize| -> anyhow::Result<usize> {
@@ -65,7 +103,34 @@ impl Limits {
                     .ok_or_else(|| anyhow::anyhow!("{name} must be a number from 1 to {max}")),
             }
         };
+        let duration = |name: &str, default: std::time::Duration| -> anyhow::Result<_> {
+            match var(name) {
+                None => Ok(default),
+                Some(text) => humantime::parse_duration(text.trim())
+                    .ok()
+                    .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{name} must be a duration such as 10s or 2m, at most 1 day")
+                    }),
+            }
+        };
         Ok(Self {
+            max_connections: number("MAX_CONNECTIONS", defaults.max_connections, 1_000_000)?,
+            header_read_timeout: duration("HEADER_READ_TIMEOUT", defaults.header_read_timeout)?,
+            body_read_timeout: duration("BODY_READ_TIMEOUT", defaults.body_read_timeout)?,
+            request_timeout: duration("REQUEST_TIMEOUT", defaults.request_timeout)?,
+            max_query_bytes: number("MAX_QUERY_BYTES", defaults.max_query_bytes, 1 << 20)?,
+            max_nesting: number(
+                "MAX_NESTING",
+                defaults.max_nesting,
+                crate::http::query_text::NESTING_CEILING,
+            )?,
+            max_cost: number("MAX_QUERY_COST", defaults.max_cost, 100_000_000)?,
+            max_response_bytes: number(
+                "MAX_RESPONSE_BYTES",
+                defaults.max_response_bytes,
+                1 << 30,
+            )?,
             subscriptions_per_socket: number(
                 "MAX_SUBSCRIPTIONS_PER_SOCKET",
                 defaults.subscriptions_per_socket,

@@ -2,9 +2,37 @@
 //! carrying a contract code, before they cost the server anything, and never take it
 //! down. Each finding of the attack on the release binary is a case here.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
+use tierwise_api::config::Limits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::helpers::{TestApp, assert_error, on_both};
+
+/// Declares, for each `name(app: TestApp)`, its SQLite and Postgres tests on a server
+/// with the limits `limits()` gives.
+macro_rules! with_limits {
+    ($limits:ident: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::helpers::{Backend, spawn_app_with_limits};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = spawn_app_with_limits(Backend::Sqlite, super::$limits()).await.expect("SQLite");
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = spawn_app_with_limits(Backend::Postgres, super::$limits()).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
 use crate::ws_client::{TRANSPORT, Ws, code};
 
 /// A query whose argument nests `levels` lists deep.
@@ -320,3 +348,127 @@ on_both!(
     a_socket_holds_a_bounded_number_of_operations,
     amounts_are_bounded_and_never_stop_the_program,
 );
+
+// ---------------------------------------------------------------------------------------
+// Connections, at the edges of small limits
+
+fn tight() -> Limits {
+    Limits {
+        max_connections: 3,
+        header_read_timeout: Duration::from_millis(500),
+        body_read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    }
+}
+
+/// Reads until the server closes the connection (or `wait` passes); what it sent.
+async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(wait, stream.read_to_end(&mut received)).await;
+    match read {
+        Ok(_) => Some(String::from_utf8_lossy(&received).into_owned()),
+        Err(_) => None,
+    }
+}
+
+async fn idle_and_half_sent_requests_are_cut_off(app: TestApp) {
+    // Nothing at all, and half a header: closed after the header deadline.
+    let mut silent = TcpStream::connect(app.address).await.unwrap();
+    let mut half = TcpStream::connect(app.address).await.unwrap();
+    half.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    for stream in [&mut silent, &mut half] {
+        let closed = read_until_closed(stream, Duration::from_secs(5)).await;
+        assert!(closed.is_some(), "still open after 5 s");
+    }
+    // Half a body: answered as GraphQL JSON after the body deadline.
+    let mut slow = TcpStream::connect(app.address).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"query\"",
+        app.admin()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut slow, Duration::from_secs(5)).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("BODY_READ_TIMEOUT") && answer.contains("BAD_USER_INPUT"), "{answer}");
+    assert_alive(&app).await;
+}
+
+async fn connections_past_the_limit_wait_their_turn(app: TestApp) {
+    // Three connections held open (the limit), each after a request.
+    let body = r#"{"query":"{ viewer { role } }"}"#;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        app.admin(),
+        body.len()
+    );
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(app.address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buffer = [0u8; 512];
+        let read = stream.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+        held.push(stream);
+    }
+    // A fourth waits: no answer while the three are open...
+    let mut waiting = TcpStream::connect(app.address).await.unwrap();
+    waiting.write_all(request.as_bytes()).await.unwrap();
+    let mut buffer = [0u8; 512];
+    let early = tokio::time::timeout(Duration::from_millis(200), waiting.read(&mut buffer)).await;
+    assert!(early.is_err(), "answered past the connection limit");
+    // ...and is served once one of them has gone.
+    drop(held.pop());
+    let read = tokio::time::timeout(Duration::from_secs(5), waiting.read(&mut buffer))
+        .await
+        .expect("served once a place was free")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+}
+
+fn instant_timeout() -> Limits {
+    Limits {
+        request_timeout: Duration::from_nanos(1),
+        ..Limits::default()
+    }
+}
+
+async fn a_request_past_its_time_is_answered_timeout(app: TestApp) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(app.admin())
+        .json(&json!({ "query": "{ customers { totalCount } }" }))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_json_error(response, 503, "TIMEOUT").await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("REQUEST_TIMEOUT"));
+}
+
+fn small_responses() -> Limits {
+    Limits {
+        max_response_bytes: 1024 * 1024,
+        ..Limits::default()
+    }
+}
+
+async fn responses_past_the_size_limit_are_refused(app: TestApp) {
+    let notes = "x".repeat(16 * 1024);
+    let id = app
+        .create_customer(json!({ "name": "Big", "attributes": { "notes": notes } }))
+        .await;
+    // 64 copies of 16 KiB: over 1 MiB, though the query costs little.
+    let copies: String = (0..64).map(|i| format!("a{i}: attributes ")).collect();
+    let query = format!("query($id: ID!) {{ customer(id: $id) {{ {copies} }} }}");
+    let body = app.gql(Some(&app.admin()), &query, json!({ "id": id })).await;
+    let message = assert_error(&body, "BAD_USER_INPUT");
+    assert!(message.contains("MAX_RESPONSE_BYTES"), "{message}");
+    // Just under it, the answer comes.
+    let copies: String = (0..60).map(|i| format!("a{i}: attributes ")).collect();
+    let query = format!("query($id: ID!) {{ customer(id: $id) {{ {copies} }} }}");
+    app.ok(&query, json!({ "id": id })).await;
+}
+
+with_limits!(tight: idle_and_half_sent_requests_are_cut_off, connections_past_the_limit_wait_their_turn);
+with_limits!(instant_timeout: a_request_past_its_time_is_answered_timeout);
+with_limits!(small_responses: responses_past_the_size_limit_are_refused);

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tierwise_api::app::{Application, prepare_database};
 use tierwise_api::auth::{Claims, JwtKeys};
-use tierwise_api::config::Config;
+use tierwise_api::config::{Config, Limits};
 use tierwise_api::store::Db;
 use tokio::sync::oneshot;
 
@@ -149,15 +149,26 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<TestApp> {
-    spawn(backend, keys, tierwise_api::events::bus::DEFAULT_CAPACITY).await
+    spawn(backend, keys, tierwise_api::events::bus::DEFAULT_CAPACITY, Limits::default()).await
 }
 
 /// A server whose subscribers are dropped once `batches` batches of events behind.
 pub async fn spawn_app_with_event_buffer(backend: Backend, batches: usize) -> Option<TestApp> {
-    spawn(backend, test_keys(), batches).await
+    spawn(backend, test_keys(), batches, Limits::default()).await
 }
 
-async fn spawn(backend: Backend, keys: JwtKeys, event_buffer: usize) -> Option<TestApp> {
+/// A server with these limits on what clients may hold and ask for.
+pub async fn spawn_app_with_limits(backend: Backend, limits: Limits) -> Option<TestApp> {
+    let buffer = tierwise_api::events::bus::DEFAULT_CAPACITY;
+    spawn(backend, test_keys(), buffer, limits).await
+}
+
+async fn spawn(
+    backend: Backend,
+    keys: JwtKeys,
+    event_buffer: usize,
+    limits: Limits,
+) -> Option<TestApp> {
     if std::env::var_os("TEST_LOG").is_some() {
         tierwise_api::telemetry::init();
     }
@@ -170,7 +181,7 @@ async fn spawn(backend: Backend, keys: JwtKeys, event_buffer: usize) -> Option<T
         demo_data: false,
         evaluation_schedule: None,
         event_buffer,
-        limits: tierwise_api::config::Limits::default(),
+        limits,
         new_secret: false,
     };
     let (db, _) = prepare_database(&config).await.expect("database prepared");

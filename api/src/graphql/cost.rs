@@ -33,9 +33,9 @@ pub fn list(items: usize, child: usize) -> usize {
 
 /// No field costs more than this. async-graphql adds the costs of sibling fields with a
 /// plain `+`, which wraps in a release build: nested pages multiply past `u64`, and two
-/// such aliases could wrap to a small total. A document is at most
-/// `query_text::MAX_QUERY_BYTES` long, so it has fewer than 2^16 fields, and 2^16 fields
-/// at this ceiling still sum far below 2^64.
+/// such aliases could wrap to a small total. A document is at most 1 MiB long
+/// (`MAX_QUERY_BYTES`' ceiling), so it has fewer than 2^20 fields, and 2^20 fields at
+/// this ceiling still sum below 2^61.
 const CEILING: usize = 1 << 40;
 
 /// Rows an unpaged list of a customer's (its referrals, its segments) is costed at.

@@ -20,7 +20,7 @@ pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subs
 
 /// Deepest nesting a query may have.
 pub const MAX_DEPTH: usize = 12;
-/// The most a query may cost (`cost`): each field counts 1, times the rows of every page
+/// The most a query may cost by default (`cost`, `MAX_QUERY_COST`): each field counts 1, times the rows of every page
 /// or list it is in. A console page of 100 customers with 20 fields each costs about
 /// 2,100; one with each customer's last 10 ledger entries about 7,000.
 pub const MAX_COST: usize = 10_000;
@@ -34,11 +34,16 @@ pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription
         subscription::Subscription,
     )
     .limit_depth(MAX_DEPTH)
-    .extension(cost::CostLimit { max: MAX_COST })
 }
 
-pub fn schema(db: Db, bus: crate::events::EventBus) -> AppSchema {
-    builder().data(db).data(bus).finish()
+/// The schema `serve` runs: the builder's, with the data, and queries costing at most
+/// `max_cost`.
+pub fn schema(db: Db, bus: crate::events::EventBus, max_cost: usize) -> AppSchema {
+    builder()
+        .extension(cost::CostLimit { max: max_cost })
+        .data(db)
+        .data(bus)
+        .finish()
 }
 
 /// The SDL that `schema.graphql` holds, sorted so that it is stable.

@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{AppState, query_text};
+use super::AppState;
 use crate::auth::{JwtKeys, Principal};
 use crate::domain::DomainError;
 use crate::graphql::error::ensure_codes;
@@ -30,8 +30,13 @@ pub fn authenticate(keys: &JwtKeys, authorization: Option<&str>) -> Result<Princ
 
 /// A GraphQL response carrying one error and no data.
 fn error_response(status: StatusCode, error: DomainError) -> Response {
+    coded_response(status, error.code(), &error.to_string())
+}
+
+/// A GraphQL response carrying one error with `code` and no data.
+pub fn coded_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
-        "errors": [{ "message": error.to_string(), "extensions": { "code": error.code() } }]
+        "errors": [{ "message": message, "extensions": { "code": code } }]
     });
     let mut response = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
@@ -50,7 +55,7 @@ async fn execute(
 ) -> Response {
     // Before anything parses the document, and before authentication: an unparseable
     // document must cost nothing, whoever sends it.
-    if let Err(error) = query_text::check(&request.query) {
+    if let Err(error) = state.limits.check_query_text(&request.query) {
         return error_response(StatusCode::BAD_REQUEST, error);
     }
     let authorization = headers
@@ -67,15 +72,39 @@ async fn execute(
     // connection inside a transaction sqlx does not know about (the bench's aborted
     // requests showed it as "there is already a transaction in progress").
     let schema = state.schema.clone();
-    let mut response = match tokio::spawn(async move { schema.execute(request).await }).await {
-        Ok(response) => response,
-        Err(error) => {
+    let operation = tokio::spawn(async move { schema.execute(request).await });
+    let timeout = state.limits.request_timeout;
+    let mut response = match tokio::time::timeout(timeout, operation).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
             tracing::error!(%error, "a GraphQL operation failed");
             let error = DomainError::Internal(anyhow::anyhow!("{error}"));
             return error_response(StatusCode::INTERNAL_SERVER_ERROR, error);
         }
+        // The operation still runs to its end (see above); the client is told now.
+        Err(_) => {
+            return coded_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TIMEOUT",
+                &format!(
+                    "the request took longer than {} s (REQUEST_TIMEOUT); a mutation may still complete: \
+                     retry it with the same idempotency key",
+                    timeout.as_secs_f64()
+                ),
+            );
+        }
     };
     ensure_codes(&mut response);
+    let limit = state.limits.max_response_bytes;
+    if oversized(&response, limit) {
+        return coded_response(
+            StatusCode::OK,
+            "BAD_USER_INPUT",
+            &format!(
+                "the response would be more than {limit} bytes (MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages"
+            ),
+        );
+    }
     GraphQLResponse::from(response).into_response()
 }
 
@@ -107,8 +136,17 @@ pub async fn post_handler(
     if announced.is_some_and(|length| length > super::MAX_BODY_BYTES as u64) {
         return too_large();
     }
-    let Ok(bytes) = axum::body::to_bytes(body, super::MAX_BODY_BYTES).await else {
-        return too_large();
+    let read = axum::body::to_bytes(body, super::MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(state.limits.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return too_large(),
+        Err(_) => {
+            return coded_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "BAD_USER_INPUT",
+                "the request body did not arrive in time (BODY_READ_TIMEOUT)",
+            );
+        }
     };
     match parse_body(&bytes) {
         Ok(request) => execute(&state, &headers, request).await,
@@ -173,7 +211,7 @@ pub async fn get_handler(
             );
         }
     };
-    if let Err(error) = query_text::check(&request.query) {
+    if let Err(error) = state.limits.check_query_text(&request.query) {
         return error_response(StatusCode::BAD_REQUEST, error);
     }
     if operation_type(&request).is_some_and(|ty| ty != OperationType::Query) {
@@ -186,6 +224,30 @@ pub async fn get_handler(
         );
     }
     execute(&state, &headers, request).await
+}
+
+/// Whether `response` serialises to more than `limit` bytes. The cost limit bounds what
+/// a query reads; this bounds what it writes (large `attributes` times many aliases).
+/// Counts without keeping the bytes, and stops at the limit.
+fn oversized(response: &async_graphql::Response, limit: usize) -> bool {
+    struct Counter {
+        written: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written += buf.len();
+            if self.written > self.limit {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { written: 0, limit };
+    serde_json::to_writer(&mut counter, response).is_err()
 }
 
 /// The type of the operation a request would run; `None` for a document that does not

@@ -6,6 +6,7 @@ pub mod health;
 pub mod metrics;
 pub mod query_text;
 pub mod quota;
+pub mod server;
 pub mod ws;
 
 use axum::Router;

@@ -8,31 +8,36 @@
 
 use crate::domain::DomainError;
 
-/// The longest document accepted, in bytes. The longest query a console sends is a few
-/// kilobytes; a document this long is either generated wrongly or hostile.
+/// The default longest document accepted, in bytes (`MAX_QUERY_BYTES`). The longest
+/// query a console sends is a few kilobytes; a document this long is either generated
+/// wrongly or hostile.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 
-/// How deeply `{`, `[` and `(` may nest. Selection sets are limited to `MAX_DEPTH`
-/// fields by the schema; values (lists, input objects) nest inside them. The parser
-/// uses well under 16 KiB of stack per level, so this stays far below the 2 MiB a
-/// worker thread has.
+/// How deeply `{`, `[` and `(` may nest by default (`MAX_NESTING`). Selection sets are
+/// limited to `MAX_DEPTH` fields by the schema; values (lists, input objects) nest
+/// inside them. The parser uses well under 16 KiB of stack per level, so even
+/// `NESTING_CEILING` stays far below the 2 MiB a worker thread has.
 pub const MAX_NESTING: usize = 64;
 
-/// Refuses a document that is too long or nests too deeply, before it is parsed.
-pub fn check(query: &str) -> Result<(), DomainError> {
-    if query.len() > MAX_QUERY_BYTES {
+/// The most `MAX_NESTING` may be set to.
+pub const NESTING_CEILING: usize = 128;
+
+/// Refuses a document longer than `max_bytes` or nesting deeper than `max_nesting`,
+/// before it is parsed.
+pub fn check(query: &str, max_bytes: usize, max_nesting: usize) -> Result<(), DomainError> {
+    if query.len() > max_bytes {
         return Err(DomainError::bad_input(
             "query",
             format!(
-                "the document is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+                "the document is {} bytes; at most {max_bytes} are accepted",
                 query.len()
             ),
         ));
     }
-    if nesting(query) > MAX_NESTING {
+    if nesting(query) > max_nesting {
         return Err(DomainError::bad_input(
             "query",
-            format!("brackets nest more than {MAX_NESTING} levels deep"),
+            format!("brackets nest more than {max_nesting} levels deep"),
         ));
     }
     Ok(())
@@ -115,19 +120,17 @@ mod tests {
             "[".repeat(2000),
             "]".repeat(2000)
         );
-        assert!(check(&deep).is_err());
+        assert!(check(&deep, MAX_QUERY_BYTES, MAX_NESTING).is_err());
         let edge = format!(
             "{{ viewer(x: {}1{}) {{ role }} }}",
             "[".repeat(MAX_NESTING - 2),
             "]".repeat(MAX_NESTING - 2)
         );
-        assert!(check(&edge).is_ok(), "{MAX_NESTING} levels are allowed");
         assert!(
-            check(&format!(
-                "{{ viewer {{ role }} }}#{}",
-                "x".repeat(MAX_QUERY_BYTES)
-            ))
-            .is_err()
+            check(&edge, MAX_QUERY_BYTES, MAX_NESTING).is_ok(),
+            "{MAX_NESTING} levels are allowed"
         );
+        let long = format!("{{ viewer {{ role }} }}#{}", "x".repeat(MAX_QUERY_BYTES));
+        assert!(check(&long, MAX_QUERY_BYTES, MAX_NESTING).is_err());
     }
 }

@@ -275,7 +275,7 @@ impl Connection {
             }]);
             json!({"type": "error", "id": id, "payload": errors})
         };
-        if let Err(error) = super::query_text::check(&request.query) {
+        if let Err(error) = self.state.limits.check_query_text(&request.query) {
             return self.send(refuse(error)).await;
         }
         let per_socket = self.state.limits.subscriptions_per_socket;
