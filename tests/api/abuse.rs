@@ -425,6 +425,30 @@ async fn connections_past_the_limit_wait_their_turn(app: TestApp) {
     assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
 }
 
+async fn websockets_keep_their_connection_place(app: TestApp) {
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(Ws::open(&app, TRANSPORT, &app.admin()).await);
+    }
+    let request = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(app.admin())
+        .json(&json!({ "query": "{ viewer { role } }" }))
+        .send();
+    tokio::pin!(request);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut request).await.is_err(),
+        "served while three sockets hold every place"
+    );
+    drop(sockets.pop());
+    let response = tokio::time::timeout(Duration::from_secs(5), request)
+        .await
+        .expect("served once a socket closed")
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
 fn instant_timeout() -> Limits {
     Limits {
         request_timeout: Duration::from_nanos(1),
@@ -469,6 +493,10 @@ async fn responses_past_the_size_limit_are_refused(app: TestApp) {
     app.ok(&query, json!({ "id": id })).await;
 }
 
-with_limits!(tight: idle_and_half_sent_requests_are_cut_off, connections_past_the_limit_wait_their_turn);
+with_limits!(
+    tight: idle_and_half_sent_requests_are_cut_off,
+    connections_past_the_limit_wait_their_turn,
+    websockets_keep_their_connection_place,
+);
 with_limits!(instant_timeout: a_request_past_its_time_is_answered_timeout);
 with_limits!(small_responses: responses_past_the_size_limit_are_refused);

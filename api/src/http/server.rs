@@ -20,6 +20,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
+/// A connection's place among `max_connections`. Requests carry it (as an extension) so
+/// that a WebSocket, which leaves hyper when it upgrades, keeps its place for as long
+/// as the socket lives.
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// How connections are bounded (`MAX_CONNECTIONS`, `HEADER_READ_TIMEOUT`).
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -62,15 +68,19 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .map_request(|request: hyper::Request<Incoming>| request.map(Body::new)),
-        );
+        let slot = ConnectionSlot(Arc::new(permit));
+        let service = TowerToHyperService::new(router.clone().map_request({
+            let slot = slot.clone();
+            move |request: hyper::Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(slot.clone());
+                request
+            }
+        }));
         let mut stopping = stopping.clone();
         let open = open.subscribe();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slot = slot;
             let _open = open;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder

@@ -51,6 +51,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn handler(
     State(state): State<AppState>,
     headers: HeaderMap,
+    slot: Option<axum::Extension<super::server::ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> HttpResponse {
     // The client's choice; graphql-transport-ws when it offers both or names neither.
@@ -74,6 +75,8 @@ pub async fn handler(
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
+            // The socket keeps its place among MAX_CONNECTIONS until it closes.
+            let _slot = slot;
             Connection::new(socket, state, protocol).run().await;
         })
 }
