@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use crate::auth::JwtKeys;
+use crate::http::rate_limit::{Budget, Budgets};
 use crate::jobs::schedule::Schedule;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tierwise.db";
@@ -58,6 +59,9 @@ pub struct Limits {
     pub max_cost: usize,
     /// The largest response body, in bytes (`MAX_RESPONSE_BYTES`).
     pub max_response_bytes: usize,
+    /// Requests per second per caller, by role (`RATE_LIMIT_ADMIN`, `…_STAFF`,
+    /// `…_PARTNER`, `…_CUSTOMER`; 0 turns a role's limit off).
+    pub rates: crate::http::rate_limit::Budgets,
 }
 
 impl Default for Limits {
@@ -73,6 +77,7 @@ impl Default for Limits {
             max_nesting: crate::http::query_text::MAX_NESTING,
             max_cost: crate::graphql::MAX_COST,
             max_response_bytes: 16 * 1024 * 1024,
+            rates: crate::http::rate_limit::Budgets::default(),
         }
     }
 }
@@ -114,7 +119,28 @@ impl Limits {
                     }),
             }
         };
+        let rate = |name: &str, default: Budget| -> anyhow::Result<Budget> {
+            match var(name) {
+                None => Ok(default),
+                Some(text) => text
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 1_000_000)
+                    .map(Budget::per_second)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{name} must be requests per second, 0 (no limit) to 1000000")
+                    }),
+            }
+        };
+        let rates = Budgets {
+            admin: rate("RATE_LIMIT_ADMIN", defaults.rates.admin)?,
+            staff: rate("RATE_LIMIT_STAFF", defaults.rates.staff)?,
+            partner: rate("RATE_LIMIT_PARTNER", defaults.rates.partner)?,
+            customer: rate("RATE_LIMIT_CUSTOMER", defaults.rates.customer)?,
+        };
         Ok(Self {
+            rates,
             max_connections: number("MAX_CONNECTIONS", defaults.max_connections, 1_000_000)?,
             header_read_timeout: duration("HEADER_READ_TIMEOUT", defaults.header_read_timeout)?,
             body_read_timeout: duration("BODY_READ_TIMEOUT", defaults.body_read_timeout)?,

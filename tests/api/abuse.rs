@@ -9,7 +9,7 @@ use tierwise_api::config::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, assert_error, on_both};
+use crate::helpers::{TestApp, assert_error, on_both, test_limits};
 
 /// Declares, for each `name(app: TestApp)`, its SQLite and Postgres tests on a server
 /// with the limits `limits()` gives.
@@ -357,7 +357,7 @@ fn tight() -> Limits {
         max_connections: 3,
         header_read_timeout: Duration::from_millis(500),
         body_read_timeout: Duration::from_millis(500),
-        ..Limits::default()
+        ..test_limits()
     }
 }
 
@@ -452,7 +452,7 @@ async fn websockets_keep_their_connection_place(app: TestApp) {
 fn instant_timeout() -> Limits {
     Limits {
         request_timeout: Duration::from_nanos(1),
-        ..Limits::default()
+        ..test_limits()
     }
 }
 
@@ -472,7 +472,7 @@ async fn a_request_past_its_time_is_answered_timeout(app: TestApp) {
 fn small_responses() -> Limits {
     Limits {
         max_response_bytes: 1024 * 1024,
-        ..Limits::default()
+        ..test_limits()
     }
 }
 
@@ -500,3 +500,58 @@ with_limits!(
 );
 with_limits!(instant_timeout: a_request_past_its_time_is_answered_timeout);
 with_limits!(small_responses: responses_past_the_size_limit_are_refused);
+
+fn production_rates() -> Limits {
+    use tierwise_api::http::rate_limit::{Budget, Budgets};
+    Limits {
+        rates: Budgets {
+            customer: Budget {
+                per_second: 1.0,
+                burst: 3.0,
+            },
+            ..Budgets::default()
+        },
+        ..Limits::default()
+    }
+}
+
+async fn a_caller_over_its_rate_is_told_to_wait(app: TestApp) {
+    let customer = app.create_customer(json!({ "name": "Wang Fang" })).await;
+    let token = app.customer_token(&customer);
+    let ask = || {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(&token)
+            .json(&json!({ "query": "{ viewer { role } }" }))
+            .send()
+    };
+    for _ in 0..3 {
+        assert!(ask().await.unwrap().status().is_success(), "within the burst");
+    }
+    let refused = ask().await.unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(retry_after, 1);
+    assert_json_error(refused, 429, "RATE_LIMITED").await;
+    // Another caller, and the staff, are not held back by this one.
+    let other = app.create_customer(json!({ "name": "Li Lei" })).await;
+    app.ok_as(&app.customer_token(&other), "{ viewer { role } }", json!({})).await;
+    // A second later, a token is back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(ask().await.unwrap().status().is_success());
+    // Over WebSocket, a flood of operations closes the socket with 4429.
+    let mut ws = Ws::open(&app, TRANSPORT, &app.customer_token(&other)).await;
+    for i in 0..10 {
+        ws.send_subscribe(&i.to_string(), "subscription { pointsChanged { delta } }", json!({}))
+            .await;
+    }
+    let (code, _) = loop {
+        match ws.receive().await {
+            crate::ws_client::Received::Closed(Some(frame)) => break frame,
+            crate::ws_client::Received::Message(_) => continue,
+            other => panic!("expected a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 4429);
+}
+
+with_limits!(production_rates: a_caller_over_its_rate_is_told_to_wait);

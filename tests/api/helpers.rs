@@ -149,12 +149,28 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<TestApp> {
-    spawn(backend, keys, tierwise_api::events::bus::DEFAULT_CAPACITY, Limits::default()).await
+    spawn(backend, keys, tierwise_api::events::bus::DEFAULT_CAPACITY, test_limits()).await
+}
+
+/// Production's limits, but for the rate limits: a test sends as fast as it can with
+/// one token, which no real caller does (`abuse` tests the rate limits themselves).
+pub fn test_limits() -> Limits {
+    use tierwise_api::http::rate_limit::{Budget, Budgets};
+    let unlimited = Budget::per_second(0);
+    Limits {
+        rates: Budgets {
+            admin: unlimited,
+            staff: unlimited,
+            partner: unlimited,
+            customer: unlimited,
+        },
+        ..Limits::default()
+    }
 }
 
 /// A server whose subscribers are dropped once `batches` batches of events behind.
 pub async fn spawn_app_with_event_buffer(backend: Backend, batches: usize) -> Option<TestApp> {
-    spawn(backend, test_keys(), batches, Limits::default()).await
+    spawn(backend, test_keys(), batches, test_limits()).await
 }
 
 /// A server with these limits on what clients may hold and ask for.

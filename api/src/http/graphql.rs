@@ -65,6 +65,18 @@ async fn execute(
         Ok(principal) => principal,
         Err(error) => return error_response(StatusCode::UNAUTHORIZED, error),
     };
+    if let Err(wait) = state.rate_limiter.take(&principal) {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = coded_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            &format!("too many requests from this caller; retry in {seconds} s"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        return response;
+    }
     let request = crate::graphql::prepare(request, principal, &state.db);
     // The operation runs to its end even when the client goes away. Dropped halfway, it
     // would drop its database work mid-statement: a mutation may be committed or not

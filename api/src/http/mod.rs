@@ -6,6 +6,7 @@ pub mod health;
 pub mod metrics;
 pub mod query_text;
 pub mod quota;
+pub mod rate_limit;
 pub mod server;
 pub mod ws;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub feeds: feeds::Feeds,
     /// Live operations per caller, over all its sockets.
     pub subscriptions: quota::Quota,
+    /// Requests per caller.
+    pub rate_limiter: std::sync::Arc<rate_limit::RateLimiter>,
     pub limits: crate::config::Limits,
 }
 

@@ -89,6 +89,9 @@ mod close {
     pub const INIT_TIMEOUT: u16 = 4408;
     pub const SUBSCRIBER_EXISTS: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
+    /// The caller's rate limit (`http::rate_limit`), with the code graphql-transport-ws
+    /// uses for too many initialisations.
+    pub const TOO_MANY_REQUESTS: u16 = 4429;
 }
 
 /// What a client may send, in either protocol.
@@ -265,6 +268,9 @@ impl Connection {
         let Some(principal) = self.session.clone() else {
             return Err(Closing(close::UNAUTHORIZED, "Unauthorized".into()));
         };
+        if self.state.rate_limiter.take(&principal).is_err() {
+            return Err(Closing(close::TOO_MANY_REQUESTS, "Too many requests".into()));
+        }
         if self.live.contains_key(&id) {
             return Err(Closing(
                 close::SUBSCRIBER_EXISTS,
