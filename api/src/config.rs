@@ -115,7 +115,9 @@ impl Limits {
                     .ok()
                     .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
                     .ok_or_else(|| {
-                        anyhow::anyhow!("{name} must be a duration such as 10s or 2m, at most 1 day")
+                        anyhow::anyhow!(
+                            "{name} must be a duration such as 10s or 2m, at most 1 day"
+                        )
                     }),
             }
         };
@@ -129,7 +131,9 @@ impl Limits {
                     .filter(|n| *n <= 1_000_000)
                     .map(Budget::per_second)
                     .ok_or_else(|| {
-                        anyhow::anyhow!("{name} must be requests per second, 0 (no limit) to 1000000")
+                        anyhow::anyhow!(
+                            "{name} must be requests per second, 0 (no limit) to 1000000"
+                        )
                     }),
             }
         };
@@ -152,11 +156,7 @@ impl Limits {
                 crate::http::query_text::NESTING_CEILING,
             )?,
             max_cost: number("MAX_QUERY_COST", defaults.max_cost, 100_000_000)?,
-            max_response_bytes: number(
-                "MAX_RESPONSE_BYTES",
-                defaults.max_response_bytes,
-                1 << 30,
-            )?,
+            max_response_bytes: number("MAX_RESPONSE_BYTES", defaults.max_response_bytes, 1 << 30)?,
             subscriptions_per_socket: number(
                 "MAX_SUBSCRIPTIONS_PER_SOCKET",
                 defaults.subscriptions_per_socket,

@@ -340,7 +340,98 @@ async fn a_token_valid_for_a_century_is_refused(app: TestApp) {
     app.ok_as(&month, "{ viewer { role } }", json!({})).await;
 }
 
+async fn a_large_segment_rule_runs_and_none_breaks_the_others(app: TestApp) {
+    let customer = app
+        .create_customer(json!({ "name": "Wang Fang", "attributes": { "x": "v7" } }))
+        .await;
+    let create =
+        "mutation($input: SegmentInput!) { createSegment(input: $input) { id memberCount } }";
+    // The finding: a list of 1,000 values made every segment read fail on SQLite.
+    let values: Vec<String> = (0..1000).map(|i| format!("v{i}")).collect();
+    let big = json!({ "field": "attributes.x", "op": "in", "value": values });
+    let saved = app
+        .ok(
+            create,
+            json!({ "input": { "name": "Big", "kind": "DYNAMIC", "rule": big } }),
+        )
+        .await;
+    assert_eq!(saved["createSegment"]["memberCount"], 1);
+    // Five of them in one rule (5,000 values, the most a rule holds) still run.
+    let five = json!({ "any": vec![big.clone(); 5] });
+    let preview = app
+        .ok(
+            "query($rule: JSON!) { segmentPreview(rule: $rule) { totalCount } }",
+            json!({ "rule": five }),
+        )
+        .await;
+    assert_eq!(preview["segmentPreview"]["totalCount"], 1);
+    // Forty: refused when given, not failing later.
+    let forty = json!({ "any": vec![big.clone(); 40] });
+    let body = app
+        .gql(
+            Some(&app.admin()),
+            "query($rule: JSON!) { segmentPreview(rule: $rule) { totalCount } }",
+            json!({ "rule": forty.clone() }),
+        )
+        .await;
+    assert!(assert_error(&body, "BAD_USER_INPUT").contains("5000 values"));
+    let body = app
+        .gql(
+            Some(&app.admin()),
+            create,
+            json!({ "input": { "name": "Forty", "kind": "DYNAMIC", "rule": forty.clone() } }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+    // One stored before these checks (written straight into the table) fails only its
+    // own count; every other read goes on.
+    use sea_orm::{ActiveModelTrait, Set};
+    let now = chrono::Utc::now();
+    entity::segment::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        name: Set("Poison".into()),
+        description: Set(None),
+        kind: Set(entity::enums::SegmentKind::Dynamic),
+        rule: Set(Some(forty)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(app.db.conn())
+    .await
+    .expect("a segment written by hand");
+    let data = app
+        .ok_as(
+            &app.staff(),
+            "query($id: ID!) { customer(id: $id) { segments { name } } }",
+            json!({ "id": customer }),
+        )
+        .await;
+    assert_eq!(data["customer"]["segments"], json!([{ "name": "Big" }]));
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "{ segments { nodes { name memberCount } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = body["data"]["segments"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let big_count = nodes
+        .iter()
+        .find(|n| n["name"] == "Big")
+        .map(|n| n["memberCount"].clone());
+    assert_eq!(big_count, Some(json!(1)), "{body:#}");
+    assert_eq!(
+        body["errors"].as_array().map(Vec::len),
+        Some(1),
+        "only Poison's count fails: {body:#}"
+    );
+}
+
 on_both!(
+    a_large_segment_rule_runs_and_none_breaks_the_others,
     a_token_valid_for_a_century_is_refused,
     deeply_nested_documents_are_refused_before_parsing,
     malformed_bodies_get_graphql_errors,
@@ -375,7 +466,9 @@ async fn idle_and_half_sent_requests_are_cut_off(app: TestApp) {
     // Nothing at all, and half a header: closed after the header deadline.
     let mut silent = TcpStream::connect(app.address).await.unwrap();
     let mut half = TcpStream::connect(app.address).await.unwrap();
-    half.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    half.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     for stream in [&mut silent, &mut half] {
         let closed = read_until_closed(stream, Duration::from_secs(5)).await;
         assert!(closed.is_some(), "still open after 5 s");
@@ -387,9 +480,14 @@ async fn idle_and_half_sent_requests_are_cut_off(app: TestApp) {
         app.admin()
     );
     slow.write_all(head.as_bytes()).await.unwrap();
-    let answer = read_until_closed(&mut slow, Duration::from_secs(5)).await.expect("an answer");
+    let answer = read_until_closed(&mut slow, Duration::from_secs(5))
+        .await
+        .expect("an answer");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("BODY_READ_TIMEOUT") && answer.contains("BAD_USER_INPUT"), "{answer}");
+    assert!(
+        answer.contains("BODY_READ_TIMEOUT") && answer.contains("BAD_USER_INPUT"),
+        "{answer}"
+    );
     assert_alive(&app).await;
 }
 
@@ -438,7 +536,9 @@ async fn websockets_keep_their_connection_place(app: TestApp) {
         .send();
     tokio::pin!(request);
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut request).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(300), &mut request)
+            .await
+            .is_err(),
         "served while three sockets hold every place"
     );
     drop(sockets.pop());
@@ -466,7 +566,12 @@ async fn a_request_past_its_time_is_answered_timeout(app: TestApp) {
         .await
         .unwrap();
     let body = assert_json_error(response, 503, "TIMEOUT").await;
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("REQUEST_TIMEOUT"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("REQUEST_TIMEOUT")
+    );
 }
 
 fn small_responses() -> Limits {
@@ -484,7 +589,9 @@ async fn responses_past_the_size_limit_are_refused(app: TestApp) {
     // 64 copies of 16 KiB: over 1 MiB, though the query costs little.
     let copies: String = (0..64).map(|i| format!("a{i}: attributes ")).collect();
     let query = format!("query($id: ID!) {{ customer(id: $id) {{ {copies} }} }}");
-    let body = app.gql(Some(&app.admin()), &query, json!({ "id": id })).await;
+    let body = app
+        .gql(Some(&app.admin()), &query, json!({ "id": id }))
+        .await;
     let message = assert_error(&body, "BAD_USER_INPUT");
     assert!(message.contains("MAX_RESPONSE_BYTES"), "{message}");
     // Just under it, the answer comes.
@@ -526,23 +633,39 @@ async fn a_caller_over_its_rate_is_told_to_wait(app: TestApp) {
             .send()
     };
     for _ in 0..3 {
-        assert!(ask().await.unwrap().status().is_success(), "within the burst");
+        assert!(
+            ask().await.unwrap().status().is_success(),
+            "within the burst"
+        );
     }
     let refused = ask().await.unwrap();
-    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(retry_after, 1);
     assert_json_error(refused, 429, "RATE_LIMITED").await;
     // Another caller, and the staff, are not held back by this one.
     let other = app.create_customer(json!({ "name": "Li Lei" })).await;
-    app.ok_as(&app.customer_token(&other), "{ viewer { role } }", json!({})).await;
+    app.ok_as(
+        &app.customer_token(&other),
+        "{ viewer { role } }",
+        json!({}),
+    )
+    .await;
     // A second later, a token is back.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(ask().await.unwrap().status().is_success());
     // Over WebSocket, a flood of operations closes the socket with 4429.
     let mut ws = Ws::open(&app, TRANSPORT, &app.customer_token(&other)).await;
     for i in 0..10 {
-        ws.send_subscribe(&i.to_string(), "subscription { pointsChanged { delta } }", json!({}))
-            .await;
+        ws.send_subscribe(
+            &i.to_string(),
+            "subscription { pointsChanged { delta } }",
+            json!({}),
+        )
+        .await;
     }
     let (code, _) = loop {
         match ws.receive().await {

@@ -149,7 +149,13 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<TestApp> {
-    spawn(backend, keys, tierwise_api::events::bus::DEFAULT_CAPACITY, test_limits()).await
+    spawn(
+        backend,
+        keys,
+        tierwise_api::events::bus::DEFAULT_CAPACITY,
+        test_limits(),
+    )
+    .await
 }
 
 /// Production's limits, but for the rate limits: a test sends as fast as it can with

@@ -20,6 +20,9 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_CONDITIONS: usize = 256;
 /// How many values an `in` / `nin` list may hold.
 pub const MAX_LIST: usize = 1000;
+/// How many values (in lists and comparisons) a whole rule may hold: each is a bound
+/// parameter, and SQLite takes at most 32,766 per statement.
+pub const MAX_VALUES: usize = 5000;
 /// How many keys an `attributes.<key>.<key>` path may have, and how long each may be.
 pub const MAX_ATTRIBUTE_DEPTH: usize = 5;
 const MAX_KEY_LENGTH: usize = 64;
@@ -244,6 +247,7 @@ impl Rule {
         let mut parser = Parser {
             tier_exists,
             conditions: 0,
+            values: 0,
         };
         parser.rule(json, &Path(path.to_owned()), 1)
     }
@@ -252,6 +256,7 @@ impl Rule {
 struct Parser<'a> {
     tier_exists: &'a dyn Fn(&str) -> bool,
     conditions: usize,
+    values: usize,
 }
 
 impl Parser<'_> {
@@ -293,7 +298,15 @@ impl Parser<'_> {
             if self.conditions > MAX_CONDITIONS {
                 return Err(path.error(format!("a rule holds at most {MAX_CONDITIONS} conditions")));
             }
-            return self.condition(object, path).map(Rule::Condition);
+            let condition = self.condition(object, path)?;
+            self.values += match &condition.test {
+                Test::In(values) | Test::Contains(values) => values.len(),
+                Test::Compare(..) | Test::Exists => 1,
+            };
+            if self.values > MAX_VALUES {
+                return Err(path.error(format!("a rule holds at most {MAX_VALUES} values in all")));
+            }
+            return Ok(Rule::Condition(condition));
         }
         Err(path.error("expected an object with \"all\", \"any\", \"not\" or \"field\""))
     }

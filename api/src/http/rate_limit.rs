@@ -103,12 +103,10 @@ impl RateLimiter {
                 bucket.tokens + idle * budget.per_second < budget.burst
             });
         }
-        let bucket = buckets
-            .entry(caller.key_owner.clone())
-            .or_insert(Bucket {
-                tokens: budget.burst,
-                updated: now,
-            });
+        let bucket = buckets.entry(caller.key_owner.clone()).or_insert(Bucket {
+            tokens: budget.burst,
+            updated: now,
+        });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * budget.per_second).min(budget.burst);
         bucket.updated = now;
@@ -153,9 +151,21 @@ mod tests {
         }
         let wait = limiter.take_at(&me, t0).unwrap_err();
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
-        assert!(limiter.take_at(&caller(Role::Customer, "customer:2"), t0).is_ok());
-        assert!(limiter.take_at(&me, t0 + Duration::from_millis(500)).is_ok());
-        assert!(limiter.take_at(&me, t0 + Duration::from_millis(500)).is_err());
+        assert!(
+            limiter
+                .take_at(&caller(Role::Customer, "customer:2"), t0)
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .take_at(&me, t0 + Duration::from_millis(500))
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .take_at(&me, t0 + Duration::from_millis(500))
+                .is_err()
+        );
     }
 
     #[test]

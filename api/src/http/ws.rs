@@ -269,7 +269,10 @@ impl Connection {
             return Err(Closing(close::UNAUTHORIZED, "Unauthorized".into()));
         };
         if self.state.rate_limiter.take(&principal).is_err() {
-            return Err(Closing(close::TOO_MANY_REQUESTS, "Too many requests".into()));
+            return Err(Closing(
+                close::TOO_MANY_REQUESTS,
+                "Too many requests".into(),
+            ));
         }
         if self.live.contains_key(&id) {
             return Err(Closing(

@@ -65,7 +65,18 @@ fn unique_name(error: DomainError, name: &str) -> DomainError {
     }
 }
 
+/// Refuses a DYNAMIC rule the database cannot run (`segments::check_runs`), before the
+/// save's transaction: a failed statement would end that transaction on Postgres.
+async fn check_rule_runs(db: &Db, input: &SegmentInput) -> DomainResult<()> {
+    if let (SegmentKind::Dynamic, Some(rule)) = (input.kind, &input.rule) {
+        let rule = parse_rule(db, rule, "input.rule").await?;
+        segments::check_runs(db.conn(), &rule, "input.rule").await?;
+    }
+    Ok(())
+}
+
 pub async fn create(db: &Db, input: SegmentInput) -> DomainResult<segment::Model> {
+    check_rule_runs(db, &input).await?;
     let name = input.name.trim().to_owned();
     db.write(move |txn| {
         Box::pin(async move {
@@ -83,6 +94,7 @@ pub async fn create(db: &Db, input: SegmentInput) -> DomainResult<segment::Model
 /// Replaces a segment's name, description and rule; its kind cannot change (a list and
 /// a rule are different things: a new segment says so).
 pub async fn update(db: &Db, id: Uuid, input: SegmentInput) -> DomainResult<segment::Model> {
+    check_rule_runs(db, &input).await?;
     let name = input.name.trim().to_owned();
     db.write(move |txn| {
         Box::pin(async move {

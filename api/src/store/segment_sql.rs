@@ -196,10 +196,26 @@ fn plain_column(field: &Field) -> (customer::Column, bool) {
 }
 
 /// `all` (AND) or `any` (OR) of `parts`; the empty `all` holds, the empty `any` does not.
+/// Joined as a balanced tree: a chain of 1,000 ORs is an expression 1,000 deep, which
+/// SQLite refuses ("Expression tree is too large"); balanced it is 10 deep.
 fn fold(parts: impl Iterator<Item = Expr>, all: bool) -> Expr {
-    parts
-        .reduce(|left, right| if all { left.and(right) } else { left.or(right) })
-        .unwrap_or_else(|| if all { always() } else { never() })
+    let join = |left: Expr, right: Expr| if all { left.and(right) } else { left.or(right) };
+    let mut level: Vec<Expr> = parts.collect();
+    if level.is_empty() {
+        return if all { always() } else { never() };
+    }
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut pairs = level.into_iter();
+        while let Some(left) = pairs.next() {
+            next.push(match pairs.next() {
+                Some(right) => join(left, right),
+                None => left,
+            });
+        }
+        level = next;
+    }
+    level.pop().unwrap_or_else(never)
 }
 
 fn compare(left: Expr, comparison: Comparison, right: sea_orm::Value) -> Expr {

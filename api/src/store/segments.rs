@@ -234,6 +234,31 @@ pub fn members_of(
     Ok(live().and(membership))
 }
 
+/// Refuses (`BAD_USER_INPUT` at `path`) a rule the database cannot run: its condition
+/// is prepared and run against no rows, so that a rule too large for one statement is
+/// refused when it is saved or previewed, not later in every read that meets it.
+pub async fn check_runs(db: &impl ConnectionTrait, rule: &Rule, path: &str) -> DomainResult<()> {
+    let backend = db.get_database_backend();
+    let context = RuleContext::load(db).await?;
+    let query = Query::select()
+        .expr(Expr::val(1))
+        .from(customer::Entity)
+        .and_where(live().and(context.compile(rule, backend, now())))
+        .limit(0)
+        .to_owned();
+    match db.query_all_raw(backend.build(&query)).await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::info!(%error, "a segment rule the database cannot run was refused");
+            Err(DomainError::bad_input(
+                path,
+                "the database cannot run this rule (too many values or conditions for one \
+                 statement); split it into smaller rules",
+            ))
+        }
+    }
+}
+
 fn live() -> Expr {
     Expr::col((customer::Entity, customer::Column::ErasedAt)).is_null()
 }
@@ -256,34 +281,88 @@ pub async fn condition(db: &impl ConnectionTrait, membership: &Membership) -> Do
     }
 }
 
+/// Each segment with the condition that selects its members, leaving out (and logging)
+/// one whose stored rule no longer compiles: a rule saved under older limits costs its
+/// own answers only.
+fn conditions<'s>(
+    segments: &'s [segment::Model],
+    backend: sea_orm::DbBackend,
+    at: DateTime<Utc>,
+    context: &RuleContext,
+) -> Vec<(&'s segment::Model, Expr)> {
+    segments
+        .iter()
+        .filter_map(|segment| match members_of(segment, backend, at, context) {
+            Ok(condition) => Some((segment, condition)),
+            Err(error) => {
+                tracing::error!(segment = %segment.id, name = %segment.name, ?error,
+                    "a segment's rule cannot be compiled; it is left out");
+                None
+            }
+        })
+        .collect()
+}
+
 /// How many customers each segment has now, in one statement: one `COUNT` per segment,
-/// joined with UNION ALL so that each uses the indexes its own condition can.
+/// joined with UNION ALL so that each uses the indexes its own condition can. A segment
+/// whose rule cannot run has no entry.
 pub async fn member_counts(
     db: &impl ConnectionTrait,
     segments: &[segment::Model],
 ) -> DomainResult<HashMap<Uuid, i64>> {
     let backend = db.get_database_backend();
-    let at = now();
     let context = RuleContext::load(db).await?;
-    let branches = segments
-        .iter()
-        .map(|segment| {
-            Ok(Query::select()
-                .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
-                .expr_as(
-                    Expr::col(customer::Column::Id).count(),
-                    Alias::new("members"),
-                )
-                .from(customer::Entity)
-                .and_where(members_of(segment, backend, at, &context)?)
-                .to_owned())
-        })
-        .collect::<DomainResult<Vec<_>>>()?;
+    let runnable = conditions(segments, backend, now(), &context);
     let mut counts = HashMap::new();
-    for row in union_all(db, branches).await? {
-        counts.insert(segment_id(&row)?, row.try_get::<i64>("", "members")?);
+    // A page holds at most 100 segments: one statement for a page, as long as their
+    // rules' values fit.
+    for chunk in chunks_within(&runnable, backend, 100, 0) {
+        let branches = chunk
+            .iter()
+            .map(|(segment, condition)| {
+                Query::select()
+                    .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
+                    .expr_as(
+                        Expr::col(customer::Column::Id).count(),
+                        Alias::new("members"),
+                    )
+                    .from(customer::Entity)
+                    .and_where(condition.clone())
+                    .to_owned()
+            })
+            .collect();
+        for row in isolated(db, branches, chunk).await? {
+            counts.insert(segment_id(&row)?, row.try_get::<i64>("", "members")?);
+        }
     }
     Ok(counts)
+}
+
+/// The rows of every branch, in one statement; if that fails, branch by branch, so that
+/// one segment the database cannot run (saved before rules were checked at save time)
+/// costs its own answer only: it is logged and left out, and the others are answered.
+async fn isolated(
+    db: &impl ConnectionTrait,
+    branches: Vec<SelectStatement>,
+    segments: &[(&segment::Model, Expr)],
+) -> DomainResult<Vec<sea_orm::QueryResult>> {
+    let error = match union_all(db, branches.clone()).await {
+        Ok(rows) => return Ok(rows),
+        Err(error) => error,
+    };
+    tracing::warn!(
+        ?error,
+        "segments evaluated together failed; evaluating each alone"
+    );
+    let mut rows = Vec::new();
+    for (branch, (segment, _)) in branches.into_iter().zip(segments) {
+        match union_all(db, vec![branch]).await {
+            Ok(found) => rows.extend(found),
+            Err(error) => tracing::error!(segment = %segment.id, name = %segment.name, ?error,
+                "a segment's rule cannot run; it is left out"),
+        }
+    }
+    Ok(rows)
 }
 
 /// The segments each of these customers is in now (each list by segment name): every
@@ -293,9 +372,6 @@ pub async fn segments_of(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, Vec<segment::Model>>> {
-    /// Segments tested per statement: keeps the bound parameters (customer ids times
-    /// segments) far below both databases' limits.
-    const SEGMENTS_PER_STATEMENT: usize = 20;
     let mut found: HashMap<Uuid, Vec<segment::Model>> = HashMap::new();
     if customer_ids.is_empty() {
         return Ok(found);
@@ -303,13 +379,14 @@ pub async fn segments_of(
     let segments = all(db).await?;
     let context = RuleContext::load(db).await?;
     let backend = db.get_database_backend();
-    let at = now();
+    let runnable = conditions(&segments, backend, now(), &context);
     let mut member_of: HashMap<Uuid, HashSet<Uuid>> = HashMap::new();
-    for chunk in segments.chunks(SEGMENTS_PER_STATEMENT) {
+    // Each branch carries the page's customer ids as well.
+    for chunk in chunks_within(&runnable, backend, 20, customer_ids.len()) {
         let branches = chunk
             .iter()
-            .map(|segment| {
-                Ok(Query::select()
+            .map(|(segment, condition)| {
+                Query::select()
                     .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
                     .expr_as(
                         Expr::col((customer::Entity, customer::Column::Id)),
@@ -320,11 +397,11 @@ pub async fn segments_of(
                         Expr::col((customer::Entity, customer::Column::Id))
                             .is_in(customer_ids.iter().copied()),
                     )
-                    .and_where(members_of(segment, backend, at, &context)?)
-                    .to_owned())
+                    .and_where(condition.clone())
+                    .to_owned()
             })
-            .collect::<DomainResult<Vec<_>>>()?;
-        for row in union_all(db, branches).await? {
+            .collect();
+        for row in isolated(db, branches, chunk).await? {
             let customer_id: Uuid = row.try_get("", "customer_id")?;
             member_of
                 .entry(customer_id)
@@ -343,6 +420,38 @@ pub async fn segments_of(
         );
     }
     Ok(found)
+}
+
+/// The segments in groups tested by one statement each: at most `per_statement`
+/// segments, and at most `PARAMETERS_PER_STATEMENT` bound values (each segment's rule's,
+/// plus `extra` of its own), far below both databases' limits (SQLite 32,766).
+fn chunks_within<'c, 's>(
+    conditions: &'c [(&'s segment::Model, Expr)],
+    backend: sea_orm::DbBackend,
+    per_statement: usize,
+    extra: usize,
+) -> Vec<&'c [(&'s segment::Model, Expr)]> {
+    const PARAMETERS_PER_STATEMENT: usize = 8_000;
+    let mut chunks = Vec::new();
+    let (mut start, mut parameters) = (0, 0);
+    for (i, (_, condition)) in conditions.iter().enumerate() {
+        let query = Query::select()
+            .expr(Expr::val(1))
+            .and_where(condition.clone())
+            .to_owned();
+        let own = backend.build(&query).values.map_or(0, |v| v.0.len()) + extra;
+        let full = i - start == per_statement || parameters + own > PARAMETERS_PER_STATEMENT;
+        if i > start && full {
+            chunks.push(&conditions[start..i]);
+            start = i;
+            parameters = 0;
+        }
+        parameters += own;
+    }
+    if start < conditions.len() {
+        chunks.push(&conditions[start..]);
+    }
+    chunks
 }
 
 async fn union_all(

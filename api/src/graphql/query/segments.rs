@@ -62,7 +62,11 @@ impl SegmentQuery {
         rule: Json<serde_json::Value>,
         first: Option<i32>,
     ) -> Result<CustomerConnection> {
-        let rule = service::segments::parse_rule(ctx.data::<Db>()?, &rule.0, "rule")
+        let db = ctx.data::<Db>()?;
+        let rule = service::segments::parse_rule(db, &rule.0, "rule")
+            .await
+            .gql()?;
+        crate::store::segments::check_runs(db.conn(), &rule, "rule")
             .await
             .gql()?;
         let filter = CustomerFilter {

@@ -43,12 +43,19 @@ impl Segment {
 
     /// Customers in the segment now.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(ctx
-            .data::<RequestLoader>()?
+        // Every segment gets a count but one whose rule the database cannot run (see
+        // `store::segments::isolated`): that one alone is an error.
+        ctx.data::<RequestLoader>()?
             .load_one(MembersOfSegment(self.0.id))
             .await
             .gql()?
-            .unwrap_or(0))
+            .ok_or_else(|| {
+                crate::domain::DomainError::Internal(anyhow::anyhow!(
+                    "segment {} has a rule the database cannot run",
+                    self.0.id
+                ))
+            })
+            .gql()
     }
 
     /// The customers in the segment now, oldest first.
