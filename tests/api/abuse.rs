@@ -430,7 +430,88 @@ async fn a_large_segment_rule_runs_and_none_breaks_the_others(app: TestApp) {
     );
 }
 
+async fn erasure_scrubs_free_text_and_refunds_stay_within_what_was_paid(app: TestApp) {
+    let id = app.create_customer(json!({ "name": "Wang Fang" })).await;
+    let record = "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) { pointsEarned } }";
+    let refund = |amount: &str, order: Option<&str>| json!({ "input": { "customerId": id, "kind": "REFUND", "amount": amount, "orderRef": order } });
+    app.ok(
+        record,
+        json!({ "input": { "customerId": id, "kind": "PURCHASE", "amount": "100", "orderRef": "ORD-1" } }),
+    )
+    .await;
+    app.ok(record, refund("60", Some("ORD-1"))).await;
+    // More than the order paid, all refunds of it together.
+    let body = app
+        .gql(Some(&app.admin()), record, refund("40.01", Some("ORD-1")))
+        .await;
+    assert!(assert_error(&body, "BAD_USER_INPUT").starts_with("input.amount"));
+    // An order with no purchase yet: refused, so that its points are never left behind.
+    let body = app
+        .gql(Some(&app.admin()), record, refund("1", Some("ORD-2")))
+        .await;
+    assert!(assert_error(&body, "BAD_USER_INPUT").starts_with("input.orderRef"));
+    app.ok(record, refund("40", Some("ORD-1"))).await;
+    let spend = app
+        .ok(
+            "query($id: ID!) { customer(id: $id) { metrics { lifetimeSpend } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(spend["customer"]["metrics"]["lifetimeSpend"], "0.00");
+
+    // Erasure takes every free text tied to the customer with the profile.
+    app.ok(
+        record,
+        json!({ "input": { "customerId": id, "kind": "PURCHASE", "amount": "10",
+                 "orderRef": "to 12 Main Street", "note": "ring twice" } }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: ID!) { adjustPoints(input: { customerId: $id, delta: 5, reason: \"sorry for the call to +8613800138000\" }) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: ID!) { setCustomerTier(customerId: $id, tierKey: \"vip\", note: \"wife of the owner\") { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: ID!) { eraseCustomer(id: $id) }",
+        json!({ "id": id }),
+    )
+    .await;
+    let after = app
+        .ok(
+            "query($id: ID!) { customer(id: $id) { name
+               interactions { nodes { amount note orderRef } }
+               pointsLedger { nodes { delta reason } }
+               tierHistory { nodes { note } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let text = after.to_string();
+    for secret in [
+        "Wang Fang",
+        "Main Street",
+        "ring twice",
+        "+8613800138000",
+        "wife of the owner",
+        "ORD-1",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} survived erasure: {after:#}"
+        );
+    }
+    assert_eq!(
+        after["customer"]["interactions"]["nodes"][0]["amount"], "10.00",
+        "amounts stay"
+    );
+}
+
 on_both!(
+    erasure_scrubs_free_text_and_refunds_stay_within_what_was_paid,
     a_large_segment_rule_runs_and_none_breaks_the_others,
     a_token_valid_for_a_century_is_refused,
     deeply_nested_documents_are_refused_before_parsing,

@@ -191,6 +191,33 @@ pub fn idempotency_key(key: Option<&str>, field: &str) -> DomainResult<Option<St
     key.map(|k| text(k, field, 160)).transpose()
 }
 
+/// What a refund naming an order is checked against: what the order's purchases paid
+/// and what its earlier refunds took back, in ten-thousandths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderPaid {
+    pub paid_e4: i64,
+    pub refunded_e4: i64,
+}
+
+/// A refund of an order never gives back more than the order paid, with its earlier
+/// refunds. A refund naming an order that has no purchase yet is refused rather than
+/// recorded: recorded first, it would never reverse that purchase's points. (A refund
+/// naming no order is a goodwill refund, checked against nothing.) Messages name no
+/// figure: a till may record refunds without reading the customer.
+pub fn check_refund(amount_e4: i64, order: OrderPaid, prefix: &str) -> DomainResult<()> {
+    if order.paid_e4 == 0 {
+        return Err(DomainError::bad_input(
+            format!("{prefix}.orderRef"),
+            "no purchase of this customer has this orderRef: record the purchase before its refund",
+        ));
+    }
+    ensure(
+        order.refunded_e4.saturating_add(amount_e4) <= order.paid_e4,
+        &format!("{prefix}.amount"),
+        || "the refunds of this order would exceed what it paid".into(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     const CNY: Bounds<'static> = Bounds {
@@ -220,6 +247,26 @@ mod tests {
 
     fn amount(text: &str) -> Option<Decimal> {
         Some(Decimal::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn refunds_never_give_back_more_than_was_paid() {
+        let order = |paid_e4, refunded_e4| OrderPaid {
+            paid_e4,
+            refunded_e4,
+        };
+        assert!(check_refund(100, order(200, 100), "input").is_ok());
+        let over = check_refund(101, order(200, 100), "inputs[2]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            over.starts_with("inputs[2].amount") && !over.contains("200"),
+            "{over}"
+        );
+        let early = check_refund(1, order(0, 0), "input")
+            .unwrap_err()
+            .to_string();
+        assert!(early.starts_with("input.orderRef"), "{early}");
     }
 
     #[test]

@@ -360,12 +360,26 @@ pub async fn erase(db: &Db, id: Uuid) -> DomainResult<()> {
             customer.updated_at = Set(at);
             customer.update(txn).await?;
             customers::set_tags(txn, id, &[]).await?;
-            entity::interaction::Entity::update_many()
-                .col_expr(
-                    entity::interaction::Column::Note,
-                    sea_orm::sea_query::Expr::value(Option::<String>::None),
-                )
-                .filter(entity::interaction::Column::CustomerId.eq(id))
+            // Free text tied to the customer may name or describe the person: notes,
+            // order references (a shop's may hold an address or a phone number), ledger
+            // reasons and tier-change notes go with the profile. Amounts, dates and kinds
+            // stay: they are the anonymous aggregates the program keeps.
+            let none = || sea_orm::sea_query::Expr::value(Option::<String>::None);
+            use entity::{interaction, points_entry, tier_change};
+            interaction::Entity::update_many()
+                .col_expr(interaction::Column::Note, none())
+                .col_expr(interaction::Column::OrderRef, none())
+                .filter(interaction::Column::CustomerId.eq(id))
+                .exec(txn)
+                .await?;
+            points_entry::Entity::update_many()
+                .col_expr(points_entry::Column::Reason, none())
+                .filter(points_entry::Column::CustomerId.eq(id))
+                .exec(txn)
+                .await?;
+            tier_change::Entity::update_many()
+                .col_expr(tier_change::Column::Note, none())
+                .filter(tier_change::Column::CustomerId.eq(id))
                 .exec(txn)
                 .await?;
             Ok(())

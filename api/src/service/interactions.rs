@@ -108,15 +108,15 @@ async fn record_all(
                     &format!("{prefix}.idempotencyKey"),
                 )?;
                 let key = key.map(|key| (key, fingerprint));
-                prepared.push((customer_id, draft, key));
+                prepared.push((customer_id, draft, key, prefix));
             }
             let mut locked = lock_customers(txn, prepared.iter().map(|p| p.0)).await?;
             let mut recorded = Vec::with_capacity(prepared.len());
-            for (customer_id, draft, key) in prepared {
+            for (customer_id, draft, key, prefix) in prepared {
                 let item = record_one(
                     txn,
                     &program,
-                    (&caller, &key_owner),
+                    (&caller, &key_owner, &prefix),
                     &mut locked,
                     customer_id,
                     draft,
@@ -208,7 +208,7 @@ async fn lock_customers(
 async fn record_one(
     txn: &impl ConnectionTrait,
     program: &Program,
-    (caller, key_owner): (&str, &str),
+    (caller, key_owner, prefix): (&str, &str, &str),
     customers: &mut HashMap<Uuid, customer::Model>,
     customer_id: Uuid,
     draft: InteractionDraft,
@@ -225,6 +225,12 @@ async fn record_one(
         .get(&customer_id)
         .cloned()
         .ok_or_else(|| DomainError::not_found("customer"))?;
+    if let (InteractionKind::Refund, Some(amount_e4), Some(order_ref)) =
+        (draft.kind, draft.amount_e4, draft.order_ref.as_deref())
+    {
+        let order = order_paid(txn, customer_id, order_ref).await?;
+        rules::check_refund(amount_e4, order, prefix)?;
+    }
     let interaction = store::interactions::insert(txn, id, customer_id, &draft, caller).await?;
     let points_earned = match interaction.kind {
         InteractionKind::Purchase => {
@@ -374,6 +380,22 @@ async fn earn_points(
     )
     .await?;
     Ok(points)
+}
+
+/// What a refund of `order_ref` is checked against (`rules::check_refund`): the order's
+/// purchases and earlier refunds.
+async fn order_paid(
+    txn: &impl ConnectionTrait,
+    customer_id: Uuid,
+    order_ref: &str,
+) -> DomainResult<rules::OrderPaid> {
+    let total =
+        |rows: Vec<interaction::Model>| -> i64 { rows.iter().filter_map(|r| r.amount_e4).sum() };
+    let of = |kind| store::interactions::of_order(txn, customer_id, kind, order_ref);
+    Ok(rules::OrderPaid {
+        paid_e4: total(of(InteractionKind::Purchase).await?),
+        refunded_e4: total(of(InteractionKind::Refund).await?),
+    })
 }
 
 /// A REFUND naming a purchase's `orderRef` takes back that purchase's points in
