@@ -95,6 +95,17 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A database the test made itself (a private Postgres instance): nothing to drop.
+    pub fn existing(url: String) -> Self {
+        Self {
+            url,
+            _dir: None,
+            postgres_name: None,
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some(name) = self.postgres_name.take() {
@@ -185,16 +196,31 @@ pub async fn spawn_app_with_limits(backend: Backend, limits: Limits) -> Option<T
     spawn(backend, test_keys(), buffer, limits).await
 }
 
+/// A server on a database the test provides.
+pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
+    let buffer = tierwise_api::events::bus::DEFAULT_CAPACITY;
+    spawn_on(database, test_keys(), buffer, test_limits()).await
+}
+
 async fn spawn(
     backend: Backend,
     keys: JwtKeys,
     event_buffer: usize,
     limits: Limits,
 ) -> Option<TestApp> {
+    let database = TestDatabase::new(backend).await?;
+    Some(spawn_on(database, keys, event_buffer, limits).await)
+}
+
+async fn spawn_on(
+    database: TestDatabase,
+    keys: JwtKeys,
+    event_buffer: usize,
+    limits: Limits,
+) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         tierwise_api::telemetry::init();
     }
-    let database = TestDatabase::new(backend).await?;
     let config = Config {
         database_url: database.url.clone(),
         listen_addr: "127.0.0.1:0".parse().expect("address"),
@@ -222,14 +248,14 @@ async fn spawn(
     tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    Some(TestApp {
+    TestApp {
         address,
         client: reqwest::Client::new(),
         keys,
         db,
         shutdown: Some(shutdown),
         _database: database,
-    })
+    }
 }
 
 /// Claims valid for the test server, for `role`.

@@ -15,6 +15,7 @@ mod demo;
 mod evaluation;
 mod events;
 mod expiry;
+mod faults;
 mod http;
 mod import;
 mod interactions;
