@@ -830,6 +830,41 @@ async fn idempotency_keys_replay_only_the_same_request(app: TestApp) {
         )
         .await;
     assert_eq!(count["customer"]["interactions"]["totalCount"], 0);
+
+    // A staff member whose `sub` equals a partner's has keys of its own.
+    let desk = app.sign(&Claims {
+        sub: "partner-tester".into(),
+        ..claims("staff")
+    });
+    let mine = app
+        .ok_as(&desk, record, json!({ "c": a, "amount": "80.00" }))
+        .await;
+    assert_eq!(
+        mine["recordInteraction"]["duplicate"], false,
+        "not the partner's key"
+    );
+}
+
+async fn a_sold_out_reward_says_so_whatever_the_customer_holds(app: TestApp) {
+    let broke = app.create_customer(json!({ "name": "Li Lei" })).await;
+    let reward = app
+        .ok(
+            "mutation { createReward(input: { name: \"Last mug\", costPoints: 100, stock: 0, minTierKey: \"vip\" }) { id } }",
+            json!({}),
+        )
+        .await["createReward"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Neither the tier nor the balance of the customer shows through the refusal.
+    let body = app
+        .gql(
+            Some(&app.partner("rewards:redeem")),
+            "mutation($c: ID!, $r: ID!) { redeemReward(input: { customerId: $c, rewardId: $r }) { id } }",
+            json!({ "c": broke, "r": reward }),
+        )
+        .await;
+    assert_error(&body, "OUT_OF_STOCK");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -890,5 +925,6 @@ on_both!(
     errors_tell_a_balance_only_to_those_who_may_read_it,
     program_aggregates_are_for_those_who_may_read_the_program,
     idempotency_keys_replay_only_the_same_request,
+    a_sold_out_reward_says_so_whatever_the_customer_holds,
     websocket_mutations_of_two_users_are_never_shared,
 );

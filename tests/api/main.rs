@@ -16,6 +16,7 @@ mod evaluation;
 mod events;
 mod expiry;
 mod faults;
+mod fuzz;
 mod http;
 mod import;
 mod interactions;

@@ -209,9 +209,12 @@ fn principal_of(claims: Claims) -> Result<Principal, DomainError> {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
+    // Keys belong to the role and subject together: two partners whose tokens share a
+    // `sub` (the CLI's default is the role's name) must not see each other's keys as
+    // used, nor a customer's token a staff member's.
     let key_owner = match (role, customer_id) {
         (Role::Customer, Some(id)) => format!("customer:{id}"),
-        _ => claims.sub.clone(),
+        _ => format!("{}:{}", role.as_str(), claims.sub),
     };
     Ok(Principal {
         subject: claims.sub,

@@ -13,8 +13,9 @@ pub const MAX_POINTS: i64 = 1_000_000_000;
 pub fn earned(amount_e4: i64, rate_e4: i64, multiplier_e4: i64) -> DomainResult<i64> {
     let points =
         i128::from(amount_e4) * i128::from(rate_e4) * i128::from(multiplier_e4) / 1_000_000_000_000;
+    // The message names no figure of the customer's (its earn rate shows its tier).
     ensure(points <= i128::from(MAX_POINTS), "amount", || {
-        format!("would earn {points} points; one purchase may earn at most {MAX_POINTS}")
+        format!("would earn more than the {MAX_POINTS} points one purchase may earn")
     })?;
     Ok(points.max(0) as i64)
 }

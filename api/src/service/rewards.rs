@@ -101,6 +101,15 @@ pub async fn redeem(
                     reward.name
                 )));
             }
+            // What holds for everyone is answered first: a sold-out reward says so
+            // whatever the customer's tier or balance, so that trying one tells a caller
+            // who may not read the customer nothing about them.
+            if reward.stock == Some(0) {
+                return Err(DomainError::OutOfStock(format!(
+                    "reward {} is out of stock",
+                    reward.name
+                )));
+            }
             if let Some(required) = reward.min_tier_id {
                 let found = tiers::by_ids(txn, &[required, customer.tier_id]).await?;
                 let rank = |id: Uuid| found.get(&id).map(|t| t.rank);

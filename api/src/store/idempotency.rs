@@ -81,12 +81,9 @@ pub async fn claim(
                 Utc::now()
             ))
         })?;
-    // Keys stored before fingerprints existed replay as they always did.
-    if existing
-        .fingerprint
-        .as_deref()
-        .is_some_and(|stored| stored != fingerprint)
-    {
+    // A key stored before fingerprints existed cannot be told to be the same request:
+    // it is refused like a different one rather than replaying what it produced.
+    if existing.fingerprint.as_deref() != Some(fingerprint) {
         return Err(DomainError::Conflict(
             "idempotency key reused with a different request".into(),
         ));
