@@ -24,6 +24,10 @@ pub struct Model {
     /// Why the run fitted no model, when it did not.
     pub churn_model_note: Option<String>,
     pub error: Option<String>,
+    /// Customers the run could not process (their data is out of any valid range), and
+    /// the first of their ids as a JSON array.
+    pub skipped_customers: i32,
+    pub skipped_customer_ids: Option<Json>,
     pub requested_by: String,
     /// Refreshed while the run works; a RUNNING run whose heartbeat stopped was abandoned.
     pub heartbeat_at: Option<DateTimeUtc>,

@@ -21,6 +21,7 @@ mod m20261126_000001_churn_inputs;
 mod m20261127_000001_last_purchase_desc_index;
 mod m20261130_000001_idempotency_fingerprints;
 mod m20261130_000002_interaction_amount_limit;
+mod m20261130_000003_run_skipped_customers;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_last_purchase_desc_index::Migration),
             Box::new(m20261130_000001_idempotency_fingerprints::Migration),
             Box::new(m20261130_000002_interaction_amount_limit::Migration),
+            Box::new(m20261130_000003_run_skipped_customers::Migration),
         ]
     }
 }

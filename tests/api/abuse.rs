@@ -510,7 +510,66 @@ async fn erasure_scrubs_free_text_and_refunds_stay_within_what_was_paid(app: Tes
     );
 }
 
+async fn a_run_skips_a_customer_it_cannot_process_and_evaluates_the_rest(app: TestApp) {
+    let record = "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) { pointsEarned } }";
+    let poisoned = app.create_customer(json!({ "name": "Old data" })).await;
+    let healthy = app.create_customer(json!({ "name": "Wang Fang" })).await;
+    for _ in 0..12 {
+        app.ok(
+            record,
+            json!({ "input": { "customerId": healthy, "kind": "PURCHASE", "amount": "2000" } }),
+        )
+        .await;
+    }
+    // Amounts stored before they were bounded (written straight into the table): two of
+    // 600,000,000,000,000, whose sum no BIGINT holds.
+    use sea_orm::{ActiveModelTrait, Set};
+    for _ in 0..2 {
+        let now = chrono::Utc::now();
+        entity::interaction::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            customer_id: Set(poisoned.parse().unwrap()),
+            kind: Set(entity::enums::InteractionKind::Purchase),
+            occurred_at: Set(now),
+            amount_e4: Set(Some(6_000_000_000_000_000_000)),
+            currency: Set(None),
+            channel: Set(None),
+            rating: Set(None),
+            note: Set(None),
+            order_ref: Set(None),
+            recorded_by: Set("old-version".into()),
+            recorded_at: Set(now),
+        }
+        .insert(app.db.conn())
+        .await
+        .expect("an interaction written by hand");
+    }
+    let run = app
+        .ok(
+            "mutation { evaluateTiers { status customersEvaluated skippedCustomers skippedCustomerIds error } }",
+            json!({}),
+        )
+        .await;
+    let run = &run["evaluateTiers"];
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["skippedCustomers"], 1, "{run}");
+    assert_eq!(run["skippedCustomerIds"], json!([poisoned]));
+    assert_eq!(run["customersEvaluated"], 1);
+    let data = app
+        .ok(
+            "query($id: ID!) { customer(id: $id) { tier { key } metrics { purchaseCount rfm { segment } } } }",
+            json!({ "id": healthy }),
+        )
+        .await;
+    assert_eq!(data["customer"]["metrics"]["purchaseCount"], 12, "{data}");
+    assert!(
+        !data["customer"]["metrics"]["rfm"].is_null(),
+        "the rest was evaluated: {data}"
+    );
+}
+
 on_both!(
+    a_run_skips_a_customer_it_cannot_process_and_evaluates_the_rest,
     erasure_scrubs_free_text_and_refunds_stay_within_what_was_paid,
     a_large_segment_rule_runs_and_none_breaks_the_others,
     a_token_valid_for_a_century_is_refused,

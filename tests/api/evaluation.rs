@@ -1252,6 +1252,8 @@ async fn insert_running_run(app: &TestApp, heartbeat: DateTime<Utc>) -> uuid::Uu
         churn_model: Set(None),
         churn_model_note: Set(None),
         error: Set(None),
+        skipped_customers: Set(0),
+        skipped_customer_ids: Set(None),
         requested_by: Set("another-server".into()),
         heartbeat_at: Set(Some(heartbeat)),
     };

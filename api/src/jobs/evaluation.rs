@@ -99,7 +99,8 @@ pub async fn execute(
     progress: &dyn Progress,
 ) -> DomainResult<evaluation_run::Model> {
     let mut counts = Counts::default();
-    let outcome = work(db, &run, progress, &mut counts).await;
+    let mut skipped_ids = Vec::new();
+    let outcome = work(db, &run, progress, &mut counts, &mut skipped_ids).await;
     let (churn, error) = match outcome {
         Ok(churn) => (churn, None),
         Err(error) => {
@@ -113,7 +114,9 @@ pub async fn execute(
     };
     let id = run.id;
     db.write(move |txn| {
-        Box::pin(async move { evaluation_runs::finish(txn, id, counts, churn, error).await })
+        Box::pin(async move {
+            evaluation_runs::finish(txn, id, counts, &skipped_ids, churn, error).await
+        })
     })
     .await
 }
@@ -133,6 +136,7 @@ async fn work(
     run: &evaluation_run::Model,
     progress: &dyn Progress,
     counts: &mut Counts,
+    skipped_ids: &mut Vec<Uuid>,
 ) -> DomainResult<ChurnOutcome> {
     // Stages are decided with the churn model in use, then revised once this run's is
     // fitted.
@@ -165,7 +169,22 @@ async fn work(
     let mut histories = only.is_none().then(|| Population::sampling(population));
     let as_of_day = day_number(run.as_of);
     while let Some(row) = rows.try_next().await? {
-        let row = evaluation_scan::read_row(&row)?;
+        // One customer's data the run cannot process is skipped, counted, named and
+        // logged; the rest of the program is evaluated.
+        let row = match evaluation_scan::read_row(&row).and_then(evaluation_scan::within_bounds) {
+            Ok(row) => row,
+            Err(error) => {
+                let id = evaluation_scan::row_id(&row);
+                tracing::error!(run = %run.id, customer = ?id, ?error, "a customer was skipped");
+                counts.skipped += 1;
+                if let Some(id) = id
+                    && skipped_ids.len() < evaluation_runs::MAX_NAMED_SKIPS
+                {
+                    skipped_ids.push(id);
+                }
+                continue;
+            }
+        };
         counts.customers_evaluated += 1;
         if let (Some(histories), Some(history)) = (&mut histories, row.aggregates.history) {
             histories.add(&history, as_of_day);

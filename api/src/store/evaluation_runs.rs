@@ -57,6 +57,8 @@ pub async fn start(
         churn_model: Set(None),
         churn_model_note: Set(None),
         error: Set(None),
+        skipped_customers: Set(0),
+        skipped_customer_ids: Set(None),
         requested_by: Set(requested_by.to_owned()),
         heartbeat_at: Set(Some(started)),
     };
@@ -76,7 +78,12 @@ pub struct Counts {
     pub upgrades: i64,
     pub downgrades: i64,
     pub points_expired: i64,
+    /// Customers skipped because the run could not process their data.
+    pub skipped: i64,
 }
+
+/// How many skipped customers a run names (all are counted and logged).
+pub const MAX_NAMED_SKIPS: usize = 100;
 
 /// Records progress and proves the run alive.
 pub async fn heartbeat(db: &impl ConnectionTrait, id: Uuid, counts: Counts) -> DomainResult<()> {
@@ -105,6 +112,7 @@ pub async fn finish(
     db: &impl ConnectionTrait,
     id: Uuid,
     counts: Counts,
+    skipped_ids: &[Uuid],
     churn: ChurnOutcome,
     error: Option<String>,
 ) -> DomainResult<evaluation_run::Model> {
@@ -128,6 +136,8 @@ pub async fn finish(
         churn_model: Set(churn_model),
         churn_model_note: Set(churn.note),
         error: Set(error),
+        skipped_customers: Set(counts.skipped as i32),
+        skipped_customer_ids: Set((!skipped_ids.is_empty()).then(|| serde_json::json!(skipped_ids))),
         ..Default::default()
     }
     .update(db)

@@ -9,7 +9,7 @@ use futures_util::Stream;
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, StreamTrait, Value};
 use uuid::Uuid;
 
-use super::metrics::{aggregate_ctes, read_aggregates};
+use super::metrics::{aggregate_ctes, money_sum, read_aggregates};
 use super::paging::placeholders;
 use super::raw;
 use crate::domain::DomainResult;
@@ -102,10 +102,8 @@ fn scan_sql(backend: DbBackend, customer_filter: &str) -> String {
         ),
         abc AS (
             SELECT id,
-                CAST(COALESCE(SUM(a_lifetime_spend) OVER (
-                    ORDER BY a_lifetime_spend DESC, id
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS BIGINT) AS spend_above,
-                CAST(SUM(a_lifetime_spend) OVER () AS BIGINT) AS spend_total
+                {spend_above} AS spend_above,
+                {spend_total} AS spend_total
             FROM scored WHERE a_lifetime_spend > 0
         )
         SELECT scored.*,
@@ -117,6 +115,14 @@ fn scan_sql(backend: DbBackend, customer_filter: &str) -> String {
         LEFT JOIN rfm ON rfm.id = scored.id
         LEFT JOIN abc ON abc.id = scored.id{customer_filter}",
         ctes = aggregate_ctes(backend, ""),
+        spend_above = money_sum(
+            backend,
+            "a_lifetime_spend",
+            Some(
+                "ORDER BY a_lifetime_spend DESC, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+            ),
+        ),
+        spend_total = money_sum(backend, "a_lifetime_spend", Some("")),
     )
 }
 
@@ -154,6 +160,35 @@ where
     Ok(db
         .stream_raw(scan_statement(backend, as_of, window_days, only))
         .await?)
+}
+
+/// The customer a scanned row is about, if even that can be read.
+pub fn row_id(row: &QueryResult) -> Option<Uuid> {
+    row.try_get("", "id").ok()
+}
+
+/// The largest money sum a customer can reach with valid data: a million purchases of the
+/// largest amount any program accepts would not come near it. A sum past it was held at
+/// the BIGINT bounds by `money_sum`: the customer's data is out of any valid range.
+const SUM_BOUND: i64 = i64::MAX / 8;
+
+/// `row`, or an error when its sums are out of any valid range (see `SUM_BOUND`).
+pub fn within_bounds(row: ScanRow) -> DomainResult<ScanRow> {
+    let a = &row.aggregates;
+    let sums = [
+        a.lifetime_spend_e4,
+        a.net_spend_e4,
+        a.purchase_sum_e4,
+        a.receivable_e4,
+        a.history.map_or(0, |h| h.repeat_spend_e4),
+    ];
+    if sums.iter().any(|sum| sum.unsigned_abs() > SUM_BOUND as u64) {
+        return Err(crate::domain::DomainError::Internal(anyhow::anyhow!(
+            "customer {}: an amount sum is out of any valid range ({sums:?})",
+            row.id
+        )));
+    }
+    Ok(row)
 }
 
 pub fn read_row(row: &QueryResult) -> DomainResult<ScanRow> {

@@ -10,6 +10,24 @@ use crate::domain::DomainResult;
 use crate::domain::analytics::churn::History;
 use crate::domain::metrics::{Aggregates, window_start};
 
+/// `SUM(expr)` of money (ten-thousandths), or `SUM(expr) OVER (window)`, as a BIGINT that
+/// cannot overflow: Postgres sums bigints exactly as numeric and the result is held to
+/// the BIGINT range; SQLite's `TOTAL` sums in a double (exact below 2^53, which is 900
+/// billion in the base currency per sum) and `CAST` holds it to the range. `SUM` on
+/// SQLite would raise "integer overflow" and fail the whole statement: an amount stored
+/// before amounts were bounded then stopped every evaluation run. A sum at the bounds is
+/// out of any valid range, and the run skips its customer (`evaluation_scan::within_bounds`).
+pub fn money_sum(backend: DbBackend, expr: &str, window: Option<&str>) -> String {
+    let over = window.map(|w| format!(" OVER ({w})")).unwrap_or_default();
+    match backend {
+        DbBackend::Postgres => format!(
+            "CAST(LEAST(GREATEST(COALESCE(SUM({expr}){over}, 0), -9223372036854775807), \
+             9223372036854775807) AS BIGINT)"
+        ),
+        _ => format!("CAST(TOTAL({expr}){over} AS INTEGER)"),
+    }
+}
+
 /// Common table expressions `agg` (sums per customer), `nps` (the latest survey in the
 /// window) and `hist` (the purchase history the churn models read: repeat purchase
 /// days, first and last purchase day, and the repeat days' spend), over interactions
@@ -24,22 +42,14 @@ pub fn aggregate_ctes(backend: DbBackend, customer_filter: &str) -> String {
                 MAX(CASE WHEN i.kind = 'PURCHASE' THEN i.occurred_at END) AS last_purchase_at,
                 CAST(SUM(CASE WHEN i.kind = 'PURCHASE' THEN 1 ELSE 0 END) AS BIGINT)
                     AS lifetime_purchases,
-                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' THEN i.amount_e4
-                              WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END) AS BIGINT)
-                    AS lifetime_spend,
+                {lifetime_spend} AS lifetime_spend,
                 CAST(SUM(CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= $2 THEN 1 ELSE 0 END)
                     AS BIGINT) AS purchases,
-                CAST(SUM(CASE WHEN i.occurred_at < $2 THEN 0
-                              WHEN i.kind = 'PURCHASE' THEN i.amount_e4
-                              WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END) AS BIGINT)
-                    AS net_spend,
-                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= $2 THEN i.amount_e4
-                              ELSE 0 END) AS BIGINT) AS purchase_sum,
+                {net_spend} AS net_spend,
+                {purchase_sum} AS purchase_sum,
                 CAST(SUM(CASE WHEN i.kind IN ({engagement}) AND i.occurred_at >= $2 THEN 1
                               ELSE 0 END) AS BIGINT) AS engagements,
-                CAST(SUM(CASE WHEN i.kind = 'SHIPMENT' THEN i.amount_e4
-                              WHEN i.kind = 'PAYMENT' THEN -i.amount_e4 ELSE 0 END) AS BIGINT)
-                    AS receivable
+                {receivable} AS receivable
             FROM interaction i
             WHERE i.occurred_at <= $1{customer_filter}
             GROUP BY i.customer_id
@@ -53,7 +63,7 @@ pub fn aggregate_ctes(backend: DbBackend, customer_filter: &str) -> String {
             ) surveys WHERE position = 1
         ),
         pday AS (
-            SELECT i.customer_id, {day} AS day, SUM(i.amount_e4) AS spend
+            SELECT i.customer_id, {day} AS day, {day_spend} AS spend
             FROM interaction i
             WHERE i.kind = 'PURCHASE' AND i.occurred_at <= $1{customer_filter}
             GROUP BY i.customer_id, {day}
@@ -68,11 +78,36 @@ pub fn aggregate_ctes(backend: DbBackend, customer_filter: &str) -> String {
                 CAST(COUNT(*) - 1 AS BIGINT) AS repeat_days,
                 CAST(MIN(day) AS BIGINT) AS first_day,
                 CAST(MAX(day) AS BIGINT) AS last_day,
-                CAST(SUM(CASE WHEN nth > 1 THEN spend ELSE 0 END) AS BIGINT) AS repeat_spend
+                {repeat_spend} AS repeat_spend
             FROM pday_ranked
             GROUP BY customer_id
         )",
         engagement = engagement_kinds(),
+        lifetime_spend = money_sum(
+            backend,
+            "CASE WHEN i.kind = 'PURCHASE' THEN i.amount_e4 \
+             WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END",
+            None,
+        ),
+        net_spend = money_sum(
+            backend,
+            "CASE WHEN i.occurred_at < $2 THEN 0 WHEN i.kind = 'PURCHASE' THEN i.amount_e4 \
+             WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END",
+            None,
+        ),
+        purchase_sum = money_sum(
+            backend,
+            "CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= $2 THEN i.amount_e4 ELSE 0 END",
+            None,
+        ),
+        receivable = money_sum(
+            backend,
+            "CASE WHEN i.kind = 'SHIPMENT' THEN i.amount_e4 \
+             WHEN i.kind = 'PAYMENT' THEN -i.amount_e4 ELSE 0 END",
+            None,
+        ),
+        day_spend = money_sum(backend, "i.amount_e4", None),
+        repeat_spend = money_sum(backend, "CASE WHEN nth > 1 THEN spend ELSE 0 END", None),
     )
 }
 

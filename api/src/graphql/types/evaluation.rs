@@ -49,6 +49,25 @@ impl EvaluationRun {
         self.0.points_expired
     }
 
+    /// Customers the run could not process and skipped (their data is out of any valid
+    /// range, e.g. an amount stored before amounts were bounded); the rest of the
+    /// program was evaluated. Each is logged.
+    async fn skipped_customers(&self) -> i32 {
+        self.0.skipped_customers
+    }
+
+    /// The first 100 of the skipped customers.
+    async fn skipped_customer_ids(&self) -> Vec<ID> {
+        self.0
+            .skipped_customer_ids
+            .as_ref()
+            .and_then(|ids| serde_json::from_value::<Vec<uuid::Uuid>>(ids.clone()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| ID(id.to_string()))
+            .collect()
+    }
+
     /// Why the run failed, for a FAILED run.
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
