@@ -59,6 +59,10 @@ pub struct Limits {
     pub max_cost: usize,
     /// The largest response body, in bytes (`MAX_RESPONSE_BYTES`).
     pub max_response_bytes: usize,
+    /// The largest request body, in bytes (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// The largest WebSocket message a client may send (`MAX_WS_MESSAGE_BYTES`).
+    pub max_ws_message_bytes: usize,
     /// Requests per second per caller, by role (`RATE_LIMIT_ADMIN`, `…_STAFF`,
     /// `…_PARTNER`, `…_CUSTOMER`; 0 turns a role's limit off).
     pub rates: crate::http::rate_limit::Budgets,
@@ -77,6 +81,8 @@ impl Default for Limits {
             max_nesting: crate::http::query_text::MAX_NESTING,
             max_cost: crate::graphql::MAX_COST,
             max_response_bytes: 16 * 1024 * 1024,
+            max_body_bytes: crate::http::MAX_BODY_BYTES,
+            max_ws_message_bytes: crate::http::ws::MAX_CLIENT_MESSAGE,
             rates: crate::http::rate_limit::Budgets::default(),
         }
     }
@@ -156,6 +162,12 @@ impl Limits {
                 crate::http::query_text::NESTING_CEILING,
             )?,
             max_cost: number("MAX_QUERY_COST", defaults.max_cost, 100_000_000)?,
+            max_body_bytes: number("MAX_BODY_BYTES", defaults.max_body_bytes, 1 << 30)?,
+            max_ws_message_bytes: number(
+                "MAX_WS_MESSAGE_BYTES",
+                defaults.max_ws_message_bytes,
+                1 << 26,
+            )?,
             max_response_bytes: number("MAX_RESPONSE_BYTES", defaults.max_response_bytes, 1 << 30)?,
             subscriptions_per_socket: number(
                 "MAX_SUBSCRIPTIONS_PER_SOCKET",

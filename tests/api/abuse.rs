@@ -689,6 +689,57 @@ async fn websockets_keep_their_connection_place(app: TestApp) {
     assert!(response.status().is_success());
 }
 
+fn few_subscriptions() -> Limits {
+    Limits {
+        subscriptions_per_caller: 3,
+        max_ws_message_bytes: 4096,
+        ..test_limits()
+    }
+}
+
+async fn a_caller_holds_a_bounded_number_of_operations_over_all_its_sockets(app: TestApp) {
+    let token = app.admin();
+    let mut first = Ws::open(&app, TRANSPORT, &token).await;
+    let mut second = Ws::open(&app, TRANSPORT, &token).await;
+    let subscription = "subscription { pointsChanged { delta } }";
+    first.subscribe("a", subscription, json!({})).await;
+    first.subscribe("b", subscription, json!({})).await;
+    second.subscribe("c", subscription, json!({})).await;
+    second.send_subscribe("d", subscription, json!({})).await;
+    let errors = second.expect_error("d").await;
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("at most 3"),
+        "{errors}"
+    );
+    // Another caller is not counted against this one.
+    let mut other = Ws::open(&app, TRANSPORT, &app.staff()).await;
+    other.subscribe("e", subscription, json!({})).await;
+    // A place comes back when a subscription ends.
+    first.complete("a").await;
+    first.sync().await;
+    second.subscribe("d", subscription, json!({})).await;
+    let customer = app.create_customer(json!({ "name": "Wang Fang" })).await;
+    app.ok(
+        "mutation($id: ID!) { adjustPoints(input: { customerId: $id, delta: 5, reason: \"x\" }) { id } }",
+        json!({ "id": customer }),
+    )
+    .await;
+    let got = second.collect(&[("c", 1), ("d", 1)]).await;
+    assert_eq!(got["d"][0]["pointsChanged"]["delta"], 5);
+    // A message over MAX_WS_MESSAGE_BYTES ends the connection.
+    let padding = "x".repeat(5000);
+    other
+        .send_subscribe("big", &format!("# {padding}\n{subscription}"), json!({}))
+        .await;
+    let closed = loop {
+        match other.receive().await {
+            crate::ws_client::Received::Message(_) => continue,
+            ended => break ended,
+        }
+    };
+    assert!(!matches!(closed, crate::ws_client::Received::Message(_)));
+}
+
 fn instant_timeout() -> Limits {
     Limits {
         request_timeout: Duration::from_nanos(1),
@@ -746,6 +797,7 @@ with_limits!(
     websockets_keep_their_connection_place,
 );
 with_limits!(instant_timeout: a_request_past_its_time_is_answered_timeout);
+with_limits!(few_subscriptions: a_caller_holds_a_bounded_number_of_operations_over_all_its_sockets);
 with_limits!(small_responses: responses_past_the_size_limit_are_refused);
 
 fn production_rates() -> Limits {

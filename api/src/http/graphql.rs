@@ -128,14 +128,14 @@ pub async fn post_handler(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    let max_body = state.limits.max_body_bytes;
     let too_large = || {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             DomainError::bad_input(
                 "body",
                 format!(
-                    "the request body is larger than {} bytes, or was cut off",
-                    super::MAX_BODY_BYTES
+                    "the request body is larger than {max_body} bytes (MAX_BODY_BYTES), or was cut off"
                 ),
             ),
         )
@@ -145,10 +145,10 @@ pub async fn post_handler(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|length| length > super::MAX_BODY_BYTES as u64) {
+    if announced.is_some_and(|length| length > max_body as u64) {
         return too_large();
     }
-    let read = axum::body::to_bytes(body, super::MAX_BODY_BYTES);
+    let read = axum::body::to_bytes(body, max_body);
     let bytes = match tokio::time::timeout(state.limits.body_read_timeout, read).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => return too_large(),

@@ -19,7 +19,8 @@ use crate::auth::JwtKeys;
 use crate::graphql::AppSchema;
 use crate::store::Db;
 
-/// The largest request body accepted: room for `recordInteractions` with 1000 items.
+/// The largest request body accepted by default (`MAX_BODY_BYTES`): room for
+/// `recordInteractions` with 1000 items.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// What every handler shares. Nothing here is state another replica would need: the
@@ -39,6 +40,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     metrics::install();
+    let max_body = state.limits.max_body_bytes;
     Router::new()
         .route(
             "/graphql",
@@ -53,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         // `/graphql` reads its body itself, within `MAX_BODY_BYTES`, to answer an
         // oversized one as GraphQL JSON; this bounds any other extractor.
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -43,8 +43,9 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Bytes read from a socket at a time.
 const READ_BUFFER: usize = 4 * 1024;
-/// The largest message a client may send (a subscription's query and variables).
-const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
+/// The largest message a client may send by default (`MAX_WS_MESSAGE_BYTES`): a
+/// subscription's query and variables.
+pub const MAX_CLIENT_MESSAGE: usize = 256 * 1024;
 /// How long one message may take to send before the client counts as gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -73,7 +74,7 @@ pub async fn handler(
         // (the defaults read 128 KiB per socket) keep a connection to a few KiB.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_message_size(state.limits.max_ws_message_bytes)
         .on_upgrade(move |socket| async move {
             // The socket keeps its place among MAX_CONNECTIONS until it closes.
             let _slot = slot;
