@@ -1,7 +1,6 @@
 //! `POST /graphql` and `GET /graphql` (queries only; GraphiQL for browsers).
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -107,17 +106,7 @@ async fn execute(
         }
     };
     ensure_codes(&mut response);
-    let limit = state.limits.max_response_bytes;
-    if oversized(&response, limit) {
-        return coded_response(
-            StatusCode::OK,
-            "BAD_USER_INPUT",
-            &format!(
-                "the response would be more than {limit} bytes (MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages"
-            ),
-        );
-    }
-    GraphQLResponse::from(response).into_response()
+    within_size(&response, state.limits.max_response_bytes)
 }
 
 /// A GraphQL request in a JSON body. The body is read and parsed here, not by an
@@ -238,28 +227,34 @@ pub async fn get_handler(
     execute(&state, &headers, request).await
 }
 
-/// Whether `response` serialises to more than `limit` bytes. The cost limit bounds what
-/// a query reads; this bounds what it writes (large `attributes` times many aliases).
-/// Counts without keeping the bytes, and stops at the limit.
-fn oversized(response: &async_graphql::Response, limit: usize) -> bool {
-    struct Counter {
-        written: usize,
-        limit: usize,
-    }
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.written += buf.len();
-            if self.written > self.limit {
-                return Err(std::io::Error::other("over the limit"));
-            }
-            Ok(buf.len())
+/// The response as JSON, or one `BAD_USER_INPUT` error when it is larger than `limit`
+/// bytes. The cost limit bounds what a query reads; this bounds what it writes (large
+/// `attributes` times many aliases). Serialised once, here, rather than by
+/// `GraphQLResponse`, so that the size is known before anything is sent.
+fn within_size(response: &async_graphql::Response, limit: usize) -> Response {
+    let body = match serde_json::to_vec(response) {
+        Ok(body) => body,
+        Err(error) => {
+            let error = DomainError::Internal(anyhow::anyhow!("serialising a response: {error}"));
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, error);
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    };
+    if body.len() > limit {
+        return coded_response(
+            StatusCode::OK,
+            "BAD_USER_INPUT",
+            &format!(
+                "the response would be more than {limit} bytes (MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages"
+            ),
+        );
     }
-    let mut counter = Counter { written: 0, limit };
-    serde_json::to_writer(&mut counter, response).is_err()
+    let mut http = Response::new(axum::body::Body::from(body));
+    http.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/graphql-response+json"),
+    );
+    http.headers_mut().extend(response.http_headers.clone());
+    http
 }
 
 /// The type of the operation a request would run; `None` for a document that does not
