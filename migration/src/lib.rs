@@ -66,3 +66,41 @@ where
     }
     statement
 }
+
+/// Adds `columns` to `table`, one statement each (SQLite alters one column at a time).
+pub(crate) async fn add_columns<T: IntoIden + Clone + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: impl IntoIterator<Item = ColumnDef>,
+) -> Result<(), DbErr> {
+    for mut column in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table.clone())
+                    .add_column(&mut column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops `columns` from `table`, one statement each.
+pub(crate) async fn drop_columns<T: IntoIden + Clone + 'static, C: IntoIden>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    columns: impl IntoIterator<Item = C>,
+) -> Result<(), DbErr> {
+    for column in columns {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(table.clone())
+                    .drop_column(column)
+                    .to_owned(),
+            )
+            .await?;
+    }
+    Ok(())
+}

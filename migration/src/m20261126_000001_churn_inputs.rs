@@ -11,9 +11,9 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::index;
 use crate::m20261123_000002_customers::Customer;
 use crate::m20261123_000004_segments_and_runs::EvaluationRun;
+use crate::{add_columns, drop_columns, index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -108,39 +108,3 @@ impl MigrationTrait for Migration {
 }
 
 // SQLite alters one column per statement.
-
-async fn add_columns<T: IntoIden + Clone + 'static>(
-    manager: &SchemaManager<'_>,
-    table: T,
-    columns: impl IntoIterator<Item = ColumnDef>,
-) -> Result<(), DbErr> {
-    for mut column in columns {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(table.clone())
-                    .add_column(&mut column)
-                    .to_owned(),
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-async fn drop_columns<T: IntoIden + Clone + 'static, C: IntoIden>(
-    manager: &SchemaManager<'_>,
-    table: T,
-    columns: impl IntoIterator<Item = C>,
-) -> Result<(), DbErr> {
-    for column in columns {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(table.clone())
-                    .drop_column(column)
-                    .to_owned(),
-            )
-            .await?;
-    }
-    Ok(())
-}

@@ -4,16 +4,18 @@
 //! call with the same key replayed that result, whatever it asked for: a second
 //! customer (or a partner reusing a receipt number for another customer) received the
 //! first call's redemption. Each key now keeps a fingerprint of its request (customer,
-//! reward, amount…): the same request replays, a different one is refused. Keys stored
-//! before this migration have none and replay as before.
+//! reward, amount…): the same request replays, a different one is refused, and so is a
+//! key stored before this migration, which has none.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::{add_columns, drop_columns};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum IdempotencyKey {
     Table,
     Fingerprint,
@@ -22,24 +24,16 @@ enum IdempotencyKey {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(IdempotencyKey::Table)
-                    .add_column(string_null(IdempotencyKey::Fingerprint))
-                    .to_owned(),
-            )
-            .await
+        let fingerprint = string_null(IdempotencyKey::Fingerprint);
+        add_columns(manager, IdempotencyKey::Table, [fingerprint]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(IdempotencyKey::Table)
-                    .drop_column(IdempotencyKey::Fingerprint)
-                    .to_owned(),
-            )
-            .await
+        drop_columns(
+            manager,
+            IdempotencyKey::Table,
+            [IdempotencyKey::Fingerprint],
+        )
+        .await
     }
 }

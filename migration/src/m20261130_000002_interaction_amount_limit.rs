@@ -8,10 +8,12 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::{add_columns, drop_columns};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum ProgramSettings {
     Table,
     MaxInteractionAmountE4,
@@ -23,28 +25,14 @@ const DEFAULT_E4: i64 = 1_000_000_000_000;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(ProgramSettings::Table)
-                    .add_column(
-                        big_integer(ProgramSettings::MaxInteractionAmountE4)
-                            .default(DEFAULT_E4)
-                            .to_owned(),
-                    )
-                    .to_owned(),
-            )
-            .await
+        let limit = big_integer(ProgramSettings::MaxInteractionAmountE4)
+            .default(DEFAULT_E4)
+            .to_owned();
+        add_columns(manager, ProgramSettings::Table, [limit]).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(ProgramSettings::Table)
-                    .drop_column(ProgramSettings::MaxInteractionAmountE4)
-                    .to_owned(),
-            )
-            .await
+        let column = ProgramSettings::MaxInteractionAmountE4;
+        drop_columns(manager, ProgramSettings::Table, [column]).await
     }
 }

@@ -5,10 +5,12 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::{add_columns, drop_columns};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone)]
 enum EvaluationRun {
     Table,
     SkippedCustomers,
@@ -18,42 +20,20 @@ enum EvaluationRun {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(EvaluationRun::Table)
-                    .add_column(
-                        integer(EvaluationRun::SkippedCustomers)
-                            .default(0)
-                            .to_owned(),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(EvaluationRun::Table)
-                    .add_column(json_binary_null(EvaluationRun::SkippedCustomerIds))
-                    .to_owned(),
-            )
-            .await
+        let columns = [
+            integer(EvaluationRun::SkippedCustomers)
+                .default(0)
+                .to_owned(),
+            json_binary_null(EvaluationRun::SkippedCustomerIds),
+        ];
+        add_columns(manager, EvaluationRun::Table, columns).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
+        let columns = [
             EvaluationRun::SkippedCustomers,
             EvaluationRun::SkippedCustomerIds,
-        ] {
-            manager
-                .alter_table(
-                    Table::alter()
-                        .table(EvaluationRun::Table)
-                        .drop_column(column)
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
+        ];
+        drop_columns(manager, EvaluationRun::Table, columns).await
     }
 }

@@ -320,15 +320,12 @@ pub async fn member_counts(
         let branches = chunk
             .iter()
             .map(|(segment, condition)| {
-                Query::select()
-                    .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
-                    .expr_as(
-                        Expr::col(customer::Column::Id).count(),
-                        Alias::new("members"),
-                    )
-                    .from(customer::Entity)
-                    .and_where(condition.clone())
-                    .to_owned()
+                let mut branch = branch(segment, condition);
+                branch.expr_as(
+                    Expr::col(customer::Column::Id).count(),
+                    Alias::new("members"),
+                );
+                branch
             })
             .collect();
         for row in isolated(db, branches, chunk).await? {
@@ -336,6 +333,15 @@ pub async fn member_counts(
         }
     }
     Ok(counts)
+}
+
+/// One segment's part of a UNION ALL: its id, over the customers its condition selects.
+fn branch(segment: &segment::Model, condition: &Expr) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
+        .from(customer::Entity)
+        .and_where(condition.clone())
+        .to_owned()
 }
 
 /// The rows of every branch, in one statement; if that fails, branch by branch, so that
@@ -386,19 +392,12 @@ pub async fn segments_of(
         let branches = chunk
             .iter()
             .map(|(segment, condition)| {
-                Query::select()
-                    .expr_as(Expr::val(segment.id.to_string()), Alias::new("segment_id"))
-                    .expr_as(
-                        Expr::col((customer::Entity, customer::Column::Id)),
-                        Alias::new("customer_id"),
-                    )
-                    .from(customer::Entity)
-                    .and_where(
-                        Expr::col((customer::Entity, customer::Column::Id))
-                            .is_in(customer_ids.iter().copied()),
-                    )
-                    .and_where(condition.clone())
-                    .to_owned()
+                let id = || Expr::col((customer::Entity, customer::Column::Id));
+                let mut branch = branch(segment, condition);
+                branch
+                    .expr_as(id(), Alias::new("customer_id"))
+                    .and_where(id().is_in(customer_ids.iter().copied()));
+                branch
             })
             .collect();
         for row in isolated(db, branches, chunk).await? {
