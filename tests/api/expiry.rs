@@ -852,7 +852,41 @@ async fn the_birthday_bonus_follows_the_setting(app: TestApp) {
     assert_ledger(&app, &nobody, &[]).await;
 }
 
+/// Expiring everyone's points on one night (points cleared at the end of the year) costs
+/// a fixed number of statements per 500 customers, not a round trip per customer; and it
+/// writes what the row-by-row rules would (the ledger walks, the balances are zero).
+async fn expiry_costs_statements_per_chunk_not_per_customer(app: TestApp) {
+    let long_ago = (Utc::now() - Duration::days(400)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let id = app
+            .create_customer(json!({ "name": format!("Customer {i}") }))
+            .await;
+        app.ok(
+            "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) { pointsEarned } }",
+            json!({ "input": { "customerId": id, "kind": "PURCHASE", "amount": "10", "occurredAt": long_ago } }),
+        )
+        .await;
+        ids.push(id);
+    }
+    let before = app.db.statement_count();
+    let expired = tierwise_api::jobs::points_upkeep::expire_points(&app.db, Utc::now(), None)
+        .await
+        .expect("expired");
+    let statements = app.db.statement_count() - before;
+    assert_eq!(expired, 600);
+    assert!(statements <= 12, "{statements} statements for 60 customers");
+    for id in ids.iter().take(3) {
+        let entries = assert_ledger_consistent(&app, id).await;
+        assert_eq!(
+            summary(&entries),
+            vec![entry("EXPIRE", -10, 0), entry("EARN", 10, 10)]
+        );
+    }
+}
+
 on_both!(
+    expiry_costs_statements_per_chunk_not_per_customer,
     expiry_takes_what_is_left_of_the_soonest_lots,
     points_expiring_looks_ahead_of_now,
     reversals_spend_the_soonest_lots_first,

@@ -3,7 +3,8 @@
 //!
 //! Candidates are found with one query each; then, 500 customers at a time, their rows are
 //! locked (in id order) and their ledgers read in one query, so that a redemption running
-//! meanwhile is either fully before or fully after the write-off.
+//! meanwhile is either fully before or fully after the write-off, and their entries are
+//! written in a fixed number of statements (`points::append_to_each`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,6 +18,14 @@ use crate::store::points::{self, NewEntry};
 use crate::store::{Db, customers};
 
 const CHUNK: usize = 500;
+
+/// Each locked customer's balance, for `points::append_to_each`.
+fn balances(locked: Vec<entity::customer::Model>) -> HashMap<Uuid, i64> {
+    locked
+        .into_iter()
+        .map(|c| (c.id, c.points_balance))
+        .collect()
+}
 const RUN: &str = "evaluation run";
 
 /// Writes one EXPIRE entry per customer for the points of lots dated to expire by `as_of`
@@ -37,31 +46,25 @@ pub async fn expire_points(
         expired += db
             .write(move |txn| {
                 Box::pin(async move {
-                    customers::lock_in_order(txn, &chunk).await?;
+                    let balances = balances(customers::lock_in_order(txn, &chunk).await?);
                     let ledgers = points::ledgers_of(txn, &chunk).await?;
-                    let mut total = 0;
-                    for (customer_id, ledger) in ledgers {
-                        let points = expired_by(&ledger, as_of);
-                        if points <= 0 {
-                            continue;
-                        }
-                        points::append(
-                            txn,
-                            NewEntry {
-                                id: None,
-                                customer_id,
-                                delta: -points,
-                                kind: PointsEntryKind::Expire,
-                                reason: Some("points expired"),
-                                expires_at: None,
-                                interaction_id: None,
-                                created_by: RUN,
-                            },
-                        )
-                        .await?;
-                        total += points;
-                    }
-                    Ok(total)
+                    let entries: Vec<NewEntry> = ledgers
+                        .into_iter()
+                        .map(|(customer_id, ledger)| (customer_id, expired_by(&ledger, as_of)))
+                        .filter(|(_, points)| *points > 0)
+                        .map(|(customer_id, points)| NewEntry {
+                            id: None,
+                            customer_id,
+                            delta: -points,
+                            kind: PointsEntryKind::Expire,
+                            reason: Some("points expired"),
+                            expires_at: None,
+                            interaction_id: None,
+                            created_by: RUN,
+                        })
+                        .collect();
+                    points::append_to_each(txn, &balances, &entries).await?;
+                    Ok(entries.iter().map(|e| -e.delta).sum::<i64>())
                 })
             })
             .await?;
@@ -97,7 +100,7 @@ pub async fn birthday_bonuses(
             given += db
                 .write(move |txn| {
                     Box::pin(async move {
-                        customers::lock_in_order(txn, &chunk).await?;
+                        let balances = balances(customers::lock_in_order(txn, &chunk).await?);
                         // The reason names the year: it is what "once a year" is checked by.
                         let reason = format!("birthday {year}");
                         let already: HashSet<Uuid> = points::having_entry(
@@ -109,25 +112,22 @@ pub async fn birthday_bonuses(
                         .await?
                         .into_iter()
                         .collect();
-                        let mut count = 0;
-                        for customer_id in chunk.into_iter().filter(|id| !already.contains(id)) {
-                            points::append(
-                                txn,
-                                NewEntry {
-                                    id: None,
-                                    customer_id,
-                                    delta: bonus,
-                                    kind: PointsEntryKind::BirthdayBonus,
-                                    reason: Some(&reason),
-                                    expires_at: None,
-                                    interaction_id: None,
-                                    created_by: RUN,
-                                },
-                            )
-                            .await?;
-                            count += 1;
-                        }
-                        Ok(count)
+                        let entries: Vec<NewEntry> = chunk
+                            .iter()
+                            .filter(|id| !already.contains(id))
+                            .map(|&customer_id| NewEntry {
+                                id: None,
+                                customer_id,
+                                delta: bonus,
+                                kind: PointsEntryKind::BirthdayBonus,
+                                reason: Some(&reason),
+                                expires_at: None,
+                                interaction_id: None,
+                                created_by: RUN,
+                            })
+                            .collect();
+                        points::append_to_each(txn, &balances, &entries).await?;
+                        Ok(entries.len() as u64)
                     })
                 })
                 .await?;

@@ -65,6 +65,82 @@ pub async fn append(
     Ok(entry)
 }
 
+/// `append` for one entry on each of many customers, in three statements whatever
+/// their number: the balances move by one `UPDATE … FROM (VALUES …)`, the entries go in
+/// by one multi-row INSERT, their events by another. `locked` are the customers' rows as
+/// read under their locks (`customers::lock_in_order`), which is what makes each
+/// `balanceAfter` their balance plus the delta, as `append` would have found it. An
+/// evaluation run expiring every customer's points on one night wrote one entry per
+/// round trip.
+pub async fn append_to_each(
+    db: &impl ConnectionTrait,
+    locked: &HashMap<Uuid, i64>,
+    entries: &[NewEntry<'_>],
+) -> DomainResult<Vec<points_entry::Model>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut values = Vec::with_capacity(entries.len() * 2);
+    let mut rows = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let (id, delta) = (2 * i + 1, 2 * i + 2);
+        rows.push(match (backend, i) {
+            (sea_orm::DbBackend::Postgres, 0) => {
+                format!("(CAST(${id} AS uuid), CAST(${delta} AS bigint))")
+            }
+            _ => format!("(${id}, ${delta})"),
+        });
+        values.push(entry.customer_id.into());
+        values.push(entry.delta.into());
+    }
+    let sql = format!(
+        "WITH v (id, delta) AS (VALUES {})
+         UPDATE customer SET points_balance = customer.points_balance + v.delta
+         FROM v WHERE customer.id = v.id",
+        rows.join(", ")
+    );
+    db.execute_raw(super::raw(backend, &sql, values)).await?;
+    let at = now();
+    let models: Vec<points_entry::Model> = entries
+        .iter()
+        .map(|entry| points_entry::Model {
+            id: entry.id.unwrap_or_else(Uuid::now_v7),
+            customer_id: entry.customer_id,
+            delta: entry.delta,
+            balance_after: locked.get(&entry.customer_id).copied().unwrap_or_default()
+                + entry.delta,
+            kind: entry.kind,
+            reason: entry.reason.map(str::to_owned),
+            expires_at: entry.expires_at,
+            interaction_id: entry.interaction_id,
+            created_by: entry.created_by.to_owned(),
+            created_at: at,
+        })
+        .collect();
+    points_entry::Entity::insert_many(models.iter().map(|m| points_entry::ActiveModel {
+        id: Set(m.id),
+        customer_id: Set(m.customer_id),
+        delta: Set(m.delta),
+        balance_after: Set(m.balance_after),
+        kind: Set(m.kind),
+        reason: Set(m.reason.clone()),
+        expires_at: Set(m.expires_at),
+        interaction_id: Set(m.interaction_id),
+        created_by: Set(m.created_by.clone()),
+        created_at: Set(m.created_at),
+    }))
+    .exec_without_returning(db)
+    .await?;
+    events::emit_many(
+        db,
+        EventTopic::PointsChanged,
+        models.iter().map(|m| (m.customer_id, m.id)),
+    )
+    .await?;
+    Ok(models)
+}
+
 /// The order the ledger is listed in: newest first.
 pub const ORDER: &str = "CREATED_AT_DESC";
 
