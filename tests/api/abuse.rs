@@ -830,7 +830,14 @@ async fn a_caller_over_its_rate_is_told_to_wait(app: TestApp) {
             "within the burst"
         );
     }
-    let refused = ask().await.unwrap();
+    // The bucket refills at one a second: on a slow machine a fourth may still pass.
+    let mut refused = ask().await.unwrap();
+    for _ in 0..5 {
+        if refused.status().as_u16() == 429 {
+            break;
+        }
+        refused = ask().await.unwrap();
+    }
     let retry_after: u64 = refused.headers()["retry-after"]
         .to_str()
         .unwrap()
