@@ -78,7 +78,7 @@ say "serving"
 # The fan-out holds 10,000 sockets with one staff token, and each workload sends
 # thousands of requests a second with one token: past the per-caller, connection and
 # rate defaults, which protect a server on the open internet.
-LISTEN_ADDR=$ADDR MAX_CONNECTIONS=20000 MAX_SUBSCRIPTIONS_PER_CALLER=20000 \
+LISTEN_ADDR=$ADDR MAX_CONNECTIONS=20000 MAX_SUBSCRIPTIONS_PER_CALLER=20000 MAX_SOCKETS_PER_CALLER=20000 \
   RATE_LIMIT_ADMIN=0 RATE_LIMIT_STAFF=0 RATE_LIMIT_PARTNER=0 RATE_LIMIT_CUSTOMER=0 \
   env -u EVALUATION_SCHEDULE $BIN/tierwise serve >"$OUT/server.log" 2>&1 &
 SERVER=$!

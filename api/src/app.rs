@@ -90,6 +90,7 @@ impl Application {
                 keys,
                 feeds,
                 subscriptions: http::quota::Quota::new(limits.subscriptions_per_caller),
+                sockets: http::quota::Quota::new(limits.sockets_per_caller),
                 rate_limiter: std::sync::Arc::new(http::rate_limit::RateLimiter::new(limits.rates)),
                 limits,
             },

@@ -41,6 +41,8 @@ pub struct Limits {
     /// Operations one caller may have running over all its sockets on this server
     /// (`MAX_SUBSCRIPTIONS_PER_CALLER`).
     pub subscriptions_per_caller: usize,
+    /// WebSockets one caller may hold open on this server (`MAX_SOCKETS_PER_CALLER`).
+    pub sockets_per_caller: usize,
     /// Connections served at once; more wait to be accepted (`MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, and how long an idle
@@ -72,7 +74,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             subscriptions_per_socket: 32,
-            subscriptions_per_caller: 1000,
+            subscriptions_per_caller: 200,
+            sockets_per_caller: 50,
             max_connections: 10_000,
             header_read_timeout: std::time::Duration::from_secs(10),
             body_read_timeout: std::time::Duration::from_secs(30),
@@ -89,9 +92,16 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Checks a document's text before it is parsed (`http::query_text`).
-    pub fn check_query_text(&self, query: &str) -> crate::domain::DomainResult<()> {
-        crate::http::query_text::check(query, self.max_query_bytes, self.max_nesting)
+    /// Checks a request before it is parsed by the schema: the document's text
+    /// (`http::query_text`), then what its fragments expand to (`http::expansion`), and
+    /// that no text in it holds a NUL character (`http::query_text::check_no_nul`).
+    pub fn check_request(
+        &self,
+        request: &async_graphql::Request,
+    ) -> crate::domain::DomainResult<()> {
+        crate::http::query_text::check(&request.query, self.max_query_bytes, self.max_nesting)?;
+        crate::http::query_text::check_no_nul(request)?;
+        crate::http::expansion::check(&request.query)
     }
 
     pub fn connections(&self) -> crate::http::server::ConnectionLimits {
@@ -177,6 +187,11 @@ impl Limits {
             subscriptions_per_caller: number(
                 "MAX_SUBSCRIPTIONS_PER_CALLER",
                 defaults.subscriptions_per_caller,
+                1_000_000,
+            )?,
+            sockets_per_caller: number(
+                "MAX_SOCKETS_PER_CALLER",
+                defaults.sockets_per_caller,
                 1_000_000,
             )?,
         })

@@ -568,7 +568,134 @@ async fn a_run_skips_a_customer_it_cannot_process_and_evaluates_the_rest(app: Te
     );
 }
 
+/// The second attack on the release binary: each finding as a regression.
+async fn the_second_attacks_findings_are_refused_at_the_edge(app: TestApp) {
+    let customer = app.create_customer(json!({ "name": "Wang Fang" })).await;
+    let own = app.customer_token(&customer);
+    // A fragment bomb: a few hundred bytes standing for 2^30 selections.
+    let mut bomb = String::from("query { ...F0 }\n");
+    for level in 0..30 {
+        bomb.push_str(&format!(
+            "fragment F{level} on Query {{ ...F{n} ...F{n} }}\n",
+            n = level + 1
+        ));
+    }
+    bomb.push_str("fragment F30 on Query { __typename }\n");
+    let started = std::time::Instant::now();
+    for token in [None, Some(own.as_str())] {
+        let body = app.gql(token, &bomb, json!({})).await;
+        assert!(
+            assert_error(&body, "BAD_USER_INPUT").contains("fragments"),
+            "{body}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused before any walk"
+    );
+
+    // NUL characters, which Postgres cannot store: refused wherever they come.
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "query($s: String) { customers(filter: { search: $s }) { totalCount } }",
+            json!({ "s": "a\u{0}b" }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "mutation { createCustomer(input: { name: \"a\\u0000b\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "mutation($a: JSON) { createCustomer(input: { name: \"x\", attributes: $a }) { id } }",
+            json!({ "a": { "k": "\u{0}" } }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+
+    // Texts too long to match anything: a rule that would fail only when it runs, and a
+    // search that would only cost a scan.
+    let long = "y".repeat(50_001);
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "mutation($r: JSON) { createSegment(input: { name: \"p\", kind: DYNAMIC, rule: $r }) { id } }",
+            json!({ "r": { "field": "region", "op": "contains", "value": long } }),
+        )
+        .await;
+    assert!(assert_error(&body, "BAD_USER_INPUT").contains("at most 1000 characters"));
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "query($s: String) { customers(filter: { search: $s }) { totalCount } }",
+            json!({ "s": "x".repeat(201) }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT");
+
+    // Attributes of 32,000 values, and aliases of attributes past the cost limit.
+    let zeros = json!({ "k": vec![0; 32_000] });
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "mutation($id: ID!, $a: JSON) { updateCustomer(id: $id, input: { attributes: $a }) { id } }",
+            json!({ "id": customer, "a": zeros }),
+        )
+        .await;
+    assert!(assert_error(&body, "BAD_USER_INPUT").contains("1000 values"));
+    let aliases: String = (0..250)
+        .map(|i| format!("a{i}: viewer {{ customer {{ attributes }} }} "))
+        .collect();
+    let body = app
+        .gql(Some(&own), &format!("{{ {aliases} }}"), json!({}))
+        .await;
+    assert!(assert_error(&body, "BAD_USER_INPUT").contains("costs"));
+
+    // A purchase dated in year 0.
+    let body = app
+        .gql(
+            Some(&app.staff()),
+            "mutation($id: ID!) { recordInteraction(input: { customerId: $id, kind: VISIT, occurredAt: \"0000-01-01T00:00:00Z\" }) { pointsEarned } }",
+            json!({ "id": customer }),
+        )
+        .await;
+    assert!(assert_error(&body, "BAD_USER_INPUT").contains("1970"));
+
+    // Odd HTTP methods share one metrics label instead of each growing /metrics.
+    for i in 0..20 {
+        let mut stream = TcpStream::connect(app.address).await.unwrap();
+        let method = format!("X{}{i}", "Y".repeat(1000));
+        stream
+            .write_all(
+                format!("{method} /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let _ = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("YYYYYYYY"), "a method became a label");
+    assert_alive(&app).await;
+}
+
 on_both!(
+    the_second_attacks_findings_are_refused_at_the_edge,
     a_run_skips_a_customer_it_cannot_process_and_evaluates_the_rest,
     erasure_scrubs_free_text_and_refunds_stay_within_what_was_paid,
     a_large_segment_rule_runs_and_none_breaks_the_others,
@@ -691,6 +818,7 @@ async fn websockets_keep_their_connection_place(app: TestApp) {
 
 fn few_subscriptions() -> Limits {
     Limits {
+        sockets_per_caller: 3,
         subscriptions_per_caller: 3,
         max_ws_message_bytes: 4096,
         ..test_limits()
@@ -711,6 +839,13 @@ async fn a_caller_holds_a_bounded_number_of_operations_over_all_its_sockets(app:
         errors[0]["message"].as_str().unwrap().contains("at most 3"),
         "{errors}"
     );
+    // A caller holds at most MAX_SOCKETS_PER_CALLER sockets: a third is fine, a fourth
+    // is closed with 4429 when it initialises.
+    let _third = Ws::open(&app, TRANSPORT, &token).await;
+    let mut fourth = Ws::connect(&app, TRANSPORT).await;
+    fourth.send(Ws::init_message(&token)).await;
+    let reason = fourth.expect_close_with(4429).await;
+    assert!(reason.contains("connections"), "{reason}");
     // Another caller is not counted against this one.
     let mut other = Ws::open(&app, TRANSPORT, &app.staff()).await;
     other.subscribe("e", subscription, json!({})).await;

@@ -89,13 +89,29 @@ pub fn tags(values: &[String], field: &str) -> DomainResult<Vec<String>> {
     Ok(tags)
 }
 
+/// The most values (objects, arrays and scalars, counted one each) `attributes` may
+/// hold. A profile needs tens; 64 KiB of `[0,0,0,…]` is 32,000 values, each tens of bytes
+/// in memory when a response is built, which 1,900 aliases made 4 GB.
+pub const MAX_ATTRIBUTE_VALUES: usize = 1000;
+
 /// Attributes must be a JSON object (so that `attributes.<key>` paths mean something),
 /// of bounded size.
 pub fn attributes(value: Json, field: &str) -> DomainResult<Json> {
     ensure(value.is_object(), field, || "must be a JSON object".into())?;
     let size = value.to_string().len();
     ensure(size <= 64 * 1024, field, || "must be at most 64 KiB".into())?;
+    ensure(json_values(&value) <= MAX_ATTRIBUTE_VALUES, field, || {
+        format!("must hold at most {MAX_ATTRIBUTE_VALUES} values")
+    })?;
     Ok(value)
+}
+
+fn json_values(value: &Json) -> usize {
+    1 + match value {
+        Json::Array(items) => items.iter().map(json_values).sum(),
+        Json::Object(fields) => fields.values().map(json_values).sum(),
+        _ => 0,
+    }
 }
 
 pub fn birthday(
@@ -178,6 +194,14 @@ mod tests {
         );
         let many: Vec<String> = (0..51).map(|i| i.to_string()).collect();
         assert!(tags(&many, "input.tags").is_err());
+    }
+
+    #[test]
+    fn attributes_hold_a_bounded_number_of_values() {
+        let zeros = serde_json::json!({ "k": vec![0; 32_000] });
+        assert!(attributes(zeros, "input.attributes").is_err());
+        let fine = serde_json::json!({ "k": vec![0; 998] });
+        assert!(attributes(fine, "input.attributes").is_ok());
     }
 
     #[test]

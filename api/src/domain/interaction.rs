@@ -90,6 +90,13 @@ pub fn validate(
         &field("occurredAt"),
         || "must not be more than 5 minutes in the future".into(),
     )?;
+    // No loyalty history predates 1970; a year-0 purchase made day counts (recencyDays)
+    // reach past what rules and the churn model's day numbers are built for.
+    ensure(
+        occurred_at >= DateTime::UNIX_EPOCH,
+        &field("occurredAt"),
+        || "must not be before 1970-01-01".into(),
+    )?;
 
     let amount_e4 = match (carries_amount(raw.kind), raw.amount) {
         (true, None) => {

@@ -20,6 +20,8 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_CONDITIONS: usize = 256;
 /// How many values an `in` / `nin` list may hold.
 pub const MAX_LIST: usize = 1000;
+/// The longest text value a rule may compare with.
+pub const MAX_TEXT: usize = 1000;
 /// How many values (in lists and comparisons) a whole rule may hold: each is a bound
 /// parameter, and SQLite takes at most 32,766 per statement.
 pub const MAX_VALUES: usize = 5000;
@@ -437,7 +439,7 @@ impl Parser<'_> {
                 .map(Scalar::Date)
                 .ok_or_else(|| path.error("expected a date (YYYY-MM-DD)")),
             ValueType::Json => match json {
-                Json::String(text) => Ok(Scalar::Text(text.clone())),
+                Json::String(text) => bounded_text(text, path).map(Scalar::Text),
                 Json::Bool(flag) => Ok(Scalar::Bool(*flag)),
                 Json::Number(n) => n
                     .as_f64()
@@ -506,9 +508,20 @@ fn only_keys(object: &Map<String, Json>, allowed: &[&str], path: &Path) -> Domai
 }
 
 fn string(json: &Json, path: &Path) -> DomainResult<String> {
-    json.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| path.error("expected a string"))
+    let text = json
+        .as_str()
+        .ok_or_else(|| path.error("expected a string"))?;
+    bounded_text(text, path)
+}
+
+/// A text value no longer than `MAX_TEXT` characters: a longer one matches no stored
+/// value (names, regions, attributes are bounded when written) and SQLite refuses
+/// `LIKE` patterns past 50,000 bytes when the rule runs, long after it was saved.
+fn bounded_text(text: &str, path: &Path) -> DomainResult<String> {
+    if text.chars().count() > MAX_TEXT {
+        return Err(path.error(format!("a text value holds at most {MAX_TEXT} characters")));
+    }
+    Ok(text.to_owned())
 }
 
 fn non_empty_list<'j>(json: &'j Json, path: &Path) -> DomainResult<&'j Vec<Json>> {

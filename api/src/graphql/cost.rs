@@ -41,6 +41,10 @@ const CEILING: usize = 1 << 40;
 /// Rows an unpaged list of a customer's (its referrals, its segments) is costed at.
 pub const UNPAGED_LIST: usize = 20;
 
+/// What a free-form JSON field (`attributes`, up to 64 KiB) costs: answering it is
+/// closer to fifty fields than to one, and aliases of it multiplied a response's memory.
+pub const FREE_FORM_JSON: usize = 50;
+
 /// Refuses, before execution, an operation costing more than `max`.
 pub struct CostLimit {
     pub max: usize,

@@ -54,7 +54,7 @@ async fn execute(
 ) -> Response {
     // Before anything parses the document, and before authentication: an unparseable
     // document must cost nothing, whoever sends it.
-    if let Err(error) = state.limits.check_query_text(&request.query) {
+    if let Err(error) = state.limits.check_request(&request) {
         return error_response(StatusCode::BAD_REQUEST, error);
     }
     let authorization = headers
@@ -119,7 +119,7 @@ pub async fn post_handler(
 ) -> Response {
     let max_body = state.limits.max_body_bytes;
     let too_large = || {
-        error_response(
+        let mut response = error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             DomainError::bad_input(
                 "body",
@@ -127,7 +127,13 @@ pub async fn post_handler(
                     "the request body is larger than {max_body} bytes (MAX_BODY_BYTES), or was cut off"
                 ),
             ),
-        )
+        );
+        // The rest of the body is not read: the connection cannot carry another request.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        response
     };
     // An announced length over the limit is refused before a byte of the body is read.
     let announced = headers
@@ -212,7 +218,7 @@ pub async fn get_handler(
             );
         }
     };
-    if let Err(error) = state.limits.check_query_text(&request.query) {
+    if let Err(error) = state.limits.check_request(&request) {
         return error_response(StatusCode::BAD_REQUEST, error);
     }
     if operation_type(&request).is_some_and(|ty| ty != OperationType::Query) {

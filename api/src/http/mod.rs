@@ -1,5 +1,6 @@
 //! HTTP routes: GraphQL over HTTP and WebSocket, health, readiness and metrics.
 
+pub mod expansion;
 pub mod feeds;
 pub mod graphql;
 pub mod health;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub feeds: feeds::Feeds,
     /// Live operations per caller, over all its sockets.
     pub subscriptions: quota::Quota,
+    /// Open WebSockets per caller.
+    pub sockets: quota::Quota,
     /// Requests per caller.
     pub rate_limiter: std::sync::Arc<rate_limit::RateLimiter>,
     pub limits: crate::config::Limits,

@@ -43,6 +43,34 @@ pub fn check(query: &str, max_bytes: usize, max_nesting: usize) -> Result<(), Do
     Ok(())
 }
 
+/// Refuses a request with a NUL character in its document or in any string (or object
+/// key) of its variables. Postgres cannot store one in text ("invalid byte sequence"),
+/// so it would end as `INTERNAL` wherever it reached the database; no name, note, code
+/// or attribute needs one.
+pub fn check_no_nul(request: &async_graphql::Request) -> Result<(), DomainError> {
+    fn holds_nul(value: &async_graphql::Value) -> bool {
+        use async_graphql::Value;
+        match value {
+            Value::String(text) => text.contains('\0'),
+            Value::List(items) => items.iter().any(holds_nul),
+            Value::Object(fields) => fields
+                .iter()
+                .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+            _ => false,
+        }
+    }
+    let in_query =
+        request.query.contains('\0') || request.query.to_ascii_lowercase().contains("\\u0000");
+    let in_variables = request.variables.iter().any(|(_, value)| holds_nul(value));
+    if in_query || in_variables {
+        return Err(DomainError::bad_input(
+            "query",
+            "text may not contain NUL characters (\\u0000)",
+        ));
+    }
+    Ok(())
+}
+
 /// The deepest nesting of brackets outside strings and comments. Unbalanced text is not
 /// judged here: the parser reports it.
 fn nesting(query: &str) -> usize {

@@ -136,6 +136,9 @@ struct Connection {
     session: Option<Principal>,
     streams: SelectAll<BoxStream<'static, Outgoing>>,
     live: HashMap<String, AbortHandle>,
+    /// This socket's place among its caller's (`MAX_SOCKETS_PER_CALLER`), from
+    /// `connection_init` until it closes.
+    _place: Option<super::quota::Held>,
 }
 
 impl Connection {
@@ -147,6 +150,7 @@ impl Connection {
             session: None,
             streams: SelectAll::new(),
             live: HashMap::new(),
+            _place: None,
         }
     }
 
@@ -261,6 +265,17 @@ impl Connection {
                 return Err(Closing(close::FORBIDDEN, reason));
             }
         };
+        // One caller's sockets may not take every connection the server has.
+        let Some(place) = self.state.sockets.take(&principal.key_owner) else {
+            return Err(Closing(
+                close::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many connections for this caller (at most {})",
+                    self.state.sockets.max()
+                ),
+            ));
+        };
+        self._place = Some(place);
         self.session = Some(principal);
         self.send(json!({"type": "connection_ack"})).await
     }
@@ -288,7 +303,7 @@ impl Connection {
             }]);
             json!({"type": "error", "id": id, "payload": errors})
         };
-        if let Err(error) = self.state.limits.check_query_text(&request.query) {
+        if let Err(error) = self.state.limits.check_request(&request) {
             return self.send(refuse(error)).await;
         }
         let per_socket = self.state.limits.subscriptions_per_socket;

@@ -53,13 +53,8 @@ impl CustomerQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<CustomerConnection> {
-        list_customers(
-            ctx,
-            filter.unwrap_or_default().into(),
-            order_by.map(Into::into),
-            first,
-            after,
-        )
-        .await
+        let filter = filter.unwrap_or_default();
+        filter.validate().gql()?;
+        list_customers(ctx, filter.into(), order_by.map(Into::into), first, after).await
     }
 }

@@ -96,6 +96,7 @@ impl Customer {
     }
 
     /// Free-form profile: interests, company size, contacts.
+    #[graphql(complexity = "cost::FREE_FORM_JSON")]
     async fn attributes(&self) -> Json<serde_json::Value> {
         Json(self.0.attributes.clone())
     }
@@ -347,6 +348,27 @@ pub struct CustomerFilter {
     min_p_alive: Option<f64>,
     /// Customers whose pAlive is at most this: the churn early-warning list.
     max_p_alive: Option<f64>,
+}
+
+/// The longest `search` term: longer ones match nobody (no name, e-mail, phone or
+/// reference is that long) and would only cost a scan.
+pub const MAX_SEARCH: usize = 200;
+
+impl CustomerFilter {
+    /// Refuses what the filter cannot mean, before anything is read.
+    pub fn validate(&self) -> crate::domain::DomainResult<()> {
+        if self
+            .search
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_SEARCH)
+        {
+            return Err(DomainError::bad_input(
+                "filter.search",
+                format!("at most {MAX_SEARCH} characters"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn map_all<A: Copy, B: From<A>>(values: Option<Vec<A>>) -> Option<Vec<B>> {
