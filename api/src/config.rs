@@ -92,16 +92,22 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Checks a request before it is parsed by the schema: the document's text
-    /// (`http::query_text`), then what its fragments expand to (`http::expansion`), and
-    /// that no text in it holds a NUL character (`http::query_text::check_no_nul`).
+    /// Checks a request before the schema sees it: the document's text
+    /// (`http::query_text`), that no text in it holds a NUL character
+    /// (`http::query_text::check_no_nul`), then what its fragments expand to
+    /// (`http::expansion`). The document is parsed here, once, into the request, where
+    /// the schema and `http::graphql::operation_type` find it; one that does not parse is
+    /// left for execution to report.
     pub fn check_request(
         &self,
-        request: &async_graphql::Request,
+        request: &mut async_graphql::Request,
     ) -> crate::domain::DomainResult<()> {
         crate::http::query_text::check(&request.query, self.max_query_bytes, self.max_nesting)?;
         crate::http::query_text::check_no_nul(request)?;
-        crate::http::expansion::check(&request.query)
+        match request.parsed_query() {
+            Ok(document) => crate::http::expansion::check(document),
+            Err(_) => Ok(()),
+        }
     }
 
     pub fn connections(&self) -> crate::http::server::ConnectionLimits {
@@ -113,45 +119,31 @@ impl Limits {
 
     fn from_env(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let defaults = Self::default();
-        let number = |name: &str, default: usize, max: usize| -> anyhow::Result<usize> {
-            match var(name) {
-                None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| anyhow::anyhow!("{name} must be a number from 1 to {max}")),
-            }
+        let number = |name: &str, default: usize, max: usize| {
+            setting(
+                &var,
+                name,
+                default,
+                &format!("a number from 1 to {max}"),
+                |text| text.parse::<usize>().ok().filter(|n| (1..=max).contains(n)),
+            )
         };
-        let duration = |name: &str, default: std::time::Duration| -> anyhow::Result<_> {
-            match var(name) {
-                None => Ok(default),
-                Some(text) => humantime::parse_duration(text.trim())
+        let duration = |name: &str, default: std::time::Duration| {
+            let expected = "a duration such as 10s or 2m, at most 1 day";
+            setting(&var, name, default, expected, |text| {
+                humantime::parse_duration(text)
                     .ok()
                     .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "{name} must be a duration such as 10s or 2m, at most 1 day"
-                        )
-                    }),
-            }
+            })
         };
-        let rate = |name: &str, default: Budget| -> anyhow::Result<Budget> {
-            match var(name) {
-                None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse::<u32>()
+        let rate = |name: &str, default: Budget| {
+            let expected = "requests per second, 0 (no limit) to 1000000";
+            setting(&var, name, default, expected, |text| {
+                text.parse::<u32>()
                     .ok()
                     .filter(|n| *n <= 1_000_000)
                     .map(Budget::per_second)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "{name} must be requests per second, 0 (no limit) to 1000000"
-                        )
-                    }),
-            }
+            })
         };
         let rates = Budgets {
             admin: rate("RATE_LIMIT_ADMIN", defaults.rates.admin)?,
@@ -245,16 +237,18 @@ impl Config {
                  or JWT_PUBLIC_KEY_FILE (RS256 or EdDSA public key in PEM)"
             );
         };
-        let max_ttl = match var("JWT_MAX_TTL") {
-            Some(text) => humantime::parse_duration(&text)
-                .ok()
-                .and_then(|d| i64::try_from(d.as_secs()).ok())
-                .filter(|s| *s > 0)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("JWT_MAX_TTL must be a duration such as 30d or 12h")
-                })?,
-            None => crate::auth::jwt::DEFAULT_MAX_TTL_SECONDS,
-        };
+        let max_ttl = setting(
+            &var,
+            "JWT_MAX_TTL",
+            crate::auth::jwt::DEFAULT_MAX_TTL_SECONDS,
+            "a duration such as 30d or 12h",
+            |text| {
+                humantime::parse_duration(text)
+                    .ok()
+                    .and_then(|d| i64::try_from(d.as_secs()).ok())
+                    .filter(|s| *s > 0)
+            },
+        )?;
         let keys = keys.with_max_ttl(max_ttl);
         let base_currency = var("BASE_CURRENCY")
             .unwrap_or_else(|| "CNY".to_owned())
@@ -272,16 +266,17 @@ impl Config {
             .map(|text| Schedule::parse(&text))
             .transpose()
             .map_err(|e| anyhow::anyhow!("EVALUATION_SCHEDULE {e}"))?;
-        let event_buffer = match var("EVENT_BUFFER") {
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| {
-                    anyhow::anyhow!("EVENT_BUFFER must be a number from 1 to 1000000")
-                })?,
-            None => crate::events::bus::DEFAULT_CAPACITY,
-        };
+        let event_buffer = setting(
+            &var,
+            "EVENT_BUFFER",
+            crate::events::bus::DEFAULT_CAPACITY,
+            "a number from 1 to 1000000",
+            |text| {
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+            },
+        )?;
         let limits = Limits::from_env(var)?;
         Ok(Self {
             database_url,
@@ -294,6 +289,23 @@ impl Config {
             limits,
             new_secret,
         })
+    }
+}
+
+/// The setting `name` read by `parse` (trimmed), `default` when unset; a value `parse`
+/// refuses stops the start, saying what was `expected`.
+fn setting<T>(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    expected: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(text) => {
+            parse(text.trim()).ok_or_else(|| anyhow::anyhow!("{name} must be {expected}"))
+        }
     }
 }
 
@@ -337,13 +349,14 @@ fn embedded_secret(url: &str) -> anyhow::Result<(String, bool)> {
     Ok((secret, true))
 }
 
-/// Makes the SQLite database's files (and its secret) readable by their owner only: they
-/// hold every customer's personal data. Made so when created, corrected on every start.
+/// Makes the SQLite database's files readable by their owner only: they hold every
+/// customer's personal data. Corrected on every start.
 pub fn make_sqlite_files_private(url: &str) -> anyhow::Result<()> {
     let Some(database) = sqlite_file(url) else {
         return Ok(());
     };
-    for suffix in ["", "-wal", "-shm", ".secret"] {
+    // The secret is corrected where it is read (`embedded_secret`).
+    for suffix in ["", "-wal", "-shm"] {
         let mut name = database.as_os_str().to_owned();
         name.push(suffix);
         make_private(Path::new(&name))?;

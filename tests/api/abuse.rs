@@ -681,15 +681,7 @@ async fn the_second_attacks_findings_are_refused_at_the_edge(app: TestApp) {
             .unwrap();
         let _ = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(!metrics.contains("YYYYYYYY"), "a method became a label");
     assert_alive(&app).await;
 }

@@ -1050,15 +1050,7 @@ mod a_slow_subscriber_is_dropped_and_a_fast_one_keeps_up {
 
 /// The value of the unlabelled metric `name` in `/metrics`.
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("{name} is not in /metrics:\n{text}"))

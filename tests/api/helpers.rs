@@ -340,6 +340,16 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await;
+        response
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Creates a customer as admin and returns its id.
     pub async fn create_customer(&self, input: Value) -> String {
         let data = self

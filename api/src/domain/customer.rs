@@ -142,14 +142,14 @@ pub fn public_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_public_name_is_the_first_letter() {
-        assert_eq!(super::public_name("Zhou Min"), "Z.");
-        assert_eq!(super::public_name("  王芳"), "王.");
-        assert_eq!(super::public_name(""), "");
+        assert_eq!(public_name("Zhou Min"), "Z.");
+        assert_eq!(public_name("  王芳"), "王.");
+        assert_eq!(public_name(""), "");
     }
-
-    use super::*;
 
     #[test]
     fn emails_are_checked_and_lower_cased() {

@@ -56,7 +56,6 @@ pub struct InteractionDraft {
     pub order_ref: Option<String>,
 }
 
-/// Validates `raw`, naming fields under `prefix` (`input`, `inputs[3]`).
 /// The program's bounds an interaction is checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds<'a> {
@@ -74,6 +73,7 @@ impl<'a> Bounds<'a> {
     }
 }
 
+/// Validates `raw`, naming fields under `prefix` (`input`, `inputs[3]`).
 pub fn validate(
     raw: RawInteraction,
     prefix: &str,
@@ -227,13 +227,13 @@ pub fn check_refund(amount_e4: i64, order: OrderPaid, prefix: &str) -> DomainRes
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::str::FromStr;
+
     const CNY: Bounds<'static> = Bounds {
         base_currency: "CNY",
         max_amount_e4: 1_000_000_000_000,
     };
-
-    use super::*;
-    use std::str::FromStr;
 
     fn raw(kind: InteractionKind) -> RawInteraction {
         RawInteraction {

@@ -20,9 +20,10 @@ pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subs
 
 /// Deepest nesting a query may have.
 pub const MAX_DEPTH: usize = 12;
-/// The most a query may cost by default (`cost`, `MAX_QUERY_COST`): each field counts 1, times the rows of every page
-/// or list it is in. A console page of 100 customers with 20 fields each costs about
-/// 2,100; one with each customer's last 10 ledger entries about 7,000.
+/// The most a query may cost by default (`cost`, `MAX_QUERY_COST`): each field counts 1,
+/// times the rows of every page or list it is in. A console page of 100 customers with
+/// 20 fields each costs about 2,100; one with each customer's last 10 ledger entries
+/// about 7,000.
 pub const MAX_COST: usize = 10_000;
 
 /// The schema with its limits and no data, so that the SDL can be exported without a

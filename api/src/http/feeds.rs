@@ -68,8 +68,8 @@ impl Feeds {
 
     /// A place on the feed of `request` asked by `caller`, started if there is none.
     /// Answers count from now: events that commit after this returns are delivered.
-    pub fn join(&self, caller: &Principal, request: Request) -> Place {
-        let key = feed_key(caller, &request);
+    pub fn join(&self, caller: &Principal, mut request: Request) -> Place {
+        let key = feed_key(caller, &mut request);
         let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(feed) = registry.get(&key).and_then(Weak::upgrade) {
             return Place {
@@ -183,7 +183,7 @@ async fn drive(
 /// select depends on the caller beyond those rights (`viewer` is not reachable from an
 /// event). Queries and mutations sent over the socket are never shared: they run once per
 /// message, as the caller who sent it, so each gets a key no other operation has.
-fn feed_key(caller: &Principal, request: &Request) -> String {
+fn feed_key(caller: &Principal, request: &mut Request) -> String {
     let subscription = super::graphql::operation_type(request)
         == Some(async_graphql::parser::types::OperationType::Subscription);
     if !subscription {

@@ -47,15 +47,34 @@ pub fn coded_response(status: StatusCode, code: &str, message: &str) -> Response
     response
 }
 
+/// Which operations a transport may run: GET must not change anything.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    Any,
+    QueriesOnly,
+}
+
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
+    allowed: Allowed,
 ) -> Response {
-    // Before anything parses the document, and before authentication: an unparseable
-    // document must cost nothing, whoever sends it.
-    if let Err(error) = state.limits.check_request(&request) {
+    // Before the schema sees the document, and before authentication: a hostile document
+    // must cost nothing, whoever sends it.
+    if let Err(error) = state.limits.check_request(&mut request) {
         return error_response(StatusCode::BAD_REQUEST, error);
+    }
+    if allowed == Allowed::QueriesOnly
+        && operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query)
+    {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            DomainError::bad_input(
+                "query",
+                "only queries may be sent with GET; use POST for mutations",
+            ),
+        );
     }
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -156,7 +175,7 @@ pub async fn post_handler(
         }
     };
     match parse_body(&bytes) {
-        Ok(request) => execute(&state, &headers, request).await,
+        Ok(request) => execute(&state, &headers, request, Allowed::Any).await,
         Err(error) => error_response(StatusCode::BAD_REQUEST, error),
     }
 }
@@ -218,19 +237,7 @@ pub async fn get_handler(
             );
         }
     };
-    if let Err(error) = state.limits.check_request(&request) {
-        return error_response(StatusCode::BAD_REQUEST, error);
-    }
-    if operation_type(&request).is_some_and(|ty| ty != OperationType::Query) {
-        return error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            DomainError::bad_input(
-                "query",
-                "only queries may be sent with GET; use POST for mutations",
-            ),
-        );
-    }
-    execute(&state, &headers, request).await
+    execute(&state, &headers, request, Allowed::QueriesOnly).await
 }
 
 /// The response as JSON, or one `BAD_USER_INPUT` error when it is larger than `limit`
@@ -264,14 +271,15 @@ fn within_size(response: &async_graphql::Response, limit: usize) -> Response {
 }
 
 /// The type of the operation a request would run; `None` for a document that does not
-/// parse or names no operation it has, left to execution to report. Call only on text
-/// that passed `query_text::check`.
-pub fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
+/// parse or names no operation it has, left to execution to report. Call only on a
+/// request that passed `Limits::check_request`, which parsed it.
+pub fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
     use async_graphql::parser::types::DocumentOperations;
-    let document = async_graphql::parser::parse_query(&request.query).ok()?;
+    let operation_name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
     match &document.operations {
         DocumentOperations::Single(operation) => Some(operation.node.ty),
-        DocumentOperations::Multiple(operations) => match &request.operation_name {
+        DocumentOperations::Multiple(operations) => match &operation_name {
             Some(name) => operations.get(name.as_str()).map(|o| o.node.ty),
             None => operations.values().next().map(|o| o.node.ty),
         },

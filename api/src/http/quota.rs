@@ -1,7 +1,8 @@
-//! How many live operations one caller may hold on this server at once, over all its
-//! WebSockets: a client that opens sockets faster than it closes them, or subscribes
-//! without end, is refused before it holds the server's memory. Counted per process:
-//! each replica bounds what it holds itself, which is what the limit protects.
+//! How many of something one caller may hold on this server at once: live operations
+//! over all its WebSockets, and the WebSockets themselves. A client that opens sockets
+//! faster than it closes them, or subscribes without end, is refused before it holds the
+//! server's memory or every connection. Counted per process: each replica bounds what it
+//! holds itself, which is what the limit protects.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ pub struct Quota {
     held: Arc<Mutex<HashMap<String, usize>>>,
 }
 
-/// One operation counted against its caller until dropped.
+/// One place counted against its caller until dropped.
 pub struct Held {
     owner: String,
     held: Arc<Mutex<HashMap<String, usize>>>,
@@ -32,7 +33,7 @@ impl Quota {
         self.max
     }
 
-    /// Counts one more operation for `owner`, or `None` when it holds `max` already.
+    /// Counts one more place for `owner`, or `None` when it holds `max` already.
     pub fn take(&self, owner: &str) -> Option<Held> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(owner.to_owned()).or_default();

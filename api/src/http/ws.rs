@@ -280,7 +280,7 @@ impl Connection {
         self.send(json!({"type": "connection_ack"})).await
     }
 
-    async fn subscribe(&mut self, id: String, request: Request) -> Result<(), Closing> {
+    async fn subscribe(&mut self, id: String, mut request: Request) -> Result<(), Closing> {
         let Some(principal) = self.session.clone() else {
             return Err(Closing(close::UNAUTHORIZED, "Unauthorized".into()));
         };
@@ -303,7 +303,7 @@ impl Connection {
             }]);
             json!({"type": "error", "id": id, "payload": errors})
         };
-        if let Err(error) = self.state.limits.check_request(&request) {
+        if let Err(error) = self.state.limits.check_request(&mut request) {
             return self.send(refuse(error)).await;
         }
         let per_socket = self.state.limits.subscriptions_per_socket;

@@ -167,9 +167,9 @@ pub fn row_id(row: &QueryResult) -> Option<Uuid> {
     row.try_get("", "id").ok()
 }
 
-/// The largest money sum a customer can reach with valid data: a million purchases of the
-/// largest amount any program accepts would not come near it. A sum past it was held at
-/// the BIGINT bounds by `money_sum`: the customer's data is out of any valid range.
+/// The largest money sum taken as valid: 1.15 × 10¹⁴ in the base currency, a million
+/// times any real customer's lifetime spend. `money_sum` holds a sum that overflowed at
+/// the BIGINT bounds, far past this: the customer's data is out of any valid range.
 const SUM_BOUND: i64 = i64::MAX / 8;
 
 /// `row`, or an error when its sums are out of any valid range (see `SUM_BOUND`).

@@ -49,10 +49,9 @@ pub async fn claim(
     fingerprint: &str,
     result_id: Uuid,
 ) -> DomainResult<Claim> {
-    let caller = owner;
     let key = &format!("{operation}:{key}");
     let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-        caller: Set(caller.to_owned()),
+        caller: Set(owner.to_owned()),
         key: Set(key.to_owned()),
         operation: Set(operation.to_owned()),
         result_id: Set(Some(result_id)),
@@ -72,7 +71,7 @@ pub async fn claim(
     if inserted > 0 {
         return Ok(Claim::Fresh);
     }
-    let existing = idempotency_key::Entity::find_by_id((caller.to_owned(), key.to_owned()))
+    let existing = idempotency_key::Entity::find_by_id((owner.to_owned(), key.to_owned()))
         .one(db)
         .await?
         .ok_or_else(|| {

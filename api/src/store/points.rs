@@ -67,11 +67,12 @@ pub async fn append(
 
 /// `append` for one entry on each of many customers, in three statements whatever
 /// their number: the balances move by one `UPDATE … FROM (VALUES …)`, the entries go in
-/// by one multi-row INSERT, their events by another. `locked` are the customers' rows as
-/// read under their locks (`customers::lock_in_order`), which is what makes each
-/// `balanceAfter` their balance plus the delta, as `append` would have found it. An
+/// by one multi-row INSERT, their events by another. `locked` are the customers'
+/// balances as read under their locks (`customers::lock_in_order`), which is what makes
+/// each `balanceAfter` their balance plus the delta, as `append` would have found it. An
 /// evaluation run expiring every customer's points on one night wrote one entry per
-/// round trip.
+/// round trip. A customer twice, or one not locked, is refused: its `balanceAfter` could
+/// not chain.
 pub async fn append_to_each(
     db: &impl ConnectionTrait,
     locked: &HashMap<Uuid, i64>,
@@ -79,6 +80,15 @@ pub async fn append_to_each(
 ) -> DomainResult<Vec<points_entry::Model>> {
     if entries.is_empty() {
         return Ok(Vec::new());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for entry in entries {
+        if !locked.contains_key(&entry.customer_id) || !seen.insert(entry.customer_id) {
+            return Err(crate::domain::DomainError::Internal(anyhow::anyhow!(
+                "customer {} is not locked, or has two entries in one append_to_each",
+                entry.customer_id
+            )));
+        }
     }
     let backend = db.get_database_backend();
     let mut values = Vec::with_capacity(entries.len() * 2);
@@ -108,8 +118,7 @@ pub async fn append_to_each(
             id: entry.id.unwrap_or_else(Uuid::now_v7),
             customer_id: entry.customer_id,
             delta: entry.delta,
-            balance_after: locked.get(&entry.customer_id).copied().unwrap_or_default()
-                + entry.delta,
+            balance_after: locked[&entry.customer_id] + entry.delta,
             kind: entry.kind,
             reason: entry.reason.map(str::to_owned),
             expires_at: entry.expires_at,
