@@ -8,6 +8,7 @@ mod ws_client;
 
 mod abuse;
 mod auth;
+mod batches;
 mod churn;
 mod cli;
 mod customers;

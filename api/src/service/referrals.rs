@@ -2,14 +2,12 @@
 //! purchase, and the reward both sides get when the referee first buys.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use entity::enums::{InteractionKind, PointsEntryKind, ReferralStatus};
+use entity::enums::{InteractionKind, ReferralStatus};
 use entity::{customer, interaction, referral};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::tiering::Program;
 use crate::domain::{DomainError, DomainResult};
-use crate::store::points::{self, NewEntry};
 use crate::store::{Db, customers, now, referrals};
 
 /// Links `referee` to the owner of `code`. `NOT_FOUND` for a code no customer has;
@@ -85,76 +83,13 @@ pub async fn apply_code(db: &Db, customer_id: Uuid, code: String) -> DomainResul
     .await
 }
 
-/// The calendar year (UTC) around `at`, as `[start, end)`.
-fn year_of(at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+/// The calendar year (UTC) around `at`, as `[start, end)`: the period
+/// `maxRewardedReferralsPerYear` counts over.
+pub fn calendar_year(at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = |year| {
         Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0)
             .single()
             .unwrap_or(at)
     };
     (start(at.year()), start(at.year() + 1))
-}
-
-/// Settles the referee's pending referral at its first purchase: both sides get their
-/// bonus as `REFERRAL_BONUS` entries, unless the referrer already had
-/// `maxRewardedReferralsPerYear` rewarded this calendar year, which makes the referral
-/// `REJECTED` and pays nobody. The caller holds the referee's row lock. Returns the points
-/// the referee got.
-pub async fn settle_on_first_purchase(
-    txn: &impl ConnectionTrait,
-    program: &Program,
-    referee_id: Uuid,
-    caller: &str,
-) -> DomainResult<i64> {
-    let Some(pending) = referrals::of_referee(txn, referee_id)
-        .await?
-        .filter(|r| r.status == ReferralStatus::Pending)
-    else {
-        return Ok(0);
-    };
-    // Settlements for one referrer queue on its row, so that the yearly count below is
-    // exact. Recording already holds this lock unless the code was applied after the
-    // batch read its customers' referrers; then it is taken here.
-    customers::find_for_update(txn, pending.referrer_id).await?;
-    let at = now();
-    let (year_start, year_end) = year_of(at);
-    let rewarded =
-        referrals::rewarded_between(txn, pending.referrer_id, year_start, year_end).await?;
-    let settings = &program.settings;
-    if rewarded >= u64::try_from(settings.max_rewarded_referrals_per_year).unwrap_or(0) {
-        referrals::settle(txn, pending.id, ReferralStatus::Rejected, 0, 0, at).await?;
-        return Ok(0);
-    }
-    let reason = format!("referral {}", pending.code);
-    for (customer_id, bonus) in [
-        (pending.referrer_id, settings.referrer_bonus),
-        (referee_id, settings.referee_bonus),
-    ] {
-        if bonus > 0 {
-            points::append(
-                txn,
-                NewEntry {
-                    id: None,
-                    customer_id,
-                    delta: bonus,
-                    kind: PointsEntryKind::ReferralBonus,
-                    reason: Some(&reason),
-                    expires_at: None,
-                    interaction_id: None,
-                    created_by: caller,
-                },
-            )
-            .await?;
-        }
-    }
-    referrals::settle(
-        txn,
-        pending.id,
-        ReferralStatus::Rewarded,
-        settings.referrer_bonus,
-        settings.referee_bonus,
-        at,
-    )
-    .await?;
-    Ok(settings.referee_bonus)
 }

@@ -29,6 +29,28 @@ pub async fn find_by_external_ref(
         .await?)
 }
 
+/// The ids of the customers with these external references, by reference.
+pub async fn ids_by_external_ref(
+    db: &impl ConnectionTrait,
+    external_refs: &[String],
+) -> DomainResult<HashMap<String, Uuid>> {
+    if external_refs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Option<String>)> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .column(customer::Column::ExternalRef)
+        .filter(customer::Column::ExternalRef.is_in(external_refs.iter().cloned()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, reference)| reference.map(|r| (r, id)))
+        .collect())
+}
+
 /// The customer, locked for the rest of the transaction (Postgres `FOR UPDATE`; SQLite
 /// has a single writer already), so that concurrent writes to one customer queue up.
 pub async fn find_for_update(
@@ -441,4 +463,89 @@ pub async fn count_by_tier(
         .all(db)
         .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// What recording interactions writes on a customer: its metrics, score, stage, tier,
+/// downgrade mark and revision, as `customer` holds them, for many customers in one
+/// `UPDATE … FROM (VALUES …)`. The caller holds their row locks. The balance is not
+/// written here: it moves by deltas (`points::add_to_balances`).
+pub async fn write_recorded(
+    db: &impl ConnectionTrait,
+    customers: &[customer::Model],
+) -> DomainResult<()> {
+    const COLUMNS: [(&str, &str); 23] = [
+        ("id", "uuid"),
+        ("metrics_as_of", "timestamptz"),
+        ("first_purchase_at", "timestamptz"),
+        ("last_purchase_at", "timestamptz"),
+        ("lifetime_purchase_count", "integer"),
+        ("purchase_count", "integer"),
+        ("net_spend_e4", "bigint"),
+        ("lifetime_spend_e4", "bigint"),
+        ("average_order_value_e4", "bigint"),
+        ("engagement_count", "integer"),
+        ("latest_nps", "integer"),
+        ("outstanding_receivable_e4", "bigint"),
+        ("repeat_purchase_days", "integer"),
+        ("first_purchase_day", "integer"),
+        ("last_purchase_day", "integer"),
+        ("repeat_spend_e4", "bigint"),
+        ("score", "double precision"),
+        ("lifecycle_stage", "text"),
+        ("tier_id", "uuid"),
+        ("downgrade_marked_at", "timestamptz"),
+        ("revision", "bigint"),
+        ("metrics_written_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+    ];
+    if customers.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    let types: Vec<&str> = COLUMNS.iter().map(|(_, t)| *t).collect();
+    let (rows, values) = super::values::rows(
+        backend,
+        &types,
+        customers.iter().map(|c| {
+            vec![
+                c.id.into(),
+                c.metrics_as_of.into(),
+                c.first_purchase_at.into(),
+                c.last_purchase_at.into(),
+                c.lifetime_purchase_count.into(),
+                c.purchase_count.into(),
+                c.net_spend_e4.into(),
+                c.lifetime_spend_e4.into(),
+                c.average_order_value_e4.into(),
+                c.engagement_count.into(),
+                c.latest_nps.into(),
+                c.outstanding_receivable_e4.into(),
+                c.repeat_purchase_days.into(),
+                c.first_purchase_day.into(),
+                c.last_purchase_day.into(),
+                c.repeat_spend_e4.into(),
+                c.score.into(),
+                c.lifecycle_stage.as_str().to_owned().into(),
+                c.tier_id.into(),
+                c.downgrade_marked_at.into(),
+                c.revision.into(),
+                c.metrics_written_at.into(),
+                c.updated_at.into(),
+            ]
+        }),
+        1,
+    );
+    let names: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
+    let assignments: Vec<String> = names[1..]
+        .iter()
+        .map(|name| format!("{name} = v.{name}"))
+        .collect();
+    let sql = format!(
+        "WITH v ({names}) AS (VALUES {rows})
+         UPDATE customer SET {assignments} FROM v WHERE customer.id = v.id",
+        names = names.join(", "),
+        assignments = assignments.join(", "),
+    );
+    db.execute_raw(super::raw(backend, &sql, values)).await?;
+    Ok(())
 }

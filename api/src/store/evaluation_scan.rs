@@ -9,7 +9,7 @@ use futures_util::Stream;
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, StreamTrait, Value};
 use uuid::Uuid;
 
-use super::metrics::{aggregate_ctes, money_sum, read_aggregates};
+use super::metrics::{Scope, aggregate_ctes, money_sum, read_aggregates};
 use super::paging::placeholders;
 use super::raw;
 use crate::domain::DomainResult;
@@ -88,9 +88,9 @@ fn scan_sql(backend: DbBackend, customer_filter: &str) -> String {
                 COALESCE(agg.receivable, 0) AS a_receivable,
                 nps.rating AS a_nps
             FROM customer c
-            LEFT JOIN agg ON agg.customer_id = c.id
-            LEFT JOIN nps ON nps.customer_id = c.id
-            LEFT JOIN hist ON hist.customer_id = c.id
+            LEFT JOIN agg ON agg.subject = c.id
+            LEFT JOIN nps ON nps.subject = c.id
+            LEFT JOIN hist ON hist.subject = c.id
         ),
         rfm AS (
             SELECT id,
@@ -114,7 +114,7 @@ fn scan_sql(backend: DbBackend, customer_filter: &str) -> String {
         FROM scored
         LEFT JOIN rfm ON rfm.id = scored.id
         LEFT JOIN abc ON abc.id = scored.id{customer_filter}",
-        ctes = aggregate_ctes(backend, ""),
+        ctes = aggregate_ctes(backend, &Scope::customers("")),
         spend_above = money_sum(
             backend,
             "a_lifetime_spend",

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use entity::idempotency_key;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::now;
@@ -83,11 +83,94 @@ pub async fn claim(
     // A key stored before fingerprints existed cannot be told to be the same request:
     // it is refused like a different one rather than replaying what it produced.
     if existing.fingerprint.as_deref() != Some(fingerprint) {
-        return Err(DomainError::Conflict(
-            "idempotency key reused with a different request".into(),
-        ));
+        return Err(reused());
     }
     Ok(Claim::Seen(existing.result_id))
+}
+
+/// One key a batch claims: the key, its request's fingerprint and what it produces.
+pub struct KeyClaim<'a> {
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+    pub result_id: Uuid,
+}
+
+/// `claim` for a whole batch, in two statements: one `INSERT … ON CONFLICT DO NOTHING`
+/// of every key, in key order (so that two batches sharing keys wait for each other
+/// instead of deadlocking), and one read of what each key holds now. A key the batch
+/// repeats is claimed by its first use; a later use with the same request replays that
+/// one. `None` where the key is reused with a different request (`reused`).
+pub async fn claim_many(
+    db: &impl ConnectionTrait,
+    owner: &str,
+    operation: &str,
+    claims: &[KeyClaim<'_>],
+) -> DomainResult<Vec<Option<Claim>>> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scoped = |key: &str| format!("{operation}:{key}");
+    let mut first_uses: Vec<&KeyClaim<'_>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for claim in claims {
+        if seen.insert(claim.key) {
+            first_uses.push(claim);
+        }
+    }
+    first_uses.sort_by_key(|claim| claim.key);
+    let at = now();
+    idempotency_key::Entity::insert_many(first_uses.iter().map(|claim| {
+        idempotency_key::ActiveModel {
+            caller: Set(owner.to_owned()),
+            key: Set(scoped(claim.key)),
+            operation: Set(operation.to_owned()),
+            result_id: Set(Some(claim.result_id)),
+            fingerprint: Set(Some(claim.fingerprint.to_owned())),
+            created_at: Set(at),
+        }
+    }))
+    .on_conflict(
+        OnConflict::columns([
+            idempotency_key::Column::Caller,
+            idempotency_key::Column::Key,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    let stored: std::collections::HashMap<String, idempotency_key::Model> =
+        idempotency_key::Entity::find()
+            .filter(idempotency_key::Column::Caller.eq(owner))
+            .filter(idempotency_key::Column::Key.is_in(first_uses.iter().map(|c| scoped(c.key))))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|row| (row.key.clone(), row))
+            .collect();
+    let mut claimed_by_batch = std::collections::HashSet::new();
+    claims
+        .iter()
+        .map(|claim| {
+            let row = stored.get(&scoped(claim.key)).ok_or_else(|| {
+                DomainError::Internal(anyhow::anyhow!("idempotency key vanished after its insert"))
+            })?;
+            if row.fingerprint.as_deref() != Some(claim.fingerprint) {
+                return Ok(None);
+            }
+            let ours = row.result_id == Some(claim.result_id);
+            Ok(Some(if ours && claimed_by_batch.insert(claim.key) {
+                Claim::Fresh
+            } else {
+                Claim::Seen(row.result_id)
+            }))
+        })
+        .collect()
+}
+
+/// The refusal of a key sent again with a different request.
+pub fn reused() -> DomainError {
+    DomainError::Conflict("idempotency key reused with a different request".into())
 }
 
 /// The answer to a repeated key: what the first call produced (`previous`), looked up by

@@ -2,63 +2,117 @@
 
 use std::collections::HashMap;
 
-use entity::enums::InteractionKind;
+use entity::enums::{InteractionKind, PointsEntryKind};
 use entity::interaction;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::now;
 use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
 use crate::domain::DomainResult;
-use crate::domain::interaction::InteractionDraft;
 
 /// The order interactions are listed in: newest first.
 pub const ORDER: &str = "OCCURRED_AT_DESC";
 
-pub async fn insert(
+/// Inserts a batch's interactions in one statement.
+pub async fn insert_many(
     db: &impl ConnectionTrait,
-    id: Uuid,
-    customer_id: Uuid,
-    draft: &InteractionDraft,
-    recorded_by: &str,
-) -> DomainResult<interaction::Model> {
-    Ok(interaction::ActiveModel {
-        id: Set(id),
-        customer_id: Set(customer_id),
-        kind: Set(draft.kind),
-        occurred_at: Set(draft.occurred_at),
-        amount_e4: Set(draft.amount_e4),
-        currency: Set(draft.currency.clone()),
-        channel: Set(draft.channel),
-        rating: Set(draft.rating),
-        note: Set(draft.note.clone()),
-        order_ref: Set(draft.order_ref.clone()),
-        recorded_by: Set(recorded_by.to_owned()),
-        recorded_at: Set(now()),
+    interactions: &[interaction::Model],
+) -> DomainResult<()> {
+    if interactions.is_empty() {
+        return Ok(());
     }
-    .insert(db)
-    .await?)
+    interaction::Entity::insert_many(
+        interactions
+            .iter()
+            .cloned()
+            .map(interaction::ActiveModel::from),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<Option<interaction::Model>> {
-    Ok(interaction::Entity::find_by_id(id).one(db).await?)
-}
-
-/// A customer's interactions of `kind` that carry `order_ref`.
-pub async fn of_order(
+/// The interaction with these ids.
+pub async fn find_many(
     db: &impl ConnectionTrait,
-    customer_id: Uuid,
-    kind: InteractionKind,
-    order_ref: &str,
-) -> DomainResult<Vec<interaction::Model>> {
+    ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, interaction::Model>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     Ok(interaction::Entity::find()
-        .filter(interaction::Column::CustomerId.eq(customer_id))
-        .filter(interaction::Column::OrderRef.eq(order_ref))
-        .filter(interaction::Column::Kind.eq(kind))
+        .filter(interaction::Column::Id.is_in(ids.iter().copied()))
         .all(db)
-        .await?)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect())
+}
+
+/// An order's purchases and refunds so far, and the points they earned and reversed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderHistory {
+    pub paid_e4: i64,
+    pub refunded_e4: i64,
+    /// The points its purchases earned (`EARN` entries).
+    pub earned: i64,
+    /// The points its refunds took back so far (the negated `REVERSAL` entries).
+    pub reversed: i64,
+}
+
+/// The history of each `(customer, orderRef)`, in two statements whatever their number:
+/// the orders' purchases and refunds, then the points those caused.
+pub async fn order_histories(
+    db: &impl ConnectionTrait,
+    orders: &[(Uuid, String)],
+) -> DomainResult<HashMap<(Uuid, String), OrderHistory>> {
+    let mut histories: HashMap<(Uuid, String), OrderHistory> = orders
+        .iter()
+        .map(|o| (o.clone(), OrderHistory::default()))
+        .collect();
+    if orders.is_empty() {
+        return Ok(histories);
+    }
+    // The customer and the reference each narrow through an index; pairs are picked out
+    // here rather than with row values, which sea-query writes differently per backend.
+    let rows = interaction::Entity::find()
+        .filter(interaction::Column::CustomerId.is_in(orders.iter().map(|o| o.0)))
+        .filter(interaction::Column::OrderRef.is_in(orders.iter().map(|o| o.1.clone())))
+        .filter(
+            interaction::Column::Kind.is_in([InteractionKind::Purchase, InteractionKind::Refund]),
+        )
+        .all(db)
+        .await?;
+    let mut owner_of = HashMap::new();
+    for row in rows {
+        let Some(order_ref) = row.order_ref.clone() else {
+            continue;
+        };
+        let Some(history) = histories.get_mut(&(row.customer_id, order_ref.clone())) else {
+            continue;
+        };
+        let amount = row.amount_e4.unwrap_or(0);
+        match row.kind {
+            InteractionKind::Purchase => history.paid_e4 += amount,
+            _ => history.refunded_e4 += amount,
+        }
+        owner_of.insert(row.id, (row.customer_id, order_ref, row.kind));
+    }
+    let ids: Vec<Uuid> = owner_of.keys().copied().collect();
+    for (interaction_id, kind, points) in super::points::sums_by_interaction(db, &ids).await? {
+        let Some((customer_id, order_ref, interaction_kind)) = owner_of.get(&interaction_id) else {
+            continue;
+        };
+        let Some(history) = histories.get_mut(&(*customer_id, order_ref.clone())) else {
+            continue;
+        };
+        match (interaction_kind, kind) {
+            (InteractionKind::Purchase, PointsEntryKind::Earn) => history.earned += points,
+            (InteractionKind::Refund, PointsEntryKind::Reversal) => history.reversed -= points,
+            _ => {}
+        }
+    }
+    Ok(histories)
 }
 
 pub fn cursor(interaction: &interaction::Model) -> String {

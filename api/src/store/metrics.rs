@@ -2,6 +2,7 @@
 //! One query text serves the write path (one customer) and evaluation runs (everyone).
 
 use chrono::{DateTime, Utc};
+use entity::interaction;
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Value};
 use uuid::Uuid;
 
@@ -28,59 +29,91 @@ pub fn money_sum(backend: DbBackend, expr: &str, window: Option<&str>) -> String
     }
 }
 
-/// Common table expressions `agg` (sums per customer), `nps` (the latest survey in the
+/// Whose sums `aggregate_ctes` computes, and as of when. Interactions are `i`; the key
+/// the sums are grouped by is named `subject` in every CTE.
+pub struct Scope<'a> {
+    /// The FROM clause, naming interactions `i`.
+    pub from: &'a str,
+    pub key: &'a str,
+    /// The instant interactions count up to, and the start of the scoring window.
+    pub as_of: &'a str,
+    pub window_start: &'a str,
+    /// Further conditions on `i`, each starting with ` AND`.
+    pub filter: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    /// Customers' sums as of `$1` with the window starting at `$2`, narrowed by `filter`.
+    pub fn customers(filter: &'a str) -> Self {
+        Self {
+            from: "interaction i",
+            key: "i.customer_id",
+            as_of: "$1",
+            window_start: "$2",
+            filter,
+        }
+    }
+}
+
+/// Common table expressions `agg` (sums per subject), `nps` (the latest survey in the
 /// window) and `hist` (the purchase history the churn models read: repeat purchase
-/// days, first and last purchase day, and the repeat days' spend), over interactions
-/// that occurred at or before `$1`, with the window starting at `$2`. `customer_filter`
-/// narrows them to one customer (`$3`) when given.
-pub fn aggregate_ctes(backend: DbBackend, customer_filter: &str) -> String {
+/// days, first and last purchase day, and the repeat days' spend), over the interactions
+/// of `scope` that occurred at or before its as-of instant.
+pub fn aggregate_ctes(backend: DbBackend, scope: &Scope<'_>) -> String {
     let day = day_number_sql(backend, "i.occurred_at");
+    let Scope {
+        from,
+        key,
+        as_of,
+        window_start: start,
+        filter,
+    } = scope;
     format!(
         "agg AS (
-            SELECT i.customer_id,
+            SELECT {key} AS subject,
                 MIN(CASE WHEN i.kind = 'PURCHASE' THEN i.occurred_at END) AS first_purchase_at,
                 MAX(CASE WHEN i.kind = 'PURCHASE' THEN i.occurred_at END) AS last_purchase_at,
                 CAST(SUM(CASE WHEN i.kind = 'PURCHASE' THEN 1 ELSE 0 END) AS BIGINT)
                     AS lifetime_purchases,
                 {lifetime_spend} AS lifetime_spend,
-                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= $2 THEN 1 ELSE 0 END)
+                CAST(SUM(CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= {start} THEN 1 ELSE 0 END)
                     AS BIGINT) AS purchases,
                 {net_spend} AS net_spend,
                 {purchase_sum} AS purchase_sum,
-                CAST(SUM(CASE WHEN i.kind IN ({engagement}) AND i.occurred_at >= $2 THEN 1
+                CAST(SUM(CASE WHEN i.kind IN ({engagement}) AND i.occurred_at >= {start} THEN 1
                               ELSE 0 END) AS BIGINT) AS engagements,
                 {receivable} AS receivable
-            FROM interaction i
-            WHERE i.occurred_at <= $1{customer_filter}
-            GROUP BY i.customer_id
+            FROM {from}
+            WHERE i.occurred_at <= {as_of}{filter}
+            GROUP BY {key}
         ),
         nps AS (
-            SELECT customer_id, rating FROM (
-                SELECT i.customer_id, i.rating, ROW_NUMBER() OVER (
-                    PARTITION BY i.customer_id ORDER BY i.occurred_at DESC, i.id DESC) AS position
-                FROM interaction i
-                WHERE i.kind = 'SURVEY' AND i.occurred_at >= $2 AND i.occurred_at <= $1{customer_filter}
+            SELECT subject, rating FROM (
+                SELECT {key} AS subject, i.rating, ROW_NUMBER() OVER (
+                    PARTITION BY {key} ORDER BY i.occurred_at DESC, i.id DESC) AS position
+                FROM {from}
+                WHERE i.kind = 'SURVEY' AND i.occurred_at >= {start} AND i.occurred_at <= {as_of}{filter}
             ) surveys WHERE position = 1
         ),
         pday AS (
-            SELECT i.customer_id, {day} AS day, {day_spend} AS spend
-            FROM interaction i
-            WHERE i.kind = 'PURCHASE' AND i.occurred_at <= $1{customer_filter}
-            GROUP BY i.customer_id, {day}
+            SELECT {key} AS subject, {day} AS day, {day_spend} AS spend
+            FROM {from}
+            WHERE i.kind = 'PURCHASE' AND i.occurred_at <= {as_of}{filter}
+            GROUP BY {key}, {day}
         ),
         pday_ranked AS (
-            SELECT customer_id, day, spend,
-                ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day) AS nth
+            SELECT subject, day, spend,
+                ROW_NUMBER() OVER (PARTITION BY subject ORDER BY day) AS nth
             FROM pday
         ),
         hist AS (
-            SELECT customer_id,
+            SELECT subject,
                 CAST(COUNT(*) - 1 AS BIGINT) AS repeat_days,
                 CAST(MIN(day) AS BIGINT) AS first_day,
                 CAST(MAX(day) AS BIGINT) AS last_day,
                 {repeat_spend} AS repeat_spend
             FROM pday_ranked
-            GROUP BY customer_id
+            GROUP BY subject
         )",
         engagement = engagement_kinds(),
         lifetime_spend = money_sum(
@@ -91,13 +124,17 @@ pub fn aggregate_ctes(backend: DbBackend, customer_filter: &str) -> String {
         ),
         net_spend = money_sum(
             backend,
-            "CASE WHEN i.occurred_at < $2 THEN 0 WHEN i.kind = 'PURCHASE' THEN i.amount_e4 \
-             WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END",
+            &format!(
+                "CASE WHEN i.occurred_at < {start} THEN 0 WHEN i.kind = 'PURCHASE' THEN i.amount_e4 \
+                 WHEN i.kind = 'REFUND' THEN -i.amount_e4 ELSE 0 END"
+            ),
             None,
         ),
         purchase_sum = money_sum(
             backend,
-            "CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= $2 THEN i.amount_e4 ELSE 0 END",
+            &format!(
+                "CASE WHEN i.kind = 'PURCHASE' AND i.occurred_at >= {start} THEN i.amount_e4 ELSE 0 END"
+            ),
             None,
         ),
         receivable = money_sum(
@@ -171,9 +208,12 @@ pub async fn of_customer(
         "WITH {} SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day,
             hist.last_day, hist.repeat_spend
         FROM agg
-        LEFT JOIN nps ON nps.customer_id = agg.customer_id
-        LEFT JOIN hist ON hist.customer_id = agg.customer_id",
-        aggregate_ctes(db.get_database_backend(), " AND i.customer_id = $3")
+        LEFT JOIN nps ON nps.subject = agg.subject
+        LEFT JOIN hist ON hist.subject = agg.subject",
+        aggregate_ctes(
+            db.get_database_backend(),
+            &Scope::customers(" AND i.customer_id = $3")
+        )
     );
     let values: Vec<Value> = vec![
         as_of.into(),
@@ -187,4 +227,98 @@ pub async fn of_customer(
         Some(row) => read_aggregates(&row, ""),
         None => Ok(Aggregates::default()),
     }
+}
+
+/// An interaction a batch is about to record, at whose point its customer's sums are
+/// wanted: as of `as_of`, over its customer's stored interactions and the batch's up to
+/// and including this one.
+#[derive(Debug, Clone, Copy)]
+pub struct Point<'a> {
+    pub seq: i64,
+    pub as_of: DateTime<Utc>,
+    pub interaction: &'a interaction::Model,
+}
+
+/// Each point's sums, in one statement, read before the batch's interactions are
+/// stored: a point sees its customer's stored interactions, and the batch's that come
+/// no later than it. Each point thus sees what recording one interaction at a time would
+/// have seen. A customer named n times costs n reads of its interactions, as n single
+/// recordings would.
+pub async fn at_points(
+    db: &impl ConnectionTrait,
+    points: &[Point<'_>],
+    window_days: i32,
+) -> DomainResult<std::collections::HashMap<i64, Aggregates>> {
+    if points.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let backend = db.get_database_backend();
+    let (rows, values) = super::values::rows(
+        backend,
+        &[
+            "bigint",
+            "timestamptz",
+            "timestamptz",
+            "uuid",
+            "uuid",
+            "text",
+            "timestamptz",
+            "bigint",
+            "integer",
+        ],
+        points.iter().map(|p| {
+            let i = p.interaction;
+            vec![
+                p.seq.into(),
+                p.as_of.into(),
+                window_start(p.as_of, window_days).into(),
+                i.id.into(),
+                i.customer_id.into(),
+                i.kind.as_str().to_owned().into(),
+                i.occurred_at.into(),
+                i.amount_e4.into(),
+                i.rating.into(),
+            ]
+        }),
+        1,
+    );
+    // Each point's interactions, gathered once for the aggregates to read.
+    let scoped = "scoped AS MATERIALIZED (
+            SELECT p.seq AS subject, p.as_of, p.window_start,
+                i.id, i.kind, i.occurred_at, i.amount_e4, i.rating
+            FROM batch p JOIN interaction i
+                ON i.customer_id = p.customer_id AND i.occurred_at <= p.as_of
+            UNION ALL
+            SELECT p.seq, p.as_of, p.window_start,
+                b.id, b.kind, b.occurred_at, b.amount_e4, b.rating
+            FROM batch p JOIN batch b
+                ON b.customer_id = p.customer_id AND b.seq <= p.seq AND b.occurred_at <= p.as_of
+        )";
+    let scope = Scope {
+        from: "scoped i",
+        key: "i.subject",
+        as_of: "i.as_of",
+        window_start: "i.window_start",
+        filter: "",
+    };
+    let sql = format!(
+        "WITH batch (seq, as_of, window_start, id, customer_id, kind, occurred_at, amount_e4,
+            rating) AS (VALUES {rows}),
+        {scoped}, {aggregates}
+        SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day, hist.last_day,
+            hist.repeat_spend
+        FROM agg
+        LEFT JOIN nps ON nps.subject = agg.subject
+        LEFT JOIN hist ON hist.subject = agg.subject",
+        aggregates = aggregate_ctes(backend, &scope),
+    );
+    let rows = db.query_all_raw(raw(backend, &sql, values)).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<i64>("", "subject")?,
+                read_aggregates(row, "")?,
+            ))
+        })
+        .collect()
 }

@@ -19,6 +19,7 @@ pub mod segments;
 mod sqlite_math;
 pub mod tier_changes;
 pub mod tiers;
+pub mod values;
 
 use std::future::Future;
 use std::pin::Pin;

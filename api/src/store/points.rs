@@ -66,21 +66,17 @@ pub async fn append(
 }
 
 /// `append` for one entry on each of many customers, in three statements whatever
-/// their number: the balances move by one `UPDATE … FROM (VALUES …)`, the entries go in
-/// by one multi-row INSERT, their events by another. `locked` are the customers'
-/// balances as read under their locks (`customers::lock_in_order`), which is what makes
-/// each `balanceAfter` their balance plus the delta, as `append` would have found it. An
-/// evaluation run expiring every customer's points on one night wrote one entry per
-/// round trip. A customer twice, or one not locked, is refused: its `balanceAfter` could
-/// not chain.
+/// their number (`add_to_balances`, `insert_entries`, and their events). `locked` are
+/// the customers' balances as read under their locks (`customers::lock_in_order`), which
+/// is what makes each `balanceAfter` their balance plus the delta, as `append` would
+/// have found it. An evaluation run expiring every customer's points on one night wrote
+/// one entry per round trip. A customer twice, or one not locked, is refused: its
+/// `balanceAfter` could not chain.
 pub async fn append_to_each(
     db: &impl ConnectionTrait,
     locked: &HashMap<Uuid, i64>,
     entries: &[NewEntry<'_>],
 ) -> DomainResult<Vec<points_entry::Model>> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     for entry in entries {
         if !locked.contains_key(&entry.customer_id) || !seen.insert(entry.customer_id) {
@@ -90,27 +86,6 @@ pub async fn append_to_each(
             )));
         }
     }
-    let backend = db.get_database_backend();
-    let mut values = Vec::with_capacity(entries.len() * 2);
-    let mut rows = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let (id, delta) = (2 * i + 1, 2 * i + 2);
-        rows.push(match (backend, i) {
-            (sea_orm::DbBackend::Postgres, 0) => {
-                format!("(CAST(${id} AS uuid), CAST(${delta} AS bigint))")
-            }
-            _ => format!("(${id}, ${delta})"),
-        });
-        values.push(entry.customer_id.into());
-        values.push(entry.delta.into());
-    }
-    let sql = format!(
-        "WITH v (id, delta) AS (VALUES {})
-         UPDATE customer SET points_balance = customer.points_balance + v.delta
-         FROM v WHERE customer.id = v.id",
-        rows.join(", ")
-    );
-    db.execute_raw(super::raw(backend, &sql, values)).await?;
     let at = now();
     let models: Vec<points_entry::Model> = entries
         .iter()
@@ -127,27 +102,63 @@ pub async fn append_to_each(
             created_at: at,
         })
         .collect();
-    points_entry::Entity::insert_many(models.iter().map(|m| points_entry::ActiveModel {
-        id: Set(m.id),
-        customer_id: Set(m.customer_id),
-        delta: Set(m.delta),
-        balance_after: Set(m.balance_after),
-        kind: Set(m.kind),
-        reason: Set(m.reason.clone()),
-        expires_at: Set(m.expires_at),
-        interaction_id: Set(m.interaction_id),
-        created_by: Set(m.created_by.clone()),
-        created_at: Set(m.created_at),
-    }))
-    .exec_without_returning(db)
-    .await?;
+    let deltas: Vec<(Uuid, i64)> = models.iter().map(|m| (m.customer_id, m.delta)).collect();
+    add_to_balances(db, &deltas).await?;
+    insert_entries(db, &models).await?;
+    Ok(models)
+}
+
+/// Moves each customer's balance by its delta, in one `UPDATE … FROM (VALUES …)`. A
+/// customer given twice moves by the sum of its deltas.
+pub async fn add_to_balances(
+    db: &impl ConnectionTrait,
+    deltas: &[(Uuid, i64)],
+) -> DomainResult<()> {
+    let mut totals: HashMap<Uuid, i64> = HashMap::with_capacity(deltas.len());
+    for (customer_id, delta) in deltas {
+        *totals.entry(*customer_id).or_default() += delta;
+    }
+    totals.retain(|_, delta| *delta != 0);
+    if totals.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    let (rows, values) = super::values::rows(
+        backend,
+        &["uuid", "bigint"],
+        totals
+            .into_iter()
+            .map(|(id, delta)| vec![id.into(), delta.into()]),
+        1,
+    );
+    let sql = format!(
+        "WITH v (id, delta) AS (VALUES {rows})
+         UPDATE customer SET points_balance = customer.points_balance + v.delta
+         FROM v WHERE customer.id = v.id"
+    );
+    db.execute_raw(super::raw(backend, &sql, values)).await?;
+    Ok(())
+}
+
+/// Inserts ledger entries whose `balanceAfter` the caller worked out (from balances read
+/// under the customers' locks), in one statement, and announces them (`POINTS_CHANGED`)
+/// in another.
+pub async fn insert_entries(
+    db: &impl ConnectionTrait,
+    entries: &[points_entry::Model],
+) -> DomainResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    points_entry::Entity::insert_many(entries.iter().cloned().map(points_entry::ActiveModel::from))
+        .exec_without_returning(db)
+        .await?;
     events::emit_many(
         db,
         EventTopic::PointsChanged,
-        models.iter().map(|m| (m.customer_id, m.id)),
+        entries.iter().map(|m| (m.customer_id, m.id)),
     )
-    .await?;
-    Ok(models)
+    .await
 }
 
 /// The order the ledger is listed in: newest first.
@@ -267,34 +278,23 @@ pub async fn having_entry(
         .await?)
 }
 
-/// The points of entries of `kind` caused by any of `interaction_ids`.
-pub async fn sum_for(
+/// The points each of `interaction_ids` caused, per entry kind, in one statement.
+pub async fn sums_by_interaction(
     db: &impl ConnectionTrait,
     interaction_ids: &[Uuid],
-    kind: PointsEntryKind,
-) -> DomainResult<i64> {
+) -> DomainResult<Vec<(Uuid, PointsEntryKind, i64)>> {
     if interaction_ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    let total: Option<Option<i64>> = points_entry::Entity::find()
+    Ok(points_entry::Entity::find()
         .select_only()
+        .column(points_entry::Column::InteractionId)
+        .column(points_entry::Column::Kind)
         .column_as(Expr::cust("CAST(SUM(delta) AS BIGINT)"), "total")
         .filter(points_entry::Column::InteractionId.is_in(interaction_ids.iter().copied()))
-        .filter(points_entry::Column::Kind.eq(kind))
+        .group_by(points_entry::Column::InteractionId)
+        .group_by(points_entry::Column::Kind)
         .into_tuple()
-        .one(db)
-        .await?;
-    Ok(total.flatten().unwrap_or(0))
-}
-
-/// The net points an interaction caused.
-pub async fn caused_by(db: &impl ConnectionTrait, interaction_id: Uuid) -> DomainResult<i64> {
-    let total: Option<Option<i64>> = points_entry::Entity::find()
-        .select_only()
-        .column_as(Expr::cust("CAST(SUM(delta) AS BIGINT)"), "total")
-        .filter(points_entry::Column::InteractionId.eq(interaction_id))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(total.flatten().unwrap_or(0))
+        .all(db)
+        .await?)
 }

@@ -1,0 +1,408 @@
+//! The rules of recording, applied to a whole batch in memory, in the order given: what
+//! recording one interaction at a time would write, worked out from state read once, so
+//! that the batch is written in a fixed number of statements.
+//!
+//! Per interaction, in order: a refund is checked against its order; a purchase earns
+//! points at the multiplier of the tier then held and settles its customer's pending
+//! referral; a refund takes back its order's points in proportion; the customer's
+//! metrics and score are taken from its interactions up to this one, and a score that
+//! reaches a higher tier upgrades it at once. Balances chain across the batch, so a
+//! `balanceAfter` is what the row-by-row ledger would have written.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::enums::{InteractionKind, PointsEntryKind, ReferralStatus, TierChangeReason};
+use entity::{customer, interaction, points_entry, referral, tier_change};
+use uuid::Uuid;
+
+use super::Recorded;
+use crate::domain::interaction::{self as rules, OrderPaid};
+use crate::domain::metrics::{self, Aggregates};
+use crate::domain::{DomainError, DomainResult};
+use crate::service::tiering::Program;
+use crate::store::idempotency;
+use crate::store::interactions::OrderHistory;
+
+/// What an interaction's idempotency key (if any) let it do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Recorded now.
+    New,
+    /// The key was used before for the same request: answer with what it produced.
+    Replay(Option<Uuid>),
+    /// The key was used before for another request.
+    Reused,
+}
+
+/// One interaction of the batch, as validated.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// `input` or `inputs[i]`, for error messages.
+    pub prefix: String,
+    /// Its id is the one its key was claimed with; it is stored only if `New`.
+    pub interaction: interaction::Model,
+    pub admission: Admission,
+    /// The instant its customer is scored at.
+    pub as_of: DateTime<Utc>,
+}
+
+/// What the batch reads before applying the rules.
+#[derive(Debug, Default)]
+pub struct State {
+    /// The customers involved, read under their locks: everyone named, and the
+    /// referrers a first purchase pays.
+    pub customers: HashMap<Uuid, customer::Model>,
+    /// Each `New` item's sums, by its position in the batch.
+    pub aggregates: HashMap<i64, Aggregates>,
+    /// Pending referrals, by referee.
+    pub pending_referrals: HashMap<Uuid, referral::Model>,
+    /// Referrals each referrer had rewarded this calendar year.
+    pub rewarded_this_year: HashMap<Uuid, u64>,
+    /// The orders the batch's refunds name, by customer and `orderRef`.
+    pub orders: HashMap<(Uuid, String), OrderHistory>,
+    /// Earlier calls' interactions that keys replay, with the points each caused.
+    pub replays: HashMap<Uuid, (interaction::Model, i64)>,
+}
+
+/// What the batch writes, and answers.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub recorded: Vec<Recorded>,
+    /// Ledger entries, in the order written, each `balanceAfter` chained.
+    pub entries: Vec<points_entry::Model>,
+    /// The final state of each customer whose metrics were written.
+    pub customers: Vec<customer::Model>,
+    pub tier_changes: Vec<tier_change::Model>,
+    /// Referrals settled with a bonus for both sides, and refused by the yearly cap.
+    pub rewarded_referrals: Vec<Uuid>,
+    pub rejected_referrals: Vec<Uuid>,
+}
+
+/// Applies the rules to `items` in order. `at` is the batch's clock: entries, tier
+/// changes and the written metrics carry it.
+pub fn apply(
+    program: &Program,
+    items: Vec<Item>,
+    mut state: State,
+    caller: &str,
+    at: DateTime<Utc>,
+) -> DomainResult<Outcome> {
+    let mut outcome = Outcome::default();
+    let mut written: Vec<Uuid> = Vec::new();
+    // The points each interaction of this batch caused, for a key it repeats.
+    let mut caused: HashMap<Uuid, i64> = HashMap::new();
+    let mut recorded_here: HashMap<Uuid, interaction::Model> = HashMap::new();
+    let mut ledger = Ledger {
+        customers: &mut state.customers,
+        entries: &mut outcome.entries,
+        caller,
+        at,
+    };
+    for (seq, item) in items.into_iter().enumerate() {
+        let interaction = item.interaction;
+        let customer_id = interaction.customer_id;
+        match item.admission {
+            Admission::Reused => return Err(idempotency::reused()),
+            Admission::Replay(previous) => {
+                let (first, points) = previous
+                    .and_then(|id| {
+                        recorded_here
+                            .get(&id)
+                            .map(|i| (i.clone(), caused.get(&id).copied().unwrap_or(0)))
+                            .or_else(|| state.replays.get(&id).cloned())
+                    })
+                    .ok_or_else(|| {
+                        DomainError::Conflict("this idempotency key is already in use".into())
+                    })?;
+                let customer = ledger.customer(first.customer_id)?.clone();
+                outcome.recorded.push(Recorded {
+                    interaction: first,
+                    customer,
+                    points_earned: points,
+                    tier_change: None,
+                    duplicate: true,
+                });
+                continue;
+            }
+            Admission::New => {}
+        }
+        let current = ledger.customer(customer_id)?.clone();
+        let order = interaction
+            .order_ref
+            .clone()
+            .map(|order_ref| (customer_id, order_ref));
+        let amount_e4 = interaction.amount_e4.unwrap_or(0);
+        // The points this interaction caused itself, and the referral bonus its
+        // customer got with it (a first purchase's).
+        let (own_points, referral_bonus) = match interaction.kind {
+            InteractionKind::Purchase => {
+                let earned = crate::domain::points::earned(
+                    amount_e4,
+                    program.settings.points_per_currency_unit_e4,
+                    program.multiplier_e4(current.tier_id),
+                )?
+                .max(0);
+                if earned > 0 {
+                    ledger.append(
+                        customer_id,
+                        earned,
+                        PointsEntryKind::Earn,
+                        Some("purchase".to_owned()),
+                        expiry(interaction.occurred_at, program.settings.points_expiry_days),
+                        Some(interaction.id),
+                    )?;
+                }
+                if let Some(history) = order.as_ref().and_then(|o| state.orders.get_mut(o)) {
+                    history.paid_e4 += amount_e4;
+                    history.earned += earned;
+                }
+                let bonus = match state.pending_referrals.remove(&customer_id) {
+                    Some(pending) => settle_referral(
+                        program,
+                        &pending,
+                        &mut state.rewarded_this_year,
+                        &mut ledger,
+                        &mut outcome.rewarded_referrals,
+                        &mut outcome.rejected_referrals,
+                    )?,
+                    None => 0,
+                };
+                (earned, bonus)
+            }
+            InteractionKind::Refund => {
+                let reversal = match &order {
+                    Some(key) => {
+                        let history = state.orders.get_mut(key).ok_or_else(|| {
+                            DomainError::Internal(anyhow::anyhow!("order {} was not read", key.1))
+                        })?;
+                        refund(history, interaction.amount_e4, &item.prefix)?
+                    }
+                    None => 0,
+                };
+                if let (true, Some((_, order_ref))) = (reversal > 0, &order) {
+                    ledger.append(
+                        customer_id,
+                        -reversal,
+                        PointsEntryKind::Reversal,
+                        Some(format!("refund of order {order_ref}")),
+                        None,
+                        Some(interaction.id),
+                    )?;
+                }
+                (-reversal, 0)
+            }
+            _ => (0, 0),
+        };
+        caused.insert(interaction.id, own_points);
+        let points_earned = own_points + referral_bonus;
+
+        let aggregates = state
+            .aggregates
+            .remove(&(seq as i64))
+            .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("no sums for inputs[{seq}]")))?;
+        let evaluated = metrics::evaluate(
+            aggregates,
+            item.as_of,
+            &program.model,
+            &program.settings,
+            program.churn.as_ref(),
+        );
+        let upgrade = program
+            .ladder
+            .live_upgrade(current.tier_id, evaluated.score, current.tier_held)
+            .map(|level| level.id);
+        let customer = ledger.customer_mut(customer_id)?;
+        write_metrics(customer, &evaluated, item.as_of, at);
+        let tier_change = upgrade.map(|to| {
+            customer.tier_id = to;
+            customer.downgrade_marked_at = None;
+            tier_change::Model {
+                id: Uuid::now_v7(),
+                customer_id,
+                from_tier_id: Some(current.tier_id),
+                to_tier_id: to,
+                reason: TierChangeReason::Interaction,
+                score: evaluated.score,
+                note: None,
+                evaluation_run_id: None,
+                changed_at: at,
+            }
+        });
+        let customer = customer.clone();
+        if !written.contains(&customer_id) {
+            written.push(customer_id);
+        }
+        outcome.tier_changes.extend(tier_change.clone());
+        recorded_here.insert(interaction.id, interaction.clone());
+        outcome.recorded.push(Recorded {
+            interaction,
+            customer,
+            points_earned,
+            tier_change,
+            duplicate: false,
+        });
+    }
+    outcome.customers = written
+        .iter()
+        .filter_map(|id| state.customers.get(id).cloned())
+        .collect();
+    Ok(outcome)
+}
+
+/// The customers' running balances and the entries written so far.
+struct Ledger<'a> {
+    customers: &'a mut HashMap<Uuid, customer::Model>,
+    entries: &'a mut Vec<points_entry::Model>,
+    caller: &'a str,
+    at: DateTime<Utc>,
+}
+
+impl Ledger<'_> {
+    fn customer(&self, id: Uuid) -> DomainResult<&customer::Model> {
+        self.customers
+            .get(&id)
+            .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("customer {id} is not locked")))
+    }
+
+    fn customer_mut(&mut self, id: Uuid) -> DomainResult<&mut customer::Model> {
+        self.customers
+            .get_mut(&id)
+            .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("customer {id} is not locked")))
+    }
+
+    fn append(
+        &mut self,
+        customer_id: Uuid,
+        delta: i64,
+        kind: PointsEntryKind,
+        reason: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
+        interaction_id: Option<Uuid>,
+    ) -> DomainResult<()> {
+        let (caller, at) = (self.caller.to_owned(), self.at);
+        let customer = self.customer_mut(customer_id)?;
+        customer.points_balance += delta;
+        let balance_after = customer.points_balance;
+        self.entries.push(points_entry::Model {
+            id: Uuid::now_v7(),
+            customer_id,
+            delta,
+            balance_after,
+            kind,
+            reason,
+            expires_at,
+            interaction_id,
+            created_by: caller,
+            created_at: at,
+        });
+        Ok(())
+    }
+}
+
+/// Applies a refund to its order: checked against what the order paid and its earlier
+/// refunds (when it names an amount), then counted. Returns the points it takes back.
+fn refund(order: &mut OrderHistory, amount_e4: Option<i64>, prefix: &str) -> DomainResult<i64> {
+    if let Some(amount_e4) = amount_e4 {
+        rules::check_refund(
+            amount_e4,
+            OrderPaid {
+                paid_e4: order.paid_e4,
+                refunded_e4: order.refunded_e4,
+            },
+            prefix,
+        )?;
+        order.refunded_e4 += amount_e4;
+    }
+    let reversal = due_reversal(order).max(0);
+    order.reversed += reversal;
+    Ok(reversal)
+}
+
+/// What a refund takes back: its order's points in proportion to the amount refunded
+/// so far (the order's refunds together, never more than it paid), less what earlier
+/// refunds took back. Partial refunds that add up to the whole purchase take back
+/// exactly what it earned, and never more.
+fn due_reversal(order: &OrderHistory) -> i64 {
+    if order.paid_e4 <= 0 {
+        return 0;
+    }
+    let refunded_share = i128::from(order.refunded_e4.min(order.paid_e4));
+    let due = (i128::from(order.earned) * refunded_share / i128::from(order.paid_e4)) as i64;
+    due - order.reversed
+}
+
+/// Settles the referee's pending referral at its first purchase: both sides get their
+/// bonus as `REFERRAL_BONUS` entries (the referrer's first), unless the referrer already
+/// had `maxRewardedReferralsPerYear` rewarded this calendar year, which makes the
+/// referral `REJECTED` and pays nobody. Returns the points the referee got.
+fn settle_referral(
+    program: &Program,
+    pending: &referral::Model,
+    rewarded_this_year: &mut HashMap<Uuid, u64>,
+    ledger: &mut Ledger<'_>,
+    rewarded: &mut Vec<Uuid>,
+    rejected: &mut Vec<Uuid>,
+) -> DomainResult<i64> {
+    debug_assert_eq!(pending.status, ReferralStatus::Pending);
+    let settings = &program.settings;
+    let count = rewarded_this_year.entry(pending.referrer_id).or_default();
+    if *count >= u64::try_from(settings.max_rewarded_referrals_per_year).unwrap_or(0) {
+        rejected.push(pending.id);
+        return Ok(0);
+    }
+    *count += 1;
+    let reason = format!("referral {}", pending.code);
+    for (customer_id, bonus) in [
+        (pending.referrer_id, settings.referrer_bonus),
+        (pending.referee_id, settings.referee_bonus),
+    ] {
+        if bonus > 0 {
+            ledger.append(
+                customer_id,
+                bonus,
+                PointsEntryKind::ReferralBonus,
+                Some(reason.clone()),
+                None,
+                None,
+            )?;
+        }
+    }
+    rewarded.push(pending.id);
+    Ok(settings.referee_bonus)
+}
+
+/// Writes the evaluated metrics on the customer, as of `as_of`, at wall-clock `at`.
+fn write_metrics(
+    customer: &mut customer::Model,
+    evaluated: &metrics::Evaluated,
+    as_of: DateTime<Utc>,
+    at: DateTime<Utc>,
+) {
+    let a = &evaluated.aggregates;
+    customer.metrics_as_of = as_of;
+    customer.first_purchase_at = a.first_purchase_at;
+    customer.last_purchase_at = a.last_purchase_at;
+    customer.lifetime_purchase_count = a.lifetime_purchases as i32;
+    customer.purchase_count = a.purchases as i32;
+    customer.net_spend_e4 = a.net_spend_e4;
+    customer.lifetime_spend_e4 = a.lifetime_spend_e4;
+    customer.average_order_value_e4 = evaluated.average_order_value_e4;
+    customer.engagement_count = a.engagements as i32;
+    customer.latest_nps = a.latest_nps;
+    customer.outstanding_receivable_e4 = a.receivable_e4;
+    customer.repeat_purchase_days = a.history.map_or(0, |h| h.repeat_days);
+    customer.first_purchase_day = a.history.map(|h| h.first_day);
+    customer.last_purchase_day = a.history.map(|h| h.last_day);
+    customer.repeat_spend_e4 = a.history.map_or(0, |h| h.repeat_spend_e4);
+    customer.score = evaluated.score;
+    customer.lifecycle_stage = evaluated.stage;
+    customer.revision += 1;
+    customer.metrics_written_at = Some(at);
+    customer.updated_at = at;
+}
+
+/// A purchase's points expire `pointsExpiryDays` after it occurred (never, at 0).
+fn expiry(occurred_at: DateTime<Utc>, expiry_days: i32) -> Option<DateTime<Utc>> {
+    (expiry_days > 0).then(|| occurred_at + Duration::days(expiry_days.into()))
+}
