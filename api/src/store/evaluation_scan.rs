@@ -350,22 +350,13 @@ pub async fn write_states(
     }
     let backend = db.get_database_backend();
     let now = super::now();
-    let width = WRITE_COLUMNS.len();
-    let mut values = Vec::with_capacity(writes.len() * width);
-    let mut rows = Vec::with_capacity(writes.len());
-    for (i, write) in writes.iter().enumerate() {
-        let first = i * width + 1;
-        let cells: Vec<String> = WRITE_COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(j, (_, pg_type))| match (backend, i) {
-                (DbBackend::Postgres, 0) => format!("CAST(${} AS {pg_type})", first + j),
-                _ => format!("${}", first + j),
-            })
-            .collect();
-        rows.push(format!("({})", cells.join(", ")));
-        values.extend(row_values(write, as_of, now));
-    }
+    let types: Vec<&str> = WRITE_COLUMNS.iter().map(|(_, pg_type)| *pg_type).collect();
+    let (rows, values) = super::values::rows(
+        backend,
+        &types,
+        writes.iter().map(|write| row_values(write, as_of, now)),
+        1,
+    );
     let names: Vec<&str> = WRITE_COLUMNS.iter().map(|(name, _)| *name).collect();
     let assignments: Vec<String> = names
         .iter()
@@ -378,7 +369,6 @@ pub async fn write_states(
          FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision
          RETURNING customer.id",
         names = names.join(", "),
-        rows = rows.join(", "),
         assignments = assignments.join(", "),
     );
     let written = db.query_all_raw(raw(backend, &sql, values)).await?;
@@ -435,30 +425,25 @@ pub async fn write_stages(
         return Ok(0);
     }
     let backend = db.get_database_backend();
+    let (rows, stage_values) = super::values::rows(
+        backend,
+        &["uuid", "bigint", "text"],
+        stages.iter().map(|(id, revision, stage)| {
+            vec![
+                (*id).into(),
+                (*revision).into(),
+                stage.as_str().to_owned().into(),
+            ]
+        }),
+        2,
+    );
     let mut values: Vec<Value> = vec![super::now().into()];
-    let mut rows = Vec::with_capacity(stages.len());
-    for (i, (id, revision, stage)) in stages.iter().enumerate() {
-        let n = 2 + i * 3;
-        rows.push(match (backend, i) {
-            (DbBackend::Postgres, 0) => format!(
-                "(CAST(${n} AS uuid), CAST(${} AS bigint), CAST(${} AS text))",
-                n + 1,
-                n + 2
-            ),
-            _ => format!("(${n}, ${}, ${})", n + 1, n + 2),
-        });
-        values.extend([
-            (*id).into(),
-            (*revision).into(),
-            stage.as_str().to_owned().into(),
-        ]);
-    }
+    values.extend(stage_values);
     let sql = format!(
-        "WITH v (id, expected_revision, lifecycle_stage) AS (VALUES {})
+        "WITH v (id, expected_revision, lifecycle_stage) AS (VALUES {rows})
          UPDATE customer SET lifecycle_stage = v.lifecycle_stage,
             revision = customer.revision + 1, updated_at = $1
-         FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision",
-        rows.join(", ")
+         FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision"
     );
     Ok(db
         .execute_raw(raw(backend, &sql, values))
