@@ -22,6 +22,7 @@ mod m20261127_000001_last_purchase_desc_index;
 mod m20261130_000001_idempotency_fingerprints;
 mod m20261130_000002_interaction_amount_limit;
 mod m20261130_000003_run_skipped_customers;
+mod m20261130_000004_points_entry_created_at;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_idempotency_fingerprints::Migration),
             Box::new(m20261130_000002_interaction_amount_limit::Migration),
             Box::new(m20261130_000003_run_skipped_customers::Migration),
+            Box::new(m20261130_000004_points_entry_created_at::Migration),
         ]
     }
 }

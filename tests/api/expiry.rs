@@ -885,7 +885,78 @@ async fn expiry_costs_statements_per_chunk_not_per_customer(app: TestApp) {
     }
 }
 
+/// After a full run has written off everything due by its `asOf`, the next run looks
+/// only at customers with lots newly due or with ledgers changed since (not at everyone
+/// who ever held an expiring lot, who owe nothing more), and still writes off a purchase
+/// backdated past the last run, as the full rule would.
+async fn steady_state_runs_look_only_at_what_changed(app: TestApp) {
+    use tierwise_api::store::points::{ExpiredUpTo, expiry_candidates};
+    let at = |days_ago: i64| (now() - days(days_ago)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let record = |id: &str, amount: &str, occurred: String| json!({ "input": { "customerId": id, "kind": "PURCHASE", "amount": amount, "occurredAt": occurred } });
+    // Ten customers whose lots fell due long ago, each keeping points without expiry.
+    let mut old = Vec::new();
+    for i in 0..10 {
+        let id = app
+            .create_customer(json!({ "name": format!("Old {i}") }))
+            .await;
+        app.ok(RECORD, record(&id, "10", at(EXPIRY_DAYS + 40)))
+            .await;
+        adjust(&app, &id, 5, "goodwill").await;
+        old.push(id);
+    }
+    // One whose lot falls due between the two runs.
+    let due_later = app.create_customer(json!({ "name": "Due later" })).await;
+    app.ok(RECORD, record(&due_later, "20", at(EXPIRY_DAYS + 5)))
+        .await;
+
+    let first_as_of = now() - days(10);
+    assert_eq!(run(&app, first_as_of).await, 100);
+    let since = tierwise_api::store::evaluation_runs::latest_full(app.db.conn())
+        .await
+        .expect("read")
+        .map(|run| ExpiredUpTo {
+            as_of: run.as_of,
+            started_at: run.started_at,
+        });
+    assert!(since.is_some());
+
+    // Nothing changed since: only the lot newly due is looked at.
+    let candidates = expiry_candidates(app.db.conn(), now(), since)
+        .await
+        .expect("read");
+    let due_later_id: uuid::Uuid = due_later.parse().expect("a uuid");
+    assert_eq!(candidates, vec![due_later_id]);
+    let everyone = expiry_candidates(app.db.conn(), now(), None)
+        .await
+        .expect("read");
+    assert_eq!(
+        everyone.len(),
+        11,
+        "the full rule reads everyone who held a due lot"
+    );
+
+    // A purchase backdated past the first run's asOf changes one old customer's ledger.
+    app.ok(RECORD, record(&old[3], "7", at(EXPIRY_DAYS + 30)))
+        .await;
+    let mut candidates = expiry_candidates(app.db.conn(), now(), since)
+        .await
+        .expect("read");
+    candidates.sort();
+    let mut expected: Vec<uuid::Uuid> = vec![due_later_id, old[3].parse().expect("a uuid")];
+    expected.sort();
+    assert_eq!(candidates, expected);
+
+    // And the run writes off both, exactly as the full rule would.
+    assert_eq!(run_now(&app).await, 27);
+    assert_eq!(balance(&app, &old[3]).await, 5);
+    assert_eq!(balance(&app, &due_later).await, 0);
+    for id in old.iter().chain([&due_later]) {
+        assert_ledger_consistent(&app, id).await;
+    }
+}
+
 on_both!(
+    steady_state_runs_look_only_at_what_changed,
     expiry_costs_statements_per_chunk_not_per_customer,
     expiry_takes_what_is_left_of_the_soonest_lots,
     points_expiring_looks_ahead_of_now,

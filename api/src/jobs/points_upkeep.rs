@@ -1,7 +1,9 @@
 //! The points half of an evaluation run: write off expired points and give birthday
 //! bonuses, as of the run's `asOf`.
 //!
-//! Candidates are found with one query each; then, 500 customers at a time, their rows are
+//! Candidates are found with one query each (for expiry, after a full run, only the
+//! customers with lots newly due or ledgers changed since: `points::expiry_candidates`);
+//! then, 500 customers at a time, their rows are
 //! locked (in id order) and their ledgers read in one query, so that a redemption running
 //! meanwhile is either fully before or fully after the write-off, and their entries are
 //! written in a fixed number of statements (`points::append_to_each`).
@@ -10,12 +12,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::enums::PointsEntryKind;
+use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::domain::DomainResult;
 use crate::domain::points::{birthday_in_window, expired_by};
 use crate::store::points::{self, NewEntry};
-use crate::store::{Db, customers};
+use crate::store::{Db, customers, evaluation_runs};
 
 const CHUNK: usize = 500;
 
@@ -35,7 +38,13 @@ pub async fn expire_points(
     as_of: DateTime<Utc>,
     only: Option<&[Uuid]>,
 ) -> DomainResult<i64> {
-    let mut candidates = points::with_lots_expiring_by(db.conn(), as_of).await?;
+    let since = evaluation_runs::latest_full(db.conn())
+        .await?
+        .map(|run| points::ExpiredUpTo {
+            as_of: run.as_of,
+            started_at: run.started_at,
+        });
+    let mut candidates = points::expiry_candidates(db.conn(), as_of, since).await?;
     if let Some(only) = only {
         let only: HashSet<&Uuid> = only.iter().collect();
         candidates.retain(|id| only.contains(id));
@@ -85,7 +94,8 @@ pub async fn birthday_bonuses(
     }
     let only: Option<HashSet<&Uuid>> = only.map(|ids| ids.iter().collect());
     let mut by_year: HashMap<i32, Vec<Uuid>> = HashMap::new();
-    for (id, birthday) in customers::birthdays(db.conn()).await? {
+    let mut birthdays = customers::birthdays(db.conn()).await?;
+    while let Some((id, birthday)) = birthdays.try_next().await? {
         if only.as_ref().is_some_and(|only| !only.contains(&id)) {
             continue;
         }

@@ -121,17 +121,27 @@ pub async fn find_all(db: &impl ConnectionTrait) -> DomainResult<Vec<customer::M
         .await?)
 }
 
-/// Every customer with a birthday, with it.
-pub async fn birthdays(db: &impl ConnectionTrait) -> DomainResult<Vec<(Uuid, chrono::NaiveDate)>> {
-    Ok(customer::Entity::find()
+/// Every live customer with a birthday, with it, streamed: a run looks for the few
+/// whose birthday is near without holding everyone in memory.
+pub async fn birthdays<'a, C>(
+    db: &'a C,
+) -> DomainResult<
+    impl futures_util::Stream<Item = DomainResult<(Uuid, chrono::NaiveDate)>> + Send + 'a,
+>
+where
+    C: sea_orm::StreamTrait + ConnectionTrait,
+{
+    use futures_util::StreamExt;
+    let rows = customer::Entity::find()
         .select_only()
         .column(customer::Column::Id)
         .column(customer::Column::Birthday)
         .filter(customer::Column::Birthday.is_not_null())
         .filter(customer::Column::ErasedAt.is_null())
-        .into_tuple()
-        .all(db)
-        .await?)
+        .into_tuple::<(Uuid, chrono::NaiveDate)>()
+        .stream(db)
+        .await?;
+    Ok(rows.map(|row| Ok(row?)))
 }
 
 /// A customer that has not been erased, locked for the rest of the transaction;

@@ -234,30 +234,55 @@ pub async fn ledgers_of(
     Ok(ledgers)
 }
 
+/// Since when a run may look only at what changed: the `asOf` of the last full run
+/// whose expiry wrote off everything due by then, and when it started.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiredUpTo {
+    pub as_of: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+}
+
 /// Customers holding points with a lot dated to expire by `at` (whether or not it was
-/// spent: lot accounting decides that).
-pub async fn with_lots_expiring_by(
+/// spent: lot accounting decides that). After a full run that expired everything due by
+/// `since.as_of`, only two kinds of customer can owe more: those with a lot falling due
+/// in `(since.as_of, at]`, and those whose ledger changed since that run started (a
+/// purchase backdated past `since.as_of`, a redemption or a reversal that changes which
+/// lots were spent) and who hold a lot due by `at`. Everyone else's ledger is the one
+/// that run wrote off, and owes nothing more: a steady-state run reads only them, not
+/// everyone who ever held an expiring lot.
+pub async fn expiry_candidates(
     db: &impl ConnectionTrait,
     at: DateTime<Utc>,
+    since: Option<ExpiredUpTo>,
 ) -> DomainResult<Vec<Uuid>> {
-    Ok(points_entry::Entity::find()
-        .select_only()
-        .column(points_entry::Column::CustomerId)
-        .distinct()
-        .filter(points_entry::Column::ExpiresAt.lte(at))
-        .filter(points_entry::Column::Delta.gt(0))
-        .filter(
-            points_entry::Column::CustomerId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(customer::Column::Id)
-                    .from(customer::Entity)
-                    .and_where(customer::Column::PointsBalance.gt(0))
-                    .to_owned(),
+    let backend = db.get_database_backend();
+    let expire = PointsEntryKind::Expire.as_str();
+    let (owing, values): (String, Vec<sea_orm::Value>) = match since {
+        Some(since) if since.as_of <= at => (
+            format!(
+                "SELECT e.customer_id FROM points_entry e
+                 WHERE e.delta > 0 AND e.expires_at > $2 AND e.expires_at <= $1
+                 UNION
+                 SELECT e.customer_id FROM points_entry e
+                 WHERE e.created_at >= $3 AND e.kind <> '{expire}' AND EXISTS (
+                     SELECT 1 FROM points_entry lot WHERE lot.customer_id = e.customer_id
+                     AND lot.delta > 0 AND lot.expires_at <= $1)"
             ),
-        )
-        .into_tuple()
-        .all(db)
-        .await?)
+            vec![at.into(), since.as_of.into(), since.started_at.into()],
+        ),
+        _ => (
+            "SELECT e.customer_id FROM points_entry e
+             WHERE e.delta > 0 AND e.expires_at <= $1"
+                .to_owned(),
+            vec![at.into()],
+        ),
+    };
+    let sql =
+        format!("SELECT id FROM customer WHERE points_balance > 0 AND id IN ({owing}) ORDER BY id");
+    let rows = db.query_all_raw(super::raw(backend, &sql, values)).await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get_by_index::<Uuid>(0)?))
+        .collect()
 }
 
 /// Which of `customer_ids` already have an entry of `kind` with this `reason`.
