@@ -1,6 +1,7 @@
 //! The `customers` connection: paging without gaps or repeats, filters, ordering, and a
 //! bounded number of SQL statements however large the page.
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, on_both};
@@ -209,6 +210,31 @@ async fn filters_narrow_the_list(app: TestApp) {
         0,
         "_ is literal"
     );
+    // One or two characters match the start of a name, e-mail, phone or reference; from
+    // three, anywhere in them.
+    assert_eq!(count(&app, json!({ "search": "CU" })).await, 23, "names");
+    assert_eq!(
+        count(&app, json!({ "search": "c1" })).await,
+        11,
+        "c1@, c10@ … c19@"
+    );
+    assert_eq!(
+        count(&app, json!({ "search": "ex" })).await,
+        23,
+        "references"
+    );
+    assert_eq!(count(&app, json!({ "search": "+8" })).await, 1, "phone");
+    assert_eq!(count(&app, json!({ "search": "P" })).await, 1, "Percent");
+    assert_eq!(
+        count(&app, json!({ "search": "om" })).await,
+        0,
+        "not a prefix"
+    );
+    assert_eq!(
+        count(&app, json!({ "search": "tom" })).await,
+        23,
+        "a substring"
+    );
     assert_eq!(count(&app, json!({ "kinds": ["BUSINESS"] })).await, 8);
     assert_eq!(
         count(&app, json!({ "kinds": ["BUSINESS", "INDIVIDUAL"] })).await,
@@ -414,7 +440,54 @@ async fn segment_pages_cost_a_bounded_number_of_statements(app: TestApp) {
     );
 }
 
+/// `totalCount` is exact up to 10,000 matches; above that Postgres answers its
+/// planner's estimate (at least 10,001) rather than counting every match for every page,
+/// and SQLite counts exactly.
+async fn large_counts_are_exact_to_ten_thousand_then_estimated(app: TestApp) {
+    use std::io::Cursor;
+    use tierwise_api::service::import::{self, Files, Quiet, Source};
+    let mut csv = String::from("external_ref,name,email\n");
+    for i in 0..10_050 {
+        csv.push_str(&format!("BULK-{i},Bulk {i},bulk{i}@example.com\n"));
+    }
+    let files = Files {
+        customers: Some(Source {
+            name: "customers.csv".into(),
+            len: csv.len() as u64,
+            reader: Box::new(Cursor::new(csv.into_bytes())),
+        }),
+        interactions: None,
+        points: None,
+    };
+    import::import(&app.db, files, "CNY", &Quiet)
+        .await
+        .expect("imported");
+    if app.db.conn().get_database_backend() == sea_orm::DbBackend::Postgres {
+        app.db
+            .conn()
+            .execute_unprepared("ANALYZE customer")
+            .await
+            .expect("analyzed");
+    }
+    // Bulk 1, 10–19, 100–199, 1000–1999 and 10000–10049: exact below the bound.
+    assert_eq!(count(&app, json!({ "search": "bulk 1" })).await, 1161);
+    let everyone = count(&app, json!({})).await;
+    let narrowed = count(&app, json!({ "kinds": ["INDIVIDUAL"] })).await;
+    match app.db.conn().get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            for estimate in [everyone, narrowed] {
+                assert!(
+                    (10_001..=12_000).contains(&estimate),
+                    "an estimate near 10,050: {estimate}"
+                );
+            }
+        }
+        _ => assert_eq!((everyone, narrowed), (10_050, 10_050)),
+    }
+}
+
 on_both!(
+    large_counts_are_exact_to_ten_thousand_then_estimated,
     segment_pages_cost_a_bounded_number_of_statements,
     pages_cover_every_customer_once_in_order,
     cursors_are_stable_while_customers_are_added,

@@ -12,9 +12,10 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-/// Declares `<Name>Connection` and `<Name>Edge` for a node type.
+/// Declares `<Name>Connection` and `<Name>Edge` for a node type, with a description of
+/// its `totalCount` where counting is not simply exact.
 macro_rules! connection {
-    ($connection:ident, $edge:ident, $node:ty) => {
+    ($connection:ident, $edge:ident, $node:ty $(, total_count: $doc:literal)?) => {
         #[derive(async_graphql::SimpleObject, Clone)]
         pub struct $edge {
             pub cursor: String,
@@ -26,6 +27,7 @@ macro_rules! connection {
             pub edges: Vec<$edge>,
             pub nodes: Vec<$node>,
             pub page_info: $crate::graphql::types::connection::PageInfo,
+            $(#[doc = $doc])?
             pub total_count: i64,
         }
 

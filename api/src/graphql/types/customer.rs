@@ -302,7 +302,14 @@ where
         .unwrap_or_else(|| Page::from_overfetch(Vec::new(), request, 0)))
 }
 
-super::connection::connection!(CustomerConnection, CustomerEdge, Customer);
+super::connection::connection!(
+    CustomerConnection,
+    CustomerEdge,
+    Customer,
+    total_count: "Exact up to 10,000 matching customers. Above that, on Postgres, the planner's \
+        estimate (at least 10,001), so that a filter half the customers match does not count \
+        them all for every page; SQLite counts exactly."
+);
 
 /// A page of customers (`customers`, `Segment.members`, `segmentPreview`), in `order`
 /// (by creation when `None`), with the relations the query selects loaded per page.
@@ -330,7 +337,9 @@ pub async fn list_customers(
 
 #[derive(InputObject, Default)]
 pub struct CustomerFilter {
-    /// Case-insensitive substring of name, email, phone or externalRef.
+    /// Case-insensitive. A term of one or two characters matches the start of the
+    /// name, email, phone or externalRef; three or more characters match anywhere in
+    /// them. At most 200 characters.
     search: Option<String>,
     tier_keys: Option<Vec<String>>,
     lifecycle_stages: Option<Vec<LifecycleStage>>,
