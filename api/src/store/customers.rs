@@ -547,6 +547,21 @@ pub async fn count_by_tier(
     Ok(rows.into_iter().collect())
 }
 
+/// The metrics columns a live write and an evaluation run both write, in this order,
+/// with their Postgres types (for `values::rows`).
+pub const METRIC_COLUMNS: [(&str, &str); 10] = [
+    ("first_purchase_at", "timestamptz"),
+    ("last_purchase_at", "timestamptz"),
+    ("lifetime_purchase_count", "integer"),
+    ("purchase_count", "integer"),
+    ("net_spend_e4", "bigint"),
+    ("lifetime_spend_e4", "bigint"),
+    ("average_order_value_e4", "bigint"),
+    ("engagement_count", "integer"),
+    ("latest_nps", "integer"),
+    ("outstanding_receivable_e4", "bigint"),
+];
+
 /// What recording interactions writes on a customer: its metrics, score, stage, tier,
 /// downgrade mark and revision, as `customer` holds them, for many customers in one
 /// `UPDATE … FROM (VALUES …)`. The caller holds their row locks. The balance is not
@@ -555,19 +570,8 @@ pub async fn write_recorded(
     db: &impl ConnectionTrait,
     customers: &[customer::Model],
 ) -> DomainResult<()> {
-    const COLUMNS: [(&str, &str); 23] = [
-        ("id", "uuid"),
+    const REST: [(&str, &str); 12] = [
         ("metrics_as_of", "timestamptz"),
-        ("first_purchase_at", "timestamptz"),
-        ("last_purchase_at", "timestamptz"),
-        ("lifetime_purchase_count", "integer"),
-        ("purchase_count", "integer"),
-        ("net_spend_e4", "bigint"),
-        ("lifetime_spend_e4", "bigint"),
-        ("average_order_value_e4", "bigint"),
-        ("engagement_count", "integer"),
-        ("latest_nps", "integer"),
-        ("outstanding_receivable_e4", "bigint"),
         ("repeat_purchase_days", "integer"),
         ("first_purchase_day", "integer"),
         ("last_purchase_day", "integer"),
@@ -580,18 +584,22 @@ pub async fn write_recorded(
         ("metrics_written_at", "timestamptz"),
         ("updated_at", "timestamptz"),
     ];
+    let columns: Vec<(&str, &str)> = [("id", "uuid")]
+        .into_iter()
+        .chain(METRIC_COLUMNS)
+        .chain(REST)
+        .collect();
     if customers.is_empty() {
         return Ok(());
     }
     let backend = db.get_database_backend();
-    let types: Vec<&str> = COLUMNS.iter().map(|(_, t)| *t).collect();
+    let types: Vec<&str> = columns.iter().map(|(_, t)| *t).collect();
     let (rows, values) = super::values::rows(
         backend,
         &types,
         customers.iter().map(|c| {
             vec![
                 c.id.into(),
-                c.metrics_as_of.into(),
                 c.first_purchase_at.into(),
                 c.last_purchase_at.into(),
                 c.lifetime_purchase_count.into(),
@@ -602,6 +610,7 @@ pub async fn write_recorded(
                 c.engagement_count.into(),
                 c.latest_nps.into(),
                 c.outstanding_receivable_e4.into(),
+                c.metrics_as_of.into(),
                 c.repeat_purchase_days.into(),
                 c.first_purchase_day.into(),
                 c.last_purchase_day.into(),
@@ -617,7 +626,7 @@ pub async fn write_recorded(
         }),
         1,
     );
-    let names: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let assignments: Vec<String> = names[1..]
         .iter()
         .map(|name| format!("{name} = v.{name}"))

@@ -262,37 +262,32 @@ pub struct StateWrite {
 
 /// Columns of one written row, with the Postgres type of each (the first row of a
 /// VALUES list carries casts so that Postgres knows the types of the parameters).
-const WRITE_COLUMNS: [(&str, &str); 29] = [
-    ("id", "uuid"),
-    ("expected_revision", "bigint"),
-    ("first_purchase_at", "timestamptz"),
-    ("last_purchase_at", "timestamptz"),
-    ("lifetime_purchase_count", "integer"),
-    ("purchase_count", "integer"),
-    ("net_spend_e4", "bigint"),
-    ("lifetime_spend_e4", "bigint"),
-    ("average_order_value_e4", "bigint"),
-    ("engagement_count", "integer"),
-    ("latest_nps", "integer"),
-    ("outstanding_receivable_e4", "bigint"),
-    ("rfm_recency", "smallint"),
-    ("rfm_frequency", "smallint"),
-    ("rfm_monetary", "smallint"),
-    ("rfm_segment", "text"),
-    ("abc_class", "text"),
-    ("score", "double precision"),
-    ("lifecycle_stage", "text"),
-    ("tier_id", "uuid"),
-    ("downgrade_marked_at", "timestamptz"),
-    ("tier_held", "boolean"),
-    ("repeat_purchase_days", "integer"),
-    ("first_purchase_day", "integer"),
-    ("last_purchase_day", "integer"),
-    ("repeat_spend_e4", "bigint"),
-    ("metrics_as_of", "timestamptz"),
-    ("metrics_written_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-];
+fn write_columns() -> Vec<(&'static str, &'static str)> {
+    const REST: [(&str, &str); 17] = [
+        ("rfm_recency", "smallint"),
+        ("rfm_frequency", "smallint"),
+        ("rfm_monetary", "smallint"),
+        ("rfm_segment", "text"),
+        ("abc_class", "text"),
+        ("score", "double precision"),
+        ("lifecycle_stage", "text"),
+        ("tier_id", "uuid"),
+        ("downgrade_marked_at", "timestamptz"),
+        ("tier_held", "boolean"),
+        ("repeat_purchase_days", "integer"),
+        ("first_purchase_day", "integer"),
+        ("last_purchase_day", "integer"),
+        ("repeat_spend_e4", "bigint"),
+        ("metrics_as_of", "timestamptz"),
+        ("metrics_written_at", "timestamptz"),
+        ("updated_at", "timestamptz"),
+    ];
+    [("id", "uuid"), ("expected_revision", "bigint")]
+        .into_iter()
+        .chain(super::customers::METRIC_COLUMNS)
+        .chain(REST)
+        .collect()
+}
 
 /// How many rows one UPDATE writes: 29 parameters a row stays under both databases'
 /// parameter limits (SQLite 32766, Postgres 65535).
@@ -350,14 +345,15 @@ pub async fn write_states(
     }
     let backend = db.get_database_backend();
     let now = super::now();
-    let types: Vec<&str> = WRITE_COLUMNS.iter().map(|(_, pg_type)| *pg_type).collect();
+    let columns = write_columns();
+    let types: Vec<&str> = columns.iter().map(|(_, pg_type)| *pg_type).collect();
     let (rows, values) = super::values::rows(
         backend,
         &types,
         writes.iter().map(|write| row_values(write, as_of, now)),
         1,
     );
-    let names: Vec<&str> = WRITE_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let assignments: Vec<String> = names
         .iter()
         .skip(2)

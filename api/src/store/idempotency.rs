@@ -58,14 +58,7 @@ pub async fn claim(
         fingerprint: Set(Some(fingerprint.to_owned())),
         created_at: Set(now()),
     })
-    .on_conflict(
-        OnConflict::columns([
-            idempotency_key::Column::Caller,
-            idempotency_key::Column::Key,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
+    .on_conflict(kept_by_first_claim())
     .exec_without_returning(db)
     .await?;
     if inserted > 0 {
@@ -86,6 +79,16 @@ pub async fn claim(
         return Err(reused());
     }
     Ok(Claim::Seen(existing.result_id))
+}
+
+/// A key already stored stays as it is: the first claim of a key wins.
+fn kept_by_first_claim() -> OnConflict {
+    OnConflict::columns([
+        idempotency_key::Column::Caller,
+        idempotency_key::Column::Key,
+    ])
+    .do_nothing()
+    .to_owned()
 }
 
 /// One key a batch claims: the key, its request's fingerprint and what it produces.
@@ -129,14 +132,7 @@ pub async fn claim_many(
             created_at: Set(at),
         }
     }))
-    .on_conflict(
-        OnConflict::columns([
-            idempotency_key::Column::Caller,
-            idempotency_key::Column::Key,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
+    .on_conflict(kept_by_first_claim())
     .exec_without_returning(db)
     .await?;
     let stored: std::collections::HashMap<String, idempotency_key::Model> =
