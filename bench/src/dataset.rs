@@ -86,6 +86,14 @@ const REGIONS: [&str; 12] = [
     "Suzhou",
     "Ningbo",
 ];
+const SURNAMES: [&str; 20] = [
+    "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun",
+    "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo",
+];
+const GIVEN_NAMES: [&str; 16] = [
+    "Wei", "Fang", "Na", "Min", "Jing", "Lei", "Qiang", "Yan", "Jie", "Tao", "Ming", "Hui",
+    "Xin", "Yu", "Ping", "Jun",
+];
 const ENGAGEMENTS: [&str; 4] = ["VISIT", "SERVICE_CONTACT", "SURVEY", "CAMPAIGN_RESPONSE"];
 
 fn engagements(purchases: usize) -> usize {
@@ -150,15 +158,25 @@ pub fn write(dir: &Path, customers: u64, interactions: u64, seed: u64) -> anyhow
         "created_at",
     ])?;
     interaction_csv.write_record(["customer_ref", "kind", "occurred_at", "amount", "rating"])?;
-    points_csv.write_record(["customer_ref", "points", "expires_at"])?;
+    points_csv.write_record([
+        "customer_ref",
+        "points",
+        "reason",
+        "expires_at",
+        "occurred_at",
+    ])?;
 
     let rate_scale = rate_scale_for(seed, customers, interactions);
-    let now = Utc::now();
+    // Whole seconds, as the files hold them, so that lot expiries computed here are the
+    // instants the import stores.
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).context("the clock")?;
     let start = now - Duration::days(i64::from(DAYS));
     let at = |day: f64| start + Duration::seconds((day * 86_400.0) as i64);
     let stamp = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let progress = indicatif::ProgressBar::new(customers);
     let mut written = 0u64;
+    let mut ledger = Ledger::default();
+    let mut points_entries = 0u64;
     for index in 0..customers {
         let reference = format!("BENCH-{}", index + 1);
         let mut rng = customer_rng(seed, index);
@@ -180,10 +198,21 @@ pub fn write(dir: &Path, customers: u64, interactions: u64, seed: u64) -> anyhow
             format!("BENCH-{}", rng.random_range(0..pool) + 1)
         });
         let business = index % 5 == 0;
+        // Names from the index alone (the draws above stay as they were), common ones
+        // more often, so that a search's first letters match a share of the base.
+        let mixed = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
+        let common = ((mixed % 1000) as f64 / 1000.0).powi(2);
+        let surname = SURNAMES[(common * SURNAMES.len() as f64) as usize];
+        let given = GIVEN_NAMES[((mixed / 1000) % GIVEN_NAMES.len() as u64) as usize];
         customer_csv.write_record([
             reference.as_str(),
-            &format!("Bench customer {}", index + 1),
-            &format!("bench{}@example.com", index + 1),
+            &format!("{surname} {given} {}", index + 1),
+            &format!(
+                "{}.{}{}@example.com",
+                surname.to_lowercase(),
+                given.to_lowercase(),
+                index + 1
+            ),
             if business { "BUSINESS" } else { "INDIVIDUAL" },
             REGIONS[(rng.random::<f64>().powi(2) * REGIONS.len() as f64) as usize],
             if rng.random_bool(0.2) {
@@ -199,10 +228,10 @@ pub fn write(dir: &Path, customers: u64, interactions: u64, seed: u64) -> anyhow
             &stamp(joined),
         ])?;
 
-        let mut spent_e4 = 0i64;
+        let mut baskets = Vec::with_capacity(purchases.len());
         for &day in &purchases {
             let basket = shopper.basket_e4(&mut rng);
-            spent_e4 += basket;
+            baskets.push((at(day), basket));
             let amount = format!("{}.{:02}", basket / 10_000, basket % 10_000 / 100);
             let when = stamp(at(day));
             interaction_csv.write_record([&reference, "PURCHASE", &when, &amount, ""])?;
@@ -224,12 +253,20 @@ pub fn write(dir: &Path, customers: u64, interactions: u64, seed: u64) -> anyhow
             interaction_csv.write_record([&reference, kind, &stamp(at(day)), "", &rating])?;
             written += 1;
         }
-        // What is left of a point per currency unit after some redemptions.
-        let points = spent_e4 / 10_000 * rng.random_range(20..=100) / 100;
-        if points > 0 {
-            let expires = now + Duration::days(rng.random_range(30..365));
-            points_csv.write_record([&reference, &points.to_string(), &stamp(expires)])?;
+        // The points these purchases earned, spent and lost as the program would have
+        // (its own draws, so that the interactions above stay as they were).
+        let mut points_rng = customer_rng(seed ^ POINTS_SEED, index);
+        ledger.replay(&mut points_rng, joined, &baskets, now);
+        for entry in &ledger.entries {
+            points_csv.write_record([
+                reference.as_str(),
+                &entry.delta.to_string(),
+                entry.reason,
+                &entry.expires_at.map(stamp).unwrap_or_default(),
+                &stamp(entry.at),
+            ])?;
         }
+        points_entries += ledger.entries.len() as u64;
         if index % 10_000 == 0 {
             progress.set_position(index);
         }
@@ -241,9 +278,178 @@ pub fn write(dir: &Path, customers: u64, interactions: u64, seed: u64) -> anyhow
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "wrote {customers} customers and {written} interactions to {} \
-         (purchase rates scaled by {rate_scale:.3})",
+        "wrote {customers} customers, {written} interactions and {points_entries} points \
+         entries to {} (purchase rates scaled by {rate_scale:.3})",
         dir.display()
     )?;
     Ok(())
+}
+
+/// Purchase points expire this long after the purchase (the default program's
+/// `pointsExpiryDays`).
+const POINTS_EXPIRY_DAYS: i64 = 365;
+/// After a purchase, the chance that the customer redeems part of its points at once.
+const REDEEM_CHANCE: f64 = 0.15;
+/// A tenth of the customers also hold points that never expire (a goodwill gesture).
+const GOODWILL_SHARE: f64 = 0.1;
+const POINTS_SEED: u64 = 0x504F_494E_5453;
+
+/// One line of `points.csv`.
+pub struct Entry {
+    pub at: DateTime<Utc>,
+    pub delta: i64,
+    pub reason: &'static str,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One customer's points history as the program writes it: every purchase earns a point
+/// per currency unit (the default program, base tier), which expires
+/// `POINTS_EXPIRY_DAYS` later; now and then some are redeemed, soonest-expiring first;
+/// points left in a lot when it expires are written off at that instant. The entries go
+/// in as `ADJUST` entries (the import's only kind) with the same deltas, expiries and
+/// instants, so that lot accounting replays them exactly as the program would.
+#[derive(Default)]
+pub struct Ledger {
+    pub entries: Vec<Entry>,
+    /// Open lots: (expires_at, points left), soonest expiry first; `None` last.
+    lots: Vec<(Option<DateTime<Utc>>, i64)>,
+}
+
+impl Ledger {
+    pub fn replay(
+        &mut self,
+        rng: &mut impl Rng,
+        joined: DateTime<Utc>,
+        purchases: &[(DateTime<Utc>, i64)],
+        now: DateTime<Utc>,
+    ) {
+        self.entries.clear();
+        self.lots.clear();
+        if rng.random_bool(GOODWILL_SHARE) {
+            self.credit(joined, rng.random_range(50..=300), "goodwill", None);
+        }
+        for &(at, amount_e4) in purchases {
+            self.expire_by(at);
+            let points = amount_e4 / 10_000;
+            if points > 0 {
+                let expires = at + Duration::days(POINTS_EXPIRY_DAYS);
+                self.credit(at, points, "purchase", Some(expires));
+            }
+            let balance: i64 = self.lots.iter().map(|(_, left)| left).sum();
+            if balance >= 200 && rng.random_bool(REDEEM_CHANCE) {
+                let spent = balance * rng.random_range(30..=100) / 100 / 100 * 100;
+                self.debit(at, spent, "redeemed in the old system");
+            }
+        }
+        self.expire_by(now);
+    }
+
+    fn credit(
+        &mut self,
+        at: DateTime<Utc>,
+        points: i64,
+        reason: &'static str,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
+        self.entries.push(Entry {
+            at,
+            delta: points,
+            reason,
+            expires_at,
+        });
+        self.lots.push((expires_at, points));
+        self.lots
+            .sort_by_key(|(expires_at, _)| (expires_at.is_none(), *expires_at));
+    }
+
+    /// Spends from the soonest-expiring lots (the caller never spends more than is held).
+    fn debit(&mut self, at: DateTime<Utc>, points: i64, reason: &'static str) {
+        if points <= 0 {
+            return;
+        }
+        self.entries.push(Entry {
+            at,
+            delta: -points,
+            reason,
+            expires_at: None,
+        });
+        let mut owed = points;
+        for (_, left) in self.lots.iter_mut() {
+            let taken = (*left).min(owed);
+            *left -= taken;
+            owed -= taken;
+        }
+        self.lots.retain(|(_, left)| *left > 0);
+    }
+
+    /// Writes off, at each expiry instant up to `at`, the points left in the lots that
+    /// expire then.
+    fn expire_by(&mut self, at: DateTime<Utc>) {
+        while let Some(&(Some(expires), _)) = self.lots.first() {
+            if expires > at {
+                break;
+            }
+            let left: i64 = self
+                .lots
+                .iter()
+                .take_while(|(e, _)| *e == Some(expires))
+                .map(|(_, left)| left)
+                .sum();
+            self.debit(expires, left, "points expired");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tierwise_api::domain::points::{LedgerItem, expired_by, open_lots};
+
+    use super::*;
+
+    /// The generated ledgers are what the program's lot accounting would have left: in
+    /// the import's order (time, then line) no balance goes below zero, nothing that has
+    /// expired is still open, and the open lots add up to the balance.
+    #[test]
+    fn ledgers_replay_as_lot_accounting_does() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let start = now - Duration::days(i64::from(DAYS));
+        let mut ledger = Ledger::default();
+        let (mut expiries, mut redemptions) = (0, 0);
+        for customer in 0..2_000u64 {
+            let mut rng = customer_rng(7, customer);
+            let shopper = Shopper::draw(&mut rng, DAYS, 3.0, DROP_OUT);
+            let purchases: Vec<_> = shopper
+                .purchase_days(&mut rng, DAYS)
+                .into_iter()
+                .map(|day| {
+                    let at = start + Duration::seconds((day * 86_400.0) as i64);
+                    (at, shopper.basket_e4(&mut rng))
+                })
+                .collect();
+            let joined = start + Duration::days(i64::from(shopper.first_day));
+            ledger.replay(&mut rng, joined, &purchases, now);
+            let mut entries: Vec<_> = ledger.entries.iter().enumerate().collect();
+            entries.sort_by_key(|(line, entry)| (entry.at, *line));
+            let mut balance = 0;
+            let mut items = Vec::new();
+            for (_, entry) in entries {
+                balance += entry.delta;
+                assert!(balance >= 0, "customer {customer}: balance {balance}");
+                assert!(entry.at <= now);
+                expiries += usize::from(entry.reason == "points expired");
+                redemptions += usize::from(entry.reason.starts_with("redeemed"));
+                items.push(LedgerItem {
+                    delta: entry.delta,
+                    expires_at: entry.expires_at,
+                });
+            }
+            assert_eq!(expired_by(&items, now), 0, "customer {customer}");
+            let open: i64 = open_lots(&items).iter().map(|(_, left)| left).sum();
+            assert_eq!(open, balance, "customer {customer}");
+        }
+        assert!(
+            expiries > 100 && redemptions > 100,
+            "{expiries} {redemptions}"
+        );
+    }
 }
