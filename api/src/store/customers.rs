@@ -563,12 +563,13 @@ pub const METRIC_COLUMNS: [(&str, &str); 10] = [
 ];
 
 /// What recording interactions writes on a customer: its metrics, score, stage, tier,
-/// downgrade mark and revision, as `customer` holds them, for many customers in one
-/// `UPDATE … FROM (VALUES …)`. The caller holds their row locks. The balance is not
-/// written here: it moves by deltas (`points::add_to_balances`).
+/// downgrade mark and revision, as `customer` holds them, and its balance moved by the
+/// delta given with it, for many customers in one `UPDATE … FROM (VALUES …)`: one new
+/// row version per customer, where a balance update and a metrics update made two
+/// (each rewriting every index of the table). The caller holds their row locks.
 pub async fn write_recorded(
     db: &impl ConnectionTrait,
-    customers: &[customer::Model],
+    customers: &[(&customer::Model, i64)],
 ) -> DomainResult<()> {
     const REST: [(&str, &str); 12] = [
         ("metrics_as_of", "timestamptz"),
@@ -584,7 +585,7 @@ pub async fn write_recorded(
         ("metrics_written_at", "timestamptz"),
         ("updated_at", "timestamptz"),
     ];
-    let columns: Vec<(&str, &str)> = [("id", "uuid")]
+    let columns: Vec<(&str, &str)> = [("id", "uuid"), ("points_delta", "bigint")]
         .into_iter()
         .chain(METRIC_COLUMNS)
         .chain(REST)
@@ -597,9 +598,10 @@ pub async fn write_recorded(
     let (rows, values) = super::values::rows(
         backend,
         &types,
-        customers.iter().map(|c| {
+        customers.iter().map(|(c, delta)| {
             vec![
                 c.id.into(),
+                (*delta).into(),
                 c.first_purchase_at.into(),
                 c.last_purchase_at.into(),
                 c.lifetime_purchase_count.into(),
@@ -627,13 +629,15 @@ pub async fn write_recorded(
         1,
     );
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-    let assignments: Vec<String> = names[1..]
+    let assignments: Vec<String> = names[2..]
         .iter()
         .map(|name| format!("{name} = v.{name}"))
         .collect();
     let sql = format!(
         "WITH v ({names}) AS (VALUES {rows})
-         UPDATE customer SET {assignments} FROM v WHERE customer.id = v.id",
+         UPDATE customer SET points_balance = customer.points_balance + v.points_delta,
+            {assignments}
+         FROM v WHERE customer.id = v.id",
         names = names.join(", "),
         assignments = assignments.join(", "),
     );

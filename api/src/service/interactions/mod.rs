@@ -353,14 +353,21 @@ async fn write(
     outcome: &apply::Outcome,
     at: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<()> {
-    let deltas: Vec<(Uuid, i64)> = outcome
-        .entries
+    let mut deltas: HashMap<Uuid, i64> = HashMap::new();
+    for entry in &outcome.entries {
+        *deltas.entry(entry.customer_id).or_default() += entry.delta;
+    }
+    // The customers recorded for move with their metrics; referrers paid a bonus
+    // without an interaction of their own move by their delta alone.
+    let recorded: Vec<(&customer::Model, i64)> = outcome
+        .customers
         .iter()
-        .map(|e| (e.customer_id, e.delta))
+        .map(|c| (c, deltas.remove(&c.id).unwrap_or(0)))
         .collect();
-    points::add_to_balances(txn, &deltas).await?;
+    customers::write_recorded(txn, &recorded).await?;
+    let others: Vec<(Uuid, i64)> = deltas.into_iter().collect();
+    points::add_to_balances(txn, &others).await?;
     points::insert_entries(txn, &outcome.entries).await?;
-    customers::write_recorded(txn, &outcome.customers).await?;
     tier_changes::insert_many(
         txn,
         outcome
