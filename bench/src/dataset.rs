@@ -87,12 +87,12 @@ const REGIONS: [&str; 12] = [
     "Ningbo",
 ];
 const SURNAMES: [&str; 20] = [
-    "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun",
-    "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo",
+    "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma",
+    "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo",
 ];
 const GIVEN_NAMES: [&str; 16] = [
-    "Wei", "Fang", "Na", "Min", "Jing", "Lei", "Qiang", "Yan", "Jie", "Tao", "Ming", "Hui",
-    "Xin", "Yu", "Ping", "Jun",
+    "Wei", "Fang", "Na", "Min", "Jing", "Lei", "Qiang", "Yan", "Jie", "Tao", "Ming", "Hui", "Xin",
+    "Yu", "Ping", "Jun",
 ];
 const ENGAGEMENTS: [&str; 4] = ["VISIT", "SERVICE_CONTACT", "SURVEY", "CAMPAIGN_RESPONSE"];
 

@@ -26,7 +26,6 @@ const STATE: &str = "query($ref: String!) { customerByExternalRef(externalRef: $
 
 /// The twin of `app`: a server on a fresh database of the same backend.
 async fn twin(app: &TestApp) -> TestApp {
-    use sea_orm::ConnectionTrait;
     let backend = match app.db.conn().get_database_backend() {
         sea_orm::DbBackend::Sqlite => Backend::Sqlite,
         _ => Backend::Postgres,
