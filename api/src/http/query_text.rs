@@ -59,8 +59,12 @@ pub fn check_no_nul(request: &async_graphql::Request) -> Result<(), DomainError>
             _ => false,
         }
     }
-    let in_query =
-        request.query.contains('\0') || request.query.to_ascii_lowercase().contains("\\u0000");
+    let in_query = request.query.contains('\0')
+        || request
+            .query
+            .as_bytes()
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"\\u0000"));
     let in_variables = request.variables.iter().any(|(_, value)| holds_nul(value));
     if in_query || in_variables {
         return Err(DomainError::bad_input(

@@ -114,7 +114,7 @@ fn scan_sql(backend: DbBackend, customer_filter: &str) -> String {
         FROM scored
         LEFT JOIN rfm ON rfm.id = scored.id
         LEFT JOIN abc ON abc.id = scored.id{customer_filter}",
-        ctes = aggregate_ctes(backend, &Scope::customers("")),
+        ctes = aggregate_ctes(backend, &Scope::customers()),
         spend_above = money_sum(
             backend,
             "a_lifetime_spend",

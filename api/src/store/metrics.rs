@@ -1,10 +1,10 @@
 //! The sums a customer's metrics are made of, computed in SQL from its interactions.
-//! One query text serves the write path (one customer) and evaluation runs (everyone).
+//! One query text (`aggregate_ctes`) serves evaluation runs (everyone) and recording
+//! (each input of a batch, `at_points`).
 
 use chrono::{DateTime, Utc};
 use entity::interaction;
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Value};
-use uuid::Uuid;
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult};
 
 use super::raw;
 use crate::domain::DomainResult;
@@ -38,19 +38,16 @@ pub struct Scope<'a> {
     /// The instant interactions count up to, and the start of the scoring window.
     pub as_of: &'a str,
     pub window_start: &'a str,
-    /// Further conditions on `i`, each starting with ` AND`.
-    pub filter: &'a str,
 }
 
-impl<'a> Scope<'a> {
-    /// Customers' sums as of `$1` with the window starting at `$2`, narrowed by `filter`.
-    pub fn customers(filter: &'a str) -> Self {
+impl Scope<'static> {
+    /// Every customer's sums as of `$1`, with the window starting at `$2`.
+    pub fn customers() -> Self {
         Self {
             from: "interaction i",
             key: "i.customer_id",
             as_of: "$1",
             window_start: "$2",
-            filter,
         }
     }
 }
@@ -66,7 +63,6 @@ pub fn aggregate_ctes(backend: DbBackend, scope: &Scope<'_>) -> String {
         key,
         as_of,
         window_start: start,
-        filter,
     } = scope;
     format!(
         "agg AS (
@@ -84,7 +80,7 @@ pub fn aggregate_ctes(backend: DbBackend, scope: &Scope<'_>) -> String {
                               ELSE 0 END) AS BIGINT) AS engagements,
                 {receivable} AS receivable
             FROM {from}
-            WHERE i.occurred_at <= {as_of}{filter}
+            WHERE i.occurred_at <= {as_of}
             GROUP BY {key}
         ),
         nps AS (
@@ -92,13 +88,13 @@ pub fn aggregate_ctes(backend: DbBackend, scope: &Scope<'_>) -> String {
                 SELECT {key} AS subject, i.rating, ROW_NUMBER() OVER (
                     PARTITION BY {key} ORDER BY i.occurred_at DESC, i.id DESC) AS position
                 FROM {from}
-                WHERE i.kind = 'SURVEY' AND i.occurred_at >= {start} AND i.occurred_at <= {as_of}{filter}
+                WHERE i.kind = 'SURVEY' AND i.occurred_at >= {start} AND i.occurred_at <= {as_of}
             ) surveys WHERE position = 1
         ),
         pday AS (
             SELECT {key} AS subject, {day} AS day, {day_spend} AS spend
             FROM {from}
-            WHERE i.kind = 'PURCHASE' AND i.occurred_at <= {as_of}{filter}
+            WHERE i.kind = 'PURCHASE' AND i.occurred_at <= {as_of}
             GROUP BY {key}, {day}
         ),
         pday_ranked AS (
@@ -196,39 +192,6 @@ pub fn read_aggregates(row: &QueryResult, prefix: &str) -> DomainResult<Aggregat
     })
 }
 
-/// One customer's sums as of `as_of`: the write path's query, which reads only that
-/// customer's interactions (through the `customer_id, occurred_at` index).
-pub async fn of_customer(
-    db: &impl ConnectionTrait,
-    customer_id: Uuid,
-    as_of: DateTime<Utc>,
-    window_days: i32,
-) -> DomainResult<Aggregates> {
-    let sql = format!(
-        "WITH {} SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day,
-            hist.last_day, hist.repeat_spend
-        FROM agg
-        LEFT JOIN nps ON nps.subject = agg.subject
-        LEFT JOIN hist ON hist.subject = agg.subject",
-        aggregate_ctes(
-            db.get_database_backend(),
-            &Scope::customers(" AND i.customer_id = $3")
-        )
-    );
-    let values: Vec<Value> = vec![
-        as_of.into(),
-        window_start(as_of, window_days).into(),
-        customer_id.into(),
-    ];
-    let row = db
-        .query_one_raw(raw(db.get_database_backend(), &sql, values))
-        .await?;
-    match row {
-        Some(row) => read_aggregates(&row, ""),
-        None => Ok(Aggregates::default()),
-    }
-}
-
 /// An interaction a batch is about to record, at whose point its customer's sums are
 /// wanted: as of `as_of`, over its customer's stored interactions and the batch's up to
 /// and including this one.
@@ -299,7 +262,6 @@ pub async fn at_points(
         key: "i.subject",
         as_of: "i.as_of",
         window_start: "i.window_start",
-        filter: "",
     };
     let sql = format!(
         "WITH batch (seq, as_of, window_start, id, customer_id, kind, occurred_at, amount_e4,

@@ -140,9 +140,14 @@ pub async fn add_to_balances(
     Ok(())
 }
 
+/// Entries one INSERT carries: ten parameters each stays under SQLite's 32,766 per
+/// statement (a batch of 1,000 purchases can write 3,000: its earnings and two referral
+/// bonuses for each first purchase).
+const ENTRIES_PER_INSERT: usize = 2000;
+
 /// Inserts ledger entries whose `balanceAfter` the caller worked out (from balances read
-/// under the customers' locks), in one statement, and announces them (`POINTS_CHANGED`)
-/// in another.
+/// under the customers' locks), `ENTRIES_PER_INSERT` a statement, and announces them
+/// (`POINTS_CHANGED`) in one more.
 pub async fn insert_entries(
     db: &impl ConnectionTrait,
     entries: &[points_entry::Model],
@@ -150,9 +155,13 @@ pub async fn insert_entries(
     if entries.is_empty() {
         return Ok(());
     }
-    points_entry::Entity::insert_many(entries.iter().cloned().map(points_entry::ActiveModel::from))
+    for chunk in entries.chunks(ENTRIES_PER_INSERT) {
+        points_entry::Entity::insert_many(
+            chunk.iter().cloned().map(points_entry::ActiveModel::from),
+        )
         .exec_without_returning(db)
         .await?;
+    }
     events::emit_many(
         db,
         EventTopic::PointsChanged,

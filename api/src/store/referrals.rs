@@ -97,7 +97,7 @@ pub async fn rewarded_counts(
         .collect())
 }
 
-/// `settle` for every referral in `ids` that ends the same way, in one statement.
+/// Records how the referrals in `ids` ended (all the same way), in one statement.
 pub async fn settle_many(
     db: &impl ConnectionTrait,
     ids: &[Uuid],

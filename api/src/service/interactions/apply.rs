@@ -9,7 +9,7 @@
 //! reaches a higher tier upgrades it at once. Balances chain across the batch, so a
 //! `balanceAfter` is what the row-by-row ledger would have written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::{InteractionKind, PointsEntryKind, ReferralStatus, TierChangeReason};
@@ -61,7 +61,8 @@ pub struct State {
     pub rewarded_this_year: HashMap<Uuid, u64>,
     /// The orders the batch's refunds name, by customer and `orderRef`.
     pub orders: HashMap<(Uuid, String), OrderHistory>,
-    /// Earlier calls' interactions that keys replay, with the points each caused.
+    /// Interactions a key may replay, with the points each caused: earlier calls'
+    /// (read before), and this batch's as it records them.
     pub replays: HashMap<Uuid, (interaction::Model, i64)>,
 }
 
@@ -89,10 +90,7 @@ pub fn apply(
     at: DateTime<Utc>,
 ) -> DomainResult<Outcome> {
     let mut outcome = Outcome::default();
-    let mut written: Vec<Uuid> = Vec::new();
-    // The points each interaction of this batch caused, for a key it repeats.
-    let mut caused: HashMap<Uuid, i64> = HashMap::new();
-    let mut recorded_here: HashMap<Uuid, interaction::Model> = HashMap::new();
+    let mut written: HashSet<Uuid> = HashSet::new();
     let mut ledger = Ledger {
         customers: &mut state.customers,
         entries: &mut outcome.entries,
@@ -106,12 +104,7 @@ pub fn apply(
             Admission::Reused => return Err(idempotency::reused()),
             Admission::Replay(previous) => {
                 let (first, points) = previous
-                    .and_then(|id| {
-                        recorded_here
-                            .get(&id)
-                            .map(|i| (i.clone(), caused.get(&id).copied().unwrap_or(0)))
-                            .or_else(|| state.replays.get(&id).cloned())
-                    })
+                    .and_then(|id| state.replays.get(&id).cloned())
                     .ok_or_else(|| {
                         DomainError::Conflict("this idempotency key is already in use".into())
                     })?;
@@ -170,31 +163,30 @@ pub fn apply(
                 };
                 (earned, bonus)
             }
-            InteractionKind::Refund => {
-                let reversal = match &order {
-                    Some(key) => {
-                        let history = state.orders.get_mut(key).ok_or_else(|| {
-                            DomainError::Internal(anyhow::anyhow!("order {} was not read", key.1))
-                        })?;
-                        refund(history, interaction.amount_e4, &item.prefix)?
+            // A refund naming no order is a goodwill refund: it takes back nothing.
+            InteractionKind::Refund => match &order {
+                Some(key) => {
+                    let order_ref = &key.1;
+                    let history = state.orders.get_mut(key).ok_or_else(|| {
+                        DomainError::Internal(anyhow::anyhow!("order {order_ref} was not read"))
+                    })?;
+                    let reversal = refund(history, interaction.amount_e4, &item.prefix)?;
+                    if reversal > 0 {
+                        ledger.append(
+                            customer_id,
+                            -reversal,
+                            PointsEntryKind::Reversal,
+                            Some(format!("refund of order {order_ref}")),
+                            None,
+                            Some(interaction.id),
+                        )?;
                     }
-                    None => 0,
-                };
-                if let (true, Some((_, order_ref))) = (reversal > 0, &order) {
-                    ledger.append(
-                        customer_id,
-                        -reversal,
-                        PointsEntryKind::Reversal,
-                        Some(format!("refund of order {order_ref}")),
-                        None,
-                        Some(interaction.id),
-                    )?;
+                    (-reversal, 0)
                 }
-                (-reversal, 0)
-            }
+                None => (0, 0),
+            },
             _ => (0, 0),
         };
-        caused.insert(interaction.id, own_points);
         let points_earned = own_points + referral_bonus;
 
         let aggregates = state
@@ -230,11 +222,11 @@ pub fn apply(
             }
         });
         let customer = customer.clone();
-        if !written.contains(&customer_id) {
-            written.push(customer_id);
-        }
+        written.insert(customer_id);
         outcome.tier_changes.extend(tier_change.clone());
-        recorded_here.insert(interaction.id, interaction.clone());
+        state
+            .replays
+            .insert(interaction.id, (interaction.clone(), own_points));
         outcome.recorded.push(Recorded {
             interaction,
             customer,

@@ -344,9 +344,10 @@ async fn sums_at_each(
     store::metrics::at_points(txn, &points, program.model.window_days).await
 }
 
-/// Writes what the rules decided, in a fixed number of statements: balances, entries
-/// and their events, the customers' metrics, tier changes and their events, and the
-/// settled referrals.
+/// Writes what the rules decided, in a fixed number of statements: the customers'
+/// metrics and balances, the balances of referrers paid without an interaction of their
+/// own, entries and their events, tier changes and their events, and the settled
+/// referrals.
 async fn write(
     txn: &impl ConnectionTrait,
     program: &Program,
@@ -357,8 +358,6 @@ async fn write(
     for entry in &outcome.entries {
         *deltas.entry(entry.customer_id).or_default() += entry.delta;
     }
-    // The customers recorded for move with their metrics; referrers paid a bonus
-    // without an interaction of their own move by their delta alone.
     let recorded: Vec<(&customer::Model, i64)> = outcome
         .customers
         .iter()
@@ -427,7 +426,7 @@ async fn lock_customers(
     targets.sort();
     targets.dedup();
     // Locking referrers up front keeps the lock order; a code applied after this read is
-    // caught by the settlement, which locks the referrer itself.
+    // caught by `lock_referrers`, which locks the referrer it names.
     let referrers = customers::find_many(txn, &targets)
         .await?
         .into_iter()
