@@ -351,6 +351,11 @@ impl TestApp {
     }
 
     /// Creates a customer as admin and returns its id.
+    /// The database this server runs on, for a second process's view of it.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     pub async fn create_customer(&self, input: Value) -> String {
         let data = self
             .ok(

@@ -25,6 +25,7 @@ mod isolation;
 mod ledger;
 mod pagination;
 mod program;
+mod program_snapshot;
 mod referrals;
 mod replicas;
 mod rewards;

@@ -17,7 +17,7 @@ use sea_orm::DbBackend;
 use super::bus::{Event, EventBus};
 use crate::domain::DomainResult;
 use crate::store::events::{self, Position, Stored};
-use crate::store::{Db, customers, tiers};
+use crate::store::{Db, customers, program_snapshot, tiers};
 
 /// Events read per query, and so at most per batch on the bus.
 const BATCH: u64 = 500;
@@ -133,6 +133,14 @@ impl Relay {
     async fn deliver(&mut self) {
         if let Err(error) = self.deliver_pending().await {
             tracing::warn!(%error, "event relay could not read the outbox");
+        }
+        // A change to the program wakes the relay too (its trigger notifies): requests
+        // on this replica stop reading the snapshot from before it.
+        match program_snapshot::revision(&self.reader).await {
+            Ok(revision) => self.db.programs().saw(revision),
+            Err(error) => {
+                tracing::warn!(%error, "event relay could not read the program's revision")
+            }
         }
         if self.pruned_at.elapsed() >= PRUNE_EVERY {
             self.pruned_at = Instant::now();

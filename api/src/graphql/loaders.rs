@@ -307,8 +307,24 @@ impl Loader<TierById> for StoreLoader {
                 .filter_map(|k| event.tiers().get(&k.0).map(|t| (*k, t.clone())))
                 .collect());
         }
-        let found = tiers::by_ids(self.db.conn(), &ids(keys, |k| k.0)).await?;
-        Ok(found.into_iter().map(|(id, t)| (TierById(id), t)).collect())
+        // Tiers come from the process's program snapshot; only an id it does not know
+        // (a tier created since, on another replica) is read.
+        let program = self.db.programs().recent(self.db.conn()).await?;
+        let mut found: HashMap<TierById, tier::Model> = HashMap::with_capacity(keys.len());
+        let mut unknown = Vec::new();
+        for key in keys {
+            match program.tiers.get(&key.0) {
+                Some(tier) => {
+                    found.insert(*key, tier.clone());
+                }
+                None => unknown.push(key.0),
+            }
+        }
+        if !unknown.is_empty() {
+            let read = tiers::by_ids(self.db.conn(), &unknown).await?;
+            found.extend(read.into_iter().map(|(id, t)| (TierById(id), t)));
+        }
+        Ok(found)
     }
 }
 

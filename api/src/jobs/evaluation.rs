@@ -27,9 +27,9 @@ use crate::domain::lifecycle::{self, LifecycleFacts};
 use crate::domain::metrics;
 use crate::domain::tiering::Move;
 use crate::domain::{DomainError, DomainResult};
-use crate::service::tiering::Program;
 use crate::store::evaluation_runs::{self, ChurnOutcome, Counts};
 use crate::store::evaluation_scan::{self, CustomerState, ScanRow, StateWrite, WRITE_BATCH};
+use crate::store::program_snapshot::Program;
 use crate::store::{Db, customers, now, tier_changes};
 
 /// Memory Postgres may use per sort or hash while scanning: enough to group a million

@@ -8,11 +8,13 @@ use crate::domain::program::{
     validate_indicator_bands,
 };
 use crate::domain::{DomainError, DomainResult};
-use crate::store::{Db, customers, program, tiers};
+use sea_orm::DatabaseTransaction;
+
+use crate::store::{Db, TxWork, customers, program, program_snapshot, tiers};
 
 /// Creates the tier with this key, or changes it.
 pub async fn upsert_tier(db: &Db, draft: TierDraft) -> DomainResult<tier::Model> {
-    db.write(move |txn| {
+    change(db, move |txn| {
         Box::pin(async move {
             let all = tiers::all(txn).await?;
             if let Some(holder) = all
@@ -42,7 +44,7 @@ pub async fn upsert_tier(db: &Db, draft: TierDraft) -> DomainResult<tier::Model>
 
 /// Deletes a tier no customer holds and no reward requires; the last tier stays.
 pub async fn delete_tier(db: &Db, key: String) -> DomainResult<()> {
-    db.write(move |txn| {
+    change(db, move |txn| {
         Box::pin(async move {
             let all = tiers::all(txn).await?;
             let tier = all
@@ -81,6 +83,25 @@ pub async fn delete_tier(db: &Db, key: String) -> DomainResult<()> {
     .await
 }
 
+/// Runs a change to the program in one transaction, then moves this process's snapshot
+/// of the program past it, so that the next request here sees the change (other replicas
+/// follow through their event relay).
+async fn change<T: Send + 'static>(
+    db: &Db,
+    work: impl for<'c> FnOnce(&'c DatabaseTransaction) -> TxWork<'c, T> + Send + 'static,
+) -> DomainResult<T> {
+    let (value, revision) = db
+        .write(move |txn| {
+            Box::pin(async move {
+                let value = work(txn).await?;
+                Ok((value, program_snapshot::revision(txn).await?))
+            })
+        })
+        .await?;
+    db.programs().saw(revision);
+    Ok(value)
+}
+
 /// The fields of `updateScoringModel`; those left out keep their values.
 #[derive(Debug, Clone, Default)]
 pub struct ScoringModelPatch {
@@ -92,7 +113,7 @@ pub struct ScoringModelPatch {
 }
 
 pub async fn update_scoring_model(db: &Db, patch: ScoringModelPatch) -> DomainResult<ScoringModel> {
-    db.write(move |txn| {
+    change(db, move |txn| {
         Box::pin(async move {
             let mut model = program::scoring_model(txn).await?;
             if let Some(days) = patch.window_days {
@@ -161,7 +182,7 @@ pub struct SettingsPatch {
 }
 
 pub async fn update_settings(db: &Db, patch: SettingsPatch) -> DomainResult<Settings> {
-    db.write(move |txn| {
+    change(db, move |txn| {
         Box::pin(async move {
             let mut settings = program::settings(txn).await?;
             macro_rules! apply {

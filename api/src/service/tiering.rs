@@ -1,61 +1,14 @@
-//! The program as tiering sees it, and manual tier moves.
-
-use std::collections::HashMap;
+//! Manual tier moves.
 
 use entity::enums::TierChangeReason;
 use entity::{customer, tier, tier_change};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use crate::domain::analytics::churn::ChurnModel;
-
 use crate::domain::customer::text;
-use crate::domain::program::{ScoringModel, Settings};
-use crate::domain::tiering::{Ladder, TierLevel};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::tier_changes::{self, NewTierChange};
-use crate::store::{self, Db, customers, now};
-
-/// A snapshot of the program's rules, read once per operation.
-#[derive(Debug, Clone)]
-pub struct Program {
-    pub model: ScoringModel,
-    pub settings: Settings,
-    pub ladder: Ladder,
-    pub tiers: HashMap<Uuid, tier::Model>,
-    /// The churn model in use, if a run has fitted one.
-    pub churn: Option<ChurnModel>,
-}
-
-impl Program {
-    pub async fn load(db: &impl ConnectionTrait) -> DomainResult<Self> {
-        let tiers = store::tiers::all(db).await?;
-        let ladder = Ladder::new(
-            tiers
-                .iter()
-                .map(|t| TierLevel {
-                    id: t.id,
-                    rank: t.rank,
-                    min_score: t.min_score,
-                })
-                .collect(),
-        );
-        Ok(Self {
-            model: store::program::scoring_model(db).await?,
-            settings: store::program::settings(db).await?,
-            ladder,
-            tiers: tiers.into_iter().map(|t| (t.id, t)).collect(),
-            churn: store::evaluation_runs::current_churn_model(db).await?,
-        })
-    }
-
-    /// The points multiplier of a tier, in ten-thousandths (1.0 for an unknown tier).
-    pub fn multiplier_e4(&self, tier_id: Uuid) -> i64 {
-        self.tiers
-            .get(&tier_id)
-            .map_or(10_000, |t| t.points_multiplier_e4)
-    }
-}
+use crate::store::{Db, customers, now};
 
 /// Moves a customer to the tier `tier_key` by hand. The tier holds against live upgrades
 /// until the next evaluation run, which applies the usual rules again.

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod paging;
 pub mod points;
 pub mod program;
+pub mod program_snapshot;
 pub mod referrals;
 pub mod rewards;
 pub mod segment_sql;
@@ -54,6 +55,8 @@ pub struct Db {
     /// Signalled after every commit of `write`: wakes the SQLite event relay, which has
     /// no `NOTIFY` to wait for.
     commits: Arc<tokio::sync::Notify>,
+    /// This process's snapshot of the program, shared by its requests and jobs.
+    programs: Arc<program_snapshot::Snapshots>,
     url: String,
 }
 
@@ -92,6 +95,7 @@ impl Db {
             sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
             statements,
             commits: Arc::new(tokio::sync::Notify::new()),
+            programs: Arc::default(),
             url: url.to_owned(),
         })
     }
@@ -118,6 +122,11 @@ impl Db {
     /// Notified after each committed `write` (a permit is kept when nobody waits).
     pub fn commits(&self) -> &tokio::sync::Notify {
         &self.commits
+    }
+
+    /// The program's rules, cached for this process (see `program_snapshot`).
+    pub fn programs(&self) -> &Arc<program_snapshot::Snapshots> {
+        &self.programs
     }
 
     pub fn conn(&self) -> &DatabaseConnection {

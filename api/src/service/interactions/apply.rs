@@ -20,9 +20,9 @@ use super::Recorded;
 use crate::domain::interaction::{self as rules, OrderPaid};
 use crate::domain::metrics::{self, Aggregates};
 use crate::domain::{DomainError, DomainResult};
-use crate::service::tiering::Program;
 use crate::store::idempotency;
 use crate::store::interactions::OrderHistory;
+use crate::store::program_snapshot::Program;
 
 /// What an interaction's idempotency key (if any) let it do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,11 +19,11 @@ use sea_orm::{ActiveEnum, ConnectionTrait};
 use uuid::Uuid;
 
 use self::apply::Admission;
-use super::tiering::Program;
 use super::{Caller, referrals};
 use crate::domain::interaction::{self as rules, InteractionDraft, RawInteraction};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::idempotency::{self, Claim, KeyClaim};
+use crate::store::program_snapshot::Program;
 use crate::store::{self, Db, customers, now, points, tier_changes};
 
 /// The most interactions one `recordInteractions` call may carry.
@@ -92,9 +92,10 @@ async fn record_all(
     let key_owner = caller.key_owner.to_owned();
     let caller = caller.subject.to_owned();
     let prefixes: Vec<String> = (0..requests.len()).map(field_prefix).collect();
+    let programs = db.programs().clone();
     db.write(move |txn| {
         Box::pin(async move {
-            let program = Program::load(txn).await?;
+            let program = programs.current(txn).await?;
             let prepared = prepare(txn, &program, requests, prefixes, now()).await?;
             let mut state = apply::State {
                 customers: lock_customers(txn, prepared.iter().map(|p| p.customer_id)).await?,
