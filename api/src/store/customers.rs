@@ -548,7 +548,7 @@ pub async fn count_by_tier(
 }
 
 /// The metrics columns a live write and an evaluation run both write, in this order,
-/// with their Postgres types (for `values::rows`).
+/// with their Postgres types (for `values::relation`).
 pub const METRIC_COLUMNS: [(&str, &str); 10] = [
     ("first_purchase_at", "timestamptz"),
     ("last_purchase_at", "timestamptz"),
@@ -564,7 +564,7 @@ pub const METRIC_COLUMNS: [(&str, &str); 10] = [
 
 /// What recording interactions writes on a customer: its metrics, score, stage, tier,
 /// downgrade mark and revision, as `customer` holds them, and its balance moved by the
-/// delta given with it, for many customers in one `UPDATE … FROM (VALUES …)`: one new
+/// delta given with it, for many customers in one `UPDATE … FROM` a batch (`values::relation`): one new
 /// row version per customer, where a balance update and a metrics update made two
 /// (each rewriting every index of the table). The caller holds their row locks.
 pub async fn write_recorded(
@@ -595,7 +595,7 @@ pub async fn write_recorded(
     }
     let backend = db.get_database_backend();
     let types: Vec<&str> = columns.iter().map(|(_, t)| *t).collect();
-    let (rows, values) = super::values::rows(
+    let (rows, values) = super::values::relation(
         backend,
         &types,
         customers.iter().map(|(c, delta)| {
@@ -627,14 +627,14 @@ pub async fn write_recorded(
             ]
         }),
         1,
-    );
+    )?;
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let assignments: Vec<String> = names[2..]
         .iter()
         .map(|name| format!("{name} = v.{name}"))
         .collect();
     let sql = format!(
-        "WITH v ({names}) AS (VALUES {rows})
+        "WITH v ({names}) AS ({rows})
          UPDATE customer SET points_balance = customer.points_balance + v.points_delta,
             {assignments}
          FROM v WHERE customer.id = v.id",

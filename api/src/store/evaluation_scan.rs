@@ -1,6 +1,6 @@
 //! The set-based half of an evaluation run: one query computes, for every customer, its
 //! sums as of the run's `asOf` and its place in the population (RFM ranks by window
-//! counts, ABC by a running sum of lifetime spend); batched `UPDATE … FROM (VALUES …)`
+//! counts, ABC by a running sum of lifetime spend); batched `UPDATE … FROM` a batch (`values::relation`)
 //! statements write back only the customers whose state changed.
 
 use chrono::{DateTime, Utc};
@@ -347,12 +347,12 @@ pub async fn write_states(
     let now = super::now();
     let columns = write_columns();
     let types: Vec<&str> = columns.iter().map(|(_, pg_type)| *pg_type).collect();
-    let (rows, values) = super::values::rows(
+    let (rows, values) = super::values::relation(
         backend,
         &types,
         writes.iter().map(|write| row_values(write, as_of, now)),
         1,
-    );
+    )?;
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let assignments: Vec<String> = names
         .iter()
@@ -360,7 +360,7 @@ pub async fn write_states(
         .map(|name| format!("{name} = v.{name}"))
         .collect();
     let sql = format!(
-        "WITH v ({names}) AS (VALUES {rows})
+        "WITH v ({names}) AS ({rows})
          UPDATE customer SET {assignments}, revision = customer.revision + 1
          FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision
          RETURNING customer.id",
@@ -421,7 +421,7 @@ pub async fn write_stages(
         return Ok(0);
     }
     let backend = db.get_database_backend();
-    let (rows, stage_values) = super::values::rows(
+    let (rows, stage_values) = super::values::relation(
         backend,
         &["uuid", "bigint", "text"],
         stages.iter().map(|(id, revision, stage)| {
@@ -432,11 +432,11 @@ pub async fn write_stages(
             ]
         }),
         2,
-    );
+    )?;
     let mut values: Vec<Value> = vec![super::now().into()];
     values.extend(stage_values);
     let sql = format!(
-        "WITH v (id, expected_revision, lifecycle_stage) AS (VALUES {rows})
+        "WITH v (id, expected_revision, lifecycle_stage) AS ({rows})
          UPDATE customer SET lifecycle_stage = v.lifecycle_stage,
             revision = customer.revision + 1, updated_at = $1
          FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision"

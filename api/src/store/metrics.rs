@@ -216,7 +216,7 @@ pub async fn at_points(
         return Ok(std::collections::HashMap::new());
     }
     let backend = db.get_database_backend();
-    let (rows, values) = super::values::rows(
+    let (rows, values) = super::values::relation(
         backend,
         &[
             "bigint",
@@ -244,7 +244,7 @@ pub async fn at_points(
             ]
         }),
         1,
-    );
+    )?;
     // Each point's interactions, gathered once for the aggregates to read.
     let scoped = "scoped AS MATERIALIZED (
             SELECT p.seq AS subject, p.as_of, p.window_start,
@@ -265,7 +265,7 @@ pub async fn at_points(
     };
     let sql = format!(
         "WITH batch (seq, as_of, window_start, id, customer_id, kind, occurred_at, amount_e4,
-            rating) AS (VALUES {rows}),
+            rating) AS ({rows}),
         {scoped}, {aggregates}
         SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day, hist.last_day,
             hist.repeat_spend

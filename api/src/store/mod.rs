@@ -233,7 +233,7 @@ pub fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
 }
 
 /// A hand-written statement, for what sea-query cannot say well (window functions, CTEs,
-/// UPDATE … FROM VALUES). It is written with Postgres placeholders (`$1`); SQLite reads
+/// UPDATE … FROM a batch). It is written with Postgres placeholders (`$1`); SQLite reads
 /// the same numbered placeholders as `?1`.
 pub fn raw(
     backend: sea_orm::DbBackend,

@@ -108,7 +108,7 @@ pub async fn append_to_each(
     Ok(models)
 }
 
-/// Moves each customer's balance by its delta, in one `UPDATE … FROM (VALUES …)`. A
+/// Moves each customer's balance by its delta, in one `UPDATE … FROM` a batch (`values::relation`). A
 /// customer given twice moves by the sum of its deltas.
 pub async fn add_to_balances(
     db: &impl ConnectionTrait,
@@ -123,16 +123,16 @@ pub async fn add_to_balances(
         return Ok(());
     }
     let backend = db.get_database_backend();
-    let (rows, values) = super::values::rows(
+    let (rows, values) = super::values::relation(
         backend,
         &["uuid", "bigint"],
         totals
             .into_iter()
             .map(|(id, delta)| vec![id.into(), delta.into()]),
         1,
-    );
+    )?;
     let sql = format!(
-        "WITH v (id, delta) AS (VALUES {rows})
+        "WITH v (id, delta) AS ({rows})
          UPDATE customer SET points_balance = customer.points_balance + v.delta
          FROM v WHERE customer.id = v.id"
     );
