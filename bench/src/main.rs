@@ -430,7 +430,13 @@ async fn fanout(
             while let Some(Ok(message)) = socket.next().await {
                 match message {
                     Message::Text(text) if text.contains("\"next\"") => {
-                        return Some(Ok(started.get()?.elapsed()));
+                        // An event before the measured change is one the relay was still
+                        // delivering (an earlier workload moved this customer): said so,
+                        // rather than dropped from the count.
+                        return Some(match started.get() {
+                            Some(started) => Ok(started.elapsed()),
+                            None => Err(format!("an earlier change, before the measured one: {text}")),
+                        });
                     }
                     // Anything else the server says instead is why this one missed it.
                     Message::Text(text) if !text.contains("\"ping\"") => {
