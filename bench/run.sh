@@ -98,11 +98,11 @@ if [ -z "$REUSE_DATA" ]; then
     -c "VACUUM ANALYZE"
   psql "$PG/$NIGHT_DB" -Atc "SELECT 'expiring tonight: ' || count(*) || ' customers holding ' || coalesce(sum(points_balance), 0)
     || ' points' FROM customer WHERE points_balance > 0" | tee "$OUT/expiry-night.log"
-  DATABASE_URL=$PG/$NIGHT_DB timed expiry_night $BIN/tierwise evaluate --quiet --as-of "$NIGHT" | tee -a "$OUT/expiry-night.log"
+  DATABASE_URL="$PG/$NIGHT_DB?sslmode=disable" timed expiry_night $BIN/tierwise evaluate --quiet --as-of "$NIGHT" | tee -a "$OUT/expiry-night.log"
   psql "$PG/$NIGHT_DB" -Atc "SELECT 'expired: ' || count(*) || ' EXPIRE entries, ' || coalesce(-sum(delta), 0) || ' points; '
     || (SELECT count(*) FROM customer WHERE points_balance > 0) || ' customers still hold points'
     FROM points_entry WHERE kind = 'EXPIRE' AND created_at >= '$NIGHT'" | tee -a "$OUT/expiry-night.log"
-  DATABASE_URL=$PG/$NIGHT_DB timed expiry_next_night $BIN/tierwise evaluate --quiet | tee -a "$OUT/expiry-night.log"
+  DATABASE_URL="$PG/$NIGHT_DB?sslmode=disable" timed expiry_next_night $BIN/tierwise evaluate --quiet | tee -a "$OUT/expiry-night.log"
   psql "$PG/postgres" -qc "DROP DATABASE $NIGHT_DB WITH (FORCE)"
 fi
 

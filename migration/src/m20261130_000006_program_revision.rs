@@ -4,7 +4,7 @@
 //! and compare revisions instead of reading four tables per request; because the
 //! triggers sit on the tables, no writer (another replica, the CLI, a hand-written SQL
 //! fix) can change the rules without the number moving. On Postgres the bump also wakes
-//! every replica's event relay (`NOTIFY tierwise_events`), which reads the new revision.
+//! every replica's event relay (`NOTIFY tierwise_program`), which reads the new revision.
 
 use sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::prelude::*;
@@ -37,7 +37,7 @@ impl MigrationTrait for Migration {
                     "CREATE FUNCTION bump_program_revision() RETURNS trigger LANGUAGE plpgsql AS $$
                      BEGIN
                        UPDATE program_revision SET revision = revision + 1 WHERE id = 1;
-                       PERFORM pg_notify('tierwise_events', '');
+                       PERFORM pg_notify('tierwise_program', '');
                        RETURN NULL;
                      END $$",
                 )

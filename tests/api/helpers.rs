@@ -350,12 +350,12 @@ impl TestApp {
             .expect("metrics text")
     }
 
-    /// Creates a customer as admin and returns its id.
     /// The database this server runs on, for a second process's view of it.
     pub fn database_url(&self) -> &str {
         &self._database.url
     }
 
+    /// Creates a customer as admin and returns its id.
     pub async fn create_customer(&self, input: Value) -> String {
         let data = self
             .ok(

@@ -6,6 +6,10 @@
 //! SQLite, on the commit itself; and also every few seconds, in case a wake-up was lost.
 //! It remembers its position in the outbox, so after a lost database connection it
 //! catches up on everything that committed meanwhile.
+//!
+//! It also keeps this replica's program snapshot current: a change to the program
+//! notifies a channel of its own (`program_snapshot::CHANNEL`), and the relay then reads
+//! the program's revision (also on every poll, and after a lost connection).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,7 +92,10 @@ impl Relay {
         let pool = self.reader.get_postgres_connection_pool().clone();
         let mut listener = loop {
             match PgListener::connect_with(&pool).await {
-                Ok(mut listener) => match listener.listen(events::CHANNEL).await {
+                Ok(mut listener) => match listener
+                    .listen_all([events::CHANNEL, program_snapshot::CHANNEL])
+                    .await
+                {
                     Ok(()) => break listener,
                     Err(error) => tracing::warn!(%error, "cannot LISTEN for events"),
                 },
@@ -96,35 +103,59 @@ impl Relay {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
-        // Events that committed while the listener was being set up.
+        // Events, and a program change, that committed while the listener was being
+        // set up.
         self.deliver().await;
+        self.follow_program().await;
         let mut poll = tokio::time::interval(POSTGRES_POLL);
         loop {
             tokio::select! {
                 received = listener.try_recv() => match received {
+                    Ok(Some(notification)) if notification.channel() == program_snapshot::CHANNEL => {
+                        self.follow_program().await;
+                        continue;
+                    }
                     Ok(Some(_)) => {}
                     // The connection dropped; the next call reconnects and listens
-                    // again, and reading from our position catches up on the gap.
-                    Ok(None) => tracing::warn!("event listener lost its connection; reconnecting"),
+                    // again, and reading from our position catches up on the gap (and
+                    // on a program change missed meanwhile).
+                    Ok(None) => {
+                        tracing::warn!("event listener lost its connection; reconnecting");
+                        self.follow_program().await;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "event listener failed; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 },
-                _ = poll.tick() => {}
+                _ = poll.tick() => self.follow_program().await,
             }
             self.deliver().await;
         }
     }
 
+    /// SQLite has no `NOTIFY`: commits of this process wake the relay, and a change to
+    /// the program made by another process (the CLI) is found by the poll. This process's
+    /// own program changes move its snapshot themselves (`service::program`).
     async fn follow_commits(&mut self) {
         let mut poll = tokio::time::interval(SQLITE_POLL);
         loop {
             tokio::select! {
                 _ = self.db.commits().notified() => {}
-                _ = poll.tick() => {}
+                _ = poll.tick() => self.follow_program().await,
             }
             self.deliver().await;
+        }
+    }
+
+    /// Reads the program's revision, so that requests on this replica stop reading a
+    /// snapshot of the program from before a change made elsewhere.
+    async fn follow_program(&self) {
+        match program_snapshot::revision(&self.reader).await {
+            Ok(revision) => self.db.programs().saw(revision),
+            Err(error) => {
+                tracing::warn!(%error, "event relay could not read the program's revision")
+            }
         }
     }
 
@@ -133,14 +164,6 @@ impl Relay {
     async fn deliver(&mut self) {
         if let Err(error) = self.deliver_pending().await {
             tracing::warn!(%error, "event relay could not read the outbox");
-        }
-        // A change to the program wakes the relay too (its trigger notifies): requests
-        // on this replica stop reading the snapshot from before it.
-        match program_snapshot::revision(&self.reader).await {
-            Ok(revision) => self.db.programs().saw(revision),
-            Err(error) => {
-                tracing::warn!(%error, "event relay could not read the program's revision")
-            }
         }
         if self.pruned_at.elapsed() >= PRUNE_EVERY {
             self.pruned_at = Instant::now();

@@ -67,6 +67,10 @@ impl Program {
     }
 }
 
+/// The Postgres channel the revision's trigger notifies on (named in the migration that
+/// created it, `m20261130_000006_program_revision`).
+pub const CHANNEL: &str = "tierwise_program";
+
 /// The program's revision as `db` sees it.
 pub async fn revision(db: &impl ConnectionTrait) -> DomainResult<i64> {
     #[derive(FromQueryResult)]

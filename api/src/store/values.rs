@@ -24,19 +24,20 @@ pub fn relation(
 ) -> DomainResult<(String, Vec<Value>)> {
     match backend {
         DbBackend::Postgres => {
+            let keys: Vec<String> = (0..types.len()).map(|j| format!("c{j}")).collect();
             let mut records = Vec::new();
             for row in rows {
                 debug_assert_eq!(row.len(), types.len(), "a row has one value per column");
                 let mut record = serde_json::Map::with_capacity(types.len());
-                for (j, value) in row.into_iter().enumerate() {
-                    record.insert(format!("c{j}"), json(value)?);
+                for (key, value) in keys.iter().zip(row) {
+                    record.insert(key.clone(), json(value)?);
                 }
                 records.push(serde_json::Value::Object(record));
             }
-            let columns: Vec<String> = types
+            let columns: Vec<String> = keys
                 .iter()
-                .enumerate()
-                .map(|(j, pg_type)| format!("c{j} {pg_type}"))
+                .zip(types)
+                .map(|(key, pg_type)| format!("{key} {pg_type}"))
                 .collect();
             let text = format!(
                 "SELECT * FROM json_to_recordset(CAST(${first} AS json)) AS r({})",
