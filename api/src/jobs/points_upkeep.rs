@@ -22,13 +22,6 @@ use crate::store::{Db, customers, evaluation_runs};
 
 const CHUNK: usize = 500;
 
-/// Each locked customer's balance, for `points::append_to_each`.
-fn balances(locked: Vec<entity::customer::Model>) -> HashMap<Uuid, i64> {
-    locked
-        .into_iter()
-        .map(|c| (c.id, c.points_balance))
-        .collect()
-}
 const RUN: &str = "evaluation run";
 
 /// Writes one EXPIRE entry per customer for the points of lots dated to expire by `as_of`
@@ -55,7 +48,7 @@ pub async fn expire_points(
         expired += db
             .write(move |txn| {
                 Box::pin(async move {
-                    let balances = balances(customers::lock_in_order(txn, &chunk).await?);
+                    let balances = customers::lock_balances_in_order(txn, &chunk).await?;
                     let ledgers = points::ledgers_of(txn, &chunk).await?;
                     let entries: Vec<NewEntry> = ledgers
                         .into_iter()
@@ -110,7 +103,7 @@ pub async fn birthday_bonuses(
             given += db
                 .write(move |txn| {
                     Box::pin(async move {
-                        let balances = balances(customers::lock_in_order(txn, &chunk).await?);
+                        let balances = customers::lock_balances_in_order(txn, &chunk).await?;
                         // The reason names the year: it is what "once a year" is checked by.
                         let reason = format!("birthday {year}");
                         let already: HashSet<Uuid> = points::having_entry(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::enums::{AbcClass, CustomerKind, LifecycleStage, RfmSegment};
 use entity::{customer, customer_tag, tier};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, NullOrdering, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set, Value,
@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::paging::{Cursor, Page, PageRequest, SortValue, after_condition};
-use crate::domain::DomainResult;
+use crate::domain::{DomainError, DomainResult};
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<Option<customer::Model>> {
     Ok(customer::Entity::find_by_id(id).one(db).await?)
@@ -78,6 +78,27 @@ pub async fn lock_in_order(
         .lock_exclusive()
         .all(db)
         .await?)
+}
+
+/// `lock_in_order` for a write that needs only the customers' balances.
+pub async fn lock_balances_in_order(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, i64>> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let rows: Vec<(Uuid, i64)> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .column(customer::Column::PointsBalance)
+        .filter(customer::Column::Id.is_in(ids))
+        .order_by_asc(customer::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Customers per lifecycle stage (stages without customers are left out).
@@ -381,48 +402,161 @@ impl CustomerOrder {
     }
 }
 
-/// Up to this many matching customers are counted exactly.
-pub const EXACT_COUNT_UP_TO: u64 = 10_000;
+/// Up to this many matching customers are counted exactly: a console shows "about
+/// 480,000" as well, and counting a filter that half of a million customers match would
+/// read half a million rows for every page.
+pub const EXACT_COUNT_UP_TO: u64 = 1_000;
+
+/// About how many rows the estimate above `EXACT_COUNT_UP_TO` reads. Evaluating a search
+/// on a sampled row costs about a microsecond (10,000 rows took 10 ms, a search's whole
+/// budget at a million customers); a sample of 2,000 sees a match set of a tenth of the
+/// customers about 200 times, so its estimate is within about 7 % (one standard error),
+/// and a set of 1 % within about 22 %.
+const SAMPLE_ROWS: f64 = 2_000.0;
 
 /// How many customers match `condition`: exactly up to `EXACT_COUNT_UP_TO`; above it, on
-/// Postgres, the planner's estimate (never below `EXACT_COUNT_UP_TO + 1`). Counting a
-/// filter that half of a million customers match reads half a million rows for every
-/// page; a console shows "about 480,000" as well. SQLite counts exactly.
+/// Postgres, estimated from a sample (never below `EXACT_COUNT_UP_TO + 1`). SQLite
+/// counts exactly.
+///
+/// On a table larger than the sample, the sample comes first: a type-ahead search of two
+/// letters matches a sixth of the customers, and when the sample alone shows that many,
+/// the bounded exact count (a scan until the 1,001st match, 3–5 ms at a million) is not
+/// needed. A sample that sees few matches proves nothing, and the exact count decides.
 async fn count(db: &impl ConnectionTrait, condition: Condition) -> DomainResult<u64> {
     let backend = db.get_database_backend();
     if backend != sea_orm::DbBackend::Postgres {
         return Ok(customer::Entity::find().filter(condition).count(db).await?);
     }
-    let matching = customer::Entity::find()
+    let sample = match table_rows(db).await? {
+        Some(rows) if rows > SAMPLE_ROWS => Some(sample(db, condition.clone(), rows).await?),
+        _ => None,
+    };
+    if let Some(sample) = &sample {
+        if sample.surely_above(EXACT_COUNT_UP_TO) {
+            return Ok(sample.estimate());
+        }
+    }
+    let exact = bounded_count(db, condition.clone(), EXACT_COUNT_UP_TO + 1).await?;
+    if exact <= EXACT_COUNT_UP_TO {
+        return Ok(exact);
+    }
+    let estimate = match sample {
+        Some(sample) => sample.estimate(),
+        // A table the statistics call small but that holds more than the bound: counted.
+        None => bounded_count(db, condition, u64::MAX).await?,
+    };
+    Ok(std::cmp::max(estimate, EXACT_COUNT_UP_TO + 1))
+}
+
+/// The customers matching `condition`, counted up to `limit`.
+async fn bounded_count(
+    db: &impl ConnectionTrait,
+    condition: Condition,
+    limit: u64,
+) -> DomainResult<u64> {
+    let mut bounded = customer::Entity::find()
         .select_only()
         .expr(Expr::val(1))
         .filter(condition)
         .into_query();
-    let mut bounded = matching.clone();
-    bounded.limit(EXACT_COUNT_UP_TO + 1);
+    if limit < u64::MAX {
+        bounded.limit(limit);
+    }
     let counted = Query::select()
         .expr(Expr::cust("COUNT(*)"))
         .from_subquery(bounded, sea_orm::sea_query::Alias::new("matching"))
         .to_owned();
-    let exact: i64 = db
+    let count: i64 = db
         .query_one(&counted)
         .await?
         .map(|row| row.try_get_by_index(0))
         .transpose()?
         .unwrap_or(0);
-    let exact = u64::try_from(exact).unwrap_or(0);
-    if exact <= EXACT_COUNT_UP_TO {
-        return Ok(exact);
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// The customer table's size as the statistics know it (`reltuples`, kept by autovacuum
+/// and `ANALYZE`); `None` before the table was first analysed.
+async fn table_rows(db: &impl ConnectionTrait) -> DomainResult<Option<f64>> {
+    let rows: Option<f64> = db
+        .query_one_raw(super::raw(
+            db.get_database_backend(),
+            "SELECT CAST(reltuples AS DOUBLE PRECISION) FROM pg_class \
+             WHERE oid = 'customer'::regclass",
+            Vec::new(),
+        ))
+        .await?
+        .map(|row| row.try_get_by_index(0))
+        .transpose()?;
+    Ok(rows.filter(|rows| *rows >= 0.0))
+}
+
+/// What a block sample of the customer table saw of a condition.
+struct Sample {
+    matched: f64,
+    sampled: f64,
+    table_rows: f64,
+}
+
+impl Sample {
+    /// The matches, scaled from the sample to the table.
+    fn estimate(&self) -> u64 {
+        if self.sampled == 0.0 {
+            return 0;
+        }
+        (self.matched / self.sampled * self.table_rows).round() as u64
     }
-    let mut explain = backend.build(&matching);
-    explain.sql = format!("EXPLAIN (FORMAT JSON) {}", explain.sql);
-    let explained = db.query_one_raw(explain).await?;
-    let estimate = explained
-        .map(|row| row.try_get_by_index::<serde_json::Value>(0))
+
+    /// Whether the table surely holds more than `bound` matches: even two standard errors
+    /// below what the sample saw (and it saw at least ten), the estimate is above it.
+    fn surely_above(&self, bound: u64) -> bool {
+        if self.matched < 10.0 {
+            return false;
+        }
+        let low = self.matched - 2.0 * self.matched.sqrt();
+        low / self.sampled * self.table_rows > bound as f64
+    }
+}
+
+/// Counts the customers matching `condition` in a block sample of about `SAMPLE_ROWS` of
+/// the table's `table_rows`. The planner's estimate (`EXPLAIN`) was the first design: it
+/// was 12 times too low for a three-letter search at a million customers, and planning
+/// the trigram `LIKE` took 38 ms. The sample's seed is fixed, so that every page of one
+/// listing (on any replica) shows the same estimate while the table does not change.
+async fn sample(
+    db: &impl ConnectionTrait,
+    condition: Condition,
+    table_rows: f64,
+) -> DomainResult<Sample> {
+    let backend = db.get_database_backend();
+    let percent = (SAMPLE_ROWS / table_rows * 100.0).min(100.0);
+    // The condition is a column of the sample rather than its WHERE, so that one pass
+    // counts both the rows sampled and their matches; the table comes last.
+    let counts = Query::select()
+        .expr(Func::count(Expr::case(condition, 1)))
+        .expr(Expr::cust("COUNT(*)"))
+        .from(customer::Entity)
+        .to_owned();
+    let mut statement = backend.build(&counts);
+    let table = " FROM \"customer\"";
+    if !statement.sql.ends_with(table) {
+        return Err(DomainError::Internal(anyhow::anyhow!(
+            "the sample's statement does not end with its table: {}",
+            statement.sql
+        )));
+    }
+    statement.sql = format!("{} TABLESAMPLE SYSTEM ({percent}) REPEATABLE (0)", statement.sql);
+    let (matched, sampled): (i64, i64) = db
+        .query_one_raw(statement)
+        .await?
+        .map(|row| Ok::<_, sea_orm::DbErr>((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
         .transpose()?
-        .and_then(|plan| plan[0]["Plan"]["Plan Rows"].as_f64())
-        .unwrap_or(0.0);
-    Ok(std::cmp::max(estimate as u64, EXACT_COUNT_UP_TO + 1))
+        .unwrap_or((0, 0));
+    Ok(Sample {
+        matched: matched as f64,
+        sampled: sampled as f64,
+        table_rows,
+    })
 }
 
 /// One page of customers matching `filter` in `order`, with the total count.

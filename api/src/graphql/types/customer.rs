@@ -306,8 +306,9 @@ super::connection::connection!(
     CustomerConnection,
     CustomerEdge,
     Customer,
-    total_count: "Exact up to 10,000 matching customers. Above that, on Postgres, the planner's \
-        estimate (at least 10,001), so that a filter half the customers match does not count \
+    total_count: "Exact up to 1,000 matching customers. Above that, on Postgres, an estimate \
+        (at least 1,001) from a sample of about 2,000 customers, the same on every page while \
+        the customers do not change, so that a filter half the customers match does not count \
         them all for every page; SQLite counts exactly."
 );
 
