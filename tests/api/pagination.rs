@@ -483,12 +483,21 @@ async fn large_counts_are_exact_to_a_thousand_then_estimated(app: TestApp) {
     if postgres {
         // A third of the sample, scaled: within a fifth of the truth, and the same on the
         // next page.
-        assert!((8_000..=14_000).contains(&businesses), "about 10,000: {businesses}");
+        assert!(
+            (8_000..=14_000).contains(&businesses),
+            "about 10,000: {businesses}"
+        );
         assert_eq!(first_page.0, businesses);
         let second_page = page_count(&app, json!({ "kinds": ["BUSINESS"] }), first_page.1).await;
         assert_eq!(second_page.0, businesses, "the same estimate on every page");
-        assert!((28_500..=31_500).contains(&searched), "about 30,000: {searched}");
-        assert!((1_001..=5_000).contains(&clustered), "past 1,000: {clustered}");
+        assert!(
+            (28_500..=31_500).contains(&searched),
+            "about 30,000: {searched}"
+        );
+        assert!(
+            (1_001..=5_000).contains(&clustered),
+            "past 1,000: {clustered}"
+        );
     } else {
         assert_eq!((searched, businesses, clustered), (30_000, 10_000, 1_111));
     }
@@ -497,12 +506,17 @@ async fn large_counts_are_exact_to_a_thousand_then_estimated(app: TestApp) {
 /// `totalCount` and the end cursor of a page of customers matching `filter`.
 async fn page_count(app: &TestApp, filter: Value, after: Option<String>) -> (i64, Option<String>) {
     let body = app
-        .ok(PAGE, json!({ "filter": filter, "first": 5, "after": after }))
+        .ok(
+            PAGE,
+            json!({ "filter": filter, "first": 5, "after": after }),
+        )
         .await;
     let customers = &body["customers"];
     (
         customers["totalCount"].as_i64().expect("a count"),
-        customers["pageInfo"]["endCursor"].as_str().map(str::to_owned),
+        customers["pageInfo"]["endCursor"]
+            .as_str()
+            .map(str::to_owned),
     )
 }
 

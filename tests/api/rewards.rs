@@ -1137,6 +1137,69 @@ async fn mixed_parallel_traffic_keeps_the_ledger_consistent(app: TestApp) {
     }
 }
 
+/// The ledger guards its invariant itself, whoever calls it and whether or not the caller
+/// locked the customer: an entry that may not overdraw (a redemption, an adjustment) is
+/// refused when the balance does not cover it, one that may (a refund's reversal, an
+/// expiry) goes below zero, and an entry for a customer that does not exist is an error,
+/// not a `balanceAfter` of zero.
+async fn the_ledger_refuses_an_overdraft_by_itself(app: TestApp) {
+    use entity::enums::PointsEntryKind;
+    use tierwise_api::domain::DomainError;
+    use tierwise_api::store::points::{NewEntry, append};
+    let id = app.create_customer(json!({ "name": "Ledger Guard" })).await;
+    let customer_id = uuid::Uuid::parse_str(&id).expect("a uuid");
+    let entry = |customer_id, delta, kind| NewEntry {
+        id: None,
+        customer_id,
+        delta,
+        kind,
+        reason: Some("ledger guard"),
+        expires_at: None,
+        interaction_id: None,
+        created_by: "test",
+    };
+    let append_one = |customer_id, delta, kind| {
+        let db = app.db.clone();
+        async move {
+            db.write(move |txn| {
+                Box::pin(async move { append(txn, entry(customer_id, delta, kind)).await })
+            })
+            .await
+        }
+    };
+
+    let earned = append_one(customer_id, 100, PointsEntryKind::Earn)
+        .await
+        .expect("earned");
+    assert_eq!(earned.balance_after, 100);
+    for kind in [PointsEntryKind::Redeem, PointsEntryKind::Adjust] {
+        match append_one(customer_id, -101, kind).await {
+            Err(DomainError::InsufficientPoints { balance, needed }) => {
+                assert_eq!((balance, needed), (Some(100), 101), "{kind:?}")
+            }
+            other => panic!("{kind:?} overdrew: {other:?}"),
+        }
+    }
+    let spent = append_one(customer_id, -100, PointsEntryKind::Redeem)
+        .await
+        .expect("spent");
+    assert_eq!(spent.balance_after, 0, "the whole balance may be spent");
+    let reversed = append_one(customer_id, -30, PointsEntryKind::Reversal)
+        .await
+        .expect("a reversal may overdraw");
+    assert_eq!(reversed.balance_after, -30);
+    match append_one(uuid::Uuid::now_v7(), 10, PointsEntryKind::Earn).await {
+        Err(DomainError::NotFound(_)) => {}
+        other => panic!("an entry for nobody: {other:?}"),
+    }
+    let (entries, balance) = crate::ledger::ledger(&app, &id).await;
+    assert_eq!(
+        (entries.len(), balance),
+        (3, -30),
+        "the refused entries left nothing"
+    );
+}
+
 on_both!(
     admins_keep_the_rewards_catalogue,
     a_redemption_spends_points_and_stock,
@@ -1149,4 +1212,5 @@ on_both!(
     who_may_redeem,
     mixed_parallel_traffic_keeps_the_ledger_consistent,
     a_refund_after_a_redemption_keeps_the_ledger_consistent,
+    the_ledger_refuses_an_overdraft_by_itself,
 );

@@ -20,6 +20,19 @@ pub fn earned(amount_e4: i64, rate_e4: i64, multiplier_e4: i64) -> DomainResult<
     Ok(points.max(0) as i64)
 }
 
+/// Whether an entry of `kind` may take a balance below zero. A refund's reversal takes
+/// back what its purchase earned even when it was spent, and an expiry writes off lots
+/// the ledger still holds; a redemption or a hand adjustment spends only what is there.
+/// Entries that add points never overdraw.
+pub fn may_overdraw(kind: entity::enums::PointsEntryKind) -> bool {
+    use entity::enums::PointsEntryKind::*;
+    match kind {
+        Reversal | Expire => true,
+        Redeem | Adjust => false,
+        Earn | ReferralBonus | BirthdayBonus => false,
+    }
+}
+
 /// A hand adjustment: a non-zero delta and a reason someone can read later.
 pub fn adjustment(delta: i64, reason: &str) -> DomainResult<(i64, String)> {
     ensure(delta != 0, "input.delta", || "must not be 0".into())?;

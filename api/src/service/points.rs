@@ -4,8 +4,8 @@ use entity::enums::PointsEntryKind;
 use entity::points_entry;
 use uuid::Uuid;
 
+use crate::domain::DomainResult;
 use crate::domain::points::adjustment;
-use crate::domain::{DomainError, DomainResult};
 use crate::service::Caller;
 use crate::store::idempotency::{self, Claim};
 use crate::store::points::{self, NewEntry};
@@ -45,14 +45,9 @@ pub async fn adjust(
             {
                 return idempotency::replay(previous, |id| points::find(txn, id)).await;
             }
-            // Taking points never ends below zero; adding is always allowed (it may lift a
-            // balance a refund's reversal took below zero).
-            if delta < 0 && customer.points_balance + delta < 0 {
-                return Err(DomainError::InsufficientPoints {
-                    balance: Some(customer.points_balance),
-                    needed: -delta,
-                });
-            }
+            // Taking points never ends below zero (the ledger refuses an ADJUST that
+            // would); adding is always allowed (it may lift a balance a refund's reversal
+            // took below zero).
             points::append(
                 txn,
                 NewEntry {

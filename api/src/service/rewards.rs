@@ -123,18 +123,8 @@ pub async fn redeem(
                     )));
                 }
             }
-            if customer.points_balance < reward.cost_points {
-                return Err(DomainError::InsufficientPoints {
-                    balance: Some(customer.points_balance),
-                    needed: reward.cost_points,
-                });
-            }
-            if reward.stock.is_some() && !rewards::take_one(txn, reward.id).await? {
-                return Err(DomainError::OutOfStock(format!(
-                    "reward {} is out of stock",
-                    reward.name
-                )));
-            }
+            // The ledger refuses a redemption the balance does not cover
+            // (`INSUFFICIENT_POINTS`); the stock is taken after it, in the same transaction.
             let entry = points::append(
                 txn,
                 NewEntry {
@@ -149,6 +139,12 @@ pub async fn redeem(
                 },
             )
             .await?;
+            if reward.stock.is_some() && !rewards::take_one(txn, reward.id).await? {
+                return Err(DomainError::OutOfStock(format!(
+                    "reward {} is out of stock",
+                    reward.name
+                )));
+            }
             rewards::insert_redemption(
                 txn,
                 redemption::Model {

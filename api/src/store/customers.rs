@@ -545,7 +545,10 @@ async fn sample(
             statement.sql
         )));
     }
-    statement.sql = format!("{} TABLESAMPLE SYSTEM ({percent}) REPEATABLE (0)", statement.sql);
+    statement.sql = format!(
+        "{} TABLESAMPLE SYSTEM ({percent}) REPEATABLE (0)",
+        statement.sql
+    );
     let (matched, sampled): (i64, i64) = db
         .query_one_raw(statement)
         .await?

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
 use super::{events, now};
-use crate::domain::DomainResult;
-use crate::domain::points::LedgerItem;
+use crate::domain::points::{LedgerItem, may_overdraw};
+use crate::domain::{DomainError, DomainResult};
 
 pub struct NewEntry<'a> {
     /// The entry's id, when the caller needs it beforehand (an idempotency key names it).
@@ -30,23 +30,42 @@ pub struct NewEntry<'a> {
 }
 
 /// Appends an entry and moves the customer's balance by its delta, in the caller's
-/// transaction, and announces it (`POINTS_CHANGED`). The caller holds the customer's row lock, so `balanceAfter` chains.
+/// transaction, and announces it (`POINTS_CHANGED`). The ledger guards its own invariant:
+/// an entry that may not overdraw (`may_overdraw`) is refused with `INSUFFICIENT_POINTS`
+/// when the balance would go below zero, by the update itself, so that it holds whether
+/// or not the caller locked the customer; a customer that does not exist is `NOT_FOUND`.
+/// `balanceAfter` is the balance the update returned.
 pub async fn append(
     db: &impl ConnectionTrait,
     entry: NewEntry<'_>,
 ) -> DomainResult<points_entry::Model> {
-    let balance: Option<i64> = customer::Entity::update_many()
+    let mut update = customer::Entity::update_many()
         .col_expr(
             customer::Column::PointsBalance,
             Expr::col(customer::Column::PointsBalance).add(entry.delta),
         )
-        .filter(customer::Column::Id.eq(entry.customer_id))
-        .exec_with_returning(db)
-        .await?
-        .into_iter()
-        .next()
-        .map(|c| c.points_balance);
-    let balance_after = balance.unwrap_or_default();
+        .filter(customer::Column::Id.eq(entry.customer_id));
+    let guarded = entry.delta < 0 && !may_overdraw(entry.kind);
+    if guarded {
+        update = update.filter(customer::Column::PointsBalance.gte(-entry.delta));
+    }
+    let balance_after = match update.exec_with_returning(db).await?.into_iter().next() {
+        Some(updated) => updated.points_balance,
+        None => {
+            return Err(
+                match customer::Entity::find_by_id(entry.customer_id)
+                    .one(db)
+                    .await?
+                {
+                    Some(customer) => DomainError::InsufficientPoints {
+                        balance: Some(customer.points_balance),
+                        needed: -entry.delta,
+                    },
+                    None => DomainError::not_found("customer"),
+                },
+            );
+        }
+    };
     let entry = points_entry::ActiveModel {
         id: Set(entry.id.unwrap_or_else(Uuid::now_v7)),
         customer_id: Set(entry.customer_id),
@@ -79,11 +98,23 @@ pub async fn append_to_each(
 ) -> DomainResult<Vec<points_entry::Model>> {
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     for entry in entries {
-        if !locked.contains_key(&entry.customer_id) || !seen.insert(entry.customer_id) {
-            return Err(crate::domain::DomainError::Internal(anyhow::anyhow!(
-                "customer {} is not locked, or has two entries in one append_to_each",
+        let Some(&balance) = locked.get(&entry.customer_id) else {
+            return Err(DomainError::Internal(anyhow::anyhow!(
+                "customer {} is not locked",
                 entry.customer_id
             )));
+        };
+        if !seen.insert(entry.customer_id) {
+            return Err(DomainError::Internal(anyhow::anyhow!(
+                "customer {} has two entries in one append_to_each",
+                entry.customer_id
+            )));
+        }
+        if entry.delta < 0 && !may_overdraw(entry.kind) && balance + entry.delta < 0 {
+            return Err(DomainError::InsufficientPoints {
+                balance: Some(balance),
+                needed: -entry.delta,
+            });
         }
     }
     let at = now();
