@@ -35,7 +35,7 @@ const POINTS_CHANGED: &str = "subscription($customerId: ID) {
 }";
 
 const ADJUST: &str = "mutation($input: AdjustPointsInput!) {
-  adjustPoints(input: $input) { delta balanceAfter customer { pointsBalance } }
+  adjustPoints(input: $input) { id delta balanceAfter customer { pointsBalance } }
 }";
 
 const RECORD: &str = "mutation($input: RecordInteractionInput!) {
@@ -1154,6 +1154,48 @@ async fn sockets_with_the_same_subscription_share_a_feed(app: TestApp) {
     metric_becomes(&app, "tierwise_subscription_feeds_active", 0.0).await;
 }
 
+/// An outbox row of a topic this version does not know (a newer replica's, during a
+/// rolling upgrade) is skipped, never read as another topic: here it names a ledger entry
+/// as its subject, which the old decoder delivered as a `pointsChanged` again.
+async fn an_event_of_an_unknown_topic_is_skipped_not_misread(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+    use tierwise_api::store::{events, raw};
+    let [x] = create_settled(&app, &["Xiang"]).await.try_into().unwrap();
+    let mut ws = Ws::open(&app, TRANSPORT, &app.admin()).await;
+    ws.subscribe("points", POINTS_CHANGED, json!({ "customerId": x }))
+        .await;
+    let earlier = adjust(&app, &x, 5).await;
+    assert_eq!(ws.next_data("points").await["pointsChanged"]["delta"], 5);
+
+    let db = app.db.conn();
+    let before = events::head(db).await.unwrap();
+    db.execute_raw(raw(
+        db.get_database_backend(),
+        "INSERT INTO event_outbox (id, topic, customer_id, subject_id, created_at) \
+         VALUES ($1, 'CAMPAIGN_FIRED', $2, $3, $4)",
+        vec![
+            uuid::Uuid::now_v7().into(),
+            uuid::Uuid::parse_str(&x).unwrap().into(),
+            uuid::Uuid::parse_str(earlier["id"].as_str().unwrap())
+                .unwrap()
+                .into(),
+            chrono::Utc::now().into(),
+        ],
+    ))
+    .await
+    .expect("a newer replica's event");
+    let read = events::read_after(db, before, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].topic, Err("CAMPAIGN_FIRED".to_owned()));
+
+    adjust(&app, &x, 7).await;
+    let got = ws.next_data("points").await;
+    assert_eq!(
+        got["pointsChanged"]["delta"], 7,
+        "the next event is the new entry, not the old one again: {got}"
+    );
+}
+
 on_both!(
     the_transport_protocol_acknowledges_answers_pings_and_streams_events,
     the_legacy_protocol_starts_streams_and_stops,
@@ -1177,4 +1219,5 @@ on_both!(
     an_id_refused_with_an_error_may_be_used_again_at_once,
     metrics_count_open_subscriptions_and_delivered_events,
     sockets_with_the_same_subscription_share_a_feed,
+    an_event_of_an_unknown_topic_is_skipped_not_misread,
 );

@@ -213,9 +213,20 @@ impl Relay {
         Ok(batch
             .iter()
             .filter_map(|stored| {
+                let topic = match &stored.topic {
+                    Ok(topic) => *topic,
+                    Err(unknown) => {
+                        tracing::warn!(
+                            topic = %unknown,
+                            position = ?stored.position,
+                            "event relay skipped an event of a topic it does not know"
+                        );
+                        return None;
+                    }
+                };
                 let customer = customers.get(&stored.customer_id)?.clone();
                 let tiers = tiers.clone();
-                match stored.topic {
+                match topic {
                     EventTopic::TierChanged => {
                         changes
                             .get(&stored.subject_id)

@@ -72,7 +72,9 @@ pub struct Position {
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub position: Position,
-    pub topic: EventTopic,
+    /// The topic, or the name of one this version does not know (written by a newer
+    /// replica during a rolling upgrade): a reader skips it, it never guesses.
+    pub topic: Result<EventTopic, String>,
     pub customer_id: Uuid,
     pub subject_id: Uuid,
 }
@@ -132,10 +134,7 @@ pub async fn read_after(
             let topic: String = row.try_get("", "topic")?;
             Ok(Stored {
                 position: position(row, backend)?,
-                topic: match topic.as_str() {
-                    "TIER_CHANGED" => EventTopic::TierChanged,
-                    _ => EventTopic::PointsChanged,
-                },
+                topic: EventTopic::parse(&topic).ok_or(topic),
                 customer_id: row.try_get("", "customer_id")?,
                 subject_id: row.try_get("", "subject_id")?,
             })
@@ -195,7 +194,7 @@ pub async fn subjects(
     let ids = |topic: EventTopic| -> Vec<Uuid> {
         batch
             .iter()
-            .filter(|e| e.topic == topic)
+            .filter(|e| e.topic == Ok(topic))
             .map(|e| e.subject_id)
             .collect()
     };
