@@ -431,10 +431,10 @@ async fn count(db: &impl ConnectionTrait, condition: Condition) -> DomainResult<
         Some(rows) if rows > SAMPLE_ROWS => Some(sample(db, condition.clone(), rows).await?),
         _ => None,
     };
-    if let Some(sample) = &sample {
-        if sample.surely_above(EXACT_COUNT_UP_TO) {
-            return Ok(sample.estimate());
-        }
+    if let Some(sample) = &sample
+        && sample.surely_above(EXACT_COUNT_UP_TO)
+    {
+        return Ok(sample.estimate());
     }
     let exact = bounded_count(db, condition.clone(), EXACT_COUNT_UP_TO + 1).await?;
     if exact <= EXACT_COUNT_UP_TO {
