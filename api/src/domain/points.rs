@@ -20,6 +20,31 @@ pub fn earned(amount_e4: i64, rate_e4: i64, multiplier_e4: i64) -> DomainResult<
     Ok(points.max(0) as i64)
 }
 
+/// What one order's refunds have done so far, for `reversal_due`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRefunds {
+    /// The points the order's purchase earned.
+    pub earned: i64,
+    /// What the order paid, and what its refunds have refunded (ten-thousandths).
+    pub paid_e4: i64,
+    pub refunded_e4: i64,
+    /// The points its earlier refunds took back.
+    pub reversed: i64,
+}
+
+/// The points a refund takes back: its order's points in proportion to the amount refunded
+/// so far (the order's refunds together, never more than it paid), less what earlier
+/// refunds took back, never below zero. Partial refunds that add up to the whole
+/// purchase take back exactly what it earned, and never more.
+pub fn reversal_due(order: OrderRefunds) -> i64 {
+    if order.paid_e4 <= 0 {
+        return 0;
+    }
+    let refunded_share = i128::from(order.refunded_e4.min(order.paid_e4));
+    let due = (i128::from(order.earned) * refunded_share / i128::from(order.paid_e4)) as i64;
+    (due - order.reversed).max(0)
+}
+
 /// Whether an entry of `kind` may take a balance below zero. A refund's reversal takes
 /// back what its purchase earned even when it was spent, and an expiry writes off lots
 /// the ledger still holds; a redemption or a hand adjustment spends only what is there.
@@ -270,5 +295,43 @@ mod birthday_tests {
         assert_eq!(birthday_in_window(date(1985, 12, 20), january), Some(2026));
         let march = Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap();
         assert_eq!(birthday_in_window(date(2000, 2, 29), march), Some(2027));
+    }
+}
+
+#[cfg(test)]
+mod reversal_tests {
+    use super::*;
+
+    fn order(earned: i64, paid: i64, refunded: i64, reversed: i64) -> OrderRefunds {
+        OrderRefunds {
+            earned,
+            paid_e4: paid * 10_000,
+            refunded_e4: refunded * 10_000,
+            reversed,
+        }
+    }
+
+    #[test]
+    fn refunds_take_back_points_in_proportion_and_never_more_than_earned() {
+        // (earned, paid, refunded so far, reversed before, due now)
+        let cases = [
+            (100, 200, 0, 0, 0),     // nothing refunded yet
+            (100, 200, 50, 0, 25),   // a quarter
+            (100, 200, 100, 25, 25), // half in all, a quarter taken already
+            (100, 200, 200, 50, 50), // the rest: exactly what it earned in all
+            (100, 200, 300, 100, 0), // refunded more than paid: nothing beyond
+            (100, 300, 100, 0, 33),  // a third rounds down…
+            (100, 300, 200, 33, 33), // …and the next third too…
+            (100, 300, 300, 66, 34), // …so the last takes the remainder
+            (7, 0, 0, 0, 0),         // a free order earned nothing to take back
+            (100, 200, 100, 80, 0),  // taken back more than due already: never negative
+        ];
+        for (earned, paid, refunded, reversed, due) in cases {
+            assert_eq!(
+                reversal_due(order(earned, paid, refunded, reversed)),
+                due,
+                "earned {earned}, paid {paid}, refunded {refunded}, reversed {reversed}"
+            );
+        }
     }
 }

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::Recorded;
 use crate::domain::interaction::{self as rules, OrderPaid};
 use crate::domain::metrics::{self, Aggregates};
+use crate::domain::points::{OrderRefunds, reversal_due};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::idempotency;
 use crate::store::interactions::OrderHistory;
@@ -306,22 +307,14 @@ fn refund(order: &mut OrderHistory, amount_e4: Option<i64>, prefix: &str) -> Dom
         )?;
         order.refunded_e4 += amount_e4;
     }
-    let reversal = due_reversal(order).max(0);
+    let reversal = reversal_due(OrderRefunds {
+        earned: order.earned,
+        paid_e4: order.paid_e4,
+        refunded_e4: order.refunded_e4,
+        reversed: order.reversed,
+    });
     order.reversed += reversal;
     Ok(reversal)
-}
-
-/// What a refund takes back: its order's points in proportion to the amount refunded
-/// so far (the order's refunds together, never more than it paid), less what earlier
-/// refunds took back. Partial refunds that add up to the whole purchase take back
-/// exactly what it earned, and never more.
-fn due_reversal(order: &OrderHistory) -> i64 {
-    if order.paid_e4 <= 0 {
-        return 0;
-    }
-    let refunded_share = i128::from(order.refunded_e4.min(order.paid_e4));
-    let due = (i128::from(order.earned) * refunded_share / i128::from(order.paid_e4)) as i64;
-    due - order.reversed
 }
 
 /// Settles the referee's pending referral at its first purchase: both sides get their
