@@ -11,13 +11,15 @@ use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::http::{self, AppState};
+use crate::jobs::supervisor::Supervisor;
 use crate::store::{Db, program};
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    /// Publishes committed events to this server's subscribers; stopped with the server.
-    relay: tokio::task::JoinHandle<()>,
+    /// The background tasks (the event relay, the evaluation schedule); stopped with
+    /// the server.
+    background: Supervisor,
     relay_ready: tokio::sync::oneshot::Receiver<()>,
 }
 
@@ -53,20 +55,24 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<(Db, bool)> {
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let (db, _) = prepare_database(config).await?;
-        if let Some(schedule) = config.evaluation_schedule {
-            tracing::info!(?schedule, "evaluation runs are scheduled");
-            tokio::spawn(crate::jobs::schedule::run_forever(db.clone(), schedule));
-        }
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
-        Ok(Self::from_parts(
+        let mut application = Self::from_parts(
             listener,
-            db,
+            db.clone(),
             config.keys.clone(),
             config.event_buffer,
             config.limits.clone(),
-        ))
+        );
+        if let Some(schedule) = config.evaluation_schedule {
+            tracing::info!(?schedule, "evaluation runs are scheduled");
+            application.background.spawn(
+                "evaluation schedule",
+                crate::jobs::schedule::run_forever(db, schedule),
+            );
+        }
+        Ok(application)
     }
 
     /// Must be called inside the Tokio runtime: it starts the event relay. Subscribers
@@ -79,7 +85,9 @@ impl Application {
         limits: crate::config::Limits,
     ) -> Self {
         let bus = EventBus::new(event_buffer);
-        let (relay, relay_ready) = crate::events::relay::spawn(db.clone(), bus.clone());
+        let mut background = Supervisor::new();
+        let (relay, relay_ready) = crate::events::relay::relay(db.clone(), bus.clone());
+        background.spawn("event relay", relay);
         let schema = crate::graphql::schema(db.clone(), bus.clone(), limits.max_cost);
         let feeds = crate::http::feeds::Feeds::new(schema.clone(), db.clone(), bus);
         Self {
@@ -94,7 +102,7 @@ impl Application {
                 rate_limiter: std::sync::Arc::new(http::rate_limit::RateLimiter::new(limits.rates)),
                 limits,
             },
-            relay,
+            background,
             relay_ready,
         }
     }
@@ -105,6 +113,11 @@ impl Application {
 
     pub fn db(&self) -> &Db {
         &self.state.db
+    }
+
+    /// The names of the background tasks this server runs.
+    pub fn background_tasks(&self) -> Vec<&'static str> {
+        self.background.names()
     }
 
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
@@ -122,7 +135,7 @@ impl Application {
         let connections = self.state.limits.connections();
         let router = http::router(self.state);
         let served = http::server::serve(self.listener, router, connections, shutdown).await;
-        self.relay.abort();
+        self.background.shutdown().await;
         Ok(served?)
     }
 }

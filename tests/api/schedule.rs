@@ -40,3 +40,53 @@ async fn a_slot_runs_once_across_replicas(app: TestApp) {
 }
 
 on_both!(a_slot_runs_once_across_replicas);
+
+/// The production builder starts every background task through the supervisor (the
+/// relay always, the schedule when one is configured), and a server that stops stops
+/// them with it.
+#[tokio::test]
+async fn the_server_owns_its_background_tasks() {
+    use tierwise_api::app::Application;
+    use tierwise_api::config::{Config, Limits};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        database_url: format!("sqlite://{}/tierwise.db", dir.path().display()),
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        keys: crate::helpers::test_keys(),
+        base_currency: "CNY".into(),
+        demo_data: false,
+        evaluation_schedule: Some(Schedule::parse("daily 03:00").unwrap()),
+        event_buffer: tierwise_api::events::bus::DEFAULT_CAPACITY,
+        limits: Limits::default(),
+        new_secret: false,
+    };
+    let application = Application::build(&config).await.expect("built");
+    assert_eq!(
+        application.background_tasks(),
+        ["event relay", "evaluation schedule"]
+    );
+    let addr = application.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async {
+        let _ = stopped.await;
+    }));
+    let ready = format!("http://{addr}/readyz");
+    let mut answered = false;
+    for _ in 0..100 {
+        if reqwest::get(&ready)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(answered, "the server answered");
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("the server and its tasks stopped")
+        .unwrap()
+        .expect("served");
+}

@@ -33,18 +33,18 @@ const SQLITE_POLL: Duration = Duration::from_millis(500);
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// Starts the relay for this server. The receiver fires once the relay knows where the
-/// outbox ends: a server should not accept subscribers before, or a change committed
-/// in between would be taken for old.
-pub fn spawn(
+/// The relay for this server, as a task for the supervisor to run. The receiver fires
+/// once the relay knows where the outbox ends: a server should not accept subscribers
+/// before, or a change committed in between would be taken for old.
+pub fn relay(
     db: Db,
     bus: EventBus,
 ) -> (
-    tokio::task::JoinHandle<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
     tokio::sync::oneshot::Receiver<()>,
 ) {
     let (ready, on_ready) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
+    let task = async move {
         let mut relay = loop {
             let started = async {
                 let reader = db.background().await?;
@@ -72,7 +72,7 @@ pub fn spawn(
             DbBackend::Postgres => relay.listen_to_postgres().await,
             _ => relay.follow_commits().await,
         }
-    });
+    };
     (task, on_ready)
 }
 

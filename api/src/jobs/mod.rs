@@ -1,6 +1,8 @@
-//! Background work: evaluation runs (tiers, and the points upkeep they do) and their
-//! schedule.
+//! Background work: the supervisor that owns a server's background tasks, evaluation
+//! runs (tiers, and the points upkeep they do) and their schedule. A new periodic job
+//! goes here and is started by `Application` through the supervisor.
 
 pub mod evaluation;
 pub mod points_upkeep;
 pub mod schedule;
+pub mod supervisor;
