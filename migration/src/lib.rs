@@ -25,6 +25,7 @@ mod m20261130_000003_run_skipped_customers;
 mod m20261130_000004_points_entry_created_at;
 mod m20261130_000005_search_prefixes;
 mod m20261130_000006_program_revision;
+mod m20261130_000007_job_leases;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_points_entry_created_at::Migration),
             Box::new(m20261130_000005_search_prefixes::Migration),
             Box::new(m20261130_000006_program_revision::Migration),
+            Box::new(m20261130_000007_job_leases::Migration),
         ]
     }
 }

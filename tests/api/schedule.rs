@@ -39,7 +39,10 @@ async fn a_slot_runs_once_across_replicas(app: TestApp) {
     );
 }
 
-on_both!(a_slot_runs_once_across_replicas);
+on_both!(
+    a_slot_runs_once_across_replicas,
+    a_slot_lease_goes_to_one_replica
+);
 
 /// The production builder starts every background task through the supervisor (the
 /// relay always, the schedule when one is configured), and a server that stops stops
@@ -89,4 +92,46 @@ async fn the_server_owns_its_background_tasks() {
         .expect("the server and its tasks stopped")
         .unwrap()
         .expect("served");
+}
+
+/// The lease primitive every periodic job uses: of replicas (each with its own pool, as
+/// separate processes would have) racing for one slot, exactly one gets it; a later slot
+/// can be claimed again, an earlier one never, and jobs do not share slots.
+async fn a_slot_lease_goes_to_one_replica(app: TestApp) {
+    use tierwise_api::store::{Db, leases};
+    let mut replicas = vec![app.db.clone()];
+    for _ in 0..3 {
+        replicas.push(Db::connect(&app.database_url()).await.expect("a replica"));
+    }
+    let slot = Utc::now();
+    let claims = futures_util::future::join_all(replicas.iter().enumerate().map(|(i, db)| {
+        let holder = format!("replica {i}");
+        async move { leases::claim(db.conn(), "nightly", slot, &holder).await }
+    }))
+    .await;
+    let won = claims
+        .into_iter()
+        .map(|claim| claim.expect("claimed or not"))
+        .filter(|won| *won)
+        .count();
+    assert_eq!(won, 1, "one replica runs the slot");
+    let db = replicas[3].conn();
+    assert!(!leases::claim(db, "nightly", slot, "late").await.unwrap());
+    assert!(
+        !leases::claim(db, "nightly", slot - Duration::hours(1), "behind")
+            .await
+            .unwrap(),
+        "an earlier slot is passed"
+    );
+    assert!(
+        leases::claim(db, "nightly", slot + Duration::hours(1), "next")
+            .await
+            .unwrap()
+    );
+    assert!(
+        leases::claim(db, "hourly", slot, "another job")
+            .await
+            .unwrap(),
+        "each job has its own slots"
+    );
 }

@@ -1,7 +1,9 @@
-//! The optional evaluation schedule (`EVALUATION_SCHEDULE`): `daily HH:MM` (UTC) or
-//! `every <duration>` (`every 6h`). Every replica runs the schedule; the database decides
-//! which one runs: a slot already started by another replica is skipped, and the unique
-//! RUNNING index turns a simultaneous second start into a `CONFLICT` that is ignored.
+//! Periodic jobs across replicas (`every_slot`), and the optional evaluation schedule
+//! (`EVALUATION_SCHEDULE`): `daily HH:MM` (UTC) or `every <duration>` (`every 6h`).
+//! Every replica runs every schedule; the slot's lease in the database (`store::leases`)
+//! decides which one runs it. A new periodic job is one more `every_slot` started by
+//! `Application` through the supervisor. A scheduled evaluation that finds a run already
+//! RUNNING (started by hand) ignores the `CONFLICT`.
 
 use std::time::Duration as StdDuration;
 
@@ -9,7 +11,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 
 use super::evaluation::{self, Quiet, RunRequest};
 use crate::domain::DomainError;
-use crate::store::{Db, evaluation_runs};
+use crate::store::{Db, leases};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
@@ -69,27 +71,59 @@ impl Schedule {
     }
 }
 
-/// Runs the schedule until the process stops.
-pub async fn run_forever(db: Db, schedule: Schedule) {
+/// Runs `job` at every slot of `schedule` until the supervisor stops it, on every
+/// replica; the slot's lease (`store::leases`) lets exactly one replica run each slot.
+/// A failed slot is logged and the next one runs as usual.
+pub async fn every_slot<F, Fut>(db: Db, job: &'static str, schedule: Schedule, work: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: std::future::Future<Output = Result<(), DomainError>>,
+{
+    let holder = format!("{}:{}", hostname(), std::process::id());
     loop {
         let now = Utc::now();
         let next = schedule.next_after(now);
         let wait = (next - now).to_std().unwrap_or(StdDuration::from_secs(1));
         tokio::time::sleep(wait).await;
-        if let Err(error) = run_slot(&db, next).await {
-            tracing::warn!(error = %error, "scheduled evaluation run did not start");
+        match leases::claim(db.conn(), job, next, &holder).await {
+            Ok(true) => {
+                if let Err(error) = work(db.clone()).await {
+                    tracing::warn!(job, %error, "scheduled job failed");
+                }
+            }
+            Ok(false) => {} // another replica took this slot
+            Err(error) => tracing::warn!(job, %error, "could not claim the job's slot"),
         }
     }
 }
 
-/// Runs the evaluation of `slot` unless a run already started at or after it.
+/// The machine's name, for the lease's holder (the logs say which replica ran a slot).
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "tierwise".to_owned())
+}
+
+/// The evaluation schedule: a full evaluation run at every slot.
+pub async fn run_forever(db: Db, schedule: Schedule) {
+    every_slot(db, EVALUATION_JOB, schedule, |db| async move {
+        scheduled_run(&db).await
+    })
+    .await
+}
+
+/// The evaluation schedule's lease name.
+pub const EVALUATION_JOB: &str = "evaluation";
+
+/// Runs the evaluation of `slot` unless some replica already claimed it.
 pub async fn run_slot(db: &Db, slot: DateTime<Utc>) -> Result<(), DomainError> {
-    if evaluation_runs::latest_started_at(db.conn())
-        .await?
-        .is_some_and(|started| started >= slot)
-    {
+    if !leases::claim(db.conn(), EVALUATION_JOB, slot, "run_slot").await? {
         return Ok(()); // another replica took this slot
     }
+    scheduled_run(db).await
+}
+
+/// A full evaluation run requested by the schedule; one already running (started by
+/// hand) makes the slot a no-op.
+async fn scheduled_run(db: &Db) -> Result<(), DomainError> {
     let request = RunRequest {
         as_of: None,
         customer_ids: None,

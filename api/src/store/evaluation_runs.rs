@@ -180,12 +180,3 @@ pub fn churn_model_of(run: &evaluation_run::Model) -> Option<ChurnModel> {
         }
     }
 }
-
-/// When the last run was started, for the schedule.
-pub async fn latest_started_at(db: &impl ConnectionTrait) -> DomainResult<Option<DateTime<Utc>>> {
-    Ok(evaluation_run::Entity::find()
-        .order_by_desc(evaluation_run::Column::StartedAt)
-        .one(db)
-        .await?
-        .map(|run| run.started_at))
-}

@@ -8,6 +8,7 @@ pub mod events;
 pub mod idempotency;
 pub mod import;
 pub mod interactions;
+pub mod leases;
 pub mod metrics;
 pub mod paging;
 pub mod points;
