@@ -101,7 +101,7 @@ async fn a_slot_lease_goes_to_one_replica(app: TestApp) {
     use tierwise_api::store::{Db, leases};
     let mut replicas = vec![app.db.clone()];
     for _ in 0..3 {
-        replicas.push(Db::connect(&app.database_url()).await.expect("a replica"));
+        replicas.push(Db::connect(app.database_url()).await.expect("a replica"));
     }
     let slot = Utc::now();
     let claims = futures_util::future::join_all(replicas.iter().enumerate().map(|(i, db)| {
