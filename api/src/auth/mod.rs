@@ -7,6 +7,8 @@ pub mod jwt;
 
 use uuid::Uuid;
 
+use crate::domain::DomainError;
+
 pub use guard::{Allow, Anyone, OwnedBy, ReadCustomer};
 pub use jwt::{Claims, JwtKeys};
 
@@ -164,6 +166,22 @@ impl Principal {
         self.may(Permission::ReadCustomers)
             || (self.role == Role::Customer && self.customer_id == Some(id))
     }
+}
+
+/// The caller named by an `Authorization: Bearer …` header value.
+pub fn authenticate(keys: &JwtKeys, authorization: Option<&str>) -> Result<Principal, DomainError> {
+    let value = authorization.ok_or_else(|| {
+        DomainError::Unauthenticated("an Authorization: Bearer <token> header is required".into())
+    })?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            DomainError::Unauthenticated(
+                "the Authorization header must be \"Bearer <token>\"".into(),
+            )
+        })?;
+    keys.verify(token.trim())
 }
 
 #[cfg(test)]

@@ -6,26 +6,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
-use crate::auth::{JwtKeys, Principal};
+use crate::auth::authenticate;
 use crate::domain::DomainError;
 use crate::graphql::error::ensure_codes;
 use async_graphql::parser::types::OperationType;
-
-/// The caller named by an `Authorization: Bearer …` header value.
-pub fn authenticate(keys: &JwtKeys, authorization: Option<&str>) -> Result<Principal, DomainError> {
-    let value = authorization.ok_or_else(|| {
-        DomainError::Unauthenticated("an Authorization: Bearer <token> header is required".into())
-    })?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| {
-            DomainError::Unauthenticated(
-                "the Authorization header must be \"Bearer <token>\"".into(),
-            )
-        })?;
-    keys.verify(token.trim())
-}
 
 /// A GraphQL response carrying one error and no data.
 fn error_response(status: StatusCode, error: DomainError) -> Response {

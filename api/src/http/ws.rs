@@ -33,8 +33,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use super::feeds::Answer;
-use super::graphql::authenticate;
 use crate::auth::Principal;
+use crate::auth::authenticate;
 use crate::domain::DomainError;
 
 /// How long a client has to send `connection_init`.
