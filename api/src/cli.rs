@@ -132,7 +132,7 @@ fn run() -> anyhow::Result<()> {
             let (db, _) = prepare_database(&Config {
                 demo_data: false,
                 evaluation_schedule: None,
-                event_buffer: crate::events::bus::DEFAULT_CAPACITY,
+                event_buffer: crate::config::DEFAULT_EVENT_BUFFER,
                 ..config
             })
             .await?;

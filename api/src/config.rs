@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use crate::auth::JwtKeys;
+use crate::domain::schedule::Schedule;
 use crate::http::rate_limit::{Budget, Budgets};
-use crate::jobs::schedule::Schedule;
+
+/// How many batches a subscriber may fall behind before it is dropped (`EVENT_BUFFER`).
+/// A batch holds what committed between two reads of the relay, at most 500 events.
+pub const DEFAULT_EVENT_BUFFER: usize = 64;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tierwise.db";
 
@@ -269,7 +273,7 @@ impl Config {
         let event_buffer = setting(
             &var,
             "EVENT_BUFFER",
-            crate::events::bus::DEFAULT_CAPACITY,
+            DEFAULT_EVENT_BUFFER,
             "a number from 1 to 1000000",
             |text| {
                 text.parse::<usize>()

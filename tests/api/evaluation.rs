@@ -1470,7 +1470,7 @@ mod cli {
             base_currency: "CNY".into(),
             demo_data: false,
             evaluation_schedule: None,
-            event_buffer: tierwise_api::events::bus::DEFAULT_CAPACITY,
+            event_buffer: tierwise_api::config::DEFAULT_EVENT_BUFFER,
             limits: tierwise_api::config::Limits::default(),
             new_secret: false,
         };

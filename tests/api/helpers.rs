@@ -163,7 +163,7 @@ pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<Test
     spawn(
         backend,
         keys,
-        tierwise_api::events::bus::DEFAULT_CAPACITY,
+        tierwise_api::config::DEFAULT_EVENT_BUFFER,
         test_limits(),
     )
     .await
@@ -192,13 +192,13 @@ pub async fn spawn_app_with_event_buffer(backend: Backend, batches: usize) -> Op
 
 /// A server with these limits on what clients may hold and ask for.
 pub async fn spawn_app_with_limits(backend: Backend, limits: Limits) -> Option<TestApp> {
-    let buffer = tierwise_api::events::bus::DEFAULT_CAPACITY;
+    let buffer = tierwise_api::config::DEFAULT_EVENT_BUFFER;
     spawn(backend, test_keys(), buffer, limits).await
 }
 
 /// A server on a database the test provides.
 pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
-    let buffer = tierwise_api::events::bus::DEFAULT_CAPACITY;
+    let buffer = tierwise_api::config::DEFAULT_EVENT_BUFFER;
     spawn_on(database, test_keys(), buffer, test_limits()).await
 }
 

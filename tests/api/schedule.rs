@@ -3,7 +3,8 @@
 use chrono::{Duration, Utc};
 use entity::evaluation_run;
 use sea_orm::{EntityTrait, PaginatorTrait};
-use tierwise_api::jobs::schedule::{Schedule, run_slot};
+use tierwise_api::domain::schedule::Schedule;
+use tierwise_api::jobs::schedule::run_slot;
 
 use crate::helpers::{TestApp, on_both};
 
@@ -59,7 +60,7 @@ async fn the_server_owns_its_background_tasks() {
         base_currency: "CNY".into(),
         demo_data: false,
         evaluation_schedule: Some(Schedule::parse("daily 03:00").unwrap()),
-        event_buffer: tierwise_api::events::bus::DEFAULT_CAPACITY,
+        event_buffer: tierwise_api::config::DEFAULT_EVENT_BUFFER,
         limits: Limits::default(),
         new_secret: false,
     };

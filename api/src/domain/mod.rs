@@ -10,6 +10,7 @@ pub mod money;
 pub mod points;
 pub mod program;
 pub mod referral_code;
+pub mod schedule;
 pub mod scoring;
 pub mod segment;
 pub mod segment_rule;

@@ -11,10 +11,6 @@ use entity::{customer, points_entry, tier, tier_change};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// How many batches a subscriber may fall behind before it is dropped (`EVENT_BUFFER`).
-/// A batch holds what committed between two reads of the relay, at most 500 events.
-pub const DEFAULT_CAPACITY: usize = 64;
-
 /// Events the relay read in one go, in commit order.
 pub type Batch = Arc<Vec<Arc<Event>>>;
 
@@ -96,6 +92,6 @@ impl TakenPlace {
 
 impl Default for EventBus {
     fn default() -> Self {
-        Self::new(DEFAULT_CAPACITY)
+        Self::new(crate::config::DEFAULT_EVENT_BUFFER)
     }
 }
