@@ -125,6 +125,35 @@ async fn the_graphql_response_media_type_is_served(app: TestApp) {
     assert_eq!(body["data"]["viewer"]["role"], "ADMIN");
 }
 
+/// Every response names its request: the client's `x-request-id` is kept, and a
+/// request without one gets a new id (the same id is in the server's log lines).
+async fn every_response_carries_its_request_id(app: TestApp) {
+    let send = |id: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/graphql"))
+            .bearer_auth(app.admin())
+            .json(&json!({ "query": "{ viewer { role } }" }));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    let given = send(Some("pos-42-checkout-7")).await.unwrap();
+    assert_eq!(given.headers()["x-request-id"], "pos-42-checkout-7");
+    let first = send(None).await.unwrap();
+    let second = send(None).await.unwrap();
+    let id = |response: &reqwest::Response| {
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        uuid::Uuid::parse_str(&id).expect("a new UUID");
+        id
+    };
+    assert_ne!(id(&first), id(&second), "a new id per request");
+}
+
 async fn oversized_bodies_deep_and_broken_queries_are_refused(app: TestApp) {
     // The limit is enforced on the announced length, before the body is read.
     let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
@@ -199,6 +228,7 @@ async fn websocket_connections_need_a_valid_token(app: TestApp) {
 }
 
 on_both!(
+    every_response_carries_its_request_id,
     health_readiness_and_metrics_answer,
     readiness_fails_without_the_database,
     queries_may_be_sent_with_get_but_mutations_may_not,

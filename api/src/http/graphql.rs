@@ -5,6 +5,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use tracing::Instrument as _;
+
 use super::AppState;
 use crate::auth::authenticate;
 use crate::domain::DomainError;
@@ -86,7 +88,10 @@ async fn execute(
     // connection inside a transaction sqlx does not know about (the bench's aborted
     // requests showed it as "there is already a transaction in progress").
     let schema = state.schema.clone();
-    let operation = tokio::spawn(async move { schema.execute(request).await });
+    // In the request's span, so that what the operation logs names the request.
+    let operation = tokio::spawn(
+        async move { schema.execute(request).await }.instrument(tracing::Span::current()),
+    );
     let timeout = state.limits.request_timeout;
     let mut response = match tokio::time::timeout(timeout, operation).await {
         Ok(Ok(response)) => response,

@@ -58,6 +58,7 @@ pub struct RunRequest {
 }
 
 /// Validates the request and records the run as RUNNING (`CONFLICT` while another runs).
+#[tracing::instrument(name = "evaluation::start", skip_all)]
 pub async fn start(db: &Db, request: RunRequest) -> DomainResult<evaluation_run::Model> {
     let at = now();
     let as_of = request.as_of.map_or(at, |as_of| as_of.trunc_subsecs(6));
@@ -93,6 +94,7 @@ pub async fn start(db: &Db, request: RunRequest) -> DomainResult<evaluation_run:
 
 /// Does the work of a started run and records how it ended. A failure is recorded on the
 /// run (status FAILED) and logged; it is not an error of the caller's request.
+#[tracing::instrument(name = "evaluation::execute", skip_all)]
 pub async fn execute(
     db: &Db,
     run: evaluation_run::Model,

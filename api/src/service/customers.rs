@@ -96,6 +96,7 @@ fn external_ref_taken(error: DomainError, external_ref: &Option<String>) -> Doma
 /// Creates a customer in the lowest tier, recorded in its history as CREATED.
 /// With a `referral_code`, the customer is linked to its referrer in the same transaction
 /// (an unknown code is `NOT_FOUND` and creates nothing).
+#[tracing::instrument(name = "customers::create", skip_all)]
 pub async fn create(
     db: &Db,
     input: ProfileInput,
@@ -211,6 +212,7 @@ async fn unused_referral_code(txn: &impl ConnectionTrait) -> DomainResult<String
 
 /// Creates the customer with this `externalRef`, or replaces the profile of the one that
 /// has it (fields left out are cleared: a partner sends its whole record).
+#[tracing::instrument(name = "customers::upsert", skip_all)]
 pub async fn upsert(db: &Db, input: ProfileInput) -> DomainResult<customer::Model> {
     let profile = input.validate()?;
     let Some(external_ref) = profile.external_ref.clone() else {
@@ -271,6 +273,7 @@ async fn replace_profile(
 }
 
 /// Changes the fields given; `NOT_FOUND` for an unknown or erased customer.
+#[tracing::instrument(name = "customers::update", skip_all)]
 pub async fn update(db: &Db, id: Uuid, patch: ProfilePatch) -> DomainResult<customer::Model> {
     use domain::customer as rules;
     let today = now().date_naive();
@@ -340,6 +343,7 @@ pub async fn update(db: &Db, id: Uuid, patch: ProfilePatch) -> DomainResult<cust
 /// Removes a customer's personal data — profile, tags, attributes, interaction notes —
 /// and keeps the anonymous record: tier, score, metrics, history and ledger, so that
 /// aggregates stay true. Erasing twice is harmless.
+#[tracing::instrument(name = "customers::erase", skip_all)]
 pub async fn erase(db: &Db, id: Uuid) -> DomainResult<()> {
     db.write(move |txn| {
         Box::pin(async move {
@@ -392,6 +396,7 @@ pub async fn erase(db: &Db, id: Uuid) -> DomainResult<()> {
 pub const ERASED_NAME: &str = "Erased customer";
 
 /// Creates many customers in one transaction (the demo data, imports): all or none.
+#[tracing::instrument(name = "customers::create_many", skip_all)]
 pub async fn create_many(db: &Db, inputs: Vec<ProfileInput>) -> DomainResult<Vec<customer::Model>> {
     let profiles = inputs
         .into_iter()

@@ -22,6 +22,7 @@ pub struct Adjustment {
 
 /// Adds (or takes) points by hand, as an `ADJUST` entry. The balance never goes below
 /// zero (`INSUFFICIENT_POINTS`); a repeated idempotency key returns the first entry.
+#[tracing::instrument(name = "points::adjust", skip_all)]
 pub async fn adjust(
     db: &Db,
     caller: Caller<'_>,

@@ -13,6 +13,7 @@ use sea_orm::DatabaseTransaction;
 use crate::store::{Db, TxWork, customers, program, program_snapshot, tiers};
 
 /// Creates the tier with this key, or changes it.
+#[tracing::instrument(name = "program::upsert_tier", skip_all)]
 pub async fn upsert_tier(db: &Db, draft: TierDraft) -> DomainResult<tier::Model> {
     change(db, move |txn| {
         Box::pin(async move {
@@ -43,6 +44,7 @@ pub async fn upsert_tier(db: &Db, draft: TierDraft) -> DomainResult<tier::Model>
 }
 
 /// Deletes a tier no customer holds and no reward requires; the last tier stays.
+#[tracing::instrument(name = "program::delete_tier", skip_all)]
 pub async fn delete_tier(db: &Db, key: String) -> DomainResult<()> {
     change(db, move |txn| {
         Box::pin(async move {
@@ -112,6 +114,7 @@ pub struct ScoringModelPatch {
     pub bands: Option<Vec<IndicatorBands>>,
 }
 
+#[tracing::instrument(name = "program::update_scoring_model", skip_all)]
 pub async fn update_scoring_model(db: &Db, patch: ScoringModelPatch) -> DomainResult<ScoringModel> {
     change(db, move |txn| {
         Box::pin(async move {
@@ -181,6 +184,7 @@ pub struct SettingsPatch {
     pub max_interaction_amount_e4: Option<i64>,
 }
 
+#[tracing::instrument(name = "program::update_settings", skip_all)]
 pub async fn update_settings(db: &Db, patch: SettingsPatch) -> DomainResult<Settings> {
     change(db, move |txn| {
         Box::pin(async move {

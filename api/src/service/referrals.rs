@@ -13,6 +13,7 @@ use crate::store::{Db, customers, now, referrals};
 /// Links `referee` to the owner of `code`. `NOT_FOUND` for a code no customer has;
 /// `CONFLICT` for one's own code, a referee already referred, or one who already bought.
 /// The caller holds the referee's row lock.
+#[tracing::instrument(name = "referrals::link", skip_all)]
 pub async fn link(
     txn: &impl ConnectionTrait,
     referee: &customer::Model,
@@ -73,6 +74,7 @@ pub async fn link(
 }
 
 /// `applyReferralCode`: links an existing customer to a referrer.
+#[tracing::instrument(name = "referrals::apply_code", skip_all)]
 pub async fn apply_code(db: &Db, customer_id: Uuid, code: String) -> DomainResult<referral::Model> {
     db.write(move |txn| {
         Box::pin(async move {

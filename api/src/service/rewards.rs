@@ -31,6 +31,7 @@ async fn min_tier(txn: &impl ConnectionTrait, key: Option<&str>) -> DomainResult
         .ok_or_else(|| DomainError::bad_input("input.minTierKey", format!("no tier has key {key}")))
 }
 
+#[tracing::instrument(name = "rewards::create", skip_all)]
 pub async fn create(
     db: &Db,
     draft: RewardDraft,
@@ -45,6 +46,7 @@ pub async fn create(
     .await
 }
 
+#[tracing::instrument(name = "rewards::update", skip_all)]
 pub async fn update(
     db: &Db,
     id: Uuid,
@@ -66,6 +68,7 @@ pub async fn update(
 /// Redeems `reward_id` for `customer_id`: `INSUFFICIENT_POINTS`, `TIER_TOO_LOW`,
 /// `OUT_OF_STOCK` or `CONFLICT` (inactive) when it cannot be; a repeated idempotency key
 /// returns the first redemption.
+#[tracing::instrument(name = "rewards::redeem", skip_all)]
 pub async fn redeem(
     db: &Db,
     caller: Caller<'_>,

@@ -75,6 +75,7 @@ async fn check_rule_runs(db: &Db, input: &SegmentInput) -> DomainResult<()> {
     Ok(())
 }
 
+#[tracing::instrument(name = "segments::create", skip_all)]
 pub async fn create(db: &Db, input: SegmentInput) -> DomainResult<segment::Model> {
     check_rule_runs(db, &input).await?;
     let name = input.name.trim().to_owned();
@@ -93,6 +94,7 @@ pub async fn create(db: &Db, input: SegmentInput) -> DomainResult<segment::Model
 
 /// Replaces a segment's name, description and rule; its kind cannot change (a list and
 /// a rule are different things: a new segment says so).
+#[tracing::instrument(name = "segments::update", skip_all)]
 pub async fn update(db: &Db, id: Uuid, input: SegmentInput) -> DomainResult<segment::Model> {
     check_rule_runs(db, &input).await?;
     let name = input.name.trim().to_owned();
@@ -119,6 +121,7 @@ pub async fn update(db: &Db, id: Uuid, input: SegmentInput) -> DomainResult<segm
     .map_err(|error| unique_name(error, &name))
 }
 
+#[tracing::instrument(name = "segments::delete", skip_all)]
 pub async fn delete(db: &Db, id: Uuid) -> DomainResult<()> {
     db.write(move |txn| {
         Box::pin(async move {
@@ -159,6 +162,7 @@ fn bounded(customer_ids: &[Uuid]) -> DomainResult<Vec<Uuid>> {
 
 /// Adds customers to a static segment: all of them or, when one is unknown or erased,
 /// none. Adding a member again changes nothing.
+#[tracing::instrument(name = "segments::add_members", skip_all)]
 pub async fn add_members(
     db: &Db,
     segment_id: Uuid,
@@ -187,6 +191,7 @@ pub async fn add_members(
 }
 
 /// Removes customers from a static segment; those not in it are ignored.
+#[tracing::instrument(name = "segments::remove_members", skip_all)]
 pub async fn remove_members(
     db: &Db,
     segment_id: Uuid,

@@ -12,6 +12,7 @@ use crate::store::{Db, customers, now};
 
 /// Moves a customer to the tier `tier_key` by hand. The tier holds against live upgrades
 /// until the next evaluation run, which applies the usual rules again.
+#[tracing::instrument(name = "tiering::set_customer_tier", skip_all)]
 pub async fn set_customer_tier(
     db: &Db,
     customer_id: Uuid,

@@ -58,6 +58,7 @@ pub struct Recorded {
 }
 
 /// Records one interaction (`recordInteraction`).
+#[tracing::instrument(name = "interactions::record", skip_all)]
 pub async fn record(db: &Db, caller: Caller<'_>, request: RecordRequest) -> DomainResult<Recorded> {
     let mut recorded = record_all(db, caller, vec![request], |_| "input".to_owned()).await?;
     recorded
@@ -66,6 +67,7 @@ pub async fn record(db: &Db, caller: Caller<'_>, request: RecordRequest) -> Doma
 }
 
 /// Records up to `MAX_BATCH` interactions in one transaction: all or nothing.
+#[tracing::instrument(name = "interactions::record_many", skip_all)]
 pub async fn record_many(
     db: &Db,
     caller: Caller<'_>,
