@@ -10,6 +10,7 @@ use crate::graphql::types::tier::TierChange;
 use crate::jobs::evaluation::{self, Quiet, RunRequest};
 use crate::service::tiering;
 use crate::store::Db;
+use tracing::Instrument as _;
 
 #[derive(Default)]
 pub struct TieringMutation;
@@ -44,8 +45,12 @@ impl TieringMutation {
         };
         let run = evaluation::start(&db, request).await.gql()?;
         let started = run.clone();
-        // The run works in its own task, so that a client that hangs up does not stop it.
-        let task = tokio::spawn(async move { evaluation::execute(&db, run, &Quiet).await });
+        // The run works in its own task, so that a client that hangs up does not stop it;
+        // its log lines still name the request that started it.
+        let task = tokio::spawn(
+            async move { evaluation::execute(&db, run, &Quiet).await }
+                .instrument(tracing::Span::current()),
+        );
         if !wait {
             return Ok(EvaluationRun(started));
         }
