@@ -9,13 +9,13 @@
 
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use entity::enums::EvaluationStatus;
 use entity::evaluation_run;
 use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, on_both};
+use crate::helpers::{TestApp, assert_error, instant as parse, on_both, ts};
 
 const RUN: &str = "id status asOf startedAt finishedAt customersEvaluated upgrades downgrades";
 const CUSTOMER: &str = "id score lifecycleStage tier { key } \
@@ -38,17 +38,6 @@ fn days(n: i64) -> Duration {
 
 fn secs(n: i64) -> Duration {
     Duration::seconds(n)
-}
-
-/// How the server writes an instant.
-fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-fn parse(at: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(at.as_str().expect("a DateTime"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@
 use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, TimeZone, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, on_both};
+use crate::helpers::{TestApp, assert_error, instant as parse, on_both, ts};
 use crate::ledger::{ENTRY, assert_ledger_consistent, entry, summary};
 
 const RUN: &str = "id status asOf customersEvaluated pointsExpired";
@@ -55,17 +55,6 @@ fn noon(year: i32, month: u32, day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(year, month, day, 12, 0, 0)
         .single()
         .expect("a valid day")
-}
-
-/// How the server writes an instant.
-fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-fn parse(at: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(at.as_str().expect("a DateTime"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
 }
 
 // ---------------------------------------------------------------------------------------

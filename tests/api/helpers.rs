@@ -385,3 +385,15 @@ pub fn assert_error(body: &Value, code: &str) -> String {
     assert_eq!(error_code(body), Some(code), "expected {code}: {body:#}");
     error_message(body).to_owned()
 }
+
+/// How the server writes an instant.
+pub fn ts(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// An instant as the server wrote it.
+pub fn instant(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a DateTime"))
+        .expect("RFC 3339")
+        .with_timezone(&chrono::Utc)
+}

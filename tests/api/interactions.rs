@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, on_both};
+use crate::helpers::{TestApp, assert_error, instant, on_both};
 
 const CUSTOMER: &str = "id score lifecycleStage pointsBalance tier { key } \
     metrics { purchaseCount netSpend lifetimeSpend averageOrderValue engagementCount latestNps \
@@ -113,12 +113,6 @@ fn with(mut base: Value, extra: Value) -> Value {
 
 fn from_now(offset: Duration) -> String {
     (Utc::now() + offset).to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a DateTime"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
 }
 
 fn interaction_count(customer: &Value) -> i64 {

@@ -3,10 +3,9 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, instant};
 
 /// The fields of an entry the tests look at.
 pub const ENTRY: &str = "id customer { id } kind delta balanceAfter reason expiresAt createdAt";
@@ -14,16 +13,9 @@ pub const ENTRY: &str = "id customer { id } kind delta balanceAfter reason expir
 /// Small pages, so that walking a ledger crosses page boundaries.
 const PAGE_SIZE: i64 = 4;
 
-fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a DateTime"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
-
-/// The whole ledger of `customer_id`, newest first, walked `PAGE_SIZE` at a time, and the
-/// balance read with the last page.
-pub async fn ledger(app: &TestApp, customer_id: &str) -> (Vec<Value>, i64) {
-    let query = format!(
+/// A page of a customer's ledger, with the balance (`$id`, `$first`, `$after`).
+pub fn ledger_query() -> String {
+    format!(
         "query($id: ID!, $first: Int, $after: String) {{ customer(id: $id) {{
            pointsBalance
            pointsLedger(first: $first, after: $after) {{
@@ -33,7 +25,13 @@ pub async fn ledger(app: &TestApp, customer_id: &str) -> (Vec<Value>, i64) {
              pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
            }}
          }} }}"
-    );
+    )
+}
+
+/// The whole ledger of `customer_id`, newest first, walked `PAGE_SIZE` at a time, and the
+/// balance read with the last page.
+pub async fn ledger(app: &TestApp, customer_id: &str) -> (Vec<Value>, i64) {
+    let query = ledger_query();
     let mut entries = Vec::new();
     let mut after = Value::Null;
     let mut pages = 0;

@@ -8,11 +8,11 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, on_both};
+use crate::helpers::{TestApp, assert_error, instant, on_both};
 use crate::ledger::assert_ledger_consistent;
 
 const REFERRAL: &str = "id referrer { id } referee { id } code status referrerPoints \
@@ -72,12 +72,6 @@ fn data<'a>(body: &'a Value, name: &str) -> &'a Value {
 #[track_caller]
 fn text(value: &Value) -> String {
     value.as_str().expect("a string").to_owned()
-}
-
-fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a DateTime"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
 }
 
 fn unknown_id() -> String {

@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, error_code, on_both};
-use crate::ledger::{ENTRY, assert_ledger_consistent, entry, summary};
+use crate::helpers::{TestApp, assert_error, error_code, instant, on_both};
+use crate::ledger::{ENTRY, assert_ledger_consistent, entry, ledger_query, summary};
 
 const REWARD: &str = "id name description costPoints stock active minTierKey";
 
@@ -47,20 +47,6 @@ fn adjust_mutation() -> String {
     format!("mutation($input: AdjustPointsInput!) {{ adjustPoints(input: $input) {{ {ENTRY} }} }}")
 }
 
-fn ledger_query() -> String {
-    format!(
-        "query($id: ID!, $first: Int, $after: String) {{ customer(id: $id) {{
-           pointsBalance
-           pointsLedger(first: $first, after: $after) {{
-             totalCount
-             edges {{ cursor node {{ {ENTRY} }} }}
-             nodes {{ id }}
-             pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
-           }}
-         }} }}"
-    )
-}
-
 /// The field `name` of a successful response's data; fails the test on any error.
 #[track_caller]
 fn data<'a>(body: &'a Value, name: &str) -> &'a Value {
@@ -86,12 +72,6 @@ fn without_id(object: &Value) -> Value {
     let mut object = object.clone();
     object.as_object_mut().expect("an object").remove("id");
     object
-}
-
-fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a DateTime"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
 }
 
 /// How many responses succeeded (`"OK"`) and failed with each error code.

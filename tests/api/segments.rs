@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, error_code, error_message, on_both};
+use crate::helpers::{TestApp, assert_error, error_code, error_message, instant, on_both};
 
 const SEGMENT: &str = "id name description kind rule memberCount createdAt";
 
@@ -123,12 +123,6 @@ fn names(nodes: &Value) -> Vec<String> {
         .iter()
         .map(|n| n["name"].as_str().expect("a name").to_owned())
         .collect()
-}
-
-fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a DateTime"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
 }
 
 /// `days` days and one hour ago, so that whole-day counts are not on a boundary.
