@@ -89,7 +89,7 @@ impl Application {
         let (relay, relay_ready) = crate::events::relay::relay(db.clone(), bus.clone());
         background.spawn("event relay", relay);
         let schema = crate::graphql::schema(db.clone(), bus.clone(), limits.max_cost);
-        let feeds = crate::http::feeds::Feeds::new(schema.clone(), db.clone(), bus);
+        let feeds = crate::events::feeds::Feeds::new(schema.clone(), db.clone(), bus);
         Self {
             listener,
             state: AppState {

@@ -65,3 +65,21 @@ pub fn prepare(
 ) -> async_graphql::Request {
     request.data(principal).data(loaders::per_request(db))
 }
+
+/// The type of the operation a request would run; `None` for a document that does not
+/// parse or names no operation it has, left to execution to report. Call only on a
+/// request that passed `Limits::check_request`, which parsed it.
+pub fn operation_type(
+    request: &mut async_graphql::Request,
+) -> Option<async_graphql::parser::types::OperationType> {
+    use async_graphql::parser::types::DocumentOperations;
+    let operation_name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    match &document.operations {
+        DocumentOperations::Single(operation) => Some(operation.node.ty),
+        DocumentOperations::Multiple(operations) => match &operation_name {
+            Some(name) => operations.get(name.as_str()).map(|o| o.node.ty),
+            None => operations.values().next().map(|o| o.node.ty),
+        },
+    }
+}

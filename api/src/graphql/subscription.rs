@@ -1,7 +1,7 @@
 //! `Subscription`: tier and points changes as they commit, on any replica.
 //!
 //! Each subscription operation reads this server's event bus; over WebSocket one
-//! operation serves every socket holding the same subscription (`http::feeds`). An
+//! operation serves every socket holding the same subscription (`events::feeds`). An
 //! operation that falls more than the bus's capacity (`EVENT_BUFFER` batches) behind
 //! ends with one error with code `SLOW_CONSUMER`: its subscribers should subscribe again
 //! and reload what they show.

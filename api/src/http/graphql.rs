@@ -52,7 +52,7 @@ async fn execute(
         return error_response(StatusCode::BAD_REQUEST, error);
     }
     if allowed == Allowed::QueriesOnly
-        && operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query)
+        && crate::graphql::operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query)
     {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -257,20 +257,4 @@ fn within_size(response: &async_graphql::Response, limit: usize) -> Response {
     );
     http.headers_mut().extend(response.http_headers.clone());
     http
-}
-
-/// The type of the operation a request would run; `None` for a document that does not
-/// parse or names no operation it has, left to execution to report. Call only on a
-/// request that passed `Limits::check_request`, which parsed it.
-pub fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType> {
-    use async_graphql::parser::types::DocumentOperations;
-    let operation_name = request.operation_name.clone();
-    let document = request.parsed_query().ok()?;
-    match &document.operations {
-        DocumentOperations::Single(operation) => Some(operation.node.ty),
-        DocumentOperations::Multiple(operations) => match &operation_name {
-            Some(name) => operations.get(name.as_str()).map(|o| o.node.ty),
-            None => operations.values().next().map(|o| o.node.ty),
-        },
-    }
 }

@@ -1,7 +1,6 @@
 //! HTTP routes: GraphQL over HTTP and WebSocket, health, readiness and metrics.
 
 pub mod expansion;
-pub mod feeds;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
@@ -32,7 +31,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: Db,
     pub keys: JwtKeys,
-    pub feeds: feeds::Feeds,
+    pub feeds: crate::events::feeds::Feeds,
     /// Live operations per caller, over all its sockets.
     pub subscriptions: quota::Quota,
     /// Open WebSockets per caller.

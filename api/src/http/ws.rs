@@ -32,10 +32,10 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use super::feeds::Answer;
 use crate::auth::Principal;
 use crate::auth::authenticate;
 use crate::domain::DomainError;
+use crate::events::feeds::Answer;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -184,7 +184,7 @@ async fn drive(
 /// event). Queries and mutations sent over the socket are never shared: they run once per
 /// message, as the caller who sent it, so each gets a key no other operation has.
 fn feed_key(caller: &Principal, request: &mut Request) -> String {
-    let subscription = super::graphql::operation_type(request)
+    let subscription = crate::graphql::operation_type(request)
         == Some(async_graphql::parser::types::OperationType::Subscription);
     if !subscription {
         return format!("once\u{0}{}", uuid::Uuid::now_v7());
