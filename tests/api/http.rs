@@ -152,6 +152,18 @@ async fn every_response_carries_its_request_id(app: TestApp) {
         id
     };
     assert_ne!(id(&first), id(&second), "a new id per request");
+    // A client's id goes into the server's log lines: a long one, or one with other
+    // characters, is replaced.
+    let long: &'static str = "x".repeat(129).leak();
+    for unusable in [long, "two words", "quote\"d", "a;b"] {
+        let response = send(Some(unusable)).await.unwrap();
+        id(&response);
+    }
+    let longest: &'static str = "y".repeat(128).leak();
+    assert_eq!(
+        send(Some(longest)).await.unwrap().headers()["x-request-id"],
+        longest
+    );
 }
 
 async fn oversized_bodies_deep_and_broken_queries_are_refused(app: TestApp) {

@@ -1125,7 +1125,8 @@ async fn mixed_parallel_traffic_keeps_the_ledger_consistent(app: TestApp) {
 async fn the_ledger_refuses_an_overdraft_by_itself(app: TestApp) {
     use entity::enums::PointsEntryKind;
     use tierwise_api::domain::DomainError;
-    use tierwise_api::store::points::{NewEntry, append};
+    use tierwise_api::store::customers::lock_balances_in_order;
+    use tierwise_api::store::points::{NewEntry, append, append_to_each};
     let id = app.create_customer(json!({ "name": "Ledger Guard" })).await;
     let customer_id = uuid::Uuid::parse_str(&id).expect("a uuid");
     let entry = |customer_id, delta, kind| NewEntry {
@@ -1172,10 +1173,35 @@ async fn the_ledger_refuses_an_overdraft_by_itself(app: TestApp) {
         Err(DomainError::NotFound(_)) => {}
         other => panic!("an entry for nobody: {other:?}"),
     }
+    // Many customers at once (an evaluation run's chunk): the same rule against the
+    // balances read under their locks.
+    let each = |delta, kind| {
+        let db = app.db.clone();
+        async move {
+            db.write(move |txn| {
+                Box::pin(async move {
+                    let locked = lock_balances_in_order(txn, &[customer_id]).await?;
+                    append_to_each(txn, &locked, &[entry(customer_id, delta, kind)]).await
+                })
+            })
+            .await
+        }
+    };
+    match each(-1, PointsEntryKind::Redeem).await {
+        Err(DomainError::InsufficientPoints { balance, needed }) => {
+            assert_eq!((balance, needed), (Some(-30), 1))
+        }
+        other => panic!("a chunk's redemption overdrew: {other:?}"),
+    }
+    let expired = each(-1, PointsEntryKind::Expire)
+        .await
+        .expect("an expiry may");
+    assert_eq!(expired[0].balance_after, -31);
+
     let (entries, balance) = crate::ledger::ledger(&app, &id).await;
     assert_eq!(
         (entries.len(), balance),
-        (3, -30),
+        (4, -31),
         "the refused entries left nothing"
     );
 }

@@ -64,14 +64,40 @@ pub fn router(state: AppState) -> Router {
         // the span every log line of the request is written in, and in the response.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unusable_request_id))
         .with_state(state)
 }
+
+/// The longest `x-request-id` a client may name its request with.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// A client's `x-request-id` goes into every log line of its request: one longer than
+/// `MAX_REQUEST_ID_BYTES`, or with characters other than letters, digits and `-_.:`, is
+/// dropped, and the request gets a new id instead.
+async fn drop_unusable_request_id(
+    mut request: axum::http::Request<axum::body::Body>,
+) -> axum::http::Request<axum::body::Body> {
+    let usable = |value: &axum::http::HeaderValue| {
+        value.len() <= MAX_REQUEST_ID_BYTES
+            && value
+                .as_bytes()
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(byte))
+    };
+    let headers = request.headers_mut();
+    if !headers.get_all(REQUEST_ID).iter().all(usable) {
+        headers.remove(REQUEST_ID);
+    }
+    request
+}
+
+const REQUEST_ID: &str = "x-request-id";
 
 /// The span of one HTTP request: its method, path and id.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let id = request
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     tracing::info_span!(

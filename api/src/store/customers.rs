@@ -69,15 +69,7 @@ pub async fn lock_in_order(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> DomainResult<Vec<customer::Model>> {
-    let mut ids = ids.to_vec();
-    ids.sort();
-    ids.dedup();
-    Ok(customer::Entity::find()
-        .filter(customer::Column::Id.is_in(ids))
-        .order_by_asc(customer::Column::Id)
-        .lock_exclusive()
-        .all(db)
-        .await?)
+    Ok(locking_in_order(ids).all(db).await?)
 }
 
 /// `lock_in_order` for a write that needs only the customers' balances.
@@ -85,20 +77,25 @@ pub async fn lock_balances_in_order(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, i64>> {
-    let mut ids = ids.to_vec();
-    ids.sort();
-    ids.dedup();
-    let rows: Vec<(Uuid, i64)> = customer::Entity::find()
+    let rows: Vec<(Uuid, i64)> = locking_in_order(ids)
         .select_only()
         .column(customer::Column::Id)
         .column(customer::Column::PointsBalance)
-        .filter(customer::Column::Id.is_in(ids))
-        .order_by_asc(customer::Column::Id)
-        .lock_exclusive()
         .into_tuple()
         .all(db)
         .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// The query that locks these customers (each once) in id order.
+fn locking_in_order(ids: &[Uuid]) -> sea_orm::Select<customer::Entity> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    customer::Entity::find()
+        .filter(customer::Column::Id.is_in(ids))
+        .order_by_asc(customer::Column::Id)
+        .lock_exclusive()
 }
 
 /// Customers per lifecycle stage (stages without customers are left out).
@@ -414,6 +411,11 @@ pub const EXACT_COUNT_UP_TO: u64 = 1_000;
 /// and a set of 1 % within about 22 %.
 const SAMPLE_ROWS: f64 = 2_000.0;
 
+/// How far a filter is counted when the table's statistics cannot scale a sample (never
+/// gathered, or stale after a bulk import until autovacuum analyses the table): a larger
+/// count shows as this many rather than counting every match for every page.
+const COUNT_WITHOUT_STATISTICS_UP_TO: u64 = 100_000;
+
 /// How many customers match `condition`: exactly up to `EXACT_COUNT_UP_TO`; above it, on
 /// Postgres, estimated from a sample (never below `EXACT_COUNT_UP_TO + 1`). SQLite
 /// counts exactly.
@@ -442,8 +444,9 @@ async fn count(db: &impl ConnectionTrait, condition: Condition) -> DomainResult<
     }
     let estimate = match sample {
         Some(sample) => sample.estimate(),
-        // A table the statistics call small but that holds more than the bound: counted.
-        None => bounded_count(db, condition, u64::MAX).await?,
+        // Statistics that call the table small (or that autovacuum has not gathered yet,
+        // after a bulk import) may be stale: counted, but never further than a bound.
+        None => bounded_count(db, condition, COUNT_WITHOUT_STATISTICS_UP_TO).await?,
     };
     Ok(std::cmp::max(estimate, EXACT_COUNT_UP_TO + 1))
 }
@@ -459,9 +462,7 @@ async fn bounded_count(
         .expr(Expr::val(1))
         .filter(condition)
         .into_query();
-    if limit < u64::MAX {
-        bounded.limit(limit);
-    }
+    bounded.limit(limit);
     let counted = Query::select()
         .expr(Expr::cust("COUNT(*)"))
         .from_subquery(bounded, sea_orm::sea_query::Alias::new("matching"))
