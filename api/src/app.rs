@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::auth::JwtKeys;
 use crate::config::Config;
-use crate::events::EventBus;
+use crate::live::EventBus;
 use crate::http::{self, AppState};
 use crate::jobs::supervisor::Supervisor;
 use crate::store::{Db, program};
@@ -17,8 +16,8 @@ use crate::store::{Db, program};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    /// The background tasks (the event relay, the evaluation schedule); stopped with
-    /// the server.
+    /// The background tasks (the live relay, the program follower, outbox pruning, the
+    /// evaluation schedule); stopped with the server.
     background: Supervisor,
     relay_ready: tokio::sync::oneshot::Receiver<()>,
 }
@@ -53,49 +52,44 @@ pub async fn prepare_database(config: &Config) -> anyhow::Result<(Db, bool)> {
 }
 
 impl Application {
+    /// Everything a server needs, from its configuration: the database (migrated), the
+    /// listener, the schema, and the background tasks under one supervisor. Tests build
+    /// their servers here too, so what is wired here runs under test.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let (db, _) = prepare_database(config).await?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
-        let mut application = Self::from_parts(
-            listener,
-            db.clone(),
-            config.keys.clone(),
-            config.event_buffer,
-            config.limits.clone(),
+        // Subscribers are dropped when `event_buffer` batches behind.
+        let bus = EventBus::new(config.event_buffer);
+        let mut background = Supervisor::new();
+        let (relay, relay_ready) =
+            crate::outbox::follow(db.clone(), crate::live::relay::LiveRelay::new(bus.clone()));
+        background.spawn("live relay", relay);
+        background.spawn(
+            "program follower",
+            crate::jobs::program_follower::follow_program(db.clone()),
+        );
+        background.spawn(
+            "outbox pruning",
+            crate::jobs::outbox_pruning::prune_forever(db.clone()),
         );
         if let Some(schedule) = config.evaluation_schedule {
             tracing::info!(?schedule, "evaluation runs are scheduled");
-            application.background.spawn(
+            background.spawn(
                 "evaluation schedule",
-                crate::jobs::schedule::run_forever(db, schedule),
+                crate::jobs::schedule::run_forever(db.clone(), schedule),
             );
         }
-        Ok(application)
-    }
-
-    /// Must be called inside the Tokio runtime: it starts the event relay. Subscribers
-    /// are dropped when `event_buffer` batches behind.
-    pub fn from_parts(
-        listener: TcpListener,
-        db: Db,
-        keys: JwtKeys,
-        event_buffer: usize,
-        limits: crate::config::Limits,
-    ) -> Self {
-        let bus = EventBus::new(event_buffer);
-        let mut background = Supervisor::new();
-        let (relay, relay_ready) = crate::events::relay::relay(db.clone(), bus.clone());
-        background.spawn("event relay", relay);
+        let limits = config.limits.clone();
         let schema = crate::graphql::schema(db.clone(), bus.clone(), limits.max_cost);
-        let feeds = crate::events::feeds::Feeds::new(schema.clone(), db.clone(), bus);
-        Self {
+        let feeds = crate::live::feeds::Feeds::new(schema.clone(), db.clone(), bus);
+        Ok(Self {
             listener,
             state: AppState {
                 schema,
                 db,
-                keys,
+                keys: config.keys.clone(),
                 feeds,
                 subscriptions: http::quota::Quota::new(limits.subscriptions_per_caller),
                 sockets: http::quota::Quota::new(limits.sockets_per_caller),
@@ -104,7 +98,7 @@ impl Application {
             },
             background,
             relay_ready,
-        }
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

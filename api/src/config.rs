@@ -10,7 +10,7 @@ use crate::domain::schedule::Schedule;
 use crate::http::rate_limit::{Budget, Budgets};
 
 /// How many batches a subscriber may fall behind before it is dropped (`EVENT_BUFFER`).
-/// A batch holds what committed between two reads of the relay, at most 500 events.
+/// A batch holds what committed between two reads of the live relay, at most `outbox::BATCH` events.
 pub const DEFAULT_EVENT_BUFFER: usize = 64;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./tierwise.db";

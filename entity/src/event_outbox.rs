@@ -1,4 +1,4 @@
-//! An event waiting to be published: a ledger entry or a tier change that committed.
+//! An event for the outbox's consumers: a ledger entry or a tier change that committed.
 
 use sea_orm::entity::prelude::*;
 
@@ -11,7 +11,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub topic: EventTopic,
-    pub customer_id: Uuid,
+    /// The customer the event is about; none for an event about no single customer.
+    pub customer_id: Option<Uuid>,
     /// The points entry or tier change the event is about.
     pub subject_id: Uuid,
     pub created_at: DateTimeUtc,

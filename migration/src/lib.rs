@@ -26,6 +26,7 @@ mod m20261130_000004_points_entry_created_at;
 mod m20261130_000005_search_prefixes;
 mod m20261130_000006_program_revision;
 mod m20261130_000007_job_leases;
+mod m20261201_000001_outbox_events_without_customer;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_search_prefixes::Migration),
             Box::new(m20261130_000006_program_revision::Migration),
             Box::new(m20261130_000007_job_leases::Migration),
+            Box::new(m20261201_000001_outbox_events_without_customer::Migration),
         ]
     }
 }

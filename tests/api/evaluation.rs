@@ -1371,7 +1371,6 @@ mod cli {
     use entity::{customer, evaluation_run, tier};
     use sea_orm::EntityTrait;
     use tierwise_api::app::prepare_database;
-    use tierwise_api::config::Config;
     use tierwise_api::domain::interaction::RawInteraction;
     use tierwise_api::service::customers::ProfileInput;
     use tierwise_api::service::interactions::{CustomerRef, RecordRequest};
@@ -1379,7 +1378,7 @@ mod cli {
     use uuid::Uuid;
 
     use super::{days, origin};
-    use crate::helpers::{SECRET, test_keys};
+    use crate::helpers::SECRET;
 
     fn evaluate(url: &str, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_tierwise"))
@@ -1452,17 +1451,7 @@ mod cli {
     async fn tierwise_evaluate_runs_and_records_an_evaluation() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/tierwise.db", dir.path().display());
-        let config = Config {
-            database_url: url.clone(),
-            listen_addr: "127.0.0.1:0".parse().unwrap(),
-            keys: test_keys(),
-            base_currency: "CNY".into(),
-            demo_data: false,
-            evaluation_schedule: None,
-            event_buffer: tierwise_api::config::DEFAULT_EVENT_BUFFER,
-            limits: tierwise_api::config::Limits::default(),
-            new_secret: false,
-        };
+        let config = crate::helpers::test_config(&url);
         let (db, _) = prepare_database(&config).await.expect("database");
         let t0 = origin();
         let twelve: Vec<(DateTime<Utc>, &str)> = (0..12)

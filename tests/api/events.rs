@@ -1156,10 +1156,11 @@ async fn sockets_with_the_same_subscription_share_a_feed(app: TestApp) {
 
 /// An outbox row of a topic this version does not know (a newer replica's, during a
 /// rolling upgrade) is skipped, never read as another topic: here it names a ledger entry
-/// as its subject, which the old decoder delivered as a `pointsChanged` again.
+/// as its subject, which the old decoder delivered as a `pointsChanged` again. An event
+/// about no single customer is not a subscriber's either.
 async fn an_event_of_an_unknown_topic_is_skipped_not_misread(app: TestApp) {
     use sea_orm::ConnectionTrait;
-    use tierwise_api::store::{events, raw};
+    use tierwise_api::store::{outbox, raw};
     let [x] = create_settled(&app, &["Xiang"]).await.try_into().unwrap();
     let mut ws = Ws::open(&app, TRANSPORT, &app.admin()).await;
     ws.subscribe("points", POINTS_CHANGED, json!({ "customerId": x }))
@@ -1168,7 +1169,7 @@ async fn an_event_of_an_unknown_topic_is_skipped_not_misread(app: TestApp) {
     assert_eq!(ws.next_data("points").await["pointsChanged"]["delta"], 5);
 
     let db = app.db.conn();
-    let before = events::head(db).await.unwrap();
+    let before = outbox::head(db).await.unwrap();
     db.execute_raw(raw(
         db.get_database_backend(),
         "INSERT INTO event_outbox (id, topic, customer_id, subject_id, created_at) \
@@ -1184,9 +1185,26 @@ async fn an_event_of_an_unknown_topic_is_skipped_not_misread(app: TestApp) {
     ))
     .await
     .expect("a newer replica's event");
-    let read = events::read_after(db, before, 10).await.unwrap();
-    assert_eq!(read.len(), 1);
+    // And an event about no single customer, naming the same entry: subscriptions
+    // follow customers, so no subscriber is told of it.
+    db.execute_raw(raw(
+        db.get_database_backend(),
+        "INSERT INTO event_outbox (id, topic, customer_id, subject_id, created_at) \
+         VALUES ($1, 'POINTS_CHANGED', NULL, $2, $3)",
+        vec![
+            uuid::Uuid::now_v7().into(),
+            uuid::Uuid::parse_str(earlier["id"].as_str().unwrap())
+                .unwrap()
+                .into(),
+            chrono::Utc::now().into(),
+        ],
+    ))
+    .await
+    .expect("an event about no customer");
+    let read = outbox::read_after(db, before, 10).await.unwrap();
+    assert_eq!(read.len(), 2);
     assert_eq!(read[0].topic, Err("CAMPAIGN_FIRED".to_owned()));
+    assert_eq!(read[1].customer_id, None);
 
     adjust(&app, &x, 7).await;
     let got = ws.next_data("points").await;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
-use tierwise_api::app::{Application, prepare_database};
+use tierwise_api::app::Application;
 use tierwise_api::auth::{Claims, JwtKeys};
 use tierwise_api::config::{Config, Limits};
 use tierwise_api::store::Db;
@@ -222,27 +222,15 @@ async fn spawn_on(
         tierwise_api::telemetry::init();
     }
     let config = Config {
-        database_url: database.url.clone(),
-        listen_addr: "127.0.0.1:0".parse().expect("address"),
         keys: keys.clone(),
-        base_currency: "CNY".into(),
-        demo_data: false,
-        evaluation_schedule: None,
         event_buffer,
         limits,
-        new_secret: false,
+        ..test_config(&database.url)
     };
-    let (db, _) = prepare_database(&config).await.expect("database prepared");
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .expect("bind");
-    let application = Application::from_parts(
-        listener,
-        db.clone(),
-        keys.clone(),
-        event_buffer,
-        config.limits.clone(),
-    );
+    // The production builder: everything `app.rs` wires (the relay, the supervisor,
+    // the schedule when configured) runs under test too.
+    let application = Application::build(&config).await.expect("application built");
+    let db = application.db().clone();
     let address = application.local_addr().expect("address");
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(application.run_until(async {
@@ -255,6 +243,22 @@ async fn spawn_on(
         db,
         shutdown: Some(shutdown),
         _database: database,
+    }
+}
+
+/// The configuration tests run with: the given database, any free port, the test keys,
+/// no demo data, no schedule, production's limits.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned(),
+        listen_addr: "127.0.0.1:0".parse().expect("address"),
+        keys: test_keys(),
+        base_currency: "CNY".into(),
+        demo_data: false,
+        evaluation_schedule: None,
+        event_buffer: tierwise_api::config::DEFAULT_EVENT_BUFFER,
+        limits: Limits::default(),
+        new_secret: false,
     }
 }
 

@@ -1,13 +1,11 @@
 //! The HTTP surface: health, readiness, metrics, GET and POST GraphQL, GraphiQL, limits,
 //! and the WebSocket endpoint's authentication.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{TestApp, assert_error, on_both};
+use crate::ws_client::Ws;
 
 async fn health_readiness_and_metrics_answer(app: TestApp) {
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
@@ -48,30 +46,28 @@ async fn readiness_fails_without_the_database(app: TestApp) {
     );
 }
 
-async fn queries_may_be_sent_with_get_but_mutations_may_not(app: TestApp) {
-    let response = app
-        .client
+/// `query` sent with GET, as an admin.
+async fn get_graphql(app: &TestApp, query: &str) -> reqwest::Response {
+    app.client
         .get(app.url("/graphql"))
-        .query(&[("query", "{ viewer { role } }")])
+        .query(&[("query", query)])
         .bearer_auth(app.admin())
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn queries_may_be_sent_with_get_but_mutations_may_not(app: TestApp) {
+    let response = get_graphql(&app, "{ viewer { role } }").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["data"]["viewer"]["role"], "ADMIN");
 
-    let response = app
-        .client
-        .get(app.url("/graphql"))
-        .query(&[(
-            "query",
-            "mutation { createCustomer(input: { name: \"Via GET\" }) { id } }",
-        )])
-        .bearer_auth(app.admin())
-        .send()
-        .await
-        .unwrap();
+    let response = get_graphql(
+        &app,
+        "mutation { createCustomer(input: { name: \"Via GET\" }) { id } }",
+    )
+    .await;
     assert_eq!(response.status(), 405);
     let body: Value = response.json().await.unwrap();
     assert_error(&body, "BAD_USER_INPUT");
@@ -206,37 +202,13 @@ async fn oversized_bodies_deep_and_broken_queries_are_refused(app: TestApp) {
 
 async fn websocket_connections_need_a_valid_token(app: TestApp) {
     for protocol in ["graphql-transport-ws", "graphql-ws"] {
-        let mut request = format!("ws://{}/graphql/ws", app.address)
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-        let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-        assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
-        let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.staff()) } });
-        socket.send(Message::text(init.to_string())).await.unwrap();
-        let reply = socket.next().await.unwrap().unwrap();
-        let reply: Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
-        assert_eq!(reply["type"], "connection_ack", "{protocol}");
+        // `open` checks the server chose the protocol and acknowledged the token.
+        Ws::open(&app, protocol, &app.staff()).await;
     }
-
-    let mut request = format!("ws://{}/graphql/ws", app.address)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged.token.here" } });
-    socket.send(Message::text(init.to_string())).await.unwrap();
-    match socket.next().await {
-        Some(Ok(Message::Close(Some(frame)))) => {
-            assert!(frame.reason.contains("token"), "{frame:?}")
-        }
-        other => panic!("expected the socket to be closed, got {other:?}"),
-    }
+    let mut ws = Ws::connect(&app, "graphql-transport-ws").await;
+    ws.send(Ws::init_message("forged.token.here")).await;
+    let (_, reason) = ws.expect_close().await;
+    assert!(reason.contains("token"), "{reason:?}");
 }
 
 on_both!(

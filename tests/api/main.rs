@@ -23,6 +23,7 @@ mod import;
 mod interactions;
 mod isolation;
 mod ledger;
+mod outbox;
 mod pagination;
 mod program;
 mod program_snapshot;

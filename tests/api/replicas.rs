@@ -229,13 +229,14 @@ async fn a_server_whose_postgres_listener_dies_catches_up_without_losing_events(
         "before"
     );
 
-    // Kill the server's LISTEN connection, and change things before it is back.
+    // Kill the server's LISTEN connections (the outbox reader's and the program
+    // follower's), and change things before they are back.
     let admin = sea_orm::Database::connect(POSTGRES_ADMIN_URL)
         .await
         .unwrap();
     let database = current_database(&app).await;
     let killed = terminate_listeners(&admin, &database).await;
-    assert_eq!(killed, 1, "the server listens on one connection");
+    assert_eq!(killed, 2, "the server listens on two connections");
     for i in 0..5 {
         app.ok(
             ADJUST,
@@ -319,7 +320,7 @@ async fn an_evaluation_run_notifies_once_per_transaction_not_once_per_change() {
         .await
         .unwrap();
     listener
-        .listen(tierwise_api::store::events::CHANNEL)
+        .listen(tierwise_api::store::outbox::CHANNEL)
         .await
         .unwrap();
     let websocket = format!("ws://{}/graphql/ws", app.address);

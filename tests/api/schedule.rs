@@ -46,28 +46,26 @@ on_both!(
 );
 
 /// The production builder starts every background task through the supervisor (the
-/// relay always, the schedule when one is configured), and a server that stops stops
-/// them with it.
+/// live relay, the program follower and outbox pruning always, the schedule when one is
+/// configured), and a server that stops stops them with it.
 #[tokio::test]
 async fn the_server_owns_its_background_tasks() {
     use tierwise_api::app::Application;
-    use tierwise_api::config::{Config, Limits};
+    use tierwise_api::config::Config;
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
-        database_url: format!("sqlite://{}/tierwise.db", dir.path().display()),
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        keys: crate::helpers::test_keys(),
-        base_currency: "CNY".into(),
-        demo_data: false,
         evaluation_schedule: Some(Schedule::parse("daily 03:00").unwrap()),
-        event_buffer: tierwise_api::config::DEFAULT_EVENT_BUFFER,
-        limits: Limits::default(),
-        new_secret: false,
+        ..crate::helpers::test_config(&format!("sqlite://{}/tierwise.db", dir.path().display()))
     };
     let application = Application::build(&config).await.expect("built");
     assert_eq!(
         application.background_tasks(),
-        ["event relay", "evaluation schedule"]
+        [
+            "live relay",
+            "program follower",
+            "outbox pruning",
+            "evaluation schedule"
+        ]
     );
     let addr = application.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

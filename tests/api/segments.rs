@@ -1210,48 +1210,18 @@ async fn segment_inputs_are_validated(app: TestApp) {
     .await;
     assert_eq!(same["name"], "Shanghai");
 
-    // The kind cannot change.
-    let body = try_update(
-        &app,
-        &token,
-        &shanghai,
-        json!({ "name": "Shanghai", "kind": "STATIC" }),
-    )
-    .await;
-    refused(&body, "input.kind");
-    let body = try_update(
-        &app,
-        &token,
-        &list,
-        json!({ "name": "Trade fair", "kind": "DYNAMIC", "rule": rule }),
-    )
-    .await;
-    refused(&body, "input.kind");
-    // Nor can an update drop a DYNAMIC segment's rule, or give a STATIC one a rule.
-    let body = try_update(
-        &app,
-        &token,
-        &shanghai,
-        json!({ "name": "Shanghai", "kind": "DYNAMIC", "rule": null }),
-    )
-    .await;
-    refused(&body, "input.rule");
-    let body = try_update(
-        &app,
-        &token,
-        &list,
-        json!({ "name": "Trade fair", "kind": "STATIC", "rule": rule }),
-    )
-    .await;
-    refused(&body, "input.rule");
-    let body = try_update(
-        &app,
-        &token,
-        &list,
-        json!({ "name": " ", "kind": "STATIC" }),
-    )
-    .await;
-    refused(&body, "input.name");
+    // The kind cannot change; an update can neither drop a DYNAMIC segment's rule nor
+    // give a STATIC one a rule; a name must not be blank.
+    let refusals = [
+        (&shanghai, json!({ "name": "Shanghai", "kind": "STATIC" }), "input.kind"),
+        (&list, json!({ "name": "Trade fair", "kind": "DYNAMIC", "rule": rule }), "input.kind"),
+        (&shanghai, json!({ "name": "Shanghai", "kind": "DYNAMIC", "rule": null }), "input.rule"),
+        (&list, json!({ "name": "Trade fair", "kind": "STATIC", "rule": rule }), "input.rule"),
+        (&list, json!({ "name": " ", "kind": "STATIC" }), "input.name"),
+    ];
+    for (id, input, field) in refusals {
+        refused(&try_update(&app, &token, id, input).await, field);
+    }
     assert_eq!(segment(&app, &list).await["name"], "Trade fair");
     assert_eq!(segment(&app, &list).await["rule"], Value::Null);
     assert_eq!(segment(&app, &shanghai).await["kind"], "DYNAMIC");

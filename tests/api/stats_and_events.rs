@@ -60,7 +60,7 @@ async fn program_stats_count_customers_tiers_stages_and_points(app: TestApp) {
 }
 
 /// The outbox, oldest first, as (topic, subject id).
-async fn outbox(app: &TestApp) -> Vec<(String, String)> {
+async fn outbox_rows(app: &TestApp) -> Vec<(String, String)> {
     event_outbox::Entity::find()
         .order_by_asc(event_outbox::Column::Id)
         .all(app.db.conn())
@@ -73,7 +73,7 @@ async fn outbox(app: &TestApp) -> Vec<(String, String)> {
 
 async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
     let id = app.create_customer(json!({ "name": "Announced" })).await;
-    let created = outbox(&app).await;
+    let created = outbox_rows(&app).await;
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].0, "TIER_CHANGED", "the CREATED history entry");
 
@@ -94,7 +94,7 @@ async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    let after_purchase = outbox(&app).await;
+    let after_purchase = outbox_rows(&app).await;
     assert_eq!(after_purchase.len(), 3);
     let new: HashSet<(String, String)> = after_purchase[1..].iter().cloned().collect();
     assert!(new.contains(&("POINTS_CHANGED".into(), earn)));
@@ -116,7 +116,7 @@ async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
         )
         .await;
     assert_error(&refused, "INSUFFICIENT_POINTS");
-    assert_eq!(outbox(&app).await.len(), 3);
+    assert_eq!(outbox_rows(&app).await.len(), 3);
     let entry = app
         .ok(
             "mutation($c: ID!) { adjustPoints(input: { customerId: $c, delta: -10, reason: \"fix\" }) { id } }",
@@ -126,7 +126,7 @@ async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    let last = outbox(&app).await.pop().unwrap();
+    let last = outbox_rows(&app).await.pop().unwrap();
     assert_eq!(last, ("POINTS_CHANGED".into(), entry));
 
     // Tier changes an evaluation run makes are announced like any other.
@@ -135,22 +135,22 @@ async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
         json!({ "c": id }),
     )
     .await;
-    let before_run = outbox(&app).await.len();
+    let before_run = outbox_rows(&app).await.len();
     let run = app
         .ok("mutation { evaluateTiers { upgrades } }", json!({}))
         .await;
     assert_eq!(run["evaluateTiers"]["upgrades"], 1);
-    let events = outbox(&app).await;
+    let events = outbox_rows(&app).await;
     assert_eq!(events.len(), before_run + 1);
     assert_eq!(events.last().unwrap().0, "TIER_CHANGED");
 }
 
-/// Relays read the outbox in commit order from where they are; events older than the
-/// retention are pruned, newer ones stay.
+/// Consumers read the outbox in commit order from where they are; events older than the
+/// retention are pruned, newer ones stay, and so does the newest.
 async fn the_outbox_is_read_in_commit_order_and_pruned(app: TestApp) {
-    use tierwise_api::store::events;
+    use tierwise_api::store::outbox;
     let db = app.db.conn();
-    let start = events::head(db).await.unwrap();
+    let start = outbox::head(db).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(
@@ -158,32 +158,39 @@ async fn the_outbox_is_read_in_commit_order_and_pruned(app: TestApp) {
                 .await,
         );
     }
-    let read = events::read_after(db, start, 100).await.unwrap();
-    let customers: Vec<String> = read.iter().map(|e| e.customer_id.to_string()).collect();
+    let read = outbox::read_after(db, start, 100).await.unwrap();
+    let customers: Vec<String> = read.iter().map(|e| e.customer_id.unwrap().to_string()).collect();
     assert_eq!(customers, ids, "one CREATED event each, in commit order");
     let positions: Vec<_> = read.iter().map(|e| e.position).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-    assert_eq!(events::head(db).await.unwrap(), *positions.last().unwrap());
+    assert_eq!(outbox::head(db).await.unwrap(), *positions.last().unwrap());
     // Reading on from the middle gives the rest; from the head, nothing.
-    let rest = events::read_after(db, positions[0], 100).await.unwrap();
+    let rest = outbox::read_after(db, positions[0], 100).await.unwrap();
     assert_eq!(rest.len(), 2);
     assert!(
-        events::read_after(db, positions[2], 100)
+        outbox::read_after(db, positions[2], 100)
             .await
             .unwrap()
             .is_empty()
     );
 
-    let all = outbox(&app).await.len() as u64;
-    let pruned = events::prune(db, chrono::Utc::now() - chrono::Duration::hours(1))
+    let all = outbox_rows(&app).await.len() as u64;
+    let pruned = outbox::prune(db, chrono::Utc::now() - chrono::Duration::hours(1))
         .await
         .unwrap();
     assert_eq!(pruned, 0, "nothing is an hour old");
-    let pruned = events::prune(db, chrono::Utc::now() + chrono::Duration::seconds(1))
+    let pruned = outbox::prune(db, chrono::Utc::now() + chrono::Duration::seconds(1))
         .await
         .unwrap();
-    assert_eq!(pruned, all);
-    assert!(outbox(&app).await.is_empty());
+    assert_eq!(pruned, all - 1, "all but the newest");
+    // The newest stays, so that a SQLite outbox never numbers its rows from 1 again
+    // (behind every consumer's position): the next event is read after it.
+    let newest = outbox::head(db).await.unwrap();
+    assert_eq!(newest, positions[2]);
+    let next = app.create_customer(json!({ "name": "After pruning" })).await;
+    let read = outbox::read_after(db, newest, 100).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].customer_id.unwrap().to_string(), next);
 }
 
 on_both!(

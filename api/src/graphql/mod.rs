@@ -39,7 +39,7 @@ pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription
 
 /// The schema `serve` runs: the builder's, with the data, and queries costing at most
 /// `max_cost`.
-pub fn schema(db: Db, bus: crate::events::EventBus, max_cost: usize) -> AppSchema {
+pub fn schema(db: Db, bus: crate::live::EventBus, max_cost: usize) -> AppSchema {
     builder()
         .extension(cost::CostLimit { max: max_cost })
         .data(db)

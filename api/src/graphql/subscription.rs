@@ -1,7 +1,7 @@
 //! `Subscription`: tier and points changes as they commit, on any replica.
 //!
 //! Each subscription operation reads this server's event bus; over WebSocket one
-//! operation serves every socket holding the same subscription (`events::feeds`). An
+//! operation serves every socket holding the same subscription (`live::feeds`). An
 //! operation that falls more than the bus's capacity (`EVENT_BUFFER` batches) behind
 //! ends with one error with code `SLOW_CONSUMER`: its subscribers should subscribe again
 //! and reload what they show.
@@ -16,8 +16,8 @@ use uuid::Uuid;
 use crate::auth::guard::principal;
 use crate::auth::{Permission, Role};
 use crate::domain::DomainError;
-use crate::events::bus::TakenPlace;
-use crate::events::{Event, EventBus};
+use crate::live::bus::TakenPlace;
+use crate::live::{LiveEvent, EventBus};
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id;
 use crate::graphql::loaders::RequestLoader;
@@ -57,7 +57,7 @@ impl Subscription {
                         Ok(event) => event,
                         Err(error) => return Some(Err(error)),
                     };
-                    let Event::TierChanged { change, tiers, .. } = event.as_ref() else {
+                    let LiveEvent::TierChanged { change, tiers, .. } = event.as_ref() else {
                         return None;
                     };
                     if customer.is_some_and(|id| id != change.customer_id) {
@@ -86,7 +86,7 @@ impl Subscription {
                     Ok(event) => event,
                     Err(error) => return Some(Err(error)),
                 };
-                let Event::PointsChanged { entry, .. } = event.as_ref() else {
+                let LiveEvent::PointsChanged { entry, .. } = event.as_ref() else {
                     return None;
                 };
                 if customer.is_some_and(|id| id != entry.customer_id) {
@@ -125,7 +125,7 @@ fn allowed_customer(ctx: &Context<'_>, asked: Option<&ID>) -> Result<Option<Uuid
 
 /// This server's events from now on; a subscriber that falls behind gets one
 /// `SLOW_CONSUMER` error, then the stream ends.
-fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 'static> {
+fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<LiveEvent>>> + 'static> {
     let receiver = match ctx.data_opt::<TakenPlace>().and_then(TakenPlace::take) {
         Some(receiver) => receiver,
         None => ctx.data::<EventBus>()?.subscribe(),
@@ -134,7 +134,7 @@ fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 
         let mut receiver = state?;
         match receiver.recv().await {
             Ok(batch) => {
-                let events: Vec<Result<Arc<Event>>> = batch.iter().cloned().map(Ok).collect();
+                let events: Vec<Result<Arc<LiveEvent>>> = batch.iter().cloned().map(Ok).collect();
                 Some((events, Some(receiver)))
             }
             Err(RecvError::Lagged(missed)) => {
@@ -154,7 +154,7 @@ fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<Event>>> + 
 /// Makes the event's customer and tiers what this operation's loader answers with, so
 /// that the subscriber's fields come from the event (read once per server, not once
 /// per subscriber); everything else is read fresh (the loader keeps no cache).
-async fn prepared<T>(ctx: &Context<'_>, item: Result<(Arc<Event>, T)>) -> Result<T> {
+async fn prepared<T>(ctx: &Context<'_>, item: Result<(Arc<LiveEvent>, T)>) -> Result<T> {
     let (event, value) = item?;
     ctx.data::<RequestLoader>()?.loader().show_event(event);
     Ok(value)

@@ -31,7 +31,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: Db,
     pub keys: JwtKeys,
-    pub feeds: crate::events::feeds::Feeds,
+    pub feeds: crate::live::feeds::Feeds,
     /// Live operations per caller, over all its sockets.
     pub subscriptions: quota::Quota,
     /// Open WebSockets per caller.

@@ -35,7 +35,7 @@ use super::AppState;
 use crate::auth::Principal;
 use crate::auth::authenticate;
 use crate::domain::DomainError;
-use crate::events::feeds::Answer;
+use crate::live::feeds::Answer;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -14,9 +14,9 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::enums::TierChangeReason;
-use entity::{customer, evaluation_run, tier_change};
+use entity::{evaluation_run, tier_change};
 use futures_util::TryStreamExt;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, Set, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 use uuid::Uuid;
 
 use super::points_upkeep;
@@ -152,7 +152,7 @@ async fn work(
     };
     let population = match &only {
         Some(ids) => ids.len() as u64,
-        None => customer::Entity::find().count(db.conn()).await?,
+        None => customers::count_all(db.conn()).await?,
     };
     progress.started(population);
 
@@ -402,16 +402,16 @@ async fn flush(
                         Move::Up => ups += 1,
                         Move::Down => downs += 1,
                     }
-                    changes.push(tier_change::ActiveModel {
-                        id: Set(Uuid::now_v7()),
-                        customer_id: Set(customer_id),
-                        from_tier_id: Set(Some(from)),
-                        to_tier_id: Set(to),
-                        reason: Set(TierChangeReason::Evaluation),
-                        score: Set(score),
-                        note: Set(None),
-                        evaluation_run_id: Set(Some(run_id)),
-                        changed_at: Set(changed_at),
+                    changes.push(tier_change::Model {
+                        id: Uuid::now_v7(),
+                        customer_id,
+                        from_tier_id: Some(from),
+                        to_tier_id: to,
+                        reason: TierChangeReason::Evaluation,
+                        score,
+                        note: None,
+                        evaluation_run_id: Some(run_id),
+                        changed_at,
                     });
                 }
                 tier_changes::insert_many(txn, changes).await?;

@@ -3,6 +3,8 @@
 //! goes here and is started by `Application` through the supervisor.
 
 pub mod evaluation;
+pub mod outbox_pruning;
 pub mod points_upkeep;
+pub mod program_follower;
 pub mod schedule;
 pub mod supervisor;

@@ -1,4 +1,4 @@
-//! The owner of a server's background tasks (the event relay, the evaluation schedule,
+//! The owner of a server's background tasks (the live relay, the evaluation schedule,
 //! and whatever later work runs beside the requests): each is started by name, runs until
 //! the server stops, and every exit is reported. A task that ends or panics while the
 //! server runs is logged as an error and counted

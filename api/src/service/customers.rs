@@ -2,13 +2,14 @@
 
 use chrono::NaiveDate;
 use entity::customer;
-use entity::enums::{AbcClass, CustomerKind, LifecycleStage, TierChangeReason};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use entity::enums::{CustomerKind, TierChangeReason};
+use sea_orm::ConnectionTrait;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::Patch;
 use crate::domain::{self, DomainError, DomainResult, referral_code};
+use crate::store::profiles::{self, Profile};
 use crate::store::tier_changes::{self, NewTierChange};
 use crate::store::{self, Db, customers, now, tiers};
 
@@ -27,26 +28,19 @@ pub struct ProfileInput {
     pub attributes: Option<Json>,
 }
 
-/// A validated profile.
+/// A validated profile and its tags.
 #[derive(Debug, Clone)]
-struct Profile {
-    name: String,
-    external_ref: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    kind: CustomerKind,
-    industry: Option<String>,
-    region: Option<String>,
-    birthday: Option<NaiveDate>,
+struct Valid {
+    profile: Profile,
     tags: Vec<String>,
-    attributes: Json,
 }
 
 impl ProfileInput {
-    fn validate(self) -> DomainResult<Profile> {
+    fn validate(self) -> DomainResult<Valid> {
         use domain::customer as rules;
         let today = now().date_naive();
-        Ok(Profile {
+        let tags = rules::tags(self.tags.as_deref().unwrap_or_default(), "input.tags")?;
+        let profile = Profile {
             name: rules::name(&self.name, "input.name")?,
             external_ref: rules::external_ref(self.external_ref.as_deref(), "input.externalRef")?,
             email: rules::email(self.email.as_deref(), "input.email")?,
@@ -55,12 +49,12 @@ impl ProfileInput {
             industry: rules::optional_text(self.industry.as_deref(), "input.industry", 200)?,
             region: rules::optional_text(self.region.as_deref(), "input.region", 200)?,
             birthday: rules::birthday(self.birthday, "input.birthday", today)?,
-            tags: rules::tags(self.tags.as_deref().unwrap_or_default(), "input.tags")?,
             attributes: rules::attributes(
                 self.attributes.unwrap_or_else(|| serde_json::json!({})),
                 "input.attributes",
             )?,
-        })
+        };
+        Ok(Valid { profile, tags })
     }
 }
 
@@ -103,7 +97,7 @@ pub async fn create(
     referral_code: Option<String>,
 ) -> DomainResult<customer::Model> {
     let profile = input.validate()?;
-    let external_ref = profile.external_ref.clone();
+    let external_ref = profile.profile.external_ref.clone();
     let referral_code = referral_code.filter(|code| !code.trim().is_empty());
     db.write(move |txn| {
         Box::pin(async move {
@@ -124,59 +118,13 @@ pub async fn create(
     .map_err(|e| external_ref_taken(e, &external_ref))
 }
 
-async fn insert(txn: &impl ConnectionTrait, profile: Profile) -> DomainResult<customer::Model> {
+async fn insert(txn: &impl ConnectionTrait, valid: Valid) -> DomainResult<customer::Model> {
     let tier = tiers::lowest(txn).await?.ok_or_else(|| {
         DomainError::Conflict("the program has no tiers; create one first".into())
     })?;
-    let at = now();
-    let customer = customer::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        external_ref: Set(profile.external_ref),
-        name: Set(profile.name),
-        email: Set(profile.email),
-        phone: Set(profile.phone),
-        kind: Set(profile.kind),
-        industry: Set(profile.industry),
-        region: Set(profile.region),
-        birthday: Set(profile.birthday),
-        attributes: Set(profile.attributes),
-        lifecycle_stage: Set(LifecycleStage::Prospect),
-        tier_id: Set(tier.id),
-        score: Set(0.0),
-        downgrade_marked_at: Set(None),
-        points_balance: Set(0),
-        referral_code: Set(unused_referral_code(txn).await?),
-        referred_by_id: Set(None),
-        metrics_as_of: Set(at),
-        first_purchase_at: Set(None),
-        last_purchase_at: Set(None),
-        purchase_count: Set(0),
-        net_spend_e4: Set(0),
-        lifetime_spend_e4: Set(0),
-        average_order_value_e4: Set(None),
-        engagement_count: Set(0),
-        latest_nps: Set(None),
-        rfm_recency: Set(None),
-        rfm_frequency: Set(None),
-        rfm_monetary: Set(None),
-        rfm_segment: Set(None),
-        abc_class: Set(AbcClass::C),
-        outstanding_receivable_e4: Set(0),
-        repeat_purchase_days: Set(0),
-        first_purchase_day: Set(None),
-        last_purchase_day: Set(None),
-        repeat_spend_e4: Set(0),
-        erased_at: Set(None),
-        lifetime_purchase_count: Set(0),
-        revision: Set(0),
-        tier_held: Set(false),
-        metrics_written_at: Set(Some(at)),
-        created_at: Set(at),
-        updated_at: Set(at),
-    }
-    .insert(txn)
-    .await?;
-    customers::set_tags(txn, customer.id, &profile.tags).await?;
+    let code = unused_referral_code(txn).await?;
+    let customer = profiles::insert(txn, valid.profile, tier.id, code).await?;
+    customers::set_tags(txn, customer.id, &valid.tags).await?;
     tier_changes::insert(
         txn,
         NewTierChange {
@@ -197,11 +145,7 @@ async fn insert(txn: &impl ConnectionTrait, profile: Profile) -> DomainResult<cu
 async fn unused_referral_code(txn: &impl ConnectionTrait) -> DomainResult<String> {
     for _ in 0..5 {
         let code = referral_code::generate();
-        let taken = customer::Entity::find()
-            .filter(customer::Column::ReferralCode.eq(&code))
-            .one(txn)
-            .await?;
-        if taken.is_none() {
+        if !profiles::referral_code_taken(txn, &code).await? {
             return Ok(code);
         }
     }
@@ -215,7 +159,7 @@ async fn unused_referral_code(txn: &impl ConnectionTrait) -> DomainResult<String
 #[tracing::instrument(name = "customers::upsert", skip_all)]
 pub async fn upsert(db: &Db, input: ProfileInput) -> DomainResult<customer::Model> {
     let profile = input.validate()?;
-    let Some(external_ref) = profile.external_ref.clone() else {
+    let Some(external_ref) = profile.profile.external_ref.clone() else {
         return Err(DomainError::bad_input(
             "input.externalRef",
             "must not be empty",
@@ -252,23 +196,13 @@ fn is_unique_violation(error: &DomainError) -> bool {
 async fn replace_profile(
     txn: &impl ConnectionTrait,
     id: Uuid,
-    profile: Profile,
+    valid: Valid,
 ) -> DomainResult<customer::Model> {
     let existing = customers::find_for_update(txn, id)
         .await?
         .ok_or_else(|| DomainError::not_found("customer"))?;
-    let mut customer: customer::ActiveModel = existing.into();
-    customer.name = Set(profile.name);
-    customer.email = Set(profile.email);
-    customer.phone = Set(profile.phone);
-    customer.kind = Set(profile.kind);
-    customer.industry = Set(profile.industry);
-    customer.region = Set(profile.region);
-    customer.birthday = Set(profile.birthday);
-    customer.attributes = Set(profile.attributes);
-    customer.updated_at = Set(now());
-    let customer = customer.update(txn).await?;
-    customers::set_tags(txn, id, &profile.tags).await?;
+    let customer = profiles::replace(txn, existing, valid.profile).await?;
+    customers::set_tags(txn, id, &valid.tags).await?;
     Ok(customer)
 }
 
@@ -311,26 +245,19 @@ pub async fn update(db: &Db, id: Uuid, patch: ProfilePatch) -> DomainResult<cust
     db.write(move |txn| {
         Box::pin(async move {
             let existing = customers::live_for_update(txn, id).await?;
-            let mut customer: customer::ActiveModel = existing.clone().into();
-            if let Some(name) = name {
-                customer.name = Set(name);
-            }
             // An empty string given for an optional text clears it, like null.
-            customer.email = Set(email.apply(existing.email.clone().map(Some)).flatten());
-            customer.phone = Set(phone.apply(existing.phone.clone().map(Some)).flatten());
-            customer.industry = Set(industry
-                .apply(existing.industry.clone().map(Some))
-                .flatten());
-            customer.region = Set(region.apply(existing.region.clone().map(Some)).flatten());
-            customer.birthday = Set(birthday.apply(existing.birthday));
-            if let Some(kind) = kind {
-                customer.kind = Set(kind);
-            }
-            if let Some(attributes) = attributes {
-                customer.attributes = Set(attributes);
-            }
-            customer.updated_at = Set(now());
-            let customer = customer.update(txn).await?;
+            let profile = Profile {
+                name: name.unwrap_or_else(|| existing.name.clone()),
+                external_ref: existing.external_ref.clone(),
+                email: email.apply(existing.email.clone().map(Some)).flatten(),
+                phone: phone.apply(existing.phone.clone().map(Some)).flatten(),
+                kind: kind.unwrap_or(existing.kind),
+                industry: industry.apply(existing.industry.clone().map(Some)).flatten(),
+                region: region.apply(existing.region.clone().map(Some)).flatten(),
+                birthday: birthday.apply(existing.birthday),
+                attributes: attributes.unwrap_or_else(|| existing.attributes.clone()),
+            };
+            let customer = profiles::replace(txn, existing, profile).await?;
             if let Some(tags) = tags {
                 customers::set_tags(txn, id, &tags).await?;
             }
@@ -350,42 +277,8 @@ pub async fn erase(db: &Db, id: Uuid) -> DomainResult<()> {
             let existing = customers::find_for_update(txn, id)
                 .await?
                 .ok_or_else(|| DomainError::not_found("customer"))?;
-            let at = now();
-            let mut customer: customer::ActiveModel = existing.into();
-            customer.name = Set(ERASED_NAME.to_owned());
-            customer.external_ref = Set(None);
-            customer.email = Set(None);
-            customer.phone = Set(None);
-            customer.industry = Set(None);
-            customer.region = Set(None);
-            customer.birthday = Set(None);
-            customer.attributes = Set(serde_json::json!({}));
-            customer.erased_at = Set(Some(at));
-            customer.updated_at = Set(at);
-            customer.update(txn).await?;
+            profiles::erase(txn, existing, ERASED_NAME, now()).await?;
             customers::set_tags(txn, id, &[]).await?;
-            // Free text tied to the customer may name or describe the person: notes,
-            // order references (a shop's may hold an address or a phone number), ledger
-            // reasons and tier-change notes go with the profile. Amounts, dates and kinds
-            // stay: they are the anonymous aggregates the program keeps.
-            let none = || sea_orm::sea_query::Expr::value(Option::<String>::None);
-            use entity::{interaction, points_entry, tier_change};
-            interaction::Entity::update_many()
-                .col_expr(interaction::Column::Note, none())
-                .col_expr(interaction::Column::OrderRef, none())
-                .filter(interaction::Column::CustomerId.eq(id))
-                .exec(txn)
-                .await?;
-            points_entry::Entity::update_many()
-                .col_expr(points_entry::Column::Reason, none())
-                .filter(points_entry::Column::CustomerId.eq(id))
-                .exec(txn)
-                .await?;
-            tier_change::Entity::update_many()
-                .col_expr(tier_change::Column::Note, none())
-                .filter(tier_change::Column::CustomerId.eq(id))
-                .exec(txn)
-                .await?;
             Ok(())
         })
     })
@@ -405,8 +298,8 @@ pub async fn create_many(db: &Db, inputs: Vec<ProfileInput>) -> DomainResult<Vec
     db.write(move |txn| {
         Box::pin(async move {
             let mut created = Vec::with_capacity(profiles.len());
-            for profile in profiles {
-                created.push(insert(txn, profile).await?);
+            for valid in profiles {
+                created.push(insert(txn, valid).await?);
             }
             Ok(created)
         })

@@ -9,7 +9,7 @@ pub mod program;
 pub mod referrals;
 pub mod rewards;
 pub mod segments;
-pub mod tiering;
+pub mod tier_moves;
 
 /// Who asks for a write, as the operations need to know it.
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,6 @@
 //! Changing the program: tiers, the scoring model and the settings.
 
 use entity::tier;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::domain::program::{
     IndicatorBands, ScoringModel, Settings, TierDraft, Weights, ensure_lowest_tier_starts_at_zero,
@@ -10,7 +9,7 @@ use crate::domain::program::{
 use crate::domain::{DomainError, DomainResult};
 use sea_orm::DatabaseTransaction;
 
-use crate::store::{Db, TxWork, customers, program, program_snapshot, tiers};
+use crate::store::{Db, TxWork, customers, program, program_snapshot, rewards, tiers};
 
 /// Creates the tier with this key, or changes it.
 #[tracing::instrument(name = "program::upsert_tier", skip_all)]
@@ -59,13 +58,10 @@ pub async fn delete_tier(db: &Db, key: String) -> DomainResult<()> {
                     "{holders} customers hold tier {key:?}; move them to another tier first"
                 )));
             }
-            let rewards = entity::reward::Entity::find()
-                .filter(entity::reward::Column::MinTierId.eq(tier.id))
-                .count(txn)
-                .await?;
-            if rewards > 0 {
+            let requiring = rewards::count_requiring_tier(txn, tier.id).await?;
+            if requiring > 0 {
                 return Err(DomainError::Conflict(format!(
-                    "{rewards} rewards require tier {key:?}"
+                    "{requiring} rewards require tier {key:?}"
                 )));
             }
             let remaining: Vec<(i32, f64)> = all
@@ -87,7 +83,7 @@ pub async fn delete_tier(db: &Db, key: String) -> DomainResult<()> {
 
 /// Runs a change to the program in one transaction, then moves this process's snapshot
 /// of the program past it, so that the next request here sees the change (other replicas
-/// follow through their event relay).
+/// follow through their program follower, `jobs::program_follower`).
 async fn change<T: Send + 'static>(
     db: &Db,
     work: impl for<'c> FnOnce(&'c DatabaseTransaction) -> TxWork<'c, T> + Send + 'static,

@@ -2,13 +2,13 @@
 //! purchase, and the reward both sides get when the referee first buys.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use entity::enums::{InteractionKind, ReferralStatus};
-use entity::{customer, interaction, referral};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use entity::enums::ReferralStatus;
+use entity::{customer, referral};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::domain::{DomainError, DomainResult};
-use crate::store::{Db, customers, now, referrals};
+use crate::store::{Db, customers, interactions, now, referrals};
 
 /// Links `referee` to the owner of `code`. `NOT_FOUND` for a code no customer has;
 /// `CONFLICT` for one's own code, a referee already referred, or one who already bought.
@@ -20,10 +20,7 @@ pub async fn link(
     code: &str,
 ) -> DomainResult<referral::Model> {
     let code = code.trim().to_uppercase();
-    let referrer = customer::Entity::find()
-        .filter(customer::Column::ReferralCode.eq(&code))
-        .filter(customer::Column::ErasedAt.is_null())
-        .one(txn)
+    let referrer = customers::by_referral_code(txn, &code)
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("no customer has referral code {code}")))?;
     if referrer.id == referee.id {
@@ -36,26 +33,12 @@ pub async fn link(
             "this customer was already referred; a referral code applies once".into(),
         ));
     }
-    let bought = interaction::Entity::find()
-        .filter(interaction::Column::CustomerId.eq(referee.id))
-        .filter(interaction::Column::Kind.eq(InteractionKind::Purchase))
-        .one(txn)
-        .await?
-        .is_some();
-    if bought {
+    if interactions::has_purchased(txn, referee.id).await? {
         return Err(DomainError::Conflict(
             "a referral code applies only before the customer's first purchase".into(),
         ));
     }
-    customer::Entity::update_many()
-        .set(customer::ActiveModel {
-            referred_by_id: Set(Some(referrer.id)),
-            updated_at: Set(now()),
-            ..Default::default()
-        })
-        .filter(customer::Column::Id.eq(referee.id))
-        .exec(txn)
-        .await?;
+    customers::set_referred_by(txn, referee.id, referrer.id).await?;
     referrals::insert(
         txn,
         referral::Model {

@@ -5,8 +5,8 @@
 //! stock is taken with a conditional update, so it is never oversold.
 
 use entity::enums::PointsEntryKind;
-use entity::{redemption, reward, tier};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use entity::{redemption, reward};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use crate::domain::points::RewardDraft;
@@ -23,9 +23,7 @@ async fn min_tier(txn: &impl ConnectionTrait, key: Option<&str>) -> DomainResult
     let Some(key) = key else {
         return Ok(None);
     };
-    tier::Entity::find()
-        .filter(tier::Column::Key.eq(key))
-        .one(txn)
+    tiers::by_key(txn, key)
         .await?
         .map(|t| Some(t.id))
         .ok_or_else(|| DomainError::bad_input("input.minTierKey", format!("no tier has key {key}")))

@@ -660,6 +660,63 @@ pub async fn set_tags(
     Ok(())
 }
 
+/// The number of customers, erased ones included.
+pub async fn count_all(db: &impl ConnectionTrait) -> DomainResult<u64> {
+    Ok(customer::Entity::find().count(db).await?)
+}
+
+/// The customer, not erased, whose referral code is `code`.
+pub async fn by_referral_code(
+    db: &impl ConnectionTrait,
+    code: &str,
+) -> DomainResult<Option<customer::Model>> {
+    Ok(customer::Entity::find()
+        .filter(customer::Column::ReferralCode.eq(code))
+        .filter(customer::Column::ErasedAt.is_null())
+        .one(db)
+        .await?)
+}
+
+/// Records that `referrer_id` referred `referee_id`.
+pub async fn set_referred_by(
+    db: &impl ConnectionTrait,
+    referee_id: Uuid,
+    referrer_id: Uuid,
+) -> DomainResult<()> {
+    customer::Entity::update_many()
+        .set(customer::ActiveModel {
+            referred_by_id: Set(Some(referrer_id)),
+            updated_at: Set(super::now()),
+            ..Default::default()
+        })
+        .filter(customer::Column::Id.eq(referee_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Moves `customer` (locked by the caller) to `tier_id` and holds it there against live
+/// upgrades until the next evaluation run; a downgrade mark is cleared.
+pub async fn hold_in_tier(
+    db: &impl ConnectionTrait,
+    customer: &customer::Model,
+    tier_id: Uuid,
+) -> DomainResult<()> {
+    customer::Entity::update_many()
+        .set(customer::ActiveModel {
+            tier_id: Set(tier_id),
+            tier_held: Set(true),
+            downgrade_marked_at: Set(None),
+            revision: Set(customer.revision + 1),
+            updated_at: Set(super::now()),
+            ..Default::default()
+        })
+        .filter(customer::Column::Id.eq(customer.id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// The number of customers holding `tier_id`.
 pub async fn count_in_tier(db: &impl ConnectionTrait, tier_id: Uuid) -> DomainResult<u64> {
     Ok(customer::Entity::find()

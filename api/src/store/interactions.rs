@@ -13,6 +13,16 @@ use crate::domain::DomainResult;
 /// The order interactions are listed in: newest first.
 pub const ORDER: &str = "OCCURRED_AT_DESC";
 
+/// Whether the customer has made any purchase.
+pub async fn has_purchased(db: &impl ConnectionTrait, customer_id: Uuid) -> DomainResult<bool> {
+    Ok(interaction::Entity::find()
+        .filter(interaction::Column::CustomerId.eq(customer_id))
+        .filter(interaction::Column::Kind.eq(InteractionKind::Purchase))
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// Inserts a batch's interactions in one statement.
 pub async fn insert_many(
     db: &impl ConnectionTrait,

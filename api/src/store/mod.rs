@@ -4,14 +4,15 @@
 pub mod customers;
 pub mod evaluation_runs;
 pub mod evaluation_scan;
-pub mod events;
 pub mod idempotency;
 pub mod import;
 pub mod interactions;
 pub mod leases;
 pub mod metrics;
+pub mod outbox;
 pub mod paging;
 pub mod points;
+pub mod profiles;
 pub mod program;
 pub mod program_snapshot;
 pub mod referrals;
@@ -53,9 +54,10 @@ pub struct Db {
     /// Postgres needs no such lock: row locks and constraints decide there.
     sqlite_writer: Option<Arc<Mutex<()>>>,
     statements: Arc<AtomicU64>,
-    /// Signalled after every commit of `write`: wakes the SQLite event relay, which has
-    /// no `NOTIFY` to wait for.
-    commits: Arc<tokio::sync::Notify>,
+    /// Counts the commits of `write`: wakes SQLite's outbox consumers, which have no
+    /// `NOTIFY` to wait for. A watch, so that each consumer sees every change, however
+    /// many there are and whenever it next looks.
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
     /// This process's snapshot of the program, shared by its requests and jobs.
     programs: Arc<program_snapshot::Snapshots>,
     url: String,
@@ -95,14 +97,14 @@ impl Db {
             conn,
             sqlite_writer: sqlite.then(|| Arc::new(Mutex::new(()))),
             statements,
-            commits: Arc::new(tokio::sync::Notify::new()),
+            commits: Arc::new(tokio::sync::watch::Sender::new(0)),
             programs: Arc::default(),
             url: url.to_owned(),
         })
     }
 
     /// A small pool of its own on the same database, for background work (the event
-    /// relay) that should neither take connections from requests nor count in
+    /// relay, the jobs) that should neither take connections from requests nor count in
     /// `statement_count`.
     pub async fn background(&self) -> anyhow::Result<DatabaseConnection> {
         let mut options = ConnectOptions::new(self.url.clone());
@@ -120,9 +122,10 @@ impl Db {
             .with_context(|| format!("cannot connect to the database at {}", redact(&self.url)))
     }
 
-    /// Notified after each committed `write` (a permit is kept when nobody waits).
-    pub fn commits(&self) -> &tokio::sync::Notify {
-        &self.commits
+    /// Changes after each committed `write`: a receiver's `changed()` returns once per
+    /// batch of commits since it last looked.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// The program's rules, cached for this process (see `program_snapshot`).
@@ -179,7 +182,7 @@ impl Db {
         match work(&txn).await {
             Ok(value) => {
                 txn.commit().await?;
-                self.commits.notify_one();
+                self.commits.send_modify(|count| *count = count.wrapping_add(1));
                 Ok(value)
             }
             Err(error) => {

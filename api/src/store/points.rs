@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
-use super::{events, now};
+use super::{outbox, now};
 use crate::domain::points::{LedgerItem, may_overdraw};
 use crate::domain::{DomainError, DomainResult};
 
@@ -80,7 +80,7 @@ pub async fn append(
     }
     .insert(db)
     .await?;
-    events::emit(db, EventTopic::PointsChanged, entry.customer_id, entry.id).await?;
+    outbox::emit(db, EventTopic::PointsChanged, Some(entry.customer_id), entry.id).await?;
     Ok(entry)
 }
 
@@ -193,10 +193,10 @@ pub async fn insert_entries(
         .exec_without_returning(db)
         .await?;
     }
-    events::emit_many(
+    outbox::emit_many(
         db,
         EventTopic::PointsChanged,
-        entries.iter().map(|m| (m.customer_id, m.id)),
+        entries.iter().map(|m| (Some(m.customer_id), m.id)),
     )
     .await
 }

@@ -8,8 +8,8 @@
 //!   the multiplier that holds when it commits, whichever replica changed it).
 //! - [`Snapshots::recent`] costs no statement while the snapshot is of the newest
 //!   revision this process knows of, for reads (a tier's name on a screen). This
-//!   process learns of a change at once when it made it, and from its event relay
-//!   (woken by the trigger's `NOTIFY`, or by its poll) when another replica did.
+//!   process learns of a change at once when it made it, and from its program
+//!   follower (`jobs::program_follower`, woken by the trigger's `NOTIFY`, or by its poll) when another replica did.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -12,6 +12,15 @@ use super::now;
 use crate::domain::DomainResult;
 use crate::domain::points::RewardDraft;
 
+/// How many rewards require `tier_id`.
+pub async fn count_requiring_tier(db: &impl ConnectionTrait, tier_id: Uuid) -> DomainResult<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(reward::Entity::find()
+        .filter(reward::Column::MinTierId.eq(tier_id))
+        .count(db)
+        .await?)
+}
+
 /// Rewards by cost, then name; only active ones unless `include_inactive`.
 pub async fn list(
     db: &impl ConnectionTrait,

@@ -8,7 +8,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityT
 use uuid::Uuid;
 
 use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
-use super::{events, now};
+use super::{outbox, now};
 use crate::domain::DomainResult;
 
 /// The order tier history is listed in: newest first.
@@ -40,7 +40,7 @@ pub async fn insert(
     }
     .insert(db)
     .await?;
-    events::emit(db, EventTopic::TierChanged, change.customer_id, change.id).await?;
+    outbox::emit(db, EventTopic::TierChanged, Some(change.customer_id), change.id).await?;
     Ok(change)
 }
 
@@ -82,20 +82,21 @@ pub async fn first_pages(
     .await
 }
 
-/// Inserts the tier changes of one evaluation batch in one statement.
+/// Inserts many tier changes (an evaluation batch, a batch of interactions) in one
+/// statement.
 pub async fn insert_many(
     db: &impl ConnectionTrait,
-    changes: Vec<tier_change::ActiveModel>,
+    changes: Vec<tier_change::Model>,
 ) -> DomainResult<()> {
     if changes.is_empty() {
         return Ok(());
     }
-    let subjects: Vec<(Uuid, Uuid)> = changes
+    let subjects: Vec<(Option<Uuid>, Uuid)> = changes
         .iter()
-        .map(|c| (*c.customer_id.as_ref(), *c.id.as_ref()))
+        .map(|c| (Some(c.customer_id), c.id))
         .collect();
-    tier_change::Entity::insert_many(changes)
+    tier_change::Entity::insert_many(changes.into_iter().map(tier_change::ActiveModel::from))
         .exec_without_returning(db)
         .await?;
-    events::emit_many(db, EventTopic::TierChanged, subjects).await
+    outbox::emit_many(db, EventTopic::TierChanged, subjects).await
 }

@@ -28,6 +28,14 @@ pub async fn lowest(db: &impl ConnectionTrait) -> DomainResult<Option<tier::Mode
         .await?)
 }
 
+/// The tier with `key`, if any.
+pub async fn by_key(db: &impl ConnectionTrait, key: &str) -> DomainResult<Option<tier::Model>> {
+    Ok(tier::Entity::find()
+        .filter(tier::Column::Key.eq(key))
+        .one(db)
+        .await?)
+}
+
 pub async fn by_ids(
     db: &impl ConnectionTrait,
     ids: &[Uuid],

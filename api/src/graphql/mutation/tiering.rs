@@ -8,7 +8,7 @@ use crate::graphql::scalars::DateTime;
 use crate::graphql::types::evaluation::EvaluationRun;
 use crate::graphql::types::tier::TierChange;
 use crate::jobs::evaluation::{self, Quiet, RunRequest};
-use crate::service::tiering;
+use crate::service::tier_moves;
 use crate::store::Db;
 use tracing::Instrument as _;
 
@@ -72,7 +72,7 @@ impl TieringMutation {
         note: String,
     ) -> Result<TierChange> {
         let id = parse_id(&customer_id, "customerId").gql()?;
-        let change = tiering::set_customer_tier(ctx.data::<Db>()?, id, tier_key, note)
+        let change = tier_moves::set_customer_tier(ctx.data::<Db>()?, id, tier_key, note)
             .await
             .gql()?;
         Ok(TierChange(change))

@@ -372,12 +372,7 @@ async fn write(
     points::insert_entries(txn, &outcome.entries).await?;
     tier_changes::insert_many(
         txn,
-        outcome
-            .tier_changes
-            .iter()
-            .cloned()
-            .map(tier_change::ActiveModel::from)
-            .collect(),
+        outcome.tier_changes.clone(),
     )
     .await?;
     let settings = &program.settings;

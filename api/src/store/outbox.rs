@@ -1,5 +1,7 @@
-//! Internal events: written to the outbox in the transaction of the change they announce,
-//! so that the live-events relay publishes exactly what committed, once.
+//! The outbox: an event row written in the transaction of the change it announces, so
+//! that its consumers (`crate::outbox`) act on exactly what committed, in commit order.
+//! An event names its subject (a ledger entry, a tier change) and, when it is about one,
+//! the customer; an event about no single customer has none.
 
 use entity::enums::EventTopic;
 use entity::event_outbox;
@@ -9,11 +11,12 @@ use uuid::Uuid;
 use super::now;
 use crate::domain::DomainResult;
 
-/// Announces that `subject_id` (a ledger entry or a tier change) of `customer_id` happened.
+/// Announces that `subject_id` (a ledger entry or a tier change) happened, to
+/// `customer_id` when it is about one customer.
 pub async fn emit(
     db: &impl ConnectionTrait,
     topic: EventTopic,
-    customer_id: Uuid,
+    customer_id: Option<Uuid>,
     subject_id: Uuid,
 ) -> DomainResult<()> {
     emit_many(db, topic, std::iter::once((customer_id, subject_id))).await
@@ -23,7 +26,7 @@ pub async fn emit(
 pub async fn emit_many(
     db: &impl ConnectionTrait,
     topic: EventTopic,
-    subjects: impl IntoIterator<Item = (Uuid, Uuid)>,
+    subjects: impl IntoIterator<Item = (Option<Uuid>, Uuid)>,
 ) -> DomainResult<()> {
     let at = now();
     let rows: Vec<event_outbox::ActiveModel> = subjects
@@ -45,13 +48,13 @@ pub async fn emit_many(
     notify(db).await
 }
 
-/// The channel Postgres notifies relays on; the payload is empty, the outbox holds the
+/// The channel Postgres notifies outbox readers on; the payload is empty, the outbox holds the
 /// events. Postgres folds identical notifications of one transaction into one, so a
 /// transaction sends one however many events it wrote.
 pub const CHANNEL: &str = "tierwise_events";
 
-/// Wakes the relays once the transaction commits (Postgres; SQLite relays are woken
-/// in-process by `Db::write`).
+/// Wakes the outbox readers once the transaction commits (Postgres; SQLite readers are
+/// woken in-process by `Db::write`).
 async fn notify(db: &impl ConnectionTrait) -> DomainResult<()> {
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
         db.execute_unprepared(&format!("SELECT pg_notify('{CHANNEL}', '')"))
@@ -60,7 +63,7 @@ async fn notify(db: &impl ConnectionTrait) -> DomainResult<()> {
     Ok(())
 }
 
-/// Where a relay is in the outbox, in commit order: Postgres `(txid, id)`, SQLite
+/// Where a consumer is in the outbox, in commit order: Postgres `(txid, id)`, SQLite
 /// `(rowid, nil)` (see the `event_positions` migration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Position {
@@ -75,7 +78,8 @@ pub struct Stored {
     /// The topic, or the name of one this version does not know (written by a newer
     /// replica during a rolling upgrade): a reader skips it, it never guesses.
     pub topic: Result<EventTopic, String>,
-    pub customer_id: Uuid,
+    /// The customer the event is about, if it is about one.
+    pub customer_id: Option<Uuid>,
     pub subject_id: Uuid,
 }
 
@@ -94,7 +98,7 @@ const SETTLED_POSTGRES: &str = "txid < (\
             = CAST(CAST(running AS text) AS BIGINT) % 4294967296))";
 
 /// Columns and the commit-order key of each backend. On Postgres only settled
-/// transactions are read, so nothing can later commit behind the position a relay has
+/// transactions are read, so nothing can later commit behind the position a reader has
 /// reached.
 fn dialect(backend: sea_orm::DbBackend) -> (&'static str, &'static str, &'static str) {
     match backend {
@@ -152,7 +156,7 @@ fn position(row: &sea_orm::QueryResult, backend: sea_orm::DbBackend) -> DomainRe
     })
 }
 
-/// The position of the newest committed event (where a relay that starts now begins).
+/// The position of the newest committed event (where a consumer that starts now begins).
 pub async fn head(db: &impl ConnectionTrait) -> DomainResult<Position> {
     let backend = db.get_database_backend();
     let (columns, settled, order) = dialect(backend);
@@ -167,15 +171,29 @@ pub async fn head(db: &impl ConnectionTrait) -> DomainResult<Position> {
     }
 }
 
-/// Deletes events written before `before`: relays that were away longer than that
-/// cannot catch up on them.
+/// Deletes events written before `before`, except the newest: consumers that were away
+/// longer than that cannot catch up on them. The newest stays because a SQLite outbox is
+/// read in `rowid` order, and SQLite numbers a row after the largest `rowid` left in the
+/// table: emptied, it would count from 1 again, behind every consumer's position.
 pub async fn prune(
     db: &impl ConnectionTrait,
     before: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<u64> {
-    use sea_orm::{ColumnTrait, QueryFilter};
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let newest = event_outbox::Entity::find()
+        .select_only()
+        .column(event_outbox::Column::Id)
+        .order_by_desc(event_outbox::Column::CreatedAt)
+        .order_by_desc(event_outbox::Column::Id)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?;
+    let Some(newest) = newest else {
+        return Ok(0);
+    };
     Ok(event_outbox::Entity::delete_many()
         .filter(event_outbox::Column::CreatedAt.lt(before))
+        .filter(event_outbox::Column::Id.ne(newest))
         .exec(db)
         .await?
         .rows_affected)

@@ -1,18 +1,17 @@
-//! Manual tier moves.
+//! Manual tier moves (the rules that move tiers by themselves are `domain::tiering`).
 
 use entity::enums::TierChangeReason;
-use entity::{customer, tier, tier_change};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use entity::tier_change;
 use uuid::Uuid;
 
 use crate::domain::customer::text;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::tier_changes::{self, NewTierChange};
-use crate::store::{Db, customers, now};
+use crate::store::{Db, customers, tiers};
 
 /// Moves a customer to the tier `tier_key` by hand. The tier holds against live upgrades
 /// until the next evaluation run, which applies the usual rules again.
-#[tracing::instrument(name = "tiering::set_customer_tier", skip_all)]
+#[tracing::instrument(name = "tier_moves::set_customer_tier", skip_all)]
 pub async fn set_customer_tier(
     db: &Db,
     customer_id: Uuid,
@@ -23,9 +22,7 @@ pub async fn set_customer_tier(
     db.write(move |txn| {
         Box::pin(async move {
             let customer = customers::live_for_update(txn, customer_id).await?;
-            let tier = tier::Entity::find()
-                .filter(tier::Column::Key.eq(&tier_key))
-                .one(txn)
+            let tier = tiers::by_key(txn, &tier_key)
                 .await?
                 .ok_or_else(|| DomainError::not_found(format!("tier {tier_key}")))?;
             if tier.id == customer.tier_id {
@@ -33,18 +30,7 @@ pub async fn set_customer_tier(
                     "the customer is already in tier {tier_key}"
                 )));
             }
-            customer::Entity::update_many()
-                .set(customer::ActiveModel {
-                    tier_id: Set(tier.id),
-                    tier_held: Set(true),
-                    downgrade_marked_at: Set(None),
-                    revision: Set(customer.revision + 1),
-                    updated_at: Set(now()),
-                    ..Default::default()
-                })
-                .filter(customer::Column::Id.eq(customer.id))
-                .exec(txn)
-                .await?;
+            customers::hold_in_tier(txn, &customer, tier.id).await?;
             tier_changes::insert(
                 txn,
                 NewTierChange {

@@ -12,12 +12,12 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// Events the relay read in one go, in commit order.
-pub type Batch = Arc<Vec<Arc<Event>>>;
+pub type Batch = Arc<Vec<Arc<LiveEvent>>>;
 
 /// A committed change, with what a subscriber's answer needs, read once per server
 /// rather than once per subscriber.
 #[derive(Debug)]
-pub enum Event {
+pub enum LiveEvent {
     TierChanged {
         change: tier_change::Model,
         customer: customer::Model,
@@ -30,16 +30,16 @@ pub enum Event {
     },
 }
 
-impl Event {
+impl LiveEvent {
     pub fn customer(&self) -> &customer::Model {
         match self {
-            Event::TierChanged { customer, .. } | Event::PointsChanged { customer, .. } => customer,
+            LiveEvent::TierChanged { customer, .. } | LiveEvent::PointsChanged { customer, .. } => customer,
         }
     }
 
     pub fn tiers(&self) -> &HashMap<Uuid, tier::Model> {
         match self {
-            Event::TierChanged { tiers, .. } | Event::PointsChanged { tiers, .. } => tiers,
+            LiveEvent::TierChanged { tiers, .. } | LiveEvent::PointsChanged { tiers, .. } => tiers,
         }
     }
 }
@@ -57,7 +57,7 @@ impl EventBus {
         Self { sender, capacity }
     }
 
-    pub fn publish(&self, batch: Vec<Event>) {
+    pub fn publish(&self, batch: Vec<LiveEvent>) {
         // No subscriber is not an error: the events are simply not wanted here.
         let _ = self
             .sender

@@ -17,8 +17,8 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::auth::Principal;
-use crate::events::EventBus;
-use crate::events::bus::TakenPlace;
+use crate::live::EventBus;
+use crate::live::bus::TakenPlace;
 use crate::graphql::AppSchema;
 use crate::store::Db;
 
