@@ -10,14 +10,14 @@
 //!   is all or nothing and every balance equals its ledger's sum after a restart.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDatabase, spawn_app_on};
+use crate::helpers::{ServerProcess, TestApp, TestDatabase, spawn_app_on};
 use crate::ws_client::{TRANSPORT, Ws};
 
 /// The installed Postgres's programs (`initdb`, `pg_ctl`), newest version first.
@@ -296,48 +296,15 @@ async fn a_postgres_restart_under_load_loses_and_doubles_nothing() {
 // ---------------------------------------------------------------------------------------
 // SIGKILL
 
-const SECRET: &str = "fault-secret-fault-secret-fault-secret-0";
-
-/// `tierwise serve` on `database_url`, and the address it serves at.
-fn serve(database_url: &str) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tierwise"))
-        .env("DATABASE_URL", database_url)
-        .env("JWT_SECRET", SECRET)
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("DEMO_DATA", "false")
-        .env("RATE_LIMIT_ADMIN", "0")
-        .env_remove("JWT_PUBLIC_KEY_FILE")
-        .env_remove("JWT_ISSUER")
-        .env_remove("JWT_AUDIENCE")
-        .env_remove("EVALUATION_SCHEDULE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.split_whitespace().last().unwrap().to_owned();
-    // Keep reading what it prints, so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
+/// `tierwise serve` on `database_url`, admins not rate-limited (the test sends batches as
+/// fast as it can).
+fn serve(database_url: &str) -> ServerProcess {
+    ServerProcess::start(database_url, &[("RATE_LIMIT_ADMIN", "0")])
 }
 
 fn admin_token() -> String {
-    use tierwise_api::auth::{Claims, JwtKeys};
-    let now = chrono::Utc::now().timestamp();
-    JwtKeys::hs256(SECRET.as_bytes(), None, None)
-        .sign(&Claims {
-            sub: "fault-tester".into(),
-            role: "admin".into(),
-            exp: now + 600,
-            nbf: None,
-            iat: Some(now),
-            iss: None,
-            aud: None,
-            customer_id: None,
-            scope: None,
-        })
+    crate::helpers::test_keys()
+        .sign(&crate::helpers::claims("admin"))
         .unwrap()
 }
 
@@ -359,7 +326,8 @@ async fn post(
 
 async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
     let client = reqwest::Client::new();
-    let (mut server, url) = serve(&database.url);
+    let mut server = serve(&database.url);
+    let url = server.graphql.clone();
     let created = post(
         &client,
         &url,
@@ -415,10 +383,10 @@ async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
         }
     });
     tokio::time::sleep(whole / 2).await;
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
     let answered = batch.await.unwrap();
-    let (mut server, url) = serve(&database.url);
+    let mut server = serve(&database.url);
+    let url = server.graphql.clone();
     let after = post(
         &client,
         &url,
@@ -428,8 +396,7 @@ async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
     )
     .await
     .unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
     let recorded = after["data"]["customer"]["interactions"]["totalCount"]
         .as_u64()
         .unwrap();

@@ -401,3 +401,79 @@ pub fn instant(value: &Value) -> chrono::DateTime<chrono::Utc> {
         .expect("RFC 3339")
         .with_timezone(&chrono::Utc)
 }
+
+/// A `tierwise serve` process of the binary under test (replicas, kills, schedules across
+/// processes): the test keys, any free port, no demo data, no schedule unless `env` sets
+/// one. Killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>/graphql`, as the server printed it.
+    pub graphql: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `database_url`, with `env` set after the defaults.
+    pub fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tierwise"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("JWT_SECRET", SECRET)
+            .env("JWT_ISSUER", ISSUER)
+            .env("JWT_AUDIENCE", AUDIENCE)
+            .env("DEMO_DATA", "false")
+            .env_remove("JWT_PUBLIC_KEY_FILE")
+            .env_remove("EVALUATION_SCHEDULE")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("tierwise starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().expect("a line").expect("readable");
+        let graphql = first
+            .split_whitespace()
+            .last()
+            .expect("the address")
+            .to_owned();
+        assert!(graphql.starts_with("http://127.0.0.1:"), "{first}");
+        // Keep reading what it prints, so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, graphql }
+    }
+
+    pub fn websocket(&self) -> String {
+        format!("{}/ws", self.graphql.replacen("http://", "ws://", 1))
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_until_ready(&self) {
+        let ready = self.graphql.replace("/graphql", "/readyz");
+        for _ in 0..100 {
+            if let Ok(response) = reqwest::get(&ready).await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{ready} never became ready");
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -3,69 +3,14 @@
 //! catches up without losing an event; an evaluation run that changes hundreds of tiers
 //! sends one notification per transaction, not one per row.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{
-    AUDIENCE, Backend, ISSUER, POSTGRES_ADMIN_URL, SECRET, TestDatabase, spawn_app, test_keys,
+    Backend, POSTGRES_ADMIN_URL, ServerProcess, TestDatabase, spawn_app, test_keys,
 };
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A `tierwise serve` process on `database_url`.
-struct Replica {
-    child: Child,
-    graphql: String,
-    websocket: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_replica(database_url: &str) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tierwise"))
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("JWT_SECRET", SECRET)
-        .env("JWT_ISSUER", ISSUER)
-        .env("JWT_AUDIENCE", AUDIENCE)
-        .env("DEMO_DATA", "false")
-        .env_remove("JWT_PUBLIC_KEY_FILE")
-        .env_remove("EVALUATION_SCHEDULE")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tierwise starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("readable");
-    let graphql = first
-        .split_whitespace()
-        .last()
-        .expect("the address")
-        .to_owned();
-    assert!(graphql.starts_with("http://127.0.0.1:"), "{first}");
-    // Keep reading so that the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let websocket = format!("{}/ws", graphql.replacen("http://", "ws://", 1));
-    Replica {
-        child,
-        graphql,
-        websocket,
-    }
-}
+use crate::ws_client::{TRANSPORT, Ws};
 
 fn staff_token() -> String {
     test_keys()
@@ -88,49 +33,18 @@ async fn post(graphql: &str, query: &str, variables: Value) -> Value {
     body["data"].clone()
 }
 
-/// A graphql-transport-ws socket, acknowledged, with one subscription `id` to `query`.
-async fn subscribe(websocket: &str, query: &str) -> Socket {
-    let mut request = websocket.into_client_request().expect("request");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("connect");
-    let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", staff_token())}});
-    socket.send(Message::text(init.to_string())).await.unwrap();
-    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
-    let subscribe = json!({"type": "subscribe", "id": "1", "payload": {"query": query}});
-    socket
-        .send(Message::text(subscribe.to_string()))
-        .await
-        .unwrap();
-    socket
+/// A graphql-transport-ws socket at `websocket`, acknowledged, with one subscription
+/// `1` to `query`.
+async fn subscribe(websocket: &str, query: &str) -> Ws {
+    let mut ws = Ws::connect_to(websocket, TRANSPORT).await;
+    ws.init(&staff_token()).await;
+    ws.subscribe("1", query, json!({})).await;
+    ws
 }
 
-/// The next protocol message other than a ping, within ten seconds.
-async fn next_message(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(text.as_str()).expect("json");
-            if value["type"] != "ping" {
-                return value;
-            }
-        }
-    }
-}
-
-/// The data of the next `next` message.
-async fn next_event(socket: &mut Socket) -> Value {
-    let message = next_message(socket).await;
-    assert_eq!(message["type"], "next", "{message}");
-    message["payload"]["data"].clone()
+/// The data of the next event of subscription `1`.
+async fn next_event(ws: &mut Ws) -> Value {
+    ws.next_data("1").await
 }
 
 const POINTS: &str =
@@ -144,15 +58,15 @@ async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
         return;
     };
     // One after the other: the first applies the migrations.
-    let first = start_replica(&database.url);
-    wait_until_ready(&first).await;
-    let second = start_replica(&database.url);
-    wait_until_ready(&second).await;
+    let first = ServerProcess::start(&database.url, &[]);
+    first.wait_until_ready().await;
+    let second = ServerProcess::start(&database.url, &[]);
+    second.wait_until_ready().await;
 
-    let mut on_first = subscribe(&first.websocket, POINTS).await;
-    let mut on_second = subscribe(&second.websocket, POINTS).await;
+    let mut on_first = subscribe(&first.websocket(), POINTS).await;
+    let mut on_second = subscribe(&second.websocket(), POINTS).await;
     let mut tiers_on_second = subscribe(
-        &second.websocket,
+        &second.websocket(),
         "subscription { tierChanged { reason to { key } customer { id } } }",
     )
     .await;
@@ -201,18 +115,6 @@ async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
     }
 }
 
-async fn wait_until_ready(replica: &Replica) {
-    let ready = replica.graphql.replace("/graphql", "/readyz");
-    for _ in 0..100 {
-        if let Ok(response) = reqwest::get(&ready).await
-            && response.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{ready} never became ready");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_whose_postgres_listener_dies_catches_up_without_losing_events() {

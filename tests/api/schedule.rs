@@ -134,3 +134,54 @@ async fn a_slot_lease_goes_to_one_replica(app: TestApp) {
         "each job has its own slots"
     );
 }
+
+/// Two `tierwise serve` processes on one Postgres database, both with the schedule
+/// `every 1m`: each wakes at the minute and races for the slot's lease; one evaluation
+/// runs per slot, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_run_each_scheduled_slot_once() {
+    use crate::helpers::{Backend, ServerProcess, TestDatabase};
+    let Some(database) = TestDatabase::new(Backend::Postgres).await else {
+        return;
+    };
+    let schedule = [("EVALUATION_SCHEDULE", "every 1m")];
+    // One after the other: the first applies the migrations.
+    let first = ServerProcess::start(&database.url, &schedule);
+    first.wait_until_ready().await;
+    let second = ServerProcess::start(&database.url, &schedule);
+    second.wait_until_ready().await;
+    let db = tierwise_api::store::Db::connect(&database.url)
+        .await
+        .unwrap();
+    let scheduled = || async {
+        evaluation_run::Entity::find()
+            .all(db.conn())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|run| run.requested_by == "schedule")
+            .collect::<Vec<_>>()
+    };
+    // The next minute's slot, at most two away when the processes started late in one.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(150);
+    while scheduled().await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no scheduled run within two slots"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    // Both processes woke for that slot; the loser, a moment late, ran nothing.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let runs = scheduled().await;
+    let minutes: std::collections::BTreeSet<i64> = runs
+        .iter()
+        .map(|run| run.started_at.timestamp() / 60)
+        .collect();
+    assert_eq!(
+        runs.len(),
+        minutes.len(),
+        "one run per slot across both processes: {runs:#?}"
+    );
+    drop((first, second));
+}

@@ -45,9 +45,13 @@ pub struct Ws {
 impl Ws {
     /// Opens `/graphql/ws` offering `protocol`, and checks the server chose it.
     pub async fn connect(app: &TestApp, protocol: &str) -> Ws {
-        let mut request = format!("ws://{}/graphql/ws", app.address)
-            .into_client_request()
-            .unwrap();
+        Ws::connect_to(&format!("ws://{}/graphql/ws", app.address), protocol).await
+    }
+
+    /// Opens the WebSocket endpoint at `url` (another server process's) offering
+    /// `protocol`, and checks the server chose it.
+    pub async fn connect_to(url: &str, protocol: &str) -> Ws {
+        let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());

@@ -49,7 +49,7 @@ impl Subscription {
             ))
             .gql();
         }
-        Ok(events(ctx)?
+        Ok(live_events(ctx)?
             .filter_map(move |event| {
                 let tier_key = tier_key.clone();
                 async move {
@@ -80,7 +80,7 @@ impl Subscription {
         customer_id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<PointsEntry>> + 'ctx> {
         let customer = allowed_customer(ctx, customer_id.as_ref())?;
-        Ok(events(ctx)?
+        Ok(live_events(ctx)?
             .filter_map(move |event| async move {
                 let event = match event {
                     Ok(event) => event,
@@ -125,7 +125,7 @@ fn allowed_customer(ctx: &Context<'_>, asked: Option<&ID>) -> Result<Option<Uuid
 
 /// This server's events from now on; a subscriber that falls behind gets one
 /// `SLOW_CONSUMER` error, then the stream ends.
-fn events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<LiveEvent>>> + 'static> {
+fn live_events(ctx: &Context<'_>) -> Result<impl Stream<Item = Result<Arc<LiveEvent>>> + 'static> {
     let receiver = match ctx.data_opt::<TakenPlace>().and_then(TakenPlace::take) {
         Some(receiver) => receiver,
         None => ctx.data::<EventBus>()?.subscribe(),

@@ -8,11 +8,8 @@
 
 use std::time::Duration;
 
-use crate::outbox::wakeups::Wakeups;
+use crate::outbox::wakeups::{POLLS, Wakeups};
 use crate::store::{Db, program_snapshot};
-
-const POSTGRES_POLL: Duration = Duration::from_secs(5);
-const SQLITE_POLL: Duration = Duration::from_millis(500);
 
 /// Runs until the supervisor stops it.
 pub async fn follow_program(db: Db) {
@@ -25,13 +22,9 @@ pub async fn follow_program(db: Db) {
             }
         }
     };
-    let mut wakeups = Wakeups::notified_or_polled(
-        &reader,
-        program_snapshot::CHANNEL,
-        POSTGRES_POLL,
-        SQLITE_POLL,
-    )
-    .await;
+    // No commit of this process matters here: its own program changes move its
+    // snapshot themselves.
+    let mut wakeups = Wakeups::new(&reader, program_snapshot::CHANNEL, POLLS, None).await;
     loop {
         // A change that committed while the listener was being set up is read here.
         match program_snapshot::revision(&reader).await {

@@ -28,10 +28,6 @@ use wakeups::Wakeups;
 
 /// Events read per query, and so at most per batch handed to a consumer.
 pub const BATCH: u64 = 500;
-/// How often the reader looks without being woken. Postgres wakes it by `NOTIFY`, so
-/// this is only a safety net there.
-const POSTGRES_POLL: Duration = Duration::from_secs(5);
-const SQLITE_POLL: Duration = Duration::from_millis(500);
 
 /// Something that acts on committed events, batch by batch, in commit order.
 pub trait Consumer: Send + 'static {
@@ -83,7 +79,7 @@ pub fn follow<C: Consumer>(
         };
         let _ = ready.send(());
         let mut wakeups =
-            Wakeups::new(&db, &reader, outbox::CHANNEL, POSTGRES_POLL, SQLITE_POLL).await;
+            Wakeups::new(&reader, outbox::CHANNEL, wakeups::POLLS, Some(db.commits())).await;
         let mut reading = Reading {
             reader,
             position,

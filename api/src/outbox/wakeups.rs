@@ -9,7 +9,19 @@ use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::store::Db;
+
+/// How often to look without being woken, per backend: Postgres wakes by `NOTIFY`, so
+/// its poll is only a safety net; SQLite has no `NOTIFY` across processes.
+#[derive(Debug, Clone, Copy)]
+pub struct Polls {
+    pub postgres: Duration,
+    pub sqlite: Duration,
+}
+
+pub const POLLS: Polls = Polls {
+    postgres: Duration::from_secs(5),
+    sqlite: Duration::from_millis(500),
+};
 
 pub struct Wakeups {
     poll: Interval,
@@ -25,47 +37,25 @@ enum Source {
 }
 
 impl Wakeups {
-    /// Wakes on `channel` (Postgres, through a connection taken from `reader`'s pool) or
-    /// on this process's commits (SQLite), and at the backend's poll interval.
+    /// Wakes on `channel` (Postgres, through a connection taken from `reader`'s pool), or
+    /// on SQLite on `commits` (this process's, from `Db::commits`) when the caller cares
+    /// about them; and at the backend's poll interval.
     pub async fn new(
-        db: &Db,
         reader: &DatabaseConnection,
         channel: &str,
-        postgres_poll: Duration,
-        sqlite_poll: Duration,
+        polls: Polls,
+        commits: Option<tokio::sync::watch::Receiver<u64>>,
     ) -> Self {
         match reader.get_database_backend() {
             sea_orm::DbBackend::Postgres => Self {
-                poll: interval(postgres_poll),
+                poll: interval(polls.postgres),
                 source: Source::Postgres {
                     listener: listen(reader, channel).await,
                 },
             },
             _ => Self {
-                poll: interval(sqlite_poll),
-                source: Source::Commits(Some(db.commits())),
-            },
-        }
-    }
-
-    /// Wakes on `channel` on Postgres; on SQLite, where no commit of this process matters
-    /// to the caller, only at the poll.
-    pub async fn notified_or_polled(
-        reader: &DatabaseConnection,
-        channel: &str,
-        postgres_poll: Duration,
-        sqlite_poll: Duration,
-    ) -> Self {
-        match reader.get_database_backend() {
-            sea_orm::DbBackend::Postgres => Self {
-                poll: interval(postgres_poll),
-                source: Source::Postgres {
-                    listener: listen(reader, channel).await,
-                },
-            },
-            _ => Self {
-                poll: interval(sqlite_poll),
-                source: Source::Commits(None),
+                poll: interval(polls.sqlite),
+                source: Source::Commits(commits),
             },
         }
     }
