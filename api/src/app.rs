@@ -8,9 +8,9 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::live::EventBus;
 use crate::http::{self, AppState};
 use crate::jobs::supervisor::Supervisor;
+use crate::live::EventBus;
 use crate::store::{Db, program};
 
 pub struct Application {
@@ -18,7 +18,7 @@ pub struct Application {
     state: AppState,
     /// The background tasks (the live relay, the program follower, outbox pruning, the
     /// evaluation schedule); stopped with the server.
-    background: Supervisor,
+    background: std::sync::Arc<Supervisor>,
     relay_ready: tokio::sync::oneshot::Receiver<()>,
 }
 
@@ -62,7 +62,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen_addr))?;
         // Subscribers are dropped when `event_buffer` batches behind.
         let bus = EventBus::new(config.event_buffer);
-        let mut background = Supervisor::new();
+        let background = std::sync::Arc::new(Supervisor::new());
         let (relay, relay_ready) =
             crate::outbox::follow(db.clone(), crate::live::relay::LiveRelay::new(bus.clone()));
         background.spawn("live relay", relay);
@@ -82,7 +82,8 @@ impl Application {
             );
         }
         let limits = config.limits.clone();
-        let schema = crate::graphql::schema(db.clone(), bus.clone(), limits.max_cost);
+        let schema =
+            crate::graphql::schema(db.clone(), bus.clone(), background.clone(), limits.max_cost);
         let feeds = crate::live::feeds::Feeds::new(schema.clone(), db.clone(), bus);
         Ok(Self {
             listener,

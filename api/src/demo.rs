@@ -16,8 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use entity::enums::{Channel, CustomerKind, InteractionKind, PointsEntryKind, SegmentKind};
 use entity::{customer, interaction, points_entry};
 use rust_decimal::Decimal;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+
 use uuid::Uuid;
 
 use crate::domain::DomainResult;
@@ -92,26 +91,14 @@ pub async fn load(db: &Db) -> DomainResult<usize> {
     let created = customers::create_many(db, inputs).await?;
     let now = crate::store::now();
     let mut rng = StdRng::seed_from_u64(20261124);
-    let history: Vec<interaction::ActiveModel> = created
+    let history: Vec<interaction::Model> = created
         .iter()
         .flat_map(|c| history(&mut rng, c.id, c.kind == CustomerKind::Business, now))
         .collect();
     let ledger = earned_points(&history);
     db.write(move |txn| {
-        Box::pin(async move {
-            // Bulk inserts: the evaluation run below derives every metric from them.
-            for chunk in history.chunks(500) {
-                interaction::Entity::insert_many(chunk.to_vec())
-                    .exec_without_returning(txn)
-                    .await?;
-            }
-            for chunk in ledger.chunks(500) {
-                points_entry::Entity::insert_many(chunk.to_vec())
-                    .exec_without_returning(txn)
-                    .await?;
-            }
-            set_balances(txn, &ledger).await
-        })
+        // Bulk inserts: the evaluation run below derives every metric from them.
+        Box::pin(async move { crate::store::demo::insert_history(txn, history, ledger).await })
     })
     .await?;
     let request = RunRequest {
@@ -203,13 +190,10 @@ async fn segments(db: &Db, created: &[customer::Model]) -> DomainResult<()> {
 /// The points the demo purchases earned when recorded (every customer was in the lowest
 /// tier then, multiplier 1.0), and what refunds of those orders took back, as ledger
 /// entries in the order they happened.
-fn earned_points(history: &[interaction::ActiveModel]) -> Vec<points_entry::ActiveModel> {
-    let mut by_customer: HashMap<Uuid, Vec<&interaction::ActiveModel>> = HashMap::new();
+fn earned_points(history: &[interaction::Model]) -> Vec<points_entry::Model> {
+    let mut by_customer: HashMap<Uuid, Vec<&interaction::Model>> = HashMap::new();
     for item in history {
-        by_customer
-            .entry(*item.customer_id.as_ref())
-            .or_default()
-            .push(item);
+        by_customer.entry(item.customer_id).or_default().push(item);
     }
     let mut customers: Vec<Uuid> = by_customer.keys().copied().collect();
     customers.sort();
@@ -217,17 +201,17 @@ fn earned_points(history: &[interaction::ActiveModel]) -> Vec<points_entry::Acti
     let mut entries = Vec::new();
     for customer_id in customers {
         let mut items = by_customer.remove(&customer_id).unwrap_or_default();
-        items.sort_by_key(|i| *i.occurred_at.as_ref());
+        items.sort_by_key(|i| i.occurred_at);
         let mut balance = 0;
         let mut earned_by_order: HashMap<String, (i64, i64)> = HashMap::new();
         for item in items {
-            let amount = item.amount_e4.as_ref().unwrap_or(0);
-            let order = item.order_ref.as_ref().clone().unwrap_or_default();
-            let (delta, kind, expires_at) = match item.kind.as_ref() {
+            let amount = item.amount_e4.unwrap_or(0);
+            let order = item.order_ref.clone().unwrap_or_default();
+            let (delta, kind, expires_at) = match item.kind {
                 InteractionKind::Purchase => {
                     let points = amount / 10_000;
                     earned_by_order.insert(order, (points, amount));
-                    let expires = *item.occurred_at.as_ref() + Duration::days(365);
+                    let expires = item.occurred_at + Duration::days(365);
                     (points, PointsEntryKind::Earn, Some(expires))
                 }
                 InteractionKind::Refund => match earned_by_order.get(&order) {
@@ -244,40 +228,21 @@ fn earned_points(history: &[interaction::ActiveModel]) -> Vec<points_entry::Acti
                 continue;
             }
             balance += delta;
-            entries.push(points_entry::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                customer_id: Set(customer_id),
-                delta: Set(delta),
-                balance_after: Set(balance),
-                kind: Set(kind),
-                reason: Set(Some("demo purchase".into())),
-                expires_at: Set(expires_at),
-                interaction_id: Set(Some(*item.id.as_ref())),
-                created_by: Set("demo".into()),
-                created_at: Set(now),
+            entries.push(points_entry::Model {
+                id: Uuid::now_v7(),
+                customer_id,
+                delta,
+                balance_after: balance,
+                kind,
+                reason: Some("demo purchase".into()),
+                expires_at,
+                interaction_id: Some(item.id),
+                created_by: "demo".into(),
+                created_at: now,
             });
         }
     }
     entries
-}
-
-/// Sets each customer's balance to its last ledger entry's `balanceAfter`.
-async fn set_balances(
-    txn: &impl sea_orm::ConnectionTrait,
-    ledger: &[points_entry::ActiveModel],
-) -> DomainResult<()> {
-    let mut last: HashMap<Uuid, i64> = HashMap::new();
-    for entry in ledger {
-        last.insert(*entry.customer_id.as_ref(), *entry.balance_after.as_ref());
-    }
-    for (id, balance) in last {
-        customer::Entity::update_many()
-            .col_expr(customer::Column::PointsBalance, Expr::value(balance))
-            .filter(customer::Column::Id.eq(id))
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Rewards, redemptions and referrals, through the same operations the API runs.
@@ -371,7 +336,7 @@ fn history(
     customer_id: Uuid,
     business: bool,
     now: DateTime<Utc>,
-) -> Vec<interaction::ActiveModel> {
+) -> Vec<interaction::Model> {
     let mut out = Vec::new();
     let mut add = |kind: InteractionKind,
                    days_ago: f64,
@@ -379,23 +344,23 @@ fn history(
                    rating: Option<i32>,
                    order: Option<String>| {
         let at = now - Duration::seconds((days_ago * 86_400.0) as i64);
-        out.push(interaction::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            customer_id: Set(customer_id),
-            kind: Set(kind),
-            occurred_at: Set(at),
-            amount_e4: Set(amount),
-            currency: Set(None),
-            channel: Set(Some(if business {
+        out.push(interaction::Model {
+            id: Uuid::now_v7(),
+            customer_id,
+            kind,
+            occurred_at: at,
+            amount_e4: amount,
+            currency: None,
+            channel: Some(if business {
                 Channel::Partner
             } else {
                 Channel::Store
-            })),
-            rating: Set(rating),
-            note: Set(None),
-            order_ref: Set(order),
-            recorded_by: Set("demo".into()),
-            recorded_at: Set(now),
+            }),
+            rating,
+            note: None,
+            order_ref: order,
+            recorded_by: "demo".into(),
+            recorded_at: now,
         });
     };
     // In cents: 2,000.00 or 300.00.

@@ -24,8 +24,10 @@
 //! - A consumer of committed changes (webhooks): an `outbox::Consumer`, spawned with
 //!   `outbox::follow` by `Application::build`; a new topic is a variant of
 //!   `entity::enums::EventTopic`, and every consumer's `match` on it must then decide.
-//! - A customer field: the entity and a migration, `store::customers`, then the
-//!   GraphQL type in `graphql/types/customer.rs` (authorised on the type, not per door).
+//! - A customer field: the entity and a migration; its rule in `domain::customer`, applied
+//!   by `service::customers::ProfileInput`; written by `store::profiles` (and by
+//!   `store::import` for `tierwise import`), read and filtered by `store::customers`; shown
+//!   by `graphql/types/customer.rs`, authorised on the type, not per door.
 //! - A ledger kind: `entity::enums::PointsEntryKind` and `domain::points::may_overdraw`;
 //!   `store::points::append` enforces it.
 

@@ -25,8 +25,10 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         if manager.get_database_backend() == DatabaseBackend::Postgres {
-            db.execute_unprepared("ALTER TABLE event_outbox ALTER COLUMN customer_id DROP NOT NULL")
-                .await?;
+            db.execute_unprepared(
+                "ALTER TABLE event_outbox ALTER COLUMN customer_id DROP NOT NULL",
+            )
+            .await?;
             return Ok(());
         }
         manager
@@ -55,7 +57,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // Events without a customer cannot go back into a column that requires one.
+        // Events without a customer cannot go back into a column that requires one. On
+        // SQLite the column stays nullable (putting the constraint back would rebuild the
+        // table again); nothing older writes a row without a customer.
         manager
             .get_connection()
             .execute_unprepared("DELETE FROM event_outbox WHERE customer_id IS NULL")
@@ -63,7 +67,9 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() == DatabaseBackend::Postgres {
             manager
                 .get_connection()
-                .execute_unprepared("ALTER TABLE event_outbox ALTER COLUMN customer_id SET NOT NULL")
+                .execute_unprepared(
+                    "ALTER TABLE event_outbox ALTER COLUMN customer_id SET NOT NULL",
+                )
                 .await?;
         }
         Ok(())

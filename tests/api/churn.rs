@@ -124,16 +124,6 @@ async fn all_customers(app: &TestApp) -> Vec<Value> {
     }
 }
 
-async fn count(app: &TestApp, filter: Value) -> i64 {
-    app.ok(
-        "query($filter: CustomerFilter) { customers(filter: $filter) { totalCount } }",
-        json!({ "filter": filter }),
-    )
-    .await["customers"]["totalCount"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn the_cdnow_sample_reproduces_the_published_models(app: TestApp) {
     let customers = load_cdnow(&app).await;
     assert_eq!(customers, 2357);
@@ -201,12 +191,12 @@ async fn the_cdnow_sample_reproduces_the_published_models(app: TestApp) {
     };
     for threshold in [0.1, 0.5, 0.9] {
         assert_eq!(
-            count(&app, json!({ "maxPAlive": threshold })).await,
+            app.count_customers(json!({ "maxPAlive": threshold })).await,
             below(threshold),
             "maxPAlive {threshold}"
         );
         assert_eq!(
-            count(&app, json!({ "minPAlive": threshold })).await,
+            app.count_customers(json!({ "minPAlive": threshold })).await,
             2357 - below(threshold)
                 + all
                     .iter()
@@ -230,7 +220,8 @@ async fn the_cdnow_sample_reproduces_the_published_models(app: TestApp) {
         .filter(|c| c["lifecycleStage"] == "AT_RISK")
         .count() as i64;
     assert_eq!(
-        count(&app, json!({ "lifecycleStages": ["AT_RISK"] })).await,
+        app.count_customers(json!({ "lifecycleStages": ["AT_RISK"] }))
+            .await,
         at_risk_count
     );
 
@@ -287,7 +278,7 @@ async fn too_little_data_fits_no_model_and_says_why(app: TestApp) {
             json!({ "pAlive": null, "expectedPurchases90d": null, "clv365": null })
         );
     }
-    assert_eq!(count(&app, json!({ "maxPAlive": 1.0 })).await, 0);
+    assert_eq!(app.count_customers(json!({ "maxPAlive": 1.0 })).await, 0);
 }
 
 on_both!(

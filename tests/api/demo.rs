@@ -5,29 +5,21 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, on_both};
 
-async fn count(app: &TestApp, filter: serde_json::Value) -> i64 {
-    let data = app
-        .ok(
-            "query($filter: CustomerFilter) { customers(filter: $filter) { totalCount } }",
-            json!({ "filter": filter }),
-        )
-        .await;
-    data["customers"]["totalCount"].as_i64().unwrap()
-}
-
 async fn the_demo_covers_every_tier_stage_and_segment(app: TestApp) {
     let loaded = tierwise_api::demo::load(&app.db).await.expect("demo loads");
     assert_eq!(loaded, tierwise_api::demo::CUSTOMERS);
-    assert_eq!(count(&app, json!({})).await, loaded as i64);
+    assert_eq!(app.count_customers(json!({})).await, loaded as i64);
     for tier in ["potential", "regular", "vip"] {
         assert!(
-            count(&app, json!({ "tierKeys": [tier] })).await > 0,
+            app.count_customers(json!({ "tierKeys": [tier] })).await > 0,
             "{tier}"
         );
     }
     for stage in ["PROSPECT", "NEW", "GROWING", "AT_RISK", "CHURNED"] {
         assert!(
-            count(&app, json!({ "lifecycleStages": [stage] })).await > 0,
+            app.count_customers(json!({ "lifecycleStages": [stage] }))
+                .await
+                > 0,
             "{stage}"
         );
     }
@@ -45,13 +37,15 @@ async fn the_demo_covers_every_tier_stage_and_segment(app: TestApp) {
         "LOST",
     ] {
         assert!(
-            count(&app, json!({ "rfmSegments": [segment] })).await > 0,
+            app.count_customers(json!({ "rfmSegments": [segment] }))
+                .await
+                > 0,
             "{segment}"
         );
     }
     for class in ["A", "B", "C"] {
         assert!(
-            count(&app, json!({ "abcClasses": [class] })).await > 0,
+            app.count_customers(json!({ "abcClasses": [class] })).await > 0,
             "{class}"
         );
     }

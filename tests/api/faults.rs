@@ -302,34 +302,14 @@ fn serve(database_url: &str) -> ServerProcess {
     ServerProcess::start(database_url, &[("RATE_LIMIT_ADMIN", "0")])
 }
 
-fn admin_token() -> String {
-    crate::helpers::test_keys()
-        .sign(&crate::helpers::claims("admin"))
-        .unwrap()
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    query: &str,
-    variables: Value,
-) -> reqwest::Result<Value> {
-    client
-        .post(url)
-        .bearer_auth(admin_token())
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await?
-        .json()
-        .await
+async fn post(url: &str, query: &str, variables: Value) -> reqwest::Result<Value> {
+    crate::helpers::post_graphql(url, &crate::helpers::token("admin"), query, variables).await
 }
 
 async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
-    let client = reqwest::Client::new();
     let mut server = serve(&database.url);
     let url = server.graphql.clone();
     let created = post(
-        &client,
         &url,
         "mutation { createCustomer(input: { name: \"Wang Fang\" }) { id } }",
         json!({}),
@@ -348,7 +328,6 @@ async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
     // How long a whole batch takes here, measured on another customer: the kill lands
     // halfway through the next one.
     let other = post(
-        &client,
         &url,
         "mutation { createCustomer(input: { name: \"Li Lei\" }) { id } }",
         json!({}),
@@ -360,7 +339,6 @@ async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
         .to_owned();
     let started = Instant::now();
     let full = post(
-        &client,
         &url,
         "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) { pointsEarned } }",
         json!({ "inputs": batch_of(&other) }),
@@ -371,10 +349,9 @@ async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
     let whole = started.elapsed();
     let inputs = batch_of(&customer);
     let batch = tokio::spawn({
-        let (client, url) = (client.clone(), url.clone());
+        let url = url.clone();
         async move {
             post(
-                &client,
                 &url,
                 "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) { pointsEarned } }",
                 json!({ "inputs": inputs }),
@@ -388,7 +365,6 @@ async fn a_kill_mid_batch_leaves_all_or_nothing(database: TestDatabase) {
     let mut server = serve(&database.url);
     let url = server.graphql.clone();
     let after = post(
-        &client,
         &url,
         "query($id: ID!, $other: ID!) { customer(id: $id) { pointsBalance interactions { totalCount } }
            other: customer(id: $other) { pointsBalance } }",

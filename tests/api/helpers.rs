@@ -229,7 +229,9 @@ async fn spawn_on(
     };
     // The production builder: everything `app.rs` wires (the relay, the supervisor,
     // the schedule when configured) runs under test too.
-    let application = Application::build(&config).await.expect("application built");
+    let application = Application::build(&config)
+        .await
+        .expect("application built");
     let db = application.db().clone();
     let address = application.local_addr().expect("address");
     let (shutdown, stopped) = oneshot::channel::<()>();
@@ -339,9 +341,18 @@ impl TestApp {
     }
 
     pub async fn ok_as(&self, token: &str, query: &str, variables: Value) -> Value {
-        let body = self.gql(Some(token), query, variables).await;
-        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
-        body["data"].clone()
+        data_of(&self.gql(Some(token), query, variables).await).clone()
+    }
+
+    /// How many customers `filter` matches (`totalCount`).
+    pub async fn count_customers(&self, filter: Value) -> i64 {
+        self.ok(
+            "query($filter: CustomerFilter) { customers(filter: $filter) { totalCount } }",
+            json!({ "filter": filter }),
+        )
+        .await["customers"]["totalCount"]
+            .as_i64()
+            .expect("a count")
     }
 
     /// The text of `/metrics`.
@@ -453,16 +464,19 @@ impl ServerProcess {
 
     /// Waits until `/readyz` answers 200.
     pub async fn wait_until_ready(&self) {
-        let ready = self.graphql.replace("/graphql", "/readyz");
-        for _ in 0..100 {
-            if let Ok(response) = reqwest::get(&ready).await
-                && response.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("{ready} never became ready");
+        wait_until_ready(&self.graphql.replace("/graphql", "/readyz")).await;
+    }
+
+    /// POSTs a GraphQL request with `token`; the whole response body, or the transport
+    /// error (the process may have been killed).
+    pub async fn post(&self, token: &str, query: &str, variables: Value) -> reqwest::Result<Value> {
+        post_graphql(&self.graphql, token, query, variables).await
+    }
+
+    /// `post`'s data; fails the test on any error.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.post(token, query, variables).await.expect("an answer");
+        data_of(&body).clone()
     }
 
     /// SIGKILL, and waits for the process to be gone.
@@ -476,4 +490,53 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A token of the test keys for `role`.
+pub fn token(role: &str) -> String {
+    test_keys().sign(&claims(role)).expect("token")
+}
+
+/// Waits until `ready` (a `/readyz` address) answers 200; fails the test after 10 s.
+pub async fn wait_until_ready(ready: &str) {
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(ready).await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{ready} never became ready");
+}
+
+/// The data of a successful response; fails the test on any error.
+#[track_caller]
+pub fn data_of(body: &Value) -> &Value {
+    assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+    &body["data"]
+}
+
+/// The field `name` of a successful response's data; fails the test on any error.
+#[track_caller]
+pub fn data<'a>(body: &'a Value, name: &str) -> &'a Value {
+    &data_of(body)[name]
+}
+
+/// POSTs a GraphQL request to `url` with `token`; the whole response body, or the
+/// transport error.
+pub async fn post_graphql(
+    url: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> reqwest::Result<Value> {
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await?
+        .json()
+        .await
 }

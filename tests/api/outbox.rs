@@ -35,11 +35,17 @@ impl Consumer for Recorder {
         Ok(self.start)
     }
 
-    async fn consume(&mut self, _outbox: &DatabaseConnection, batch: &[Stored]) -> DomainResult<()> {
+    async fn consume(
+        &mut self,
+        _outbox: &DatabaseConnection,
+        batch: &[Stored],
+    ) -> DomainResult<()> {
         if self.refusals > 0 {
             self.refusals -= 1;
             *self.refused.lock().unwrap() += 1;
-            return Err(DomainError::Internal(anyhow::anyhow!("the destination is down")));
+            return Err(DomainError::Internal(anyhow::anyhow!(
+                "the destination is down"
+            )));
         }
         self.seen.lock().unwrap().extend(batch.iter().map(|e| {
             let topic = match &e.topic {
@@ -53,7 +59,8 @@ impl Consumer for Recorder {
 }
 
 async fn seen_becomes(seen: &Seen, count: usize) -> Vec<(String, Option<Uuid>, Uuid)> {
-    for _ in 0..200 {
+    // Up to 15 s: longer than either backend's poll.
+    for _ in 0..600 {
         if seen.lock().unwrap().len() >= count {
             break;
         }
@@ -103,12 +110,21 @@ async fn a_consumer_reads_every_event_in_commit_order_and_again_after_a_failure(
         db.get_database_backend(),
         "INSERT INTO event_outbox (id, topic, customer_id, subject_id, created_at) \
          VALUES ($1, 'CAMPAIGN_FIRED', NULL, $2, $3)",
-        vec![Uuid::now_v7().into(), newer.into(), chrono::Utc::now().into()],
+        vec![
+            Uuid::now_v7().into(),
+            newer.into(),
+            chrono::Utc::now().into(),
+        ],
     ))
     .await
     .unwrap();
-    // SQLite wakes its readers on commits of `Db::write`; the raw insert above is found
-    // by the poll.
+    // A raw insert wakes nobody by itself: on Postgres notify as a writer does (on
+    // SQLite the poll finds it).
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared(&format!("SELECT pg_notify('{}', '')", outbox::CHANNEL))
+            .await
+            .unwrap();
+    }
     let got = seen_becomes(&seen, 3).await;
     assert!(*refused.lock().unwrap() >= 1, "the first batch was refused");
     let topics: Vec<&str> = got.iter().map(|(t, _, _)| t.as_str()).collect();

@@ -12,7 +12,7 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, instant, on_both};
+use crate::helpers::{TestApp, assert_error, data, instant, on_both};
 use crate::ledger::assert_ledger_consistent;
 
 const REFERRAL: &str = "id referrer { id } referee { id } code status referrerPoints \
@@ -60,13 +60,6 @@ fn apply_mutation() -> String {
            applyReferralCode(customerId: $customerId, code: $code) {{ {REFERRAL} }}
          }}"
     )
-}
-
-/// The field `name` of a successful response's data; fails the test on any error.
-#[track_caller]
-fn data<'a>(body: &'a Value, name: &str) -> &'a Value {
-    assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
-    &body["data"][name]
 }
 
 #[track_caller]

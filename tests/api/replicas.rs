@@ -7,30 +7,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    Backend, POSTGRES_ADMIN_URL, ServerProcess, TestDatabase, spawn_app, test_keys,
-};
+use crate::helpers::{Backend, POSTGRES_ADMIN_URL, ServerProcess, TestDatabase, spawn_app, token};
 use crate::ws_client::{TRANSPORT, Ws};
 
 fn staff_token() -> String {
-    test_keys()
-        .sign(&crate::helpers::claims("staff"))
-        .expect("token")
+    token("staff")
 }
 
-async fn post(graphql: &str, query: &str, variables: Value) -> Value {
-    let body: Value = reqwest::Client::new()
-        .post(graphql)
-        .bearer_auth(staff_token())
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    assert!(body.get("errors").is_none(), "{body}");
-    body["data"].clone()
+async fn post(server: &ServerProcess, query: &str, variables: Value) -> Value {
+    server.ok(&staff_token(), query, variables).await
 }
 
 /// A graphql-transport-ws socket at `websocket`, acknowledged, with one subscription
@@ -71,25 +56,21 @@ async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
     )
     .await;
 
-    let id = post(
-        &first.graphql,
-        CREATE,
-        json!({ "name": "Made on the first" }),
-    )
-    .await["createCustomer"]["id"]
-        .clone();
+    let id =
+        post(&first, CREATE, json!({ "name": "Made on the first" })).await["createCustomer"]["id"]
+            .clone();
     let created = next_event(&mut tiers_on_second).await;
     assert_eq!(created["tierChanged"]["reason"], "CREATED");
     assert_eq!(created["tierChanged"]["customer"]["id"], id);
 
     post(
-        &first.graphql,
+        &first,
         ADJUST,
         json!({ "id": id, "delta": 70, "reason": "via first" }),
     )
     .await;
     post(
-        &second.graphql,
+        &second,
         ADJUST,
         json!({ "id": id, "delta": 30, "reason": "via second" }),
     )
@@ -114,7 +95,6 @@ async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
         assert_eq!(a["pointsChanged"]["customer"]["name"], "Made on the first");
     }
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_whose_postgres_listener_dies_catches_up_without_losing_events() {

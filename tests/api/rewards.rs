@@ -10,7 +10,7 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, error_code, instant, on_both};
+use crate::helpers::{TestApp, assert_error, data, error_code, instant, on_both};
 use crate::ledger::{ENTRY, assert_ledger_consistent, entry, ledger_query, summary};
 
 const REWARD: &str = "id name description costPoints stock active minTierKey";
@@ -45,13 +45,6 @@ fn redeem_mutation() -> String {
 
 fn adjust_mutation() -> String {
     format!("mutation($input: AdjustPointsInput!) {{ adjustPoints(input: $input) {{ {ENTRY} }} }}")
-}
-
-/// The field `name` of a successful response's data; fails the test on any error.
-#[track_caller]
-fn data<'a>(body: &'a Value, name: &str) -> &'a Value {
-    assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
-    &body["data"][name]
 }
 
 #[track_caller]

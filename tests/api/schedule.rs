@@ -72,19 +72,7 @@ async fn the_server_owns_its_background_tasks() {
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
-    let ready = format!("http://{addr}/readyz");
-    let mut answered = false;
-    for _ in 0..100 {
-        if reqwest::get(&ready)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(answered, "the server answered");
+    crate::helpers::wait_until_ready(&format!("http://{addr}/readyz")).await;
     stop.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), server)
         .await

@@ -1213,11 +1213,31 @@ async fn segment_inputs_are_validated(app: TestApp) {
     // The kind cannot change; an update can neither drop a DYNAMIC segment's rule nor
     // give a STATIC one a rule; a name must not be blank.
     let refusals = [
-        (&shanghai, json!({ "name": "Shanghai", "kind": "STATIC" }), "input.kind"),
-        (&list, json!({ "name": "Trade fair", "kind": "DYNAMIC", "rule": rule }), "input.kind"),
-        (&shanghai, json!({ "name": "Shanghai", "kind": "DYNAMIC", "rule": null }), "input.rule"),
-        (&list, json!({ "name": "Trade fair", "kind": "STATIC", "rule": rule }), "input.rule"),
-        (&list, json!({ "name": " ", "kind": "STATIC" }), "input.name"),
+        (
+            &shanghai,
+            json!({ "name": "Shanghai", "kind": "STATIC" }),
+            "input.kind",
+        ),
+        (
+            &list,
+            json!({ "name": "Trade fair", "kind": "DYNAMIC", "rule": rule }),
+            "input.kind",
+        ),
+        (
+            &shanghai,
+            json!({ "name": "Shanghai", "kind": "DYNAMIC", "rule": null }),
+            "input.rule",
+        ),
+        (
+            &list,
+            json!({ "name": "Trade fair", "kind": "STATIC", "rule": rule }),
+            "input.rule",
+        ),
+        (
+            &list,
+            json!({ "name": " ", "kind": "STATIC" }),
+            "input.name",
+        ),
     ];
     for (id, input, field) in refusals {
         refused(&try_update(&app, &token, id, input).await, field);

@@ -159,7 +159,10 @@ async fn the_outbox_is_read_in_commit_order_and_pruned(app: TestApp) {
         );
     }
     let read = outbox::read_after(db, start, 100).await.unwrap();
-    let customers: Vec<String> = read.iter().map(|e| e.customer_id.unwrap().to_string()).collect();
+    let customers: Vec<String> = read
+        .iter()
+        .map(|e| e.customer_id.unwrap().to_string())
+        .collect();
     assert_eq!(customers, ids, "one CREATED event each, in commit order");
     let positions: Vec<_> = read.iter().map(|e| e.position).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
@@ -187,7 +190,9 @@ async fn the_outbox_is_read_in_commit_order_and_pruned(app: TestApp) {
     // (behind every consumer's position): the next event is read after it.
     let newest = outbox::head(db).await.unwrap();
     assert_eq!(newest, positions[2]);
-    let next = app.create_customer(json!({ "name": "After pruning" })).await;
+    let next = app
+        .create_customer(json!({ "name": "After pruning" }))
+        .await;
     let read = outbox::read_after(db, newest, 100).await.unwrap();
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].customer_id.unwrap().to_string(), next);

@@ -111,14 +111,32 @@ mod tests {
 
     #[test]
     fn purchases_earn_floor_of_amount_times_rate_times_multiplier() {
-        assert_eq!(earned(1_299_000, 10_000, 20_000).unwrap(), 259);
-        assert_eq!(earned(5_000, 10_000, 10_000).unwrap(), 0);
-        // The largest purchase at the highest rate and a tier multiplier of 100.
+        // (amount, rate, multiplier, in ten-thousandths) → points, or refused.
+        let cases: [(i64, i64, i64, Option<i64>); 9] = [
+            // ¥129.90 at 1 point per yuan in a ×2 tier: 259.8 → 259.
+            (1_299_000, 10_000, 20_000, Some(259)),
+            // Half a yuan earns nothing: points are floored, never rounded up.
+            (5_000, 10_000, 10_000, Some(0)),
+            // Exactly one point's worth.
+            (10_000, 10_000, 10_000, Some(1)),
+            // Just under two points' worth at ×1.5: 1.99995 → 1.
+            (13_333, 10_000, 15_000, Some(1)),
+            // A zero rate or a zero amount earns nothing.
+            (1_000_000, 0, 10_000, Some(0)),
+            (0, 10_000, 10_000, Some(0)),
+            // A fractional rate: 0.1 point per yuan on ¥95 → 9.5 → 9.
+            (950_000, 1_000, 10_000, Some(9)),
+            // The most one purchase may earn, and one point more.
+            (10_000_000_000_000, 10_000, 10_000, Some(MAX_POINTS)),
+            (10_000_000_010_000, 10_000, 10_000, None),
+        ];
+        for (amount, rate, multiplier, expected) in cases {
+            let got = earned(amount, rate, multiplier).ok();
+            assert_eq!(got, expected, "earned({amount}, {rate}, {multiplier})");
+        }
+        // The largest purchase at the highest rate and a tier multiplier of 100 does not
+        // overflow: it is refused.
         assert!(earned(1_000_000_000_000, 1_000_000, 1_000_000).is_err());
-        assert_eq!(
-            earned(10_000_000_000_000, 10_000, 10_000).unwrap(),
-            MAX_POINTS
-        );
     }
 
     #[test]

@@ -38,12 +38,18 @@ pub fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription
 }
 
 /// The schema `serve` runs: the builder's, with the data, and queries costing at most
-/// `max_cost`.
-pub fn schema(db: Db, bus: crate::live::EventBus, max_cost: usize) -> AppSchema {
+/// `max_cost`. One-shot work a mutation starts (an evaluation run) goes to `background`.
+pub fn schema(
+    db: Db,
+    bus: crate::live::EventBus,
+    background: std::sync::Arc<crate::jobs::supervisor::Supervisor>,
+    max_cost: usize,
+) -> AppSchema {
     builder()
         .extension(cost::CostLimit { max: max_cost })
         .data(db)
         .data(bus)
+        .data(background)
         .finish()
 }
 

@@ -16,13 +16,13 @@ use uuid::Uuid;
 use crate::auth::guard::principal;
 use crate::auth::{Permission, Role};
 use crate::domain::DomainError;
-use crate::live::bus::TakenPlace;
-use crate::live::{LiveEvent, EventBus};
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id;
 use crate::graphql::loaders::RequestLoader;
 use crate::graphql::types::points::PointsEntry;
 use crate::graphql::types::tier::TierChange;
+use crate::live::bus::TakenPlace;
+use crate::live::{EventBus, LiveEvent};
 
 #[derive(Default)]
 pub struct Subscription;

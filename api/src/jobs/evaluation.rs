@@ -124,6 +124,7 @@ pub async fn execute(
 }
 
 /// Starts a run and waits for it.
+#[tracing::instrument(name = "evaluation::run", skip_all)]
 pub async fn run(
     db: &Db,
     request: RunRequest,

@@ -5,7 +5,7 @@
 
 use chrono::TimeDelta;
 
-use super::schedule::every_slot;
+use super::schedule::{JobContext, every_slot};
 use crate::domain::DomainError;
 use crate::domain::schedule::Schedule;
 use crate::store::{Db, outbox};
@@ -19,8 +19,8 @@ pub async fn prune_forever(db: Db) {
     every_slot(db, "outbox pruning", Schedule::Every(EVERY), prune).await
 }
 
-async fn prune(db: Db) -> Result<(), DomainError> {
-    let pruned = outbox::prune(db.conn(), crate::store::now() - RETENTION).await?;
+async fn prune(JobContext { own, .. }: JobContext) -> Result<(), DomainError> {
+    let pruned = outbox::prune(&own, crate::store::now() - RETENTION).await?;
     if pruned > 0 {
         tracing::info!(pruned, "pruned old outbox events");
     }

@@ -13,21 +13,40 @@ use super::evaluation::{self, Quiet, RunRequest};
 use crate::domain::DomainError;
 use crate::domain::schedule::Schedule;
 use crate::store::{Db, leases};
+use sea_orm::DatabaseConnection;
+
+/// What a job runs with: the server's database, and a connection of the job's own
+/// (`Db::background`), apart from the requests' pool, for its claims and upkeep.
+#[derive(Clone)]
+pub struct JobContext {
+    pub db: Db,
+    pub own: DatabaseConnection,
+}
 
 /// Runs `work` at every slot of `schedule`, on every replica, until the supervisor stops
 /// it; the slot's lease lets exactly one replica run each slot (`run_slot_of`). A failed
 /// slot is logged and the next one runs as usual.
 pub async fn every_slot<F, Fut>(db: Db, job: &'static str, schedule: Schedule, work: F)
 where
-    F: Fn(Db) -> Fut,
+    F: Fn(JobContext) -> Fut,
     Fut: std::future::Future<Output = Result<(), DomainError>>,
 {
+    let own = loop {
+        match db.background().await {
+            Ok(own) => break own,
+            Err(error) => {
+                tracing::warn!(job, %error, "scheduled job cannot connect yet");
+                tokio::time::sleep(StdDuration::from_secs(1)).await;
+            }
+        }
+    };
+    let context = JobContext { db, own };
     loop {
         let now = Utc::now();
         let next = schedule.next_after(now);
         let wait = (next - now).to_std().unwrap_or(StdDuration::from_secs(1));
         tokio::time::sleep(wait).await;
-        if let Err(error) = run_slot_of(&db, job, next, &work).await {
+        if let Err(error) = run_slot_of(&context, job, next, &work).await {
             tracing::warn!(job, %error, "scheduled job failed");
         }
     }
@@ -36,18 +55,18 @@ where
 /// Runs `work` for `slot` of `job` if this replica claims the slot (`store::leases`);
 /// nothing if another replica already has it.
 pub async fn run_slot_of<F, Fut>(
-    db: &Db,
+    context: &JobContext,
     job: &str,
     slot: DateTime<Utc>,
     work: &F,
 ) -> Result<(), DomainError>
 where
-    F: Fn(Db) -> Fut,
+    F: Fn(JobContext) -> Fut,
     Fut: std::future::Future<Output = Result<(), DomainError>>,
 {
     let holder = format!("{}:{}", hostname(), std::process::id());
-    if leases::claim(db.conn(), job, slot, &holder).await? {
-        work(db.clone()).await?;
+    if leases::claim(&context.own, job, slot, &holder).await? {
+        work(context.clone()).await?;
     }
     Ok(())
 }
@@ -67,12 +86,17 @@ pub async fn run_forever(db: Db, schedule: Schedule) {
 
 /// Runs the evaluation of `slot` unless some replica already claimed it.
 pub async fn run_slot(db: &Db, slot: DateTime<Utc>) -> Result<(), DomainError> {
-    run_slot_of(db, EVALUATION_JOB, slot, &scheduled_run).await
+    let own = db.background().await.map_err(DomainError::Internal)?;
+    let context = JobContext {
+        db: db.clone(),
+        own,
+    };
+    run_slot_of(&context, EVALUATION_JOB, slot, &scheduled_run).await
 }
 
 /// A full evaluation run requested by the schedule; one already running (started by
 /// hand) makes the slot a no-op.
-async fn scheduled_run(db: Db) -> Result<(), DomainError> {
+async fn scheduled_run(JobContext { db, .. }: JobContext) -> Result<(), DomainError> {
     let request = RunRequest {
         as_of: None,
         customer_ids: None,

@@ -14,8 +14,11 @@ use tokio::task::{AbortHandle, JoinHandle};
 /// How a background task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    /// It returned while the server was running: a background task runs until stopped.
+    /// A long-running task returned while the server was running: it should run until
+    /// stopped.
     Ended,
+    /// A one-shot task (`spawn_once`) did its work.
+    Finished,
     Panicked,
     /// The supervisor stopped it at shutdown.
     Stopped,
@@ -25,6 +28,7 @@ impl Exit {
     fn as_str(self) -> &'static str {
         match self {
             Self::Ended => "ended",
+            Self::Finished => "finished",
             Self::Panicked => "panicked",
             Self::Stopped => "stopped",
         }
@@ -37,9 +41,11 @@ struct Task {
     watcher: JoinHandle<()>,
 }
 
+/// Shared (`Arc`) by the application and whatever starts one-shot work while serving (an
+/// evaluation run started with `wait: false`).
 #[derive(Default)]
 pub struct Supervisor {
-    tasks: Vec<Task>,
+    tasks: Mutex<Vec<Task>>,
     stopping: Arc<AtomicBool>,
     exits: Arc<Mutex<Vec<(&'static str, Exit)>>>,
 }
@@ -49,9 +55,24 @@ impl Supervisor {
         Self::default()
     }
 
-    /// Starts `work` as the background task `name`. Must be called inside the Tokio
-    /// runtime.
-    pub fn spawn(&mut self, name: &'static str, work: impl Future<Output = ()> + Send + 'static) {
+    /// Starts `work` as the background task `name`, which runs until the server stops.
+    /// Must be called inside the Tokio runtime.
+    pub fn spawn(&self, name: &'static str, work: impl Future<Output = ()> + Send + 'static) {
+        self.start(name, work, false);
+    }
+
+    /// Starts `work` as a task that ends when its work is done; stopped, like the others,
+    /// if the server stops first.
+    pub fn spawn_once(&self, name: &'static str, work: impl Future<Output = ()> + Send + 'static) {
+        self.start(name, work, true);
+    }
+
+    fn start(
+        &self,
+        name: &'static str,
+        work: impl Future<Output = ()> + Send + 'static,
+        once: bool,
+    ) {
         let work = tokio::spawn(work);
         let abort = work.abort_handle();
         let stopping = self.stopping.clone();
@@ -59,12 +80,14 @@ impl Supervisor {
         let watcher = tokio::spawn(async move {
             let exit = match work.await {
                 Ok(()) if stopping.load(Ordering::Acquire) => Exit::Stopped,
+                Ok(()) if once => Exit::Finished,
                 Ok(()) => Exit::Ended,
                 Err(error) if error.is_panic() => Exit::Panicked,
                 Err(_) => Exit::Stopped,
             };
             match exit {
                 Exit::Stopped => tracing::info!(task = name, "background task stopped"),
+                Exit::Finished => tracing::debug!(task = name, "background task finished"),
                 _ => tracing::error!(
                     task = name,
                     how = exit.as_str(),
@@ -77,45 +100,57 @@ impl Supervisor {
                 "how" => exit.as_str()
             )
             .increment(1);
-            exits
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push((name, exit));
+            lock(&exits).push((name, exit));
         });
-        self.tasks.push(Task {
+        let mut tasks = lock(&self.tasks);
+        // One-shot tasks that are done need no place in the list.
+        tasks.retain(|task| !task.watcher.is_finished());
+        tasks.push(Task {
             name,
             work: abort,
             watcher,
         });
     }
 
-    /// The names of the tasks started, in order.
+    /// The names of the tasks running (or not yet reported), in the order they started.
     pub fn names(&self) -> Vec<&'static str> {
-        self.tasks.iter().map(|task| task.name).collect()
+        lock(&self.tasks).iter().map(|task| task.name).collect()
     }
 
     /// The tasks that have ended so far, and how, in the order they ended.
     pub fn exits(&self) -> Vec<(&'static str, Exit)> {
-        self.exits
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.exits).clone()
     }
 
     /// Stops every task and waits until each has been reported.
-    pub async fn shutdown(self) -> Vec<(&'static str, Exit)> {
+    pub async fn shutdown(&self) -> Vec<(&'static str, Exit)> {
         self.stopping.store(true, Ordering::Release);
-        for task in &self.tasks {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in &tasks {
             task.work.abort();
         }
-        for task in self.tasks {
+        for task in tasks {
             let _ = task.watcher.await;
         }
-        self.exits
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.exits()
     }
+}
+
+/// A server dropped without `shutdown` (never run, or a test's) does not leave its tasks
+/// running.
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for task in lock(&self.tasks).iter() {
+            task.work.abort();
+        }
+    }
+}
+
+/// The lock, whether or not a panicking holder poisoned it: the lists stay consistent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -130,7 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_task_that_ends_or_panics_while_running_is_reported() {
-        let mut supervisor = Supervisor::new();
+        let supervisor = Supervisor::new();
         supervisor.spawn("returns", async {});
         supervisor.spawn("panics", async { panic!("a bug in a background task") });
         supervisor.spawn("runs", std::future::pending());
@@ -148,8 +183,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_one_shot_task_finishes_and_leaves_the_list() {
+        let supervisor = Supervisor::new();
+        supervisor.spawn("runs", std::future::pending());
+        supervisor.spawn_once("evaluation run", async {});
+        settle().await;
+        assert_eq!(supervisor.exits(), [("evaluation run", Exit::Finished)]);
+        supervisor.spawn_once("another run", std::future::pending());
+        assert_eq!(supervisor.names(), ["runs", "another run"]);
+        let mut exits = supervisor.shutdown().await;
+        exits.sort_by_key(|(name, _)| *name);
+        assert_eq!(
+            exits,
+            [
+                ("another run", Exit::Stopped),
+                ("evaluation run", Exit::Finished),
+                ("runs", Exit::Stopped)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_supervisor_stops_its_tasks() {
+        let running = Arc::new(AtomicBool::new(true));
+        struct ClearOnDrop(Arc<AtomicBool>);
+        impl Drop for ClearOnDrop {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let guard = ClearOnDrop(running.clone());
+        let supervisor = Supervisor::new();
+        supervisor.spawn("forever", async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        settle().await;
+        drop(supervisor);
+        settle().await;
+        assert!(!running.load(Ordering::Acquire), "the task was aborted");
+    }
+
+    #[tokio::test]
     async fn shutdown_stops_every_task_and_waits_for_it() {
-        let mut supervisor = Supervisor::new();
+        let supervisor = Supervisor::new();
         let dropped = Arc::new(AtomicBool::new(false));
         struct SetOnDrop(Arc<AtomicBool>);
         impl Drop for SetOnDrop {

@@ -33,7 +33,9 @@ pub enum LiveEvent {
 impl LiveEvent {
     pub fn customer(&self) -> &customer::Model {
         match self {
-            LiveEvent::TierChanged { customer, .. } | LiveEvent::PointsChanged { customer, .. } => customer,
+            LiveEvent::TierChanged { customer, .. } | LiveEvent::PointsChanged { customer, .. } => {
+                customer
+            }
         }
     }
 

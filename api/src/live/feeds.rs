@@ -17,9 +17,9 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::auth::Principal;
+use crate::graphql::AppSchema;
 use crate::live::EventBus;
 use crate::live::bus::TakenPlace;
-use crate::graphql::AppSchema;
 use crate::store::Db;
 
 /// One answer of a feed, serialised once for all its sockets.

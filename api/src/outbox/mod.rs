@@ -36,8 +36,10 @@ pub trait Consumer: Send + 'static {
 
     /// Where reading begins: the outbox's head for a consumer that only wants what
     /// commits from now on (`outbox::head`), or a position it saved.
-    fn start(&mut self, outbox: &DatabaseConnection)
-    -> impl Future<Output = DomainResult<Position>> + Send;
+    fn start(
+        &mut self,
+        outbox: &DatabaseConnection,
+    ) -> impl Future<Output = DomainResult<Position>> + Send;
 
     /// Acts on `batch` (at most `BATCH` events, in commit order, of any topic: a
     /// consumer decides per topic what it does, and skips an unknown one). An error

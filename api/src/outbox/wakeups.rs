@@ -9,7 +9,6 @@ use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::postgres::PgListener;
 use tokio::time::{Interval, MissedTickBehavior};
 
-
 /// How often to look without being woken, per backend: Postgres wakes by `NOTIFY`, so
 /// its poll is only a safety net; SQLite has no `NOTIFY` across processes.
 #[derive(Debug, Clone, Copy)]

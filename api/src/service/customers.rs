@@ -252,7 +252,9 @@ pub async fn update(db: &Db, id: Uuid, patch: ProfilePatch) -> DomainResult<cust
                 email: email.apply(existing.email.clone().map(Some)).flatten(),
                 phone: phone.apply(existing.phone.clone().map(Some)).flatten(),
                 kind: kind.unwrap_or(existing.kind),
-                industry: industry.apply(existing.industry.clone().map(Some)).flatten(),
+                industry: industry
+                    .apply(existing.industry.clone().map(Some))
+                    .flatten(),
                 region: region.apply(existing.region.clone().map(Some)).flatten(),
                 birthday: birthday.apply(existing.birthday),
                 attributes: attributes.unwrap_or_else(|| existing.attributes.clone()),

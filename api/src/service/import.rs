@@ -65,6 +65,7 @@ impl Progress for Quiet {
     fn step(&self, _: &str) {}
 }
 
+#[tracing::instrument(name = "import::import", skip_all)]
 pub async fn import(
     db: &Db,
     files: Files,

@@ -41,6 +41,7 @@ async fn draft(
 }
 
 /// A rule given at `path` (for `segmentPreview`), validated like a saved one.
+#[tracing::instrument(name = "segments::parse_rule", skip_all)]
 pub async fn parse_rule(db: &Db, rule: &Json, path: &str) -> DomainResult<Rule> {
     let keys = tier_keys(db.conn()).await?;
     Rule::parse(rule, path, &|key| keys.contains(key))

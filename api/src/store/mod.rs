@@ -2,6 +2,7 @@
 //! aggregate. Functions take `&impl ConnectionTrait` so they compose inside a transaction.
 
 pub mod customers;
+pub mod demo;
 pub mod evaluation_runs;
 pub mod evaluation_scan;
 pub mod idempotency;
@@ -182,7 +183,8 @@ impl Db {
         match work(&txn).await {
             Ok(value) => {
                 txn.commit().await?;
-                self.commits.send_modify(|count| *count = count.wrapping_add(1));
+                self.commits
+                    .send_modify(|count| *count = count.wrapping_add(1));
                 Ok(value)
             }
             Err(error) => {

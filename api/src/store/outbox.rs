@@ -111,6 +111,13 @@ fn dialect(backend: sea_orm::DbBackend) -> (&'static str, &'static str, &'static
     }
 }
 
+/// The commit-order key, newest first.
+fn newest_first(backend: sea_orm::DbBackend) -> String {
+    let (_, _, order) = dialect(backend);
+    let descending: Vec<String> = order.split(", ").map(|c| format!("{c} DESC")).collect();
+    descending.join(", ")
+}
+
 /// Up to `limit` committed events after `after`, in commit order.
 pub async fn read_after(
     db: &impl ConnectionTrait,
@@ -159,11 +166,10 @@ fn position(row: &sea_orm::QueryResult, backend: sea_orm::DbBackend) -> DomainRe
 /// The position of the newest committed event (where a consumer that starts now begins).
 pub async fn head(db: &impl ConnectionTrait) -> DomainResult<Position> {
     let backend = db.get_database_backend();
-    let (columns, settled, order) = dialect(backend);
-    let descending: Vec<String> = order.split(", ").map(|c| format!("{c} DESC")).collect();
+    let (columns, settled, _) = dialect(backend);
     let sql = format!(
         "SELECT {columns} FROM event_outbox WHERE {settled} ORDER BY {} LIMIT 1",
-        descending.join(", ")
+        newest_first(backend)
     );
     match db.query_one_raw(super::raw(backend, &sql, vec![])).await? {
         Some(row) => position(&row, backend),
@@ -179,24 +185,18 @@ pub async fn prune(
     db: &impl ConnectionTrait,
     before: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<u64> {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
-    let newest = event_outbox::Entity::find()
-        .select_only()
-        .column(event_outbox::Column::Id)
-        .order_by_desc(event_outbox::Column::CreatedAt)
-        .order_by_desc(event_outbox::Column::Id)
-        .into_tuple::<Uuid>()
-        .one(db)
-        .await?;
-    let Some(newest) = newest else {
-        return Ok(0);
-    };
-    Ok(event_outbox::Entity::delete_many()
-        .filter(event_outbox::Column::CreatedAt.lt(before))
-        .filter(event_outbox::Column::Id.ne(newest))
-        .exec(db)
+    let backend = db.get_database_backend();
+    // The newest in commit order, which is what a reader's position follows: on SQLite
+    // the largest `rowid`, not the latest `created_at`.
+    let sql = format!(
+        "DELETE FROM event_outbox WHERE created_at < $1 AND id <> \
+         (SELECT id FROM event_outbox ORDER BY {} LIMIT 1)",
+        newest_first(backend)
+    );
+    Ok(db
+        .execute_raw(super::raw(backend, &sql, vec![before.into()]))
         .await?
-        .rows_affected)
+        .rows_affected())
 }
 
 /// The tier changes and ledger entries a batch of events is about, by id.

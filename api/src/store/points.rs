@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
-use super::{outbox, now};
+use super::{now, outbox};
 use crate::domain::points::{LedgerItem, may_overdraw};
 use crate::domain::{DomainError, DomainResult};
 
@@ -80,7 +80,13 @@ pub async fn append(
     }
     .insert(db)
     .await?;
-    outbox::emit(db, EventTopic::PointsChanged, Some(entry.customer_id), entry.id).await?;
+    outbox::emit(
+        db,
+        EventTopic::PointsChanged,
+        Some(entry.customer_id),
+        entry.id,
+    )
+    .await?;
     Ok(entry)
 }
 

@@ -8,7 +8,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityT
 use uuid::Uuid;
 
 use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
-use super::{outbox, now};
+use super::{now, outbox};
 use crate::domain::DomainResult;
 
 /// The order tier history is listed in: newest first.
@@ -40,7 +40,13 @@ pub async fn insert(
     }
     .insert(db)
     .await?;
-    outbox::emit(db, EventTopic::TierChanged, Some(change.customer_id), change.id).await?;
+    outbox::emit(
+        db,
+        EventTopic::TierChanged,
+        Some(change.customer_id),
+        change.id,
+    )
+    .await?;
     Ok(change)
 }
 

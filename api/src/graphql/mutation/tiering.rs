@@ -7,7 +7,10 @@ use crate::graphql::id::parse_id;
 use crate::graphql::scalars::DateTime;
 use crate::graphql::types::evaluation::EvaluationRun;
 use crate::graphql::types::tier::TierChange;
+use std::sync::Arc;
+
 use crate::jobs::evaluation::{self, Quiet, RunRequest};
+use crate::jobs::supervisor::Supervisor;
 use crate::service::tier_moves;
 use crate::store::Db;
 use tracing::Instrument as _;
@@ -45,18 +48,23 @@ impl TieringMutation {
         };
         let run = evaluation::start(&db, request).await.gql()?;
         let started = run.clone();
-        // The run works in its own task, so that a client that hangs up does not stop it;
-        // its log lines still name the request that started it.
-        let task = tokio::spawn(
-            async move { evaluation::execute(&db, run, &Quiet).await }
-                .instrument(tracing::Span::current()),
+        // The run works in a task of the server's supervisor, so that a client that hangs
+        // up does not stop it and a server that stops does; its log lines still name the
+        // request that started it.
+        let (done, finished) = tokio::sync::oneshot::channel();
+        ctx.data::<Arc<Supervisor>>()?.spawn_once(
+            "evaluation run",
+            async move {
+                let _ = done.send(evaluation::execute(&db, run, &Quiet).await);
+            }
+            .instrument(tracing::Span::current()),
         );
         if !wait {
             return Ok(EvaluationRun(started));
         }
-        let finished = task
+        let finished = finished
             .await
-            .map_err(|e| DomainError::Internal(anyhow::anyhow!("evaluation task: {e}")))
+            .map_err(|_| DomainError::Internal(anyhow::anyhow!("the evaluation task was stopped")))
             .and_then(|result| result)
             .gql()?;
         Ok(EvaluationRun(finished))

@@ -370,11 +370,7 @@ async fn write(
     let others: Vec<(Uuid, i64)> = deltas.into_iter().collect();
     points::add_to_balances(txn, &others).await?;
     points::insert_entries(txn, &outcome.entries).await?;
-    tier_changes::insert_many(
-        txn,
-        outcome.tier_changes.clone(),
-    )
-    .await?;
+    tier_changes::insert_many(txn, outcome.tier_changes.clone()).await?;
     let settings = &program.settings;
     store::referrals::settle_many(
         txn,
