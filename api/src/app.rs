@@ -17,9 +17,13 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     /// The background tasks (the live relay, the program follower, outbox pruning, the
-    /// evaluation schedule); stopped with the server.
+    /// webhook fan-out, dispatcher and pruning, the evaluation schedule, one-shot runs);
+    /// stopped with the server.
     background: std::sync::Arc<Supervisor>,
-    relay_ready: tokio::sync::oneshot::Receiver<()>,
+    /// Fire once the outbox consumers know where they start: the live relay (so that no
+    /// subscriber misses a change committed before it was ready) and the webhook fan-out
+    /// (so that its first start does not pass over a change).
+    consumers_ready: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Connects, migrates, and installs the default program (plus the demo data when asked
@@ -74,6 +78,25 @@ impl Application {
             "outbox pruning",
             crate::jobs::outbox_pruning::prune_forever(db.clone()),
         );
+        let webhooks = std::sync::Arc::new(config.webhooks.clone());
+        let wakeup = crate::webhooks::Wakeup::default();
+        let (fanout, fanout_ready) = crate::outbox::follow(
+            db.clone(),
+            crate::webhooks::fanout::Fanout::new(wakeup.clone()),
+        );
+        background.spawn("webhook fan-out", fanout);
+        background.spawn(
+            "webhook dispatcher",
+            crate::webhooks::dispatcher::dispatch_forever(
+                db.clone(),
+                webhooks.clone(),
+                wakeup.clone(),
+            ),
+        );
+        background.spawn(
+            "webhook pruning",
+            crate::jobs::webhook_pruning::prune_forever(db.clone(), webhooks.retention),
+        );
         if let Some(schedule) = config.evaluation_schedule {
             tracing::info!(?schedule, "evaluation runs are scheduled");
             background.spawn(
@@ -82,8 +105,13 @@ impl Application {
             );
         }
         let limits = config.limits.clone();
-        let schema =
-            crate::graphql::schema(db.clone(), bus.clone(), background.clone(), limits.max_cost);
+        let schema = crate::graphql::schema(
+            db.clone(),
+            bus.clone(),
+            background.clone(),
+            (webhooks, wakeup),
+            limits.max_cost,
+        );
         let feeds = crate::live::feeds::Feeds::new(schema.clone(), db.clone(), bus);
         Ok(Self {
             listener,
@@ -98,7 +126,7 @@ impl Application {
                 limits,
             },
             background,
-            relay_ready,
+            consumers_ready: vec![relay_ready, fanout_ready],
         })
     }
 
@@ -126,7 +154,9 @@ impl Application {
     ) -> anyhow::Result<()> {
         // Connections wait in the listen queue until the relay knows where the outbox
         // ends, so that no subscriber misses a change committed in between.
-        let _ = self.relay_ready.await;
+        for ready in self.consumers_ready {
+            let _ = ready.await;
+        }
         let connections = self.state.limits.connections();
         let router = http::router(self.state);
         let served = http::server::serve(self.listener, router, connections, shutdown).await;

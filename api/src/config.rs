@@ -29,6 +29,8 @@ pub struct Config {
     /// How many batches of live events a subscriber may fall behind before it is
     /// dropped with `SLOW_CONSUMER` (`EVENT_BUFFER`, default 64).
     pub event_buffer: usize,
+    /// Partner webhooks (`WEBHOOK_*`).
+    pub webhooks: crate::webhooks::Settings,
     /// What one client may hold or ask for.
     pub limits: Limits,
     /// The embedded database's signing secret was made by this start: the one time
@@ -281,6 +283,7 @@ impl Config {
                     .filter(|n| (1..=1_000_000).contains(n))
             },
         )?;
+        let webhooks = webhook_settings(&var)?;
         let limits = Limits::from_env(var)?;
         Ok(Self {
             database_url,
@@ -290,10 +293,55 @@ impl Config {
             demo_data,
             evaluation_schedule,
             event_buffer,
+            webhooks,
             limits,
             new_secret,
         })
     }
+}
+
+fn webhook_settings(
+    var: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<crate::webhooks::Settings> {
+    let defaults = crate::webhooks::Settings::default();
+    let flag = |name: &str| -> anyhow::Result<bool> {
+        match var(name).as_deref() {
+            None => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => bail!("{name} must be true or false, not {other:?}"),
+        }
+    };
+    let duration = |name: &str, default: std::time::Duration, max_seconds: u64| {
+        setting(
+            var,
+            name,
+            default,
+            &format!(
+                "a duration such as 10s or 5d, at most {}",
+                humantime::format_duration(std::time::Duration::from_secs(max_seconds))
+            ),
+            |text| {
+                humantime::parse_duration(text)
+                    .ok()
+                    .filter(|d| !d.is_zero() && d.as_secs() <= max_seconds)
+            },
+        )
+    };
+    let retry_schedule = match var("WEBHOOK_RETRY_SCHEDULE") {
+        Some(text) => crate::domain::webhooks::parse_retry_schedule(&text)
+            .map_err(|e| anyhow::anyhow!("WEBHOOK_RETRY_SCHEDULE: {e}"))?,
+        None => defaults.retry_schedule,
+    };
+    Ok(crate::webhooks::Settings {
+        allow_http: flag("WEBHOOK_ALLOW_HTTP")?,
+        allow_private: flag("WEBHOOK_ALLOW_PRIVATE")?,
+        retry_schedule,
+        timeout: duration("WEBHOOK_TIMEOUT", defaults.timeout, 60)?,
+        disable_after: duration("WEBHOOK_DISABLE_AFTER", defaults.disable_after, 90 * 86_400)?,
+        retention: duration("WEBHOOK_RETENTION", defaults.retention, 365 * 86_400)?,
+        poll: defaults.poll,
+    })
 }
 
 /// The setting `name` read by `parse` (trimmed), `default` when unset; a value `parse`

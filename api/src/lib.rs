@@ -13,6 +13,8 @@
 //! - `live`: live events — the outbox consumer that feeds subscriptions, and their bus.
 //! - `jobs`: background work under the supervisor — evaluation runs and their schedule,
 //!   the lease-based scheduler, outbox pruning, the program follower.
+//! - `webhooks`: partner webhooks — the outbox consumer that makes deliveries, the
+//!   dispatcher that sends them, the guarded HTTP client.
 //! - `demo`: the demo data set.
 //!
 //! Data flows one way: HTTP → GraphQL → service → domain/store → database.
@@ -45,3 +47,4 @@ pub mod outbox;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

@@ -100,4 +100,11 @@ string_enum!(RfmSegment {
 
 string_enum!(EvaluationStatus { Running = "RUNNING", Succeeded = "SUCCEEDED", Failed = "FAILED" });
 
-string_enum!(EventTopic { TierChanged = "TIER_CHANGED", PointsChanged = "POINTS_CHANGED" });
+string_enum!(EventTopic {
+    TierChanged = "TIER_CHANGED",
+    PointsChanged = "POINTS_CHANGED",
+    ReferralRewarded = "REFERRAL_REWARDED",
+    CustomerErased = "CUSTOMER_ERASED",
+});
+
+string_enum!(WebhookDeliveryStatus { Pending = "PENDING", Succeeded = "SUCCEEDED", Failed = "FAILED" });

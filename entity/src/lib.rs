@@ -20,3 +20,5 @@ pub mod segment;
 pub mod segment_member;
 pub mod tier;
 pub mod tier_change;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

@@ -27,6 +27,7 @@ mod m20261130_000005_search_prefixes;
 mod m20261130_000006_program_revision;
 mod m20261130_000007_job_leases;
 mod m20261201_000001_outbox_events_without_customer;
+mod m20261201_000002_webhooks;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_program_revision::Migration),
             Box::new(m20261130_000007_job_leases::Migration),
             Box::new(m20261201_000001_outbox_events_without_customer::Migration),
+            Box::new(m20261201_000002_webhooks::Migration),
         ]
     }
 }

@@ -160,13 +160,16 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with_keys(backend: Backend, keys: JwtKeys) -> Option<TestApp> {
-    spawn(
-        backend,
-        keys,
-        tierwise_api::config::DEFAULT_EVENT_BUFFER,
-        test_limits(),
-    )
-    .await
+    spawn_app_with(backend, |config| Config { keys, ..config }).await
+}
+
+/// A server with the test configuration as `tweak` changes it.
+pub async fn spawn_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(Config) -> Config,
+) -> Option<TestApp> {
+    let database = TestDatabase::new(backend).await?;
+    Some(spawn_on(database, tweak).await)
 }
 
 /// Production's limits, but for the rate limits: a test sends as fast as it can with
@@ -187,46 +190,29 @@ pub fn test_limits() -> Limits {
 
 /// A server whose subscribers are dropped once `batches` batches of events behind.
 pub async fn spawn_app_with_event_buffer(backend: Backend, batches: usize) -> Option<TestApp> {
-    spawn(backend, test_keys(), batches, test_limits()).await
+    spawn_app_with(backend, |config| Config {
+        event_buffer: batches,
+        ..config
+    })
+    .await
 }
 
 /// A server with these limits on what clients may hold and ask for.
 pub async fn spawn_app_with_limits(backend: Backend, limits: Limits) -> Option<TestApp> {
-    let buffer = tierwise_api::config::DEFAULT_EVENT_BUFFER;
-    spawn(backend, test_keys(), buffer, limits).await
+    spawn_app_with(backend, |config| Config { limits, ..config }).await
 }
 
 /// A server on a database the test provides.
 pub async fn spawn_app_on(database: TestDatabase) -> TestApp {
-    let buffer = tierwise_api::config::DEFAULT_EVENT_BUFFER;
-    spawn_on(database, test_keys(), buffer, test_limits()).await
+    spawn_on(database, |config| config).await
 }
 
-async fn spawn(
-    backend: Backend,
-    keys: JwtKeys,
-    event_buffer: usize,
-    limits: Limits,
-) -> Option<TestApp> {
-    let database = TestDatabase::new(backend).await?;
-    Some(spawn_on(database, keys, event_buffer, limits).await)
-}
-
-async fn spawn_on(
-    database: TestDatabase,
-    keys: JwtKeys,
-    event_buffer: usize,
-    limits: Limits,
-) -> TestApp {
+async fn spawn_on(database: TestDatabase, tweak: impl FnOnce(Config) -> Config) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         tierwise_api::telemetry::init();
     }
-    let config = Config {
-        keys: keys.clone(),
-        event_buffer,
-        limits,
-        ..test_config(&database.url)
-    };
+    let config = tweak(test_config(&database.url));
+    let keys = config.keys.clone();
     // The production builder: everything `app.rs` wires (the relay, the supervisor,
     // the schedule when configured) runs under test too.
     let application = Application::build(&config)
@@ -259,8 +245,23 @@ pub fn test_config(database_url: &str) -> Config {
         demo_data: false,
         evaluation_schedule: None,
         event_buffer: tierwise_api::config::DEFAULT_EVENT_BUFFER,
-        limits: Limits::default(),
+        webhooks: test_webhooks(),
+        limits: test_limits(),
         new_secret: false,
+    }
+}
+
+/// Webhook settings for tests: receivers on this machine (plain http, loopback) allowed,
+/// and retries and timeouts in seconds.
+pub fn test_webhooks() -> tierwise_api::webhooks::Settings {
+    use std::time::Duration;
+    tierwise_api::webhooks::Settings {
+        allow_http: true,
+        allow_private: true,
+        retry_schedule: vec![Duration::from_secs(1), Duration::from_secs(1)],
+        timeout: Duration::from_secs(2),
+        poll: Duration::from_millis(200),
+        ..Default::default()
     }
 }
 

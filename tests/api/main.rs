@@ -36,3 +36,4 @@ mod schedule;
 mod schema;
 mod segments;
 mod stats_and_events;
+mod webhooks;

@@ -64,6 +64,9 @@ async fn the_server_owns_its_background_tasks() {
             "live relay",
             "program follower",
             "outbox pruning",
+            "webhook fan-out",
+            "webhook dispatcher",
+            "webhook pruning",
             "evaluation schedule"
         ]
     );

@@ -50,6 +50,7 @@ pub enum Scope {
     PointsWrite,
     RewardsRedeem,
     EventsSubscribe,
+    WebhooksManage,
 }
 
 impl Scope {
@@ -61,6 +62,7 @@ impl Scope {
             "points:write" => Some(Self::PointsWrite),
             "rewards:redeem" => Some(Self::RewardsRedeem),
             "events:subscribe" => Some(Self::EventsSubscribe),
+            "webhooks:manage" => Some(Self::WebhooksManage),
             _ => None,
         }
     }
@@ -98,6 +100,9 @@ pub enum Permission {
     ReadSegments,
     /// Create, change and delete segments, their static members, and preview rules.
     ManageSegments,
+    /// Register webhook endpoints and see their deliveries: an admin all of them, a
+    /// partner its own (decided per endpoint, `service::webhooks`).
+    ManageWebhooks,
 }
 
 /// The authenticated caller, from a verified token.
@@ -126,7 +131,7 @@ impl Principal {
             Role::Admin => true,
             Role::Staff => !matches!(
                 permission,
-                EraseCustomers | ManageProgram | RunEvaluations | ManageRewards
+                EraseCustomers | ManageProgram | RunEvaluations | ManageRewards | ManageWebhooks
             ),
             Role::Partner => match permission {
                 // Segments are views of customers: who may read every customer may
@@ -137,6 +142,7 @@ impl Principal {
                 RecordInteractions => self.has_scope(Scope::InteractionsWrite),
                 AdjustPoints => self.has_scope(Scope::PointsWrite),
                 RedeemRewards => self.has_scope(Scope::RewardsRedeem),
+                ManageWebhooks => self.has_scope(Scope::WebhooksManage),
                 EraseCustomers | ManageProgram | SetCustomerTier | RunEvaluations
                 | ManageRewards | ManageSegments => false,
             },
@@ -222,6 +228,7 @@ mod tests {
             ReadSegments,
             ManageSegments,
             SubscribeEvents,
+            ManageWebhooks,
         ] {
             assert!(admin.may(p));
             assert!(
@@ -250,5 +257,8 @@ mod tests {
         assert!(!reader.may(SubscribeEvents) && !listener.may(ReadCustomers));
         assert!(customer.may_read_customer(Uuid::nil()));
         assert!(!customer.may_read_customer(Uuid::now_v7()));
+        let integrator = principal(Role::Partner, vec![Scope::WebhooksManage]);
+        assert!(integrator.may(ManageWebhooks) && !integrator.may(ReadCustomers));
+        assert!(!staff.may(ManageWebhooks) && !reader.may(ManageWebhooks));
     }
 }

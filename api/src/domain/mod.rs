@@ -15,5 +15,6 @@ pub mod scoring;
 pub mod segment;
 pub mod segment_rule;
 pub mod tiering;
+pub mod webhooks;
 
 pub use error::{DomainError, DomainResult};

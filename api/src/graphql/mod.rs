@@ -43,6 +43,10 @@ pub fn schema(
     db: Db,
     bus: crate::live::EventBus,
     background: std::sync::Arc<crate::jobs::supervisor::Supervisor>,
+    webhooks: (
+        std::sync::Arc<crate::webhooks::Settings>,
+        crate::webhooks::Wakeup,
+    ),
     max_cost: usize,
 ) -> AppSchema {
     builder()
@@ -50,6 +54,8 @@ pub fn schema(
         .data(db)
         .data(bus)
         .data(background)
+        .data(webhooks.0)
+        .data(webhooks.1)
         .finish()
 }
 

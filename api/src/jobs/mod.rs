@@ -8,3 +8,4 @@ pub mod points_upkeep;
 pub mod program_follower;
 pub mod schedule;
 pub mod supervisor;
+pub mod webhook_pruning;

@@ -95,6 +95,8 @@ async fn load(db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<Vec<Liv
                             tiers,
                         })
                 }
+                // No subscription shows these: partners receive them as webhooks.
+                EventTopic::ReferralRewarded | EventTopic::CustomerErased => None,
             }
         })
         .collect())

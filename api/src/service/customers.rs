@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use entity::customer;
-use entity::enums::{CustomerKind, TierChangeReason};
+use entity::enums::{CustomerKind, EventTopic, TierChangeReason};
 use sea_orm::ConnectionTrait;
 use serde_json::Value as Json;
 use uuid::Uuid;
@@ -280,6 +280,8 @@ pub async fn erase(db: &Db, id: Uuid) -> DomainResult<()> {
                 .await?
                 .ok_or_else(|| DomainError::not_found("customer"))?;
             profiles::erase(txn, existing, ERASED_NAME, now()).await?;
+            // Partners that keep a copy of the profile must delete theirs too.
+            store::outbox::emit(txn, EventTopic::CustomerErased, Some(id), id).await?;
             customers::set_tags(txn, id, &[]).await?;
             Ok(())
         })

@@ -10,6 +10,7 @@ pub mod referrals;
 pub mod rewards;
 pub mod segments;
 pub mod tier_moves;
+pub mod webhooks;
 
 /// Who asks for a write, as the operations need to know it.
 #[derive(Debug, Clone, Copy)]

@@ -24,6 +24,7 @@ mod sqlite_math;
 pub mod tier_changes;
 pub mod tiers;
 pub mod values;
+pub mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -74,6 +74,8 @@ pub struct Position {
 /// An outbox row with its position.
 #[derive(Debug, Clone)]
 pub struct Stored {
+    /// The event's own id: what webhooks send as `webhook-id`.
+    pub id: Uuid,
     pub position: Position,
     /// The topic, or the name of one this version does not know (written by a newer
     /// replica during a rolling upgrade): a reader skips it, it never guesses.
@@ -81,6 +83,7 @@ pub struct Stored {
     /// The customer the event is about, if it is about one.
     pub customer_id: Option<Uuid>,
     pub subject_id: Uuid,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// On Postgres, the events that can no longer be overtaken: those of transactions older
@@ -134,7 +137,7 @@ pub async fn read_after(
         _ => ("rowid > $1 AND", vec![after.seq.into()]),
     };
     let sql = format!(
-        "SELECT {columns}, topic, customer_id, subject_id FROM event_outbox \
+        "SELECT {columns}, topic, customer_id, subject_id, created_at FROM event_outbox \
          WHERE {beyond} {settled} ORDER BY {order} LIMIT ${}",
         values.len() + 1
     );
@@ -144,10 +147,12 @@ pub async fn read_after(
         .map(|row| {
             let topic: String = row.try_get("", "topic")?;
             Ok(Stored {
+                id: row.try_get("", "id")?,
                 position: position(row, backend)?,
                 topic: EventTopic::parse(&topic).ok_or(topic),
                 customer_id: row.try_get("", "customer_id")?,
                 subject_id: row.try_get("", "subject_id")?,
+                created_at: row.try_get("", "created_at")?,
             })
         })
         .collect()

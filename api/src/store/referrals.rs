@@ -22,6 +22,17 @@ pub async fn of_referee(
         .await?)
 }
 
+/// The referrals with these ids.
+pub async fn by_ids(db: &impl ConnectionTrait, ids: &[Uuid]) -> DomainResult<Vec<referral::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(referral::Entity::find()
+        .filter(referral::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
 pub async fn insert(
     db: &impl ConnectionTrait,
     referral: referral::Model,
@@ -120,5 +131,14 @@ pub async fn settle_many(
         .filter(referral::Column::Id.is_in(ids.iter().copied()))
         .exec(db)
         .await?;
+    if status == ReferralStatus::Rewarded {
+        // About two customers at once, so about no single one.
+        super::outbox::emit_many(
+            db,
+            entity::enums::EventTopic::ReferralRewarded,
+            ids.iter().map(|id| (None, *id)),
+        )
+        .await?;
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod program;
 mod rewards;
 mod segments;
 mod tiering;
+mod webhooks;
 
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Mutation(
@@ -16,4 +17,5 @@ pub struct Mutation(
     rewards::RewardMutation,
     segments::SegmentMutation,
     tiering::TieringMutation,
+    webhooks::WebhookMutation,
 );

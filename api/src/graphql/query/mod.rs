@@ -6,6 +6,7 @@ mod program;
 mod rewards;
 mod segments;
 mod viewer;
+mod webhooks;
 
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Query(
@@ -15,4 +16,5 @@ pub struct Query(
     evaluation::EvaluationQuery,
     rewards::RewardQuery,
     segments::SegmentQuery,
+    webhooks::WebhookQuery,
 );

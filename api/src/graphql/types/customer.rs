@@ -516,7 +516,7 @@ pub struct UpdateCustomerInput {
     attributes: MaybeUndefined<Json<serde_json::Value>>,
 }
 
-fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
+pub(crate) fn patch<T>(value: MaybeUndefined<T>) -> Patch<T> {
     match value {
         MaybeUndefined::Undefined => Patch::Keep,
         MaybeUndefined::Null => Patch::Clear,

@@ -153,3 +153,13 @@ pub enum SegmentKind {
     /// Members are added and removed by hand.
     Static,
 }
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::enums::WebhookDeliveryStatus")]
+pub enum WebhookDeliveryStatus {
+    /// Waiting for its first attempt or a retry.
+    Pending,
+    Succeeded,
+    /// Every attempt used.
+    Failed,
+}

@@ -14,3 +14,4 @@ pub mod segment;
 pub mod stats;
 pub mod tier;
 pub mod viewer;
+pub mod webhook;
