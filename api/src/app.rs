@@ -94,6 +94,10 @@ impl Application {
             ),
         );
         background.spawn(
+            "reminders",
+            crate::jobs::reminders::remind_forever(db.clone()),
+        );
+        background.spawn(
             "webhook pruning",
             crate::jobs::webhook_pruning::prune_forever(db.clone(), webhooks.retention),
         );

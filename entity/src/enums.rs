@@ -105,6 +105,9 @@ string_enum!(EventTopic {
     PointsChanged = "POINTS_CHANGED",
     ReferralRewarded = "REFERRAL_REWARDED",
     CustomerErased = "CUSTOMER_ERASED",
+    LifecycleChanged = "LIFECYCLE_CHANGED",
+    PointsExpiring = "POINTS_EXPIRING",
+    CustomerBirthday = "CUSTOMER_BIRTHDAY",
 });
 
 string_enum!(WebhookDeliveryStatus { Pending = "PENDING", Succeeded = "SUCCEEDED", Failed = "FAILED" });

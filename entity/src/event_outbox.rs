@@ -15,6 +15,8 @@ pub struct Model {
     pub customer_id: Option<Uuid>,
     /// The points entry or tier change the event is about.
     pub subject_id: Uuid,
+    /// The event's own figures, for events that carry them (a lifecycle change's stages).
+    pub payload: Option<Json>,
     pub created_at: DateTimeUtc,
 }
 

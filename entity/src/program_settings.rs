@@ -18,6 +18,9 @@ pub struct Model {
     pub churn_days: i32,
     /// The largest amount one interaction may carry, in ten-thousandths.
     pub max_interaction_amount_e4: i64,
+    /// How many days before a lot of points expires its owner is reminded
+    /// (`points.expiring`); 0: never.
+    pub points_expiry_reminder_days: i32,
     pub updated_at: DateTimeUtc,
 }
 

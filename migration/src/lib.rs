@@ -28,6 +28,7 @@ mod m20261130_000006_program_revision;
 mod m20261130_000007_job_leases;
 mod m20261201_000001_outbox_events_without_customer;
 mod m20261201_000002_webhooks;
+mod m20261201_000003_outbox_payload_and_markers;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_job_leases::Migration),
             Box::new(m20261201_000001_outbox_events_without_customer::Migration),
             Box::new(m20261201_000002_webhooks::Migration),
+            Box::new(m20261201_000003_outbox_payload_and_markers::Migration),
         ]
     }
 }

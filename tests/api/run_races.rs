@@ -34,6 +34,7 @@ async fn a_run_does_not_overwrite_a_purchase_recorded_while_it_ran(app: TestApp)
     let stale = StateWrite {
         id: read.id,
         revision: read.revision,
+        previous_stage: read.stored.lifecycle_stage,
         state: read.stored,
     };
     let written = evaluation_scan::write_states(app.db.conn(), &[stale], as_of)
@@ -63,6 +64,7 @@ async fn a_run_does_not_overwrite_a_purchase_recorded_while_it_ran(app: TestApp)
         &[StateWrite {
             id: fresh.id,
             revision: fresh.revision,
+            previous_stage: fresh.stored.lifecycle_stage,
             state: fresh.stored,
         }],
         Utc::now(),

@@ -66,6 +66,7 @@ async fn the_server_owns_its_background_tasks() {
             "outbox pruning",
             "webhook fan-out",
             "webhook dispatcher",
+            "reminders",
             "webhook pruning",
             "evaluation schedule"
         ]

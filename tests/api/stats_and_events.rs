@@ -71,6 +71,8 @@ async fn outbox_rows(app: &TestApp) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every ledger entry, tier change and lifecycle move writes one outbox event in its
+/// transaction.
 async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
     let id = app.create_customer(json!({ "name": "Announced" })).await;
     let created = outbox_rows(&app).await;
@@ -95,10 +97,14 @@ async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
         .unwrap()
         .to_owned();
     let after_purchase = outbox_rows(&app).await;
-    assert_eq!(after_purchase.len(), 3);
+    assert_eq!(after_purchase.len(), 4);
     let new: HashSet<(String, String)> = after_purchase[1..].iter().cloned().collect();
     assert!(new.contains(&("POINTS_CHANGED".into(), earn)));
     assert!(new.contains(&("TIER_CHANGED".into(), change)));
+    assert!(
+        new.contains(&("LIFECYCLE_CHANGED".into(), id.clone())),
+        "the first purchase makes a prospect a new customer"
+    );
 
     // A refused redemption announces nothing; an adjustment announces its entry.
     let reward = app
@@ -116,7 +122,7 @@ async fn every_ledger_entry_and_tier_change_is_announced_once(app: TestApp) {
         )
         .await;
     assert_error(&refused, "INSUFFICIENT_POINTS");
-    assert_eq!(outbox_rows(&app).await.len(), 3);
+    assert_eq!(outbox_rows(&app).await.len(), 4);
     let entry = app
         .ok(
             "mutation($c: ID!) { adjustPoints(input: { customerId: $c, delta: -10, reason: \"fix\" }) { id } }",

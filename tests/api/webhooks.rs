@@ -279,10 +279,44 @@ async fn every_event_type_is_delivered_signed(app: TestApp) {
     .await;
     send_test(&app, &endpoint_id).await;
 
+    // The calendar's events: a birthday today, and a lot expiring within the reminder
+    // window (points expire 10 days after a purchase here, reminders come 30 days ahead).
+    app.ok(
+        "mutation { updateProgramSettings(input: { pointsExpiryDays: 10, pointsExpiryReminderDays: 30 }) { pointsExpiryReminderDays } }",
+        json!({}),
+    )
+    .await;
+    let today = chrono::Utc::now().date_naive();
+    let born = create_customer(
+        &app,
+        json!({ "name": "Zhao Yan", "birthday": format!("1990-{}", today.format("%m-%d")) }),
+    )
+    .await;
+    app.ok(
+        PURCHASE,
+        json!({ "input": { "customerId": born["id"], "kind": "PURCHASE", "amount": "40" } }),
+    )
+    .await;
+    let reminded = tierwise_api::jobs::reminders::send_reminders(app.db.conn(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        reminded,
+        (1, 1),
+        "one birthday; one lot expiring within 30 days"
+    );
+    let again = tierwise_api::jobs::reminders::send_reminders(app.db.conn(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(again, (0, 0), "each is announced once");
+
     let wanted = [
         "customer.tier_changed",
         "points.changed",
+        "points.expiring",
         "referral.rewarded",
+        "customer.lifecycle_changed",
+        "customer.birthday",
         "customer.erased",
         "webhook.test",
     ];
@@ -347,6 +381,21 @@ async fn every_event_type_is_delivered_signed(app: TestApp) {
         by_type("webhook.test")[0]["data"]["endpointId"],
         endpoint_id.as_str()
     );
+    // The referee's first purchase made it a new customer.
+    let moved = by_type("customer.lifecycle_changed");
+    let first_purchase = moved
+        .iter()
+        .find(|b| b["data"]["customer"]["id"] == referee["id"])
+        .expect("the referee's move");
+    assert_eq!(first_purchase["data"]["from"], "PROSPECT");
+    assert_eq!(first_purchase["data"]["to"], "NEW");
+    let birthday = &by_type("customer.birthday")[0]["data"];
+    assert_eq!(birthday["customer"]["id"], born["id"]);
+    assert_eq!(birthday["date"], today.to_string());
+    let lot = &by_type("points.expiring")[0]["data"];
+    assert_eq!(lot["customer"]["id"], born["id"]);
+    assert_eq!(lot["points"], 40);
+    assert!(lot["expiresAt"].is_string());
 
     // Each event once, and every delivery recorded as SUCCEEDED on the first attempt.
     let ids: Vec<&str> = received.iter().map(|r| r.id.as_str()).collect();
@@ -750,7 +799,51 @@ async fn bad_endpoints_and_internal_destinations_are_refused() {
     assert!(body.to_string().contains("https"), "{body}");
 }
 
+/// The churn early warning: an evaluation run that finds a customer drifting away sends
+/// `customer.lifecycle_changed` to `AT_RISK`.
+async fn a_run_announces_customers_moving_to_at_risk(app: TestApp) {
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let (endpoint, _) = create_endpoint(
+        &app,
+        &app.admin(),
+        &url,
+        json!(["customer.lifecycle_changed"]),
+    )
+    .await;
+    let drifting = create_customer(&app, json!({ "name": "Qian Hui" })).await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(100);
+    app.ok(
+        PURCHASE,
+        json!({ "input": { "customerId": drifting["id"], "kind": "PURCHASE", "amount": "80", "occurredAt": long_ago } }),
+    )
+    .await;
+    let first = receiver
+        .until(Duration::from_secs(10), |got| got.len() == 1)
+        .await;
+    let stage_then = first[0].json()["data"]["to"].as_str().unwrap().to_owned();
+    assert_ne!(stage_then, "AT_RISK");
+    app.ok(
+        "mutation { updateProgramSettings(input: { atRiskDays: 50 }) { atRiskDays } }",
+        json!({}),
+    )
+    .await;
+    let run = app
+        .ok("mutation { evaluateTiers { status } }", json!({}))
+        .await;
+    assert_eq!(run["evaluateTiers"]["status"], "SUCCEEDED");
+    let received = receiver
+        .until(Duration::from_secs(10), |got| got.len() == 2)
+        .await;
+    let warning = received[1].json();
+    assert_eq!(warning["data"]["customer"]["id"], drifting["id"]);
+    assert_eq!(warning["data"]["from"], stage_then.as_str());
+    assert_eq!(warning["data"]["to"], "AT_RISK");
+    settled_deliveries(&app, endpoint["id"].as_str().unwrap(), 2).await;
+}
+
 on_both!(
+    a_run_announces_customers_moving_to_at_risk,
     every_event_type_is_delivered_signed,
     failures_and_timeouts_are_retried_and_retry_after_is_honoured,
     a_rotated_secret_signs_beside_the_new_one,

@@ -330,6 +330,8 @@ pub struct Settings {
     pub churn_days: i32,
     /// The largest amount one interaction may carry, in ten-thousandths.
     pub max_interaction_amount_e4: i64,
+    /// Days before a lot expires that `points.expiring` is sent; 0: never.
+    pub points_expiry_reminder_days: i32,
 }
 
 /// The highest `maxInteractionAmount` a program may set (10¹² in the base currency):
@@ -349,6 +351,7 @@ impl Settings {
             at_risk_days: 180,
             churn_days: 365,
             max_interaction_amount_e4: 1_000_000_000_000,
+            points_expiry_reminder_days: 30,
         }
     }
 
@@ -391,6 +394,11 @@ impl Settings {
             (1..=AMOUNT_LIMIT_CEILING_E4).contains(&self.max_interaction_amount_e4),
             "input.maxInteractionAmount",
             || "must be greater than 0 and at most 1000000000000".into(),
+        )?;
+        ensure(
+            (0..=365).contains(&self.points_expiry_reminder_days),
+            "input.pointsExpiryReminderDays",
+            || "must be between 0 (no reminders) and 365 days".into(),
         )?;
         ensure(
             self.churn_days > self.at_risk_days,

@@ -26,6 +26,9 @@ pub fn event_type(topic: EventTopic) -> &'static str {
         EventTopic::PointsChanged => "points.changed",
         EventTopic::ReferralRewarded => "referral.rewarded",
         EventTopic::CustomerErased => "customer.erased",
+        EventTopic::LifecycleChanged => "customer.lifecycle_changed",
+        EventTopic::PointsExpiring => "points.expiring",
+        EventTopic::CustomerBirthday => "customer.birthday",
     }
 }
 

@@ -271,7 +271,7 @@ async fn restage(
             churn_days: program.settings.churn_days,
         });
         if stage != candidate.stage {
-            changed.push((candidate.id, candidate.revision, stage));
+            changed.push((candidate.id, candidate.revision, candidate.stage, stage));
         }
     }
     drop(candidates);
@@ -281,7 +281,20 @@ async fn restage(
         let chunk = chunk.to_vec();
         written += db
             .write(move |txn| {
-                Box::pin(async move { evaluation_scan::write_stages(txn, &chunk).await })
+                Box::pin(async move {
+                    let stages: Vec<_> = chunk
+                        .iter()
+                        .map(|(id, revision, _, to)| (*id, *revision, *to))
+                        .collect();
+                    let written = evaluation_scan::write_stages(txn, &stages).await?;
+                    let moves: Vec<_> = chunk
+                        .iter()
+                        .filter(|(id, ..)| written.contains(id))
+                        .map(|(id, _, from, to)| (*id, *from, *to))
+                        .collect();
+                    crate::store::outbox::emit_lifecycle_changes(txn, &moves).await?;
+                    Ok(written.len() as u64)
+                })
             })
             .await?;
     }
@@ -354,6 +367,7 @@ fn decide(
             id: row.id,
             revision: row.revision,
             state,
+            previous_stage: row.stored.lifecycle_stage,
         },
         decision.change,
     ))
@@ -385,6 +399,12 @@ async fn flush(
                         .await?
                         .into_iter()
                         .collect();
+                let stage_moves: Vec<_> = writes
+                    .iter()
+                    .filter(|w| written.contains(&w.id))
+                    .map(|w| (w.id, w.previous_stage, w.state.lifecycle_stage))
+                    .collect();
+                crate::store::outbox::emit_lifecycle_changes(txn, &stage_moves).await?;
                 let scores: std::collections::HashMap<Uuid, (Uuid, f64)> = writes
                     .iter()
                     .map(|w| (w.id, (w.state.tier_id, w.state.score)))

@@ -6,6 +6,7 @@ pub mod evaluation;
 pub mod outbox_pruning;
 pub mod points_upkeep;
 pub mod program_follower;
+pub mod reminders;
 pub mod schedule;
 pub mod supervisor;
 pub mod webhook_pruning;

@@ -96,7 +96,11 @@ async fn load(db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<Vec<Liv
                         })
                 }
                 // No subscription shows these: partners receive them as webhooks.
-                EventTopic::ReferralRewarded | EventTopic::CustomerErased => None,
+                EventTopic::ReferralRewarded
+                | EventTopic::CustomerErased
+                | EventTopic::LifecycleChanged
+                | EventTopic::PointsExpiring
+                | EventTopic::CustomerBirthday => None,
             }
         })
         .collect())

@@ -178,6 +178,7 @@ pub struct SettingsPatch {
     pub at_risk_days: Option<i32>,
     pub churn_days: Option<i32>,
     pub max_interaction_amount_e4: Option<i64>,
+    pub points_expiry_reminder_days: Option<i32>,
 }
 
 #[tracing::instrument(name = "program::update_settings", skip_all)]
@@ -197,7 +198,8 @@ pub async fn update_settings(db: &Db, patch: SettingsPatch) -> DomainResult<Sett
                 max_rewarded_referrals_per_year,
                 at_risk_days,
                 churn_days,
-                max_interaction_amount_e4
+                max_interaction_amount_e4,
+                points_expiry_reminder_days
             );
             settings.validate()?;
             program::save_settings(txn, &settings).await?;

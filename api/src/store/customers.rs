@@ -717,6 +717,35 @@ pub async fn hold_in_tier(
     Ok(())
 }
 
+/// The customers, not erased, born on `month`/`day` (any year).
+pub async fn born_on(db: &impl ConnectionTrait, month: u32, day: u32) -> DomainResult<Vec<Uuid>> {
+    let backend = db.get_database_backend();
+    let (month_of, day_of) = match backend {
+        sea_orm::DbBackend::Postgres => (
+            "CAST(EXTRACT(MONTH FROM birthday) AS INTEGER)",
+            "CAST(EXTRACT(DAY FROM birthday) AS INTEGER)",
+        ),
+        _ => (
+            "CAST(strftime('%m', birthday) AS INTEGER)",
+            "CAST(strftime('%d', birthday) AS INTEGER)",
+        ),
+    };
+    let sql = format!(
+        "SELECT id FROM customer WHERE birthday IS NOT NULL AND erased_at IS NULL \
+         AND {month_of} = $1 AND {day_of} = $2"
+    );
+    let rows = db
+        .query_all_raw(super::raw(
+            backend,
+            &sql,
+            vec![(month as i32).into(), (day as i32).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
+        .collect()
+}
+
 /// The number of customers holding `tier_id`.
 pub async fn count_in_tier(db: &impl ConnectionTrait, tier_id: Uuid) -> DomainResult<u64> {
     Ok(customer::Entity::find()

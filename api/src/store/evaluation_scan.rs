@@ -258,6 +258,9 @@ pub struct StateWrite {
     pub id: Uuid,
     pub revision: i64,
     pub state: CustomerState,
+    /// The stage the row had when read: a write that moves it is announced
+    /// (`outbox::emit_lifecycle_changes`).
+    pub previous_stage: LifecycleStage,
 }
 
 /// Columns of one written row, with the Postgres type of each (the first row of a
@@ -412,13 +415,14 @@ where
     }))
 }
 
-/// Writes new lifecycle stages, each only if its row is still at the revision read.
+/// Writes new lifecycle stages, each only if its row is still at the revision read;
+/// returns the ids written.
 pub async fn write_stages(
     db: &impl ConnectionTrait,
     stages: &[(Uuid, i64, LifecycleStage)],
-) -> DomainResult<u64> {
+) -> DomainResult<Vec<Uuid>> {
     if stages.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
     let (rows, stage_values) = super::values::relation(
@@ -439,10 +443,11 @@ pub async fn write_stages(
         "WITH v (id, expected_revision, lifecycle_stage) AS ({rows})
          UPDATE customer SET lifecycle_stage = v.lifecycle_stage,
             revision = customer.revision + 1, updated_at = $1
-         FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision"
+         FROM v WHERE customer.id = v.id AND customer.revision = v.expected_revision
+         RETURNING customer.id"
     );
-    Ok(db
-        .execute_raw(raw(backend, &sql, values))
-        .await?
-        .rows_affected())
+    let rows = db.query_all_raw(raw(backend, &sql, values)).await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
+        .collect()
 }

@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod import;
 pub mod interactions;
 pub mod leases;
+pub mod markers;
 pub mod metrics;
 pub mod outbox;
 pub mod paging;

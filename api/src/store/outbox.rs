@@ -28,16 +28,32 @@ pub async fn emit_many(
     topic: EventTopic,
     subjects: impl IntoIterator<Item = (Option<Uuid>, Uuid)>,
 ) -> DomainResult<()> {
-    let at = now();
-    let rows: Vec<event_outbox::ActiveModel> = subjects
+    let events: Vec<_> = subjects
         .into_iter()
-        .map(|(customer_id, subject_id)| event_outbox::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            topic: Set(topic),
-            customer_id: Set(customer_id),
-            subject_id: Set(subject_id),
-            created_at: Set(at),
-        })
+        .map(|(customer_id, subject_id)| (customer_id, subject_id, None))
+        .collect();
+    emit_with_payloads(db, topic, events).await
+}
+
+/// `emit_many` for events that carry their own figures.
+pub async fn emit_with_payloads(
+    db: &impl ConnectionTrait,
+    topic: EventTopic,
+    events: Vec<(Option<Uuid>, Uuid, Option<serde_json::Value>)>,
+) -> DomainResult<()> {
+    let at = now();
+    let rows: Vec<event_outbox::ActiveModel> = events
+        .into_iter()
+        .map(
+            |(customer_id, subject_id, payload)| event_outbox::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                topic: Set(topic),
+                customer_id: Set(customer_id),
+                subject_id: Set(subject_id),
+                payload: Set(payload),
+                created_at: Set(at),
+            },
+        )
         .collect();
     if rows.is_empty() {
         return Ok(());
@@ -46,6 +62,28 @@ pub async fn emit_many(
         .exec_without_returning(db)
         .await?;
     notify(db).await
+}
+
+/// Announces customers' moves between lifecycle stages, `(customer, from, to)`, each with
+/// its stages as its payload (a move to `AT_RISK` is the churn early warning partners
+/// act on).
+pub async fn emit_lifecycle_changes(
+    db: &impl ConnectionTrait,
+    changes: &[(
+        Uuid,
+        entity::enums::LifecycleStage,
+        entity::enums::LifecycleStage,
+    )],
+) -> DomainResult<()> {
+    let events = changes
+        .iter()
+        .filter(|(_, from, to)| from != to)
+        .map(|(customer, from, to)| {
+            let payload = serde_json::json!({ "from": from.as_str(), "to": to.as_str() });
+            (Some(*customer), *customer, Some(payload))
+        })
+        .collect();
+    emit_with_payloads(db, EventTopic::LifecycleChanged, events).await
 }
 
 /// The channel Postgres notifies outbox readers on; the payload is empty, the outbox holds the
@@ -83,6 +121,8 @@ pub struct Stored {
     /// The customer the event is about, if it is about one.
     pub customer_id: Option<Uuid>,
     pub subject_id: Uuid,
+    /// The event's own figures, when it carries them.
+    pub payload: Option<serde_json::Value>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -137,7 +177,7 @@ pub async fn read_after(
         _ => ("rowid > $1 AND", vec![after.seq.into()]),
     };
     let sql = format!(
-        "SELECT {columns}, topic, customer_id, subject_id, created_at FROM event_outbox \
+        "SELECT {columns}, topic, customer_id, subject_id, payload, created_at FROM event_outbox \
          WHERE {beyond} {settled} ORDER BY {order} LIMIT ${}",
         values.len() + 1
     );
@@ -152,6 +192,7 @@ pub async fn read_after(
                 topic: EventTopic::parse(&topic).ok_or(topic),
                 customer_id: row.try_get("", "customer_id")?,
                 subject_id: row.try_get("", "subject_id")?,
+                payload: row.try_get("", "payload")?,
                 created_at: row.try_get("", "created_at")?,
             })
         })

@@ -257,6 +257,24 @@ pub async fn first_pages(
 /// Each customer's ledger, oldest entry first, as lot accounting needs it: only each
 /// entry's delta and expiry (an expiry night reads the ledgers of every customer holding
 /// points, ten million entries at a million customers).
+/// The customers with credits that expire after `from` and at or before `to`.
+pub async fn customers_with_credits_expiring(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DomainResult<Vec<Uuid>> {
+    Ok(points_entry::Entity::find()
+        .select_only()
+        .column(points_entry::Column::CustomerId)
+        .distinct()
+        .filter(points_entry::Column::ExpiresAt.gt(from))
+        .filter(points_entry::Column::ExpiresAt.lte(to))
+        .filter(points_entry::Column::Delta.gt(0))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?)
+}
+
 pub async fn ledgers_of(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],

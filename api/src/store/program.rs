@@ -26,6 +26,7 @@ pub async fn settings(db: &impl ConnectionTrait) -> DomainResult<Settings> {
         at_risk_days: row.at_risk_days,
         churn_days: row.churn_days,
         max_interaction_amount_e4: row.max_interaction_amount_e4,
+        points_expiry_reminder_days: row.points_expiry_reminder_days,
     })
 }
 
@@ -42,6 +43,7 @@ fn settings_row(settings: &Settings) -> program_settings::ActiveModel {
         at_risk_days: Set(settings.at_risk_days),
         churn_days: Set(settings.churn_days),
         max_interaction_amount_e4: Set(settings.max_interaction_amount_e4),
+        points_expiry_reminder_days: Set(settings.points_expiry_reminder_days),
         updated_at: Set(now()),
     }
 }

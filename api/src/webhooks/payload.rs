@@ -145,6 +145,14 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
                     ),
                 )
             }),
+            // Events that carry their own figures: the customer, and those figures.
+            EventTopic::LifecycleChanged
+            | EventTopic::PointsExpiring
+            | EventTopic::CustomerBirthday => event.customer_id.map(|customer| {
+                let (full, redacted) = person(customer);
+                let own = event.payload.clone().unwrap_or_else(|| json!({}));
+                (event.created_at, both(full, redacted, own, json!({})))
+            }),
             // An erased customer has nothing left to show but its id.
             EventTopic::CustomerErased => Some((
                 event.created_at,

@@ -132,6 +132,9 @@ pub struct ProgramSettings {
     churn_days: i32,
     /// The largest amount one interaction may carry, in the base currency.
     max_interaction_amount: Decimal,
+    /// Days before a lot of points expires that a `points.expiring` webhook is sent; 0:
+    /// never.
+    points_expiry_reminder_days: i32,
 }
 
 impl From<program::Settings> for ProgramSettings {
@@ -147,6 +150,7 @@ impl From<program::Settings> for ProgramSettings {
             at_risk_days: s.at_risk_days,
             churn_days: s.churn_days,
             max_interaction_amount: e4_to_decimal(s.max_interaction_amount_e4),
+            points_expiry_reminder_days: s.points_expiry_reminder_days,
         }
     }
 }
@@ -164,6 +168,8 @@ pub struct ProgramSettingsInput {
     churn_days: Option<i32>,
     /// The largest amount one interaction may carry (default 100000000).
     max_interaction_amount: Option<Decimal>,
+    /// 0 to 365 (default 30).
+    points_expiry_reminder_days: Option<i32>,
 }
 
 impl ProgramSettingsInput {
@@ -184,6 +190,7 @@ impl ProgramSettingsInput {
                 .max_interaction_amount
                 .map(|a| decimal_to_e4(a, "input.maxInteractionAmount"))
                 .transpose()?,
+            points_expiry_reminder_days: self.points_expiry_reminder_days,
         })
     }
 }

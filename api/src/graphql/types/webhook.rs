@@ -169,7 +169,8 @@ pub struct CreatedWebhookEndpoint {
 #[derive(InputObject)]
 pub struct WebhookEndpointInput {
     url: String,
-    /// Event types (`customer.tier_changed`, `points.changed`, `referral.rewarded`,
+    /// Event types (`customer.tier_changed`, `points.changed`, `points.expiring`,
+    /// `referral.rewarded`, `customer.lifecycle_changed`, `customer.birthday`,
     /// `customer.erased`, `webhook.test`), or `*` for all.
     events: Vec<String>,
     description: Option<String>,

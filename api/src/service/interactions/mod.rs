@@ -13,7 +13,7 @@ mod apply;
 
 use std::collections::{HashMap, HashSet};
 
-use entity::enums::{InteractionKind, ReferralStatus};
+use entity::enums::{InteractionKind, LifecycleStage, ReferralStatus};
 use entity::{customer, interaction, tier_change};
 use sea_orm::{ActiveEnum, ConnectionTrait};
 use uuid::Uuid;
@@ -126,6 +126,11 @@ async fn record_all(
                 })
                 .collect();
             read_state(txn, &items, &mut state, at).await?;
+            let stages_before: HashMap<Uuid, LifecycleStage> = state
+                .customers
+                .values()
+                .map(|c| (c.id, c.lifecycle_stage))
+                .collect();
             let fresh: Vec<interaction::Model> = items
                 .iter()
                 .filter(|item| item.admission == Admission::New)
@@ -135,6 +140,12 @@ async fn record_all(
             store::interactions::insert_many(txn, &fresh).await?;
             let outcome = apply::apply(&program, items, state, &caller, at)?;
             write(txn, &program, &outcome, at).await?;
+            let moves: Vec<_> = outcome
+                .customers
+                .iter()
+                .filter_map(|c| Some((c.id, *stages_before.get(&c.id)?, c.lifecycle_stage)))
+                .collect();
+            store::outbox::emit_lifecycle_changes(txn, &moves).await?;
             Ok(outcome.recorded)
         })
     })
