@@ -202,6 +202,11 @@ async fn settled_deliveries(app: &TestApp, endpoint: &str, count: usize) -> Vec<
     }
 }
 
+/// A server with these webhook settings.
+async fn spawn_with_webhooks(backend: Backend, webhooks: Settings) -> Option<TestApp> {
+    spawn_app_with(backend, |config| Config { webhooks, ..config }).await
+}
+
 async fn endpoint_state(app: &TestApp, endpoint: &str) -> Value {
     app.ok(
         "query($id: ID!) { webhookEndpoint(id: $id) { enabled disabledReason } }",
@@ -450,16 +455,12 @@ async fn failures_and_timeouts_are_retried_and_retry_after_is_honoured(app: Test
 
 async fn a_delivery_fails_after_its_last_attempt_and_a_failing_endpoint_is_disabled() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) = spawn_app_with(backend, |config| Config {
-            webhooks: Settings {
-                retry_schedule: vec![Duration::from_millis(200), Duration::from_millis(200)],
-                disable_after: Duration::from_secs(3),
-                ..test_webhooks()
-            },
-            ..config
-        })
-        .await
-        else {
+        let settings = Settings {
+            retry_schedule: vec![Duration::from_millis(200), Duration::from_millis(200)],
+            disable_after: Duration::from_secs(3),
+            ..test_webhooks()
+        };
+        let Some(app) = spawn_with_webhooks(backend, settings).await else {
             continue;
         };
         let receiver = Receiver::default();
@@ -569,6 +570,26 @@ async fn a_rotated_secret_signs_beside_the_new_one(app: TestApp) {
         signed_with(&received[0], &old),
         "and the old one, for a day"
     );
+    // /metrics counts the attempt and measures it.
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("tierwise_webhook_attempts_total{outcome=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tierwise_webhook_attempt_seconds"));
+    // Deliveries older than the retention are pruned.
+    settled_deliveries(&app, endpoint_id, 1).await;
+    let db = app.db.conn();
+    use tierwise_api::store::webhooks::prune_deliveries;
+    let kept = prune_deliveries(db, chrono::Utc::now() - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "nothing is a day old");
+    let pruned = prune_deliveries(db, chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert!(deliveries(&app, endpoint_id).await.is_empty());
     // The secret is shown only when made.
     let listed = app.ok("{ webhookEndpoints { id url } }", json!({})).await;
     assert!(!listed.to_string().contains(new));
@@ -701,16 +722,12 @@ async fn deliveries_payload(app: &TestApp, endpoint: &str) -> Value {
 
 async fn bad_endpoints_and_internal_destinations_are_refused() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(app) = spawn_app_with(backend, |config| Config {
-            webhooks: Settings {
-                allow_http: true,
-                allow_private: false,
-                ..test_webhooks()
-            },
-            ..config
-        })
-        .await
-        else {
+        let settings = Settings {
+            allow_http: true,
+            allow_private: false,
+            ..test_webhooks()
+        };
+        let Some(app) = spawn_with_webhooks(backend, settings).await else {
             continue;
         };
         let receiver = Receiver::default();
@@ -780,12 +797,7 @@ async fn bad_endpoints_and_internal_destinations_are_refused() {
         );
     }
     // And plain http is refused by default.
-    let Some(app) = spawn_app_with(Backend::Sqlite, |config| Config {
-        webhooks: Settings::default(),
-        ..config
-    })
-    .await
-    else {
+    let Some(app) = spawn_with_webhooks(Backend::Sqlite, Settings::default()).await else {
         return;
     };
     let body = app

@@ -40,6 +40,9 @@ impl Client {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would connect to the destination itself,
+            // past the resolver's check.
+            .no_proxy()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .user_agent(concat!("Tierwise-Webhooks/", env!("CARGO_PKG_VERSION")))

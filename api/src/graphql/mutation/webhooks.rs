@@ -100,11 +100,8 @@ impl WebhookMutation {
     ) -> Result<WebhookDelivery> {
         let id = parse_id(&delivery_id, "deliveryId").gql()?;
         let principal = principal(ctx)?;
-        let delivery = webhooks::redeliver(ctx.data::<Db>()?, &Manager::of(principal), id)
-            .await
-            .gql()?;
-        ctx.data::<Wakeup>()?.wake();
-        Ok(WebhookDelivery(delivery, None))
+        let delivery = webhooks::redeliver(ctx.data::<Db>()?, &Manager::of(principal), id).await;
+        due_now(ctx, delivery)
     }
 
     /// Sends a `webhook.test` event to this endpoint.
@@ -116,10 +113,18 @@ impl WebhookMutation {
     ) -> Result<WebhookDelivery> {
         let id = parse_id(&endpoint_id, "endpointId").gql()?;
         let principal = principal(ctx)?;
-        let delivery = webhooks::send_test(ctx.data::<Db>()?, &Manager::of(principal), id)
-            .await
-            .gql()?;
-        ctx.data::<Wakeup>()?.wake();
-        Ok(WebhookDelivery(delivery, None))
+        let delivery = webhooks::send_test(ctx.data::<Db>()?, &Manager::of(principal), id).await;
+        due_now(ctx, delivery)
     }
+}
+
+/// A delivery made due now: this server's dispatcher is woken rather than left to its
+/// next poll.
+fn due_now(
+    ctx: &Context<'_>,
+    delivery: crate::domain::DomainResult<entity::webhook_delivery::Model>,
+) -> Result<WebhookDelivery> {
+    let delivery = delivery.gql()?;
+    ctx.data::<Wakeup>()?.wake();
+    Ok(WebhookDelivery(delivery, None))
 }
