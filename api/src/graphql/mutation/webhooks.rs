@@ -25,7 +25,7 @@ impl WebhookMutation {
         input: WebhookEndpointInput,
     ) -> Result<CreatedWebhookEndpoint> {
         let principal = principal(ctx)?;
-        let (endpoint, secret) = webhooks::create(
+        let created = webhooks::create(
             ctx.data::<Db>()?,
             ctx.data::<std::sync::Arc<Settings>>()?,
             &Manager::of(principal),
@@ -33,10 +33,7 @@ impl WebhookMutation {
         )
         .await
         .gql()?;
-        Ok(CreatedWebhookEndpoint {
-            endpoint: WebhookEndpoint(endpoint),
-            secret,
-        })
+        Ok(created.into())
     }
 
     #[graphql(guard = "Allow(Permission::ManageWebhooks)")]
@@ -80,14 +77,10 @@ impl WebhookMutation {
     ) -> Result<CreatedWebhookEndpoint> {
         let id = parse_id(&id, "id").gql()?;
         let principal = principal(ctx)?;
-        let (endpoint, secret) =
-            webhooks::rotate_secret(ctx.data::<Db>()?, &Manager::of(principal), id)
-                .await
-                .gql()?;
-        Ok(CreatedWebhookEndpoint {
-            endpoint: WebhookEndpoint(endpoint),
-            secret,
-        })
+        let rotated = webhooks::rotate_secret(ctx.data::<Db>()?, &Manager::of(principal), id)
+            .await
+            .gql()?;
+        Ok(rotated.into())
     }
 
     /// Sends a delivery again now, whatever its status (a FAILED one gets one more

@@ -166,6 +166,15 @@ pub struct CreatedWebhookEndpoint {
     pub secret: String,
 }
 
+impl From<(webhook_endpoint::Model, String)> for CreatedWebhookEndpoint {
+    fn from((endpoint, secret): (webhook_endpoint::Model, String)) -> Self {
+        Self {
+            endpoint: WebhookEndpoint(endpoint),
+            secret,
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct WebhookEndpointInput {
     url: String,
