@@ -17,6 +17,9 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     /// The `sub` of the token that registered it: a partner manages only its own.
     pub owner: String,
+    /// The role of that token (`admin` or `partner`): a partner whose `sub` happens to
+    /// equal an admin's does not own the admin's endpoints.
+    pub owner_role: String,
     /// Whether the owner may read customers' personal data: without it, payloads carry
     /// ids, `externalRef` and the event's own fields only.
     pub owner_reads_customers: bool,

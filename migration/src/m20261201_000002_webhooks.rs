@@ -23,6 +23,7 @@ impl MigrationTrait for Migration {
                     .col(boolean(WebhookEndpoint::Enabled))
                     .col(text_null(WebhookEndpoint::DisabledReason))
                     .col(string_len(WebhookEndpoint::Owner, 256))
+                    .col(string_len(WebhookEndpoint::OwnerRole, 16))
                     .col(boolean(WebhookEndpoint::OwnerReadsCustomers))
                     .col(string_len(WebhookEndpoint::Secret, 128))
                     .col(string_len_null(WebhookEndpoint::PreviousSecret, 128))
@@ -132,6 +133,7 @@ enum WebhookEndpoint {
     Enabled,
     DisabledReason,
     Owner,
+    OwnerRole,
     OwnerReadsCustomers,
     Secret,
     PreviousSecret,

@@ -67,10 +67,12 @@ pub fn event_types(given: &[String], field: &str) -> DomainResult<Vec<String>> {
     for name in given {
         let name = name.trim();
         if name != ALL_EVENTS && !known.contains(&name) {
+            // Quoted no longer than a real type could be: the error is not an echo.
+            let shown: String = name.chars().take(64).collect();
             return Err(DomainError::bad_input(
                 field,
                 format!(
-                    "unknown event type {name:?}; known: {}, or \"*\" for all",
+                    "unknown event type {shown:?}; known: {}, or \"*\" for all",
                     known.join(", ")
                 ),
             ));
@@ -175,6 +177,8 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_multicast()
         || ip.is_documentation()
         || a == 0
+        // IETF protocol assignments, 192.0.0.0/24 (NAT64 and DS-Lite endpoints among them).
+        || (a == 192 && b == 0 && ip.octets()[2] == 0)
         // Shared address space (carrier-grade NAT), 100.64.0.0/10.
         || (a == 100 && (64..128).contains(&b))
         // Benchmarking, 198.18.0.0/15, and reserved, 240.0.0.0/4.
@@ -182,16 +186,15 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
+/// Only global unicast (2000::/3), less the ranges that carry an IPv4 address a
+/// gateway would reach on our behalf (6to4 2002::/16, Teredo 2001::/32) and
+/// documentation. Everything else — loopback, IPv4-compatible and NAT64 forms
+/// (`::7f00:1`, `64:ff9b::…`), unique and site local, link-local, discard — is internal.
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        // Unique local, fc00::/7, and link-local, fe80::/10.
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        // Documentation, 2001:db8::/32.
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8))
+    let [first, second, ..] = ip.segments();
+    (0x2000..=0x3fff).contains(&first)
+        && first != 0x2002
+        && !(first == 0x2001 && (second == 0 || second == 0x0db8))
 }
 
 /// How long to wait before each retry: the default of Standard Webhooks users (Svix's
@@ -290,6 +293,15 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::",
+            "::127.0.0.1",
+            "::ffff:0:7f00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
+            "100::1",
+            "fec0::1",
+            "192.0.0.1",
         ];
         for ip in refused {
             let ip: IpAddr = ip.parse().unwrap();

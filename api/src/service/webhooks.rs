@@ -1,7 +1,9 @@
 //! Managing webhook endpoints: an admin manages every endpoint, a partner with
-//! `webhooks:manage` only those it registered (another's is `NOT_FOUND`, as if it did not
-//! exist). What a payload may show is fixed when the endpoint is registered, from what
-//! its owner may read then.
+//! `webhooks:manage` only those it registered (another's, or an admin's, is `NOT_FOUND`,
+//! as if it did not exist). Whether payloads carry personal data is fixed when the
+//! endpoint is registered, from what its owner may read then, and only ever lowered: a
+//! change by a token that may not read customers takes it away (so that such a token
+//! cannot point a data-carrying endpoint somewhere else).
 
 use entity::{webhook_delivery, webhook_endpoint};
 use serde_json::json;
@@ -14,6 +16,10 @@ use crate::domain::{DomainError, DomainResult};
 use crate::store::webhooks::{self, EndpointChanges, NewDelivery, NewEndpoint};
 use crate::store::{Db, now};
 use crate::webhooks::Settings;
+
+/// The most endpoints one owner may register: each is fanned out to and delivered to,
+/// and listed unpaged.
+pub const MAX_ENDPOINTS_PER_OWNER: u64 = 100;
 
 /// Who manages endpoints, as this module needs to know it.
 pub struct Manager<'a> {
@@ -31,9 +37,17 @@ impl<'a> Manager<'a> {
         }
     }
 
-    fn owns(&self, endpoint: &webhook_endpoint::Model) -> bool {
-        self.admin || endpoint.owner == self.subject
+    fn role(&self) -> &'static str {
+        if self.admin { "admin" } else { "partner" }
     }
+
+    fn owns(&self, endpoint: &webhook_endpoint::Model) -> bool {
+        owns(self.admin, self.subject, endpoint)
+    }
+}
+
+fn owns(admin: bool, subject: &str, endpoint: &webhook_endpoint::Model) -> bool {
+    admin || (endpoint.owner == subject && endpoint.owner_role == "partner")
 }
 
 pub struct EndpointInput {
@@ -87,18 +101,29 @@ pub async fn create(
         events,
         enabled: input.enabled.unwrap_or(true),
         owner: manager.subject.to_owned(),
+        owner_role: manager.role().to_owned(),
         owner_reads_customers: manager.reads_customers,
         secret: secret.clone(),
     };
     let endpoint = db
-        .write(move |txn| Box::pin(async move { webhooks::insert_endpoint(txn, new).await }))
+        .write(move |txn| {
+            Box::pin(async move {
+                let held = webhooks::count_endpoints(txn, &new.owner, &new.owner_role).await?;
+                if held >= MAX_ENDPOINTS_PER_OWNER {
+                    return Err(DomainError::Conflict(format!(
+                        "at most {MAX_ENDPOINTS_PER_OWNER} webhook endpoints per owner; delete one first"
+                    )));
+                }
+                webhooks::insert_endpoint(txn, new).await
+            })
+        })
         .await?;
     Ok((endpoint, secret))
 }
 
 /// The endpoints the manager may see, oldest first.
 pub async fn list(db: &Db, manager: &Manager<'_>) -> DomainResult<Vec<webhook_endpoint::Model>> {
-    let owner = (!manager.admin).then_some(manager.subject);
+    let owner = (!manager.admin).then_some((manager.subject, "partner"));
     webhooks::endpoints(db.conn(), owner).await
 }
 
@@ -121,7 +146,7 @@ async fn owned(
 ) -> DomainResult<webhook_endpoint::Model> {
     webhooks::find_endpoint(txn, id)
         .await?
-        .filter(|e| admin || e.owner == subject)
+        .filter(|e| owns(admin, subject, e))
         .ok_or_else(|| DomainError::not_found("webhook endpoint"))
 }
 
@@ -161,6 +186,7 @@ pub async fn update(
         description,
         events,
         enabled: patch.enabled,
+        reads_customers: manager.reads_customers,
     };
     let (admin, subject) = (manager.admin, manager.subject.to_owned());
     db.write(move |txn| {
@@ -193,13 +219,15 @@ pub async fn rotate_secret(
     id: Uuid,
 ) -> DomainResult<(webhook_endpoint::Model, String)> {
     let (admin, subject) = (manager.admin, manager.subject.to_owned());
+    let reads_customers = manager.reads_customers;
     let secret = rules::new_secret();
     let kept = secret.clone();
     let endpoint = db
         .write(move |txn| {
             Box::pin(async move {
                 let existing = owned(txn, admin, &subject, id).await?;
-                webhooks::rotate_secret(txn, existing, kept, now() + ROTATION_OVERLAP).await
+                let until = now() + ROTATION_OVERLAP;
+                webhooks::rotate_secret(txn, existing, kept, until, reads_customers).await
             })
         })
         .await?;

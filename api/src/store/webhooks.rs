@@ -26,6 +26,7 @@ pub struct NewEndpoint {
     pub events: Vec<String>,
     pub enabled: bool,
     pub owner: String,
+    pub owner_role: String,
     pub owner_reads_customers: bool,
     pub secret: String,
 }
@@ -43,6 +44,7 @@ pub async fn insert_endpoint(
         enabled: Set(new.enabled),
         disabled_reason: Set(None),
         owner: Set(new.owner),
+        owner_role: Set(new.owner_role),
         owner_reads_customers: Set(new.owner_reads_customers),
         secret: Set(new.secret),
         previous_secret: Set(None),
@@ -62,14 +64,16 @@ pub async fn find_endpoint(
     Ok(webhook_endpoint::Entity::find_by_id(id).one(db).await?)
 }
 
-/// Endpoints oldest first: all of them, or `owner`'s.
+/// Endpoints oldest first: all of them, or those of `(owner, role)`.
 pub async fn endpoints(
     db: &impl ConnectionTrait,
-    owner: Option<&str>,
+    owner: Option<(&str, &str)>,
 ) -> DomainResult<Vec<webhook_endpoint::Model>> {
     let mut query = webhook_endpoint::Entity::find();
-    if let Some(owner) = owner {
-        query = query.filter(webhook_endpoint::Column::Owner.eq(owner));
+    if let Some((owner, role)) = owner {
+        query = query
+            .filter(webhook_endpoint::Column::Owner.eq(owner))
+            .filter(webhook_endpoint::Column::OwnerRole.eq(role));
     }
     Ok(query
         .order_by_asc(webhook_endpoint::Column::CreatedAt)
@@ -88,6 +92,19 @@ pub async fn enabled_endpoints(
         .await?)
 }
 
+/// How many endpoints `(owner, role)` has.
+pub async fn count_endpoints(
+    db: &impl ConnectionTrait,
+    owner: &str,
+    role: &str,
+) -> DomainResult<u64> {
+    Ok(webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Owner.eq(owner))
+        .filter(webhook_endpoint::Column::OwnerRole.eq(role))
+        .count(db)
+        .await?)
+}
+
 /// What an update changes (validated); `None` leaves a field as it is.
 #[derive(Default)]
 pub struct EndpointChanges {
@@ -95,6 +112,8 @@ pub struct EndpointChanges {
     pub description: Option<Option<String>>,
     pub events: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    /// Whether payloads may keep carrying personal data: only ever lowered.
+    pub reads_customers: bool,
 }
 
 pub async fn update_endpoint(
@@ -102,7 +121,9 @@ pub async fn update_endpoint(
     existing: webhook_endpoint::Model,
     changes: EndpointChanges,
 ) -> DomainResult<webhook_endpoint::Model> {
+    let reads_customers = existing.owner_reads_customers && changes.reads_customers;
     let mut endpoint: webhook_endpoint::ActiveModel = existing.into();
+    endpoint.owner_reads_customers = Set(reads_customers);
     if let Some(url) = changes.url {
         endpoint.url = Set(url);
     }
@@ -142,9 +163,12 @@ pub async fn rotate_secret(
     existing: webhook_endpoint::Model,
     secret: String,
     overlap_until: DateTime<Utc>,
+    reads_customers: bool,
 ) -> DomainResult<webhook_endpoint::Model> {
     let previous = existing.secret.clone();
+    let reads_customers = existing.owner_reads_customers && reads_customers;
     let mut endpoint: webhook_endpoint::ActiveModel = existing.into();
+    endpoint.owner_reads_customers = Set(reads_customers);
     endpoint.secret = Set(secret);
     endpoint.previous_secret = Set(Some(previous));
     endpoint.previous_secret_until = Set(Some(overlap_until));
@@ -248,41 +272,68 @@ pub async fn deliveries_page(
 
 /// Claims up to `limit` deliveries due at `at` for one attempt each, until
 /// `claimed_until`; returns their ids. Replicas that claim at once get different ones.
+///
+/// Fair between owners: none of `busy` (owners, as `role:sub`, that have as many
+/// attempts in flight as they may) is claimed for, and no owner gets more than
+/// `per_owner` in one claim, so one partner's slow or dead endpoints cannot take every
+/// attempt slot. The oldest due deliveries come first among the rest.
 pub async fn claim_due(
     db: &impl ConnectionTrait,
     at: DateTime<Utc>,
     claimed_until: DateTime<Utc>,
     limit: u64,
+    per_owner: u64,
+    busy: &[String],
 ) -> DomainResult<Vec<Uuid>> {
     let backend = db.get_database_backend();
-    let lock = match backend {
-        sea_orm::DbBackend::Postgres => "FOR UPDATE SKIP LOCKED",
-        _ => "",
-    };
-    const DUE: &str = "SELECT id FROM webhook_delivery
-           WHERE status = 'PENDING' AND next_attempt_at <= $2
-             AND (claimed_until IS NULL OR claimed_until < $2)
-           ORDER BY next_attempt_at LIMIT $3";
     // A read first: an idle dispatcher (the usual case) writes nothing, which on SQLite
     // would take the database's one write lock at every poll.
-    let probe = DUE.replace("$2", "$1").replace("$3", "1");
+    let probe = "SELECT id FROM webhook_delivery WHERE status = 'PENDING' AND next_attempt_at <= $1 \
+                 AND (claimed_until IS NULL OR claimed_until < $1) LIMIT 1";
     if db
-        .query_one_raw(raw(backend, &probe, vec![at.into()]))
+        .query_one_raw(raw(backend, probe, vec![at.into()]))
         .await?
         .is_none()
     {
         return Ok(Vec::new());
     }
+    let mut values: Vec<sea_orm::Value> = vec![
+        claimed_until.into(),
+        at.into(),
+        (limit as i64).into(),
+        (per_owner as i64).into(),
+    ];
+    let not_busy = if busy.is_empty() {
+        String::new()
+    } else {
+        let first = values.len() + 1;
+        values.extend(busy.iter().map(|who| who.clone().into()));
+        format!(
+            "AND e.owner_role || ':' || e.owner NOT IN ({})",
+            super::paging::placeholders(first, busy.len())
+        )
+    };
+    // The candidates are the oldest 200 due (an index range), ranked per owner; the
+    // update claims them only if still unclaimed, so racing replicas split them.
     let sql = format!(
-        "UPDATE webhook_delivery SET claimed_until = $1 WHERE id IN ({DUE} {lock}) RETURNING id"
+        "WITH due AS (
+           SELECT d.id, d.next_attempt_at, e.owner_role || ':' || e.owner AS who
+           FROM webhook_delivery d JOIN webhook_endpoint e ON e.id = d.endpoint_id
+           WHERE d.status = 'PENDING' AND d.next_attempt_at <= $2
+             AND (d.claimed_until IS NULL OR d.claimed_until < $2) {not_busy}
+           ORDER BY d.next_attempt_at LIMIT 200),
+         ranked AS (
+           SELECT id, next_attempt_at,
+             ROW_NUMBER() OVER (PARTITION BY who ORDER BY next_attempt_at) AS turn
+           FROM due),
+         chosen AS (
+           SELECT id FROM ranked WHERE turn <= $4 ORDER BY next_attempt_at LIMIT $3)
+         UPDATE webhook_delivery SET claimed_until = $1
+         WHERE id IN (SELECT id FROM chosen) AND status = 'PENDING'
+           AND (claimed_until IS NULL OR claimed_until < $2)
+         RETURNING id"
     );
-    let rows = db
-        .query_all_raw(raw(
-            backend,
-            &sql,
-            vec![claimed_until.into(), at.into(), (limit as i64).into()],
-        ))
-        .await?;
+    let rows = db.query_all_raw(raw(backend, &sql, values)).await?;
     rows.iter()
         .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
         .collect()

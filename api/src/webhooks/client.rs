@@ -33,6 +33,7 @@ impl Attempt {
 
 pub struct Client {
     http: reqwest::Client,
+    allow_http: bool,
     allow_private: bool,
 }
 
@@ -52,6 +53,7 @@ impl Client {
             .build()?;
         Ok(Self {
             http,
+            allow_http: settings.allow_http,
             allow_private: settings.allow_private,
         })
     }
@@ -67,6 +69,14 @@ impl Client {
             Ok(url) => url,
             Err(error) => return failed(format!("invalid URL: {error}")),
         };
+        // Settings may have changed since the endpoint was registered: plain http only
+        // while it is allowed now.
+        if url.scheme() != "https" && !(url.scheme() == "http" && self.allow_http) {
+            return failed(format!(
+                "{} is not allowed (WEBHOOK_ALLOW_HTTP is off)",
+                url.scheme()
+            ));
+        }
         // An address written in the URL is not resolved, so it is checked here.
         if let Some(host) = url.host_str()
             && let Ok(ip) = host
@@ -159,11 +169,40 @@ impl Resolve for GuardedResolver {
             let addresses: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             for address in &addresses {
-                check_destination(address.ip(), allow_private)
-                    .map_err(|reason| format!("{host} resolves to {reason}"))?;
+                if let Err(reason) = check_destination(address.ip(), allow_private) {
+                    // The delivery's `lastError` is its owner's to read: it must not
+                    // become a way to look up internal names.
+                    tracing::warn!(%host, %reason, "a webhook destination resolves to an internal address");
+                    return Err(
+                        format!("{host} resolves to an address webhooks may not reach").into(),
+                    );
+                }
             }
             let addrs: Addrs = Box::new(addresses.into_iter());
             Ok(addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_http_is_refused_once_no_longer_allowed() {
+        // An endpoint registered while WEBHOOK_ALLOW_HTTP was on is not called over plain
+        // http after it was turned off.
+        let client = Client::new(&Settings {
+            allow_http: false,
+            allow_private: true,
+            ..Settings::default()
+        })
+        .unwrap();
+        let attempt = client
+            .post("http://127.0.0.1:9/hook", &[], Vec::new())
+            .await;
+        assert!(!attempt.succeeded());
+        assert!(attempt.status.is_none(), "no request was made");
+        assert!(attempt.error.unwrap().contains("WEBHOOK_ALLOW_HTTP"));
     }
 }

@@ -2,6 +2,11 @@
 //! it. Every replica runs one; a claim holds a delivery for one attempt (plus a margin),
 //! so no two replicas send the same attempt at once, and an attempt whose replica died
 //! is made again once the claim lapses: delivery is at least once.
+//!
+//! Attempts run in a pipeline of `SLOTS`: a slot freed is filled at once, so a slow
+//! receiver holds one slot, not a whole batch. And no owner has more than `PER_OWNER`
+//! attempts in flight here: one partner's dead endpoints cannot take the slots every
+//! other partner's deliveries need.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +15,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use entity::enums::WebhookDeliveryStatus;
 use entity::{webhook_delivery, webhook_endpoint};
-use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
+use tokio::task::JoinSet;
 
 use super::client::Client;
 use super::{Settings, Wakeup};
@@ -21,9 +26,10 @@ use crate::domain::{DomainError, DomainResult};
 use crate::store::Db;
 use crate::store::webhooks::{self, AttemptResult};
 
-/// Deliveries claimed at a time, and sent at once.
-const CLAIM: u64 = 64;
-const CONCURRENCY: usize = 16;
+/// Attempts in flight at once, per replica.
+const SLOTS: usize = 16;
+/// Attempts in flight at once for one owner (admin or partner), per replica.
+const PER_OWNER: usize = 4;
 /// How often the queue's depth is measured for `/metrics`.
 const DEPTH_EVERY: Duration = Duration::from_secs(10);
 
@@ -39,12 +45,14 @@ pub async fn dispatch_forever(db: Db, settings: Arc<Settings>, wakeup: Wakeup) {
         }
     };
     let client = match Client::new(&settings) {
-        Ok(client) => client,
+        Ok(client) => Arc::new(client),
         Err(error) => {
             tracing::error!(%error, "webhook dispatcher cannot build its HTTP client");
             return;
         }
     };
+    let mut in_flight: JoinSet<String> = JoinSet::new();
+    let mut per_owner: HashMap<String, usize> = HashMap::new();
     let mut measured = Instant::now() - DEPTH_EVERY;
     loop {
         if measured.elapsed() >= DEPTH_EVERY {
@@ -53,54 +61,91 @@ pub async fn dispatch_forever(db: Db, settings: Arc<Settings>, wakeup: Wakeup) {
                 metrics::gauge!("tierwise_webhook_queue_depth").set(depth as f64);
             }
         }
-        match dispatch_due(&own, &client, &settings).await {
-            // A full claim: more may be due.
-            Ok(claimed) if claimed as u64 == CLAIM => continue,
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "webhook dispatcher could not claim deliveries"),
+        // Slots are refilled a few at a time: a claim per finished attempt would double
+        // the statements each delivery costs.
+        let free = SLOTS - in_flight.len();
+        if free >= SLOTS / 4 || in_flight.is_empty() {
+            match claim(&own, &settings, free, &per_owner).await {
+                Ok(claimed) => {
+                    for (delivery, endpoint) in claimed {
+                        let who = endpoint.as_ref().map(owner_key).unwrap_or_default();
+                        *per_owner.entry(who.clone()).or_default() += 1;
+                        let (db, client, settings) =
+                            (own.clone(), client.clone(), settings.clone());
+                        in_flight.spawn(async move {
+                            if let Err(error) =
+                                attempt(&db, &client, &settings, &delivery, endpoint.as_ref()).await
+                            {
+                                tracing::warn!(delivery = %delivery.id, %error, "could not record a webhook attempt");
+                            }
+                            who
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "webhook dispatcher could not claim deliveries")
+                }
+            }
         }
         tokio::select! {
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Ok(who) = done
+                    && let Some(count) = per_owner.get_mut(&who)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        per_owner.remove(&who);
+                    }
+                }
+            }
             _ = wakeup.0.notified() => {}
             _ = tokio::time::sleep(settings.poll) => {}
         }
     }
 }
 
-/// Claims what is due and sends it; returns how many it claimed.
-pub async fn dispatch_due(
+/// How an endpoint's owner is told apart from others: its role and `sub`.
+fn owner_key(endpoint: &webhook_endpoint::Model) -> String {
+    format!("{}:{}", endpoint.owner_role, endpoint.owner)
+}
+
+/// Claims up to `free` due deliveries, none for an owner already at `PER_OWNER`; returns
+/// them with their endpoints (`None` for one deleted meanwhile).
+async fn claim(
     db: &DatabaseConnection,
-    client: &Client,
     settings: &Settings,
-) -> DomainResult<usize> {
+    free: usize,
+    per_owner: &HashMap<String, usize>,
+) -> DomainResult<Vec<(webhook_delivery::Model, Option<webhook_endpoint::Model>)>> {
     let now = Utc::now();
     let hold = chrono::TimeDelta::from_std(settings.timeout * 2 + Duration::from_secs(10))
         .unwrap_or(chrono::TimeDelta::minutes(1));
-    let ids = webhooks::claim_due(db, now, now + hold, CLAIM).await?;
+    let busy: Vec<String> = per_owner
+        .iter()
+        .filter(|(_, n)| **n >= PER_OWNER)
+        .map(|(who, _)| who.clone())
+        .collect();
+    let ids =
+        webhooks::claim_due(db, now, now + hold, free as u64, PER_OWNER as u64, &busy).await?;
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let deliveries = webhooks::deliveries(db, &ids).await?;
-    let mut endpoint_ids: Vec<_> = deliveries.iter().map(|d| d.endpoint_id).collect();
-    endpoint_ids.sort();
-    endpoint_ids.dedup();
     let mut endpoints: HashMap<_, webhook_endpoint::Model> = HashMap::new();
-    for id in endpoint_ids {
-        if let Some(endpoint) = webhooks::find_endpoint(db, id).await? {
-            endpoints.insert(id, endpoint);
+    for delivery in &deliveries {
+        if !endpoints.contains_key(&delivery.endpoint_id)
+            && let Some(endpoint) = webhooks::find_endpoint(db, delivery.endpoint_id).await?
+        {
+            endpoints.insert(endpoint.id, endpoint);
         }
     }
-    let claimed = deliveries.len();
-    futures_util::stream::iter(deliveries)
-        .for_each_concurrent(CONCURRENCY, |delivery| {
-            let endpoint = endpoints.get(&delivery.endpoint_id);
-            async move {
-                if let Err(error) = attempt(db, client, settings, &delivery, endpoint).await {
-                    tracing::warn!(delivery = %delivery.id, %error, "could not record a webhook attempt");
-                }
-            }
+    Ok(deliveries
+        .into_iter()
+        .map(|d| {
+            let endpoint = endpoints.get(&d.endpoint_id).cloned();
+            (d, endpoint)
         })
-        .await;
-    Ok(claimed)
+        .collect())
 }
 
 /// Sends one attempt of `delivery` and records its outcome.

@@ -179,6 +179,23 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
     Ok(prepared)
 }
 
+/// `data` as a caller who may not read customers may see it (a delivery listed by such a
+/// caller, though made when its endpoint's owner could): customers cut down to their id
+/// and `externalRef`, free text removed.
+pub fn redact(data: &Value) -> Value {
+    let mut data = data.clone();
+    if let Some(fields) = data.as_object_mut() {
+        fields.remove("reason");
+        fields.remove("note");
+        for key in ["customer", "referrer", "referee"] {
+            if let Some(person) = fields.get_mut(key) {
+                *person = json!({ "id": person["id"], "externalRef": person["externalRef"] });
+            }
+        }
+    }
+    data
+}
+
 /// The data for both cuts: the customer (whole or cut down) with the event's own fields,
 /// and its free text only in the whole one.
 fn both(customer: Value, redacted_customer: Value, own: Value, private: Value) -> (Value, Value) {

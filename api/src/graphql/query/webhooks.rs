@@ -14,7 +14,10 @@ pub struct WebhookQuery;
 #[Object]
 impl WebhookQuery {
     /// Oldest first: every endpoint for an admin, a partner's own for a partner.
-    #[graphql(guard = "Allow(Permission::ManageWebhooks)")]
+    #[graphql(
+        guard = "Allow(Permission::ManageWebhooks)",
+        complexity = "crate::graphql::cost::list(crate::service::webhooks::MAX_ENDPOINTS_PER_OWNER as usize, child_complexity)"
+    )]
     async fn webhook_endpoints(&self, ctx: &Context<'_>) -> Result<Vec<WebhookEndpoint>> {
         let principal = principal(ctx)?;
         let endpoints = webhooks::list(ctx.data::<Db>()?, &Manager::of(principal))

@@ -8,6 +8,8 @@ use entity::{webhook_delivery, webhook_endpoint};
 use super::connection::connection;
 use super::customer::patch;
 use super::enums::WebhookDeliveryStatus;
+use crate::auth::Permission;
+use crate::auth::guard::principal;
 use crate::domain::DomainError;
 use crate::graphql::error::Gql;
 use crate::graphql::scalars::DateTime;
@@ -152,9 +154,15 @@ impl WebhookDelivery {
         self.0.delivered_at.map(DateTime)
     }
 
-    /// The body's `data`, as the endpoint's owner may see it.
-    async fn payload(&self) -> Json<serde_json::Value> {
-        Json(self.0.payload.clone())
+    /// The body's `data`, as the endpoint's owner may see it (and, for a caller who may
+    /// not read customers, without their personal data).
+    #[graphql(complexity = "crate::graphql::cost::FREE_FORM_JSON")]
+    async fn payload(&self, ctx: &Context<'_>) -> Result<Json<serde_json::Value>> {
+        if principal(ctx)?.may(Permission::ReadCustomers) {
+            Ok(Json(self.0.payload.clone()))
+        } else {
+            Ok(Json(crate::webhooks::payload::redact(&self.0.payload)))
+        }
     }
 }
 
