@@ -593,6 +593,22 @@ async fn a_rotated_secret_signs_beside_the_new_one(app: TestApp) {
     // The secret is shown only when made.
     let listed = app.ok("{ webhookEndpoints { id url } }", json!({})).await;
     assert!(!listed.to_string().contains(new));
+    // Deleting the endpoint deletes its deliveries with it.
+    send_test(&app, endpoint_id).await;
+    settled_deliveries(&app, endpoint_id, 1).await;
+    let deleted = app
+        .ok(
+            "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) }",
+            json!({ "id": endpoint_id }),
+        )
+        .await;
+    assert_eq!(deleted["deleteWebhookEndpoint"], true);
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let left = entity::webhook_delivery::Entity::find()
+        .count(app.db.conn())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no delivery outlives its endpoint");
 }
 
 async fn partners_manage_their_own_endpoints_and_see_only_what_they_may_read(app: TestApp) {

@@ -15,8 +15,8 @@ use crate::domain::schedule::Schedule;
 use crate::store::{Db, leases};
 use sea_orm::DatabaseConnection;
 
-/// What a job runs with: the server's database, and a connection of the job's own
-/// (`Db::background`), apart from the requests' pool, for its claims and upkeep.
+/// What a job runs with: the server's database, and the pool the jobs share apart from
+/// the requests' (`Db::jobs`), for its claims and upkeep.
 #[derive(Clone)]
 pub struct JobContext {
     pub db: Db,
@@ -32,7 +32,7 @@ where
     Fut: std::future::Future<Output = Result<(), DomainError>>,
 {
     let own = loop {
-        match db.background().await {
+        match db.jobs().await {
             Ok(own) => break own,
             Err(error) => {
                 tracing::warn!(job, %error, "scheduled job cannot connect yet");
@@ -86,7 +86,7 @@ pub async fn run_forever(db: Db, schedule: Schedule) {
 
 /// Runs the evaluation of `slot` unless some replica already claimed it.
 pub async fn run_slot(db: &Db, slot: DateTime<Utc>) -> Result<(), DomainError> {
-    let own = db.background().await.map_err(DomainError::Internal)?;
+    let own = db.jobs().await.map_err(DomainError::Internal)?;
     let context = JobContext {
         db: db.clone(),
         own,

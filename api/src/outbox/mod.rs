@@ -1,5 +1,5 @@
 //! Outbox consumers: everything that acts on committed changes after the fact (the live
-//! events of this server's subscribers today, partner webhooks next) reads the outbox
+//! events of this server's subscribers, the partner webhooks' fan-out) reads the outbox
 //! through one reader, `follow`.
 //!
 //! Writers put an event row in the outbox in the transaction of the change

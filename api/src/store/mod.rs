@@ -63,6 +63,9 @@ pub struct Db {
     commits: Arc<tokio::sync::watch::Sender<u64>>,
     /// This process's snapshot of the program, shared by its requests and jobs.
     programs: Arc<program_snapshot::Snapshots>,
+    /// The pool the periodic jobs and the webhook dispatcher share (`jobs`), made on
+    /// first use.
+    jobs: Arc<tokio::sync::OnceCell<DatabaseConnection>>,
     url: String,
 }
 
@@ -102,18 +105,33 @@ impl Db {
             statements,
             commits: Arc::new(tokio::sync::watch::Sender::new(0)),
             programs: Arc::default(),
+            jobs: Arc::default(),
             url: url.to_owned(),
         })
     }
 
-    /// A small pool of its own on the same database, for background work (the event
-    /// relay, the jobs) that should neither take connections from requests nor count in
-    /// `statement_count`.
+    /// A small pool of its own on the same database, for a background reader that holds
+    /// a connection of its own (an outbox consumer's or the program follower's `LISTEN`)
+    /// and should neither take connections from requests nor count in `statement_count`.
     pub async fn background(&self) -> anyhow::Result<DatabaseConnection> {
+        self.pool_apart(2).await
+    }
+
+    /// The one pool, apart from the requests', that the periodic jobs and the webhook
+    /// dispatcher share: a replica holds a few connections for them all, not a pool
+    /// each.
+    pub async fn jobs(&self) -> anyhow::Result<DatabaseConnection> {
+        self.jobs
+            .get_or_try_init(|| self.pool_apart(4))
+            .await
+            .cloned()
+    }
+
+    async fn pool_apart(&self, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
         let mut options = ConnectOptions::new(self.url.clone());
         options
             .sqlx_logging(false)
-            .max_connections(2)
+            .max_connections(max_connections)
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10));
         if self.sqlite_writer.is_some() {

@@ -143,12 +143,9 @@ pub async fn update_endpoint(
     Ok(endpoint.update(db).await?)
 }
 
-/// Deletes the endpoint and its deliveries; whether it existed.
+/// Deletes the endpoint, and with it (the foreign key cascades) its deliveries; whether
+/// it existed.
 pub async fn delete_endpoint(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<bool> {
-    webhook_delivery::Entity::delete_many()
-        .filter(webhook_delivery::Column::EndpointId.eq(id))
-        .exec(db)
-        .await?;
     Ok(webhook_endpoint::Entity::delete_by_id(id)
         .exec(db)
         .await?

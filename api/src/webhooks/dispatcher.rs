@@ -36,7 +36,7 @@ const DEPTH_EVERY: Duration = Duration::from_secs(10);
 /// Runs until the supervisor stops it.
 pub async fn dispatch_forever(db: Db, settings: Arc<Settings>, wakeup: Wakeup) {
     let own = loop {
-        match db.background().await {
+        match db.jobs().await {
             Ok(own) => break own,
             Err(error) => {
                 tracing::warn!(%error, "webhook dispatcher cannot connect yet");

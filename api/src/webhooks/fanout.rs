@@ -50,15 +50,17 @@ impl Consumer for Fanout {
         let endpoints = webhooks::enabled_endpoints(db).await?;
         let mut deliveries = Vec::new();
         if !endpoints.is_empty() {
+            let subscriptions: Vec<Vec<String>> = endpoints
+                .iter()
+                .map(|e| serde_json::from_value(e.events.clone()).unwrap_or_default())
+                .collect();
             for event in payload::prepare(db, batch).await? {
-                // An endpoint gets what happened since it was registered, as partners
-                // expect, even when the fan-out is behind.
-                let registered_before =
-                    |e: &&entity::webhook_endpoint::Model| e.created_at <= event.written_at;
-                for endpoint in endpoints.iter().filter(registered_before) {
-                    let types: Vec<String> =
-                        serde_json::from_value(endpoint.events.clone()).unwrap_or_default();
-                    if subscribed(&types, event.event_type) {
+                for (endpoint, types) in endpoints.iter().zip(&subscriptions) {
+                    // An endpoint gets what happened since it was registered, as partners
+                    // expect, even when the fan-out is behind.
+                    if endpoint.created_at <= event.written_at
+                        && subscribed(types, event.event_type)
+                    {
                         deliveries.push(NewDelivery {
                             endpoint_id: endpoint.id,
                             event_id: event.event_id,

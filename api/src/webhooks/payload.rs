@@ -18,7 +18,9 @@ use crate::domain::webhooks::event_type;
 use crate::store::outbox::{self, Stored};
 use crate::store::{customers, referrals, tiers};
 
-/// One event ready to fan out: its type, when it happened, and its data in both cuts.
+/// One event ready to fan out: its type, when it happened, and its data in both cuts
+/// (the cut-down one derived from the whole one by `redact`, the one rule of what an
+/// owner without `customers:read` sees).
 pub struct Prepared {
     pub event_id: Uuid,
     pub event_type: &'static str,
@@ -73,17 +75,14 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
         .into_iter()
         .map(|t: tier::Model| (t.id, t.key))
         .collect();
-    let person = |id: Uuid| -> (Value, Value) {
+    let person = |id: Uuid| -> Value {
         match people.get(&id) {
-            Some(c) => (
-                json!({
-                    "id": c.id, "externalRef": c.external_ref, "name": c.name,
-                    "email": c.email, "phone": c.phone,
-                    "tier": tier_keys.get(&c.tier_id),
-                }),
-                json!({ "id": c.id, "externalRef": c.external_ref }),
-            ),
-            None => (json!({ "id": id }), json!({ "id": id })),
+            Some(c) => json!({
+                "id": c.id, "externalRef": c.external_ref, "name": c.name,
+                "email": c.email, "phone": c.phone,
+                "tier": tier_keys.get(&c.tier_id),
+            }),
+            None => json!({ "id": id }),
         }
     };
     let mut prepared = Vec::with_capacity(batch.len());
@@ -97,79 +96,64 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
         };
         let built = match topic {
             EventTopic::TierChanged => changes.get(&event.subject_id).map(|change| {
-                let (full, redacted) = person(change.customer_id);
-                let own = json!({
+                let data = json!({
+                    "customer": person(change.customer_id),
                     "changeId": change.id,
                     "from": change.from_tier_id.and_then(|id| tier_keys.get(&id)),
                     "to": tier_keys.get(&change.to_tier_id),
                     "reason": change.reason.as_str(),
                     "score": change.score,
                     "changedAt": change.changed_at,
+                    "note": change.note,
                 });
-                let private = json!({ "note": change.note });
-                (change.changed_at, both(full, redacted, own, private))
+                (change.changed_at, data)
             }),
             EventTopic::PointsChanged => entries.get(&event.subject_id).map(|entry| {
-                let (full, redacted) = person(entry.customer_id);
-                let own = json!({
+                let data = json!({
+                    "customer": person(entry.customer_id),
                     "entryId": entry.id,
                     "kind": entry.kind.as_str(),
                     "delta": entry.delta,
                     "balanceAfter": entry.balance_after,
                     "expiresAt": entry.expires_at,
                     "createdAt": entry.created_at,
+                    "reason": entry.reason,
                 });
-                let private = json!({ "reason": entry.reason });
-                (entry.created_at, both(full, redacted, own, private))
+                (entry.created_at, data)
             }),
             EventTopic::ReferralRewarded => referrals.get(&event.subject_id).map(|referral| {
-                let (referrer_full, referrer_redacted) = person(referral.referrer_id);
-                let (referee_full, referee_redacted) = person(referral.referee_id);
-                let own = json!({
+                let data = json!({
                     "referralId": referral.id,
+                    "referrer": person(referral.referrer_id),
+                    "referee": person(referral.referee_id),
                     "referrerPoints": referral.referrer_points,
                     "refereePoints": referral.referee_points,
                     "rewardedAt": referral.rewarded_at,
                 });
-                let with = |referrer: Value, referee: Value| {
-                    let mut data = own.clone();
-                    data["referrer"] = referrer;
-                    data["referee"] = referee;
-                    data
-                };
-                (
-                    referral.rewarded_at.unwrap_or(event.created_at),
-                    (
-                        with(referrer_full, referee_full),
-                        with(referrer_redacted, referee_redacted),
-                    ),
-                )
+                (referral.rewarded_at.unwrap_or(event.created_at), data)
             }),
             // Events that carry their own figures: the customer, and those figures.
             EventTopic::LifecycleChanged
             | EventTopic::PointsExpiring
             | EventTopic::CustomerBirthday => event.customer_id.map(|customer| {
-                let (full, redacted) = person(customer);
-                let own = event.payload.clone().unwrap_or_else(|| json!({}));
-                (event.created_at, both(full, redacted, own, json!({})))
+                let mut data = event.payload.clone().unwrap_or_else(|| json!({}));
+                data["customer"] = person(customer);
+                (event.created_at, data)
             }),
             // An erased customer has nothing left to show but its id.
             EventTopic::CustomerErased => Some((
                 event.created_at,
-                (
-                    json!({ "customer": { "id": event.subject_id } }),
-                    json!({ "customer": { "id": event.subject_id } }),
-                ),
+                json!({ "customer": { "id": event.subject_id } }),
             )),
         };
         match built {
-            Some((occurred_at, (full, redacted))) => prepared.push(Prepared {
+            Some((occurred_at, full)) => prepared.push(Prepared {
                 event_id: event.id,
                 event_type: event_type(topic),
                 occurred_at,
                 written_at: event.created_at,
+                redacted: redact(event_type(topic), &full),
                 full,
-                redacted,
             }),
             None => {
                 tracing::warn!(event = %event.id, "webhook fan-out found no subject for an event")
@@ -179,32 +163,61 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
     Ok(prepared)
 }
 
-/// `data` as a caller who may not read customers may see it (a delivery listed by such a
-/// caller, though made when its endpoint's owner could): customers cut down to their id
-/// and `externalRef`, free text removed.
-pub fn redact(data: &Value) -> Value {
+/// The customers an event's data names.
+const PEOPLE: [&str; 3] = ["customer", "referrer", "referee"];
+
+/// `data` of an event of `event_type` as someone who may not read customers may see it:
+/// each customer cut down to its id and `externalRef`, and the free text tied to a
+/// customer (a ledger entry's `reason`, a tier change's `note`) removed. The event's own
+/// figures stay. Used for the payloads of endpoints whose owner may not read customers,
+/// and for any payload listed to such a caller.
+pub fn redact(event_type: &str, data: &Value) -> Value {
     let mut data = data.clone();
     if let Some(fields) = data.as_object_mut() {
-        fields.remove("reason");
-        fields.remove("note");
-        for key in ["customer", "referrer", "referee"] {
-            if let Some(person) = fields.get_mut(key) {
-                *person = json!({ "id": person["id"], "externalRef": person["externalRef"] });
+        let free_text = if event_type == self::event_type(EventTopic::PointsChanged) {
+            Some("reason")
+        } else if event_type == self::event_type(EventTopic::TierChanged) {
+            Some("note")
+        } else {
+            None
+        };
+        if let Some(key) = free_text {
+            fields.remove(key);
+        }
+        for key in PEOPLE {
+            if let Some(Value::Object(person)) = fields.get_mut(key) {
+                person.retain(|field, _| field == "id" || field == "externalRef");
             }
         }
     }
     data
 }
 
-/// The data for both cuts: the customer (whole or cut down) with the event's own fields,
-/// and its free text only in the whole one.
-fn both(customer: Value, redacted_customer: Value, own: Value, private: Value) -> (Value, Value) {
-    let mut full = own.clone();
-    full["customer"] = customer;
-    if let (Some(full), Some(private)) = (full.as_object_mut(), private.as_object()) {
-        full.extend(private.clone());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cut_down_payload_keeps_ids_and_the_events_own_figures() {
+        let person = json!({ "id": "c1", "externalRef": "POS-9", "name": "Sun Li", "email": "li@example.com" });
+        let change =
+            json!({ "customer": person, "reason": "EVALUATION", "note": "called", "to": "vip" });
+        assert_eq!(
+            redact("customer.tier_changed", &change),
+            json!({ "customer": { "id": "c1", "externalRef": "POS-9" }, "reason": "EVALUATION", "to": "vip" }),
+            "a tier change's reason is its own figure; its note is free text"
+        );
+        let entry = json!({ "customer": person, "reason": "called about her order", "delta": 7 });
+        assert_eq!(
+            redact("points.changed", &entry),
+            json!({ "customer": { "id": "c1", "externalRef": "POS-9" }, "delta": 7 })
+        );
+        let referral = json!({ "referrer": person, "referee": { "id": "c2", "name": "Li Lei" } });
+        assert_eq!(
+            redact("referral.rewarded", &referral),
+            json!({ "referrer": { "id": "c1", "externalRef": "POS-9" }, "referee": { "id": "c2" } })
+        );
+        let erased = json!({ "customer": { "id": "c3" } });
+        assert_eq!(redact("customer.erased", &erased), erased);
     }
-    let mut redacted = own;
-    redacted["customer"] = redacted_customer;
-    (full, redacted)
 }

@@ -161,7 +161,10 @@ impl WebhookDelivery {
         if principal(ctx)?.may(Permission::ReadCustomers) {
             Ok(Json(self.0.payload.clone()))
         } else {
-            Ok(Json(crate::webhooks::payload::redact(&self.0.payload)))
+            Ok(Json(crate::webhooks::payload::redact(
+                &self.0.event_type,
+                &self.0.payload,
+            )))
         }
     }
 }
