@@ -12,7 +12,10 @@
 # installs oha with cargo when it is missing. Sizes and durations can be changed, e.g.
 #   CUSTOMERS=100000 INTERACTIONS=1000000 DURATION=10s bench/run.sh
 # and REUSE_DATA=1 keeps the database and the import and evaluation timings of the last
-# run, to measure the workloads again after a change.
+# run, to measure the workloads again after a change; DATA_ONLY=1 stops after the data
+# set, its evaluation runs and the expiry night (a schema change can then be migrated
+# onto it before REUSE_DATA=1 measures the workloads), and REUSE_DATA=1 EXPIRY_NIGHT=1
+# times the expiry night again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +40,7 @@ export DATABASE_URL="$PG/$DB?sslmode=disable"
 export JWT_SECRET=${JWT_SECRET:-tierwise-bench-secret-not-for-production}
 export RUST_LOG=${RUST_LOG:-warn}
 REUSE_DATA=${REUSE_DATA:-}
+DATA_ONLY=${DATA_ONLY:-}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.pgbench "$OUT"/*.response "$OUT"/server.log "$OUT"/postgraphile.log \
   "$OUT"/fanout.log "$OUT"/segment-count.log
@@ -83,7 +87,10 @@ if [ -z "$REUSE_DATA" ]; then
   timed evaluation_first $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-first.log"
   timed evaluation_steady $BIN/tierwise evaluate --quiet | tee "$OUT/evaluation-steady.log"
   psql "$DATABASE_URL" -qc "VACUUM ANALYZE"
+fi
 
+EXPIRY_NIGHT=${EXPIRY_NIGHT:-}
+if [ -z "$REUSE_DATA" ] || [ -n "$EXPIRY_NIGHT" ]; then
   # Programs that clear points at the end of the year expire every customer's points on
   # one night. On a copy (the workloads below keep the data as it is): every lot that
   # has not expired yet is dated to expire tonight, and an evaluation run as of tonight
@@ -105,6 +112,7 @@ if [ -z "$REUSE_DATA" ]; then
   DATABASE_URL="$PG/$NIGHT_DB?sslmode=disable" timed expiry_next_night $BIN/tierwise evaluate --quiet | tee -a "$OUT/expiry-night.log"
   psql "$PG/postgres" -qc "DROP DATABASE $NIGHT_DB WITH (FORCE)"
 fi
+[ -z "$DATA_ONLY" ] || exit 0
 
 say "serving"
 # The fan-out holds 10,000 sockets with one staff token, and each workload sends

@@ -4,6 +4,7 @@
 //! are stored as their upper-case names, so the database reads like the API.
 
 pub mod customer;
+pub mod customer_points_rank;
 pub mod customer_tag;
 pub mod enums;
 pub mod evaluation_run;

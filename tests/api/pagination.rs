@@ -520,7 +520,101 @@ async fn page_count(app: &TestApp, filter: Value, after: Option<String>) -> (i64
     )
 }
 
+/// `orderBy: POINTS_BALANCE` walks a copy of the balances whose index serves the order
+/// (the customer row's balance has none, so that moving it can be a HOT update), and
+/// triggers keep that copy. After every kind of write that moves a balance (an
+/// adjustment, a purchase, a batch, a redemption, an evaluation run's expiry) the order
+/// is the balances', on every page, and every copy equals its customer's balance.
+async fn balance_order_follows_every_balance_write(app: TestApp) {
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C", "D", "E", "F"] {
+        ids.push(app.create_customer(json!({ "name": name })).await);
+    }
+    let adjust = "mutation($input: AdjustPointsInput!) { adjustPoints(input: $input) { id } }";
+    for (id, delta) in [(&ids[0], 500), (&ids[1], 300)] {
+        let input = json!({ "customerId": id, "delta": delta, "reason": "welcome" });
+        app.ok(adjust, json!({ "input": input })).await;
+    }
+    let record = "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) { pointsEarned } }";
+    let purchase = |id: &str, amount: &str, at: Option<String>| {
+        json!({ "customerId": id, "kind": "PURCHASE", "amount": amount, "occurredAt": at })
+    };
+    app.ok(record, json!({ "input": purchase(&ids[2], "200", None) }))
+        .await;
+    // Earned 400 days ago: its points expired 35 days ago, and the run below writes them off.
+    let long_ago = (chrono::Utc::now() - chrono::Duration::days(400)).to_rfc3339();
+    app.ok(
+        record,
+        json!({ "input": purchase(&ids[3], "80", Some(long_ago)) }),
+    )
+    .await;
+    let batch = "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) { interaction { id } } }";
+    app.ok(
+        batch,
+        json!({ "inputs": [purchase(&ids[4], "120", None), purchase(&ids[5], "50", None)] }),
+    )
+    .await;
+    let reward = app
+        .ok(
+            "mutation { createReward(input: { name: \"Tea\", costPoints: 350 }) { id } }",
+            json!({}),
+        )
+        .await["createReward"]["id"]
+        .clone();
+    app.ok(
+        "mutation($input: RedeemRewardInput!) { redeemReward(input: $input) { id } }",
+        json!({ "input": { "customerId": ids[0], "rewardId": reward } }),
+    )
+    .await;
+    let run = app
+        .ok("mutation { evaluateTiers { pointsExpired } }", json!({}))
+        .await;
+    assert_eq!(run["evaluateTiers"]["pointsExpired"], 80, "{run:#}");
+
+    let mut walked: Vec<(String, i64)> = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let order = json!({ "field": "POINTS_BALANCE", "direction": "DESC" });
+        let data = app
+            .ok(PAGE, json!({ "first": 2, "after": after, "order": order }))
+            .await;
+        for edge in data["customers"]["edges"].as_array().unwrap() {
+            let node = &edge["node"];
+            walked.push((
+                node["name"].as_str().unwrap().to_owned(),
+                node["pointsBalance"].as_i64().unwrap(),
+            ));
+        }
+        if data["customers"]["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = data["customers"]["pageInfo"]["endCursor"].clone();
+    }
+    let expected: Vec<(String, i64)> = [("B", 300), ("C", 200), ("A", 150), ("E", 120), ("F", 50), ("D", 0)]
+        .into_iter()
+        .map(|(name, balance)| (name.to_owned(), balance))
+        .collect();
+    assert_eq!(walked, expected);
+
+    let differing = app
+        .db
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.db.conn().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM customer c
+             LEFT JOIN customer_points_rank r ON r.customer_id = c.id
+             WHERE r.points_balance IS NULL OR r.points_balance <> c.points_balance",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(differing, 0, "every copy equals its customer's balance");
+}
+
 on_both!(
+    balance_order_follows_every_balance_write,
     large_counts_are_exact_to_a_thousand_then_estimated,
     segment_pages_cost_a_bounded_number_of_statements,
     pages_cover_every_customer_once_in_order,

@@ -4,11 +4,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::enums::{AbcClass, CustomerKind, LifecycleStage, RfmSegment};
-use entity::{customer, customer_tag, tier};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, NullOrdering, Query};
+use entity::{customer, customer_points_rank, customer_tag, tier};
+use sea_orm::sea_query::{
+    ColumnRef, Expr, ExprTrait, Func, IntoColumnRef, LikeExpr, NullOrdering, Query,
+};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set, Value,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait, Set, Value,
 };
 use uuid::Uuid;
 
@@ -338,14 +340,34 @@ impl CustomerOrder {
         )
     }
 
-    fn column(&self) -> customer::Column {
+    /// The columns this order walks: the sort value, then the id. The balance's are its
+    /// copy in `customer_points_rank` (joined by `list`), whose index serves the order:
+    /// `customer.points_balance` has none, so that moving a balance can be a HOT update.
+    fn columns(&self) -> (ColumnRef, ColumnRef) {
+        let on_customer = |column: customer::Column| {
+            (
+                (customer::Entity, column).into_column_ref(),
+                (customer::Entity, customer::Column::Id).into_column_ref(),
+            )
+        };
         match self.field {
-            CustomerOrderField::Name => customer::Column::Name,
-            CustomerOrderField::CreatedAt => customer::Column::CreatedAt,
-            CustomerOrderField::Score => customer::Column::Score,
-            CustomerOrderField::LifetimeSpend => customer::Column::LifetimeSpendE4,
-            CustomerOrderField::PointsBalance => customer::Column::PointsBalance,
-            CustomerOrderField::LastPurchaseAt => customer::Column::LastPurchaseAt,
+            CustomerOrderField::Name => on_customer(customer::Column::Name),
+            CustomerOrderField::CreatedAt => on_customer(customer::Column::CreatedAt),
+            CustomerOrderField::Score => on_customer(customer::Column::Score),
+            CustomerOrderField::LifetimeSpend => on_customer(customer::Column::LifetimeSpendE4),
+            CustomerOrderField::PointsBalance => (
+                (
+                    customer_points_rank::Entity,
+                    customer_points_rank::Column::PointsBalance,
+                )
+                    .into_column_ref(),
+                (
+                    customer_points_rank::Entity,
+                    customer_points_rank::Column::CustomerId,
+                )
+                    .into_column_ref(),
+            ),
+            CustomerOrderField::LastPurchaseAt => on_customer(customer::Column::LastPurchaseAt),
         }
     }
 
@@ -590,11 +612,18 @@ pub async fn list(
         0
     };
     let mut query = customer::Entity::find().filter(condition);
+    if order.field == CustomerOrderField::PointsBalance {
+        query = query.join_rev(
+            JoinType::InnerJoin,
+            customer_points_rank::Relation::Customer.def(),
+        );
+    }
+    let (sort_column, id_column) = order.columns();
     if let Some(cursor) = &page.after {
         let value = order.cursor_value(cursor)?;
         query = query.filter(after_condition(
-            order.column(),
-            customer::Column::Id,
+            sort_column.clone(),
+            id_column.clone(),
             order.descending,
             order.nullable(),
             cursor,
@@ -610,12 +639,16 @@ pub async fn list(
     // `NULLS LAST` on a column that has no NULLs still keeps Postgres from walking the
     // index backwards, and every descending page would sort the whole table.
     let query = if order.nullable() {
-        query.order_by_with_nulls(order.column(), direction.clone(), NullOrdering::Last)
+        query.order_by_with_nulls(
+            Expr::col(sort_column),
+            direction.clone(),
+            NullOrdering::Last,
+        )
     } else {
-        query.order_by(order.column(), direction.clone())
+        query.order_by(Expr::col(sort_column), direction.clone())
     };
     let rows = query
-        .order_by(customer::Column::Id, direction)
+        .order_by(Expr::col(id_column), direction)
         .limit(page.first + 1)
         .all(db)
         .await?;

@@ -254,9 +254,6 @@ pub async fn first_pages(
     .await
 }
 
-/// Each customer's ledger, oldest entry first, as lot accounting needs it: only each
-/// entry's delta and expiry (an expiry night reads the ledgers of every customer holding
-/// points, ten million entries at a million customers).
 /// The customers with credits that expire after `from` and at or before `to`.
 pub async fn customers_with_credits_expiring(
     db: &impl ConnectionTrait,
@@ -275,6 +272,9 @@ pub async fn customers_with_credits_expiring(
         .await?)
 }
 
+/// Each customer's ledger, oldest entry first, as lot accounting needs it: only each
+/// entry's delta and expiry (an expiry night reads the ledgers of every customer holding
+/// points, ten million entries at a million customers).
 pub async fn ledgers_of(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
