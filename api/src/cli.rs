@@ -1,6 +1,7 @@
 //! The `tierwise` command line: `serve` (the default), `migrate`, `token`,
 //! `export-schema`, `evaluate` and `demo`.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -96,15 +97,30 @@ struct TokenArgs {
 
 pub fn main() {
     if let Err(error) = run() {
+        // A reader that stops early (`tierwise evaluate | head -1`) closes the pipe: the
+        // command's work is done, and it ends quietly, as Unix tools do.
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            return;
+        }
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
 }
 
+/// `println!` that returns the write's error instead of panicking on it (a closed pipe).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::ExportSchema) = cli.command {
-        print!("{}", crate::graphql::sdl());
+        write!(std::io::stdout().lock(), "{}", crate::graphql::sdl())?;
         return Ok(());
     }
     crate::telemetry::init();
@@ -114,18 +130,18 @@ fn run() -> anyhow::Result<()> {
         Command::Serve => runtime.block_on(serve(config)),
         Command::Migrate => runtime.block_on(async {
             let (_, new) = prepare_database(&config).await?;
-            println!(
+            say!(
                 "{}",
                 if new {
                     "database created"
                 } else {
                     "database up to date"
                 }
-            );
+            )?;
             Ok(())
         }),
         Command::Token(args) => {
-            println!("{}", mint(&config, args)?);
+            say!("{}", mint(&config, args)?)?;
             Ok(())
         }
         Command::Demo => runtime.block_on(async {
@@ -139,7 +155,7 @@ fn run() -> anyhow::Result<()> {
             let created = crate::demo::load(&db)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            println!("loaded {created} demo customers");
+            say!("loaded {created} demo customers")?;
             Ok(())
         }),
         Command::Evaluate(args) => runtime.block_on(evaluate(config, args)),
@@ -213,20 +229,20 @@ async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {
         crate::domain::DomainError::Internal(inner) => inner,
         other => anyhow::anyhow!("nothing was imported: {other}"),
     })?;
-    println!(
+    say!(
         "imported {} customers ({} referrals), {} interactions and {} points entries in {:.1?}",
         summary.customers,
         summary.referrals,
         summary.interactions,
         summary.points_entries,
         started.elapsed()
-    );
+    )?;
     if args.evaluate {
         run_evaluation(&db, None, args.quiet).await
     } else {
-        println!(
+        say!(
             "metrics, stages and tiers follow at the next evaluation run (`tierwise evaluate`)"
-        );
+        )?;
         Ok(())
     }
 }
@@ -279,7 +295,7 @@ async fn run_evaluation(
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     bar.finish_and_clear();
-    println!(
+    say!(
         "evaluation run {} {}: as of {}, {} customers evaluated, {} upgrades, {} downgrades",
         run.id,
         run.status.as_str(),
@@ -287,10 +303,10 @@ async fn run_evaluation(
         run.customers_evaluated,
         run.upgrades,
         run.downgrades,
-    );
+    )?;
     match crate::store::evaluation_runs::churn_model_of(&run) {
         Some(model) => {
-            println!(
+            say!(
                 "churn model (BG/NBD, weeks): r {:.4}, alpha {:.4}, a {:.4}, b {:.4}, \
                  log-likelihood {:.2}, {} customers",
                 model.purchases.r,
@@ -299,19 +315,19 @@ async fn run_evaluation(
                 model.purchases.b,
                 model.purchases.log_likelihood,
                 model.purchases.customers
-            );
+            )?;
             match model.spend {
-                Some(spend) => println!(
+                Some(spend) => say!(
                     "spend model (Gamma-Gamma): p {:.4}, q {:.4}, gamma {:.4}, {} repeat buyers",
                     spend.p, spend.q, spend.gamma, spend.customers
-                ),
-                None => println!("spend model: none"),
+                )?,
+                None => say!("spend model: none")?,
             }
         }
-        None => println!("churn model: none fitted"),
+        None => say!("churn model: none fitted")?,
     }
     if let Some(note) = &run.churn_model_note {
-        println!("{note}");
+        say!("{note}")?;
     }
     if let Some(error) = run.error {
         anyhow::bail!("the run failed: {error}");
@@ -322,7 +338,7 @@ async fn run_evaluation(
 async fn serve(config: Config) -> anyhow::Result<()> {
     let application = Application::build(&config).await?;
     let address = application.local_addr()?;
-    println!("Tierwise is serving GraphiQL at http://{address}/graphql");
+    say!("Tierwise is serving GraphiQL at http://{address}/graphql")?;
     // Standard output is often collected into logs: a token is printed only on the first
     // start of an embedded database, when nobody can have minted one yet.
     if config.new_secret {
@@ -334,11 +350,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ttl: Duration::from_secs(86_400),
         };
         let token = mint(&config, admin)?;
-        println!(
+        say!(
             "Admin token (24 h, printed this once; send as \"Authorization: Bearer <token>\"):\n{token}"
-        );
+        )?;
     } else {
-        println!("Mint tokens with `tierwise token --role admin` (see `tierwise token --help`)");
+        say!("Mint tokens with `tierwise token --role admin` (see `tierwise token --help`)")?;
     }
     application.run_until_stopped().await
 }

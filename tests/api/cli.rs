@@ -196,6 +196,29 @@ fn postgres_without_a_key_refuses_to_start() {
     );
 }
 
+/// `tierwise evaluate | head -1` closes the pipe before the command prints its last
+/// lines: the command's work is done, and it ends quietly instead of panicking.
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tierwise(dir.path())
+        .arg("migrate")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let again = tierwise(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap().trim(),
+        "database up to date"
+    );
+}
+
 #[test]
 fn migrate_creates_then_reports_up_to_date() {
     let dir = tempfile::tempdir().unwrap();

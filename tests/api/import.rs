@@ -189,6 +189,22 @@ async fn an_import_brings_customers_their_history_and_balances(app: TestApp) {
     assert_eq!(later.interactions, 1);
     let all = customers(&app).await;
     assert_eq!(all[2]["pointsBalance"], 7);
+    // Ordering by balance walks a copy of the balances that triggers keep: the import's
+    // inserts and balance updates move it too.
+    let by_balance = app
+        .ok(
+            "{ customers(first: 10, orderBy: { field: POINTS_BALANCE, direction: DESC }) { nodes { externalRef pointsBalance } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        by_balance["customers"]["nodes"],
+        json!([
+            { "externalRef": "A-1", "pointsBalance": 400 },
+            { "externalRef": "A-2", "pointsBalance": 50 },
+            { "externalRef": "A-3", "pointsBalance": 7 },
+        ])
+    );
     // A-3's first purchase came in as history: its referral is settled, not paid.
     let settled = all[0]["referrals"]
         .as_array()

@@ -7,6 +7,12 @@
 //! locked (in id order) and their ledgers read in one query, so that a redemption running
 //! meanwhile is either fully before or fully after the write-off, and their entries are
 //! written in a fixed number of statements (`points::append_to_each`).
+//!
+//! The expiry's chunks take every n-th candidate (`strided`), not runs of neighbours:
+//! customers created one after another share a table page, and a page keeps room for
+//! about one new row version (`fillfactor 90`), so a chunk of neighbours made most of its
+//! balance updates non-HOT (40 % HOT on a million-customer expiry night), each rewriting
+//! every index of the customer table.
 
 use std::collections::{HashMap, HashSet};
 
@@ -43,8 +49,7 @@ pub async fn expire_points(
         candidates.retain(|id| only.contains(id));
     }
     let mut expired = 0;
-    for chunk in candidates.chunks(CHUNK) {
-        let chunk = chunk.to_vec();
+    for chunk in strided(&candidates, CHUNK) {
         expired += db
             .write(move |txn| {
                 Box::pin(async move {
@@ -72,6 +77,16 @@ pub async fn expire_points(
             .await?;
     }
     Ok(expired)
+}
+
+/// `ids` in chunks of at most `size`, the k-th of n chunks holding the k-th, (k+n)-th,
+/// (k+2n)-th… id, so that no two ids of a chunk are neighbours (unless there are fewer
+/// than two chunks). A sorted `ids` gives sorted chunks.
+fn strided(ids: &[Uuid], size: usize) -> Vec<Vec<Uuid>> {
+    let chunks = ids.len().div_ceil(size.max(1));
+    (0..chunks)
+        .map(|k| ids.iter().skip(k).step_by(chunks).copied().collect())
+        .collect()
 }
 
 /// Gives `bonus` to every customer whose birthday falls in the 30 days up to and including
@@ -137,4 +152,28 @@ pub async fn birthday_bonuses(
         }
     }
     Ok(given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_chunks_hold_every_id_once_sorted_and_apart() {
+        let ids: Vec<Uuid> = (0..1_003u128).map(Uuid::from_u128).collect();
+        let chunks = strided(&ids, 100);
+        assert_eq!(chunks.len(), 11);
+        assert!(chunks.iter().all(|chunk| chunk.len() <= 100));
+        assert!(chunks.iter().all(|chunk| chunk.is_sorted()));
+        assert!(chunks.iter().all(|chunk| {
+            chunk
+                .windows(2)
+                .all(|pair| pair[1].as_u128() - pair[0].as_u128() == 11)
+        }));
+        let mut all: Vec<Uuid> = chunks.concat();
+        all.sort();
+        assert_eq!(all, ids);
+        assert_eq!(strided(&ids[..7], 100), vec![ids[..7].to_vec()]);
+        assert!(strided(&[], 100).is_empty());
+    }
 }
