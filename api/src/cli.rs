@@ -97,30 +97,24 @@ struct TokenArgs {
 
 pub fn main() {
     if let Err(error) = run() {
-        // A reader that stops early (`tierwise evaluate | head -1`) closes the pipe: the
-        // command's work is done, and it ends quietly, as Unix tools do.
-        if error
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe)
-        {
-            return;
-        }
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
 }
 
-/// `println!` that returns the write's error instead of panicking on it (a closed pipe).
+/// `println!` that ignores a failed write instead of panicking on it: what a command
+/// prints is information, and a reader that stopped early (`tierwise evaluate | head -1`,
+/// a closed pipe) must not stop the command's work or hide its failure.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        writeln!(std::io::stdout().lock(), $($arg)*)
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
     }};
 }
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::ExportSchema) = cli.command {
-        write!(std::io::stdout().lock(), "{}", crate::graphql::sdl())?;
+        let _ = write!(std::io::stdout().lock(), "{}", crate::graphql::sdl());
         return Ok(());
     }
     crate::telemetry::init();
@@ -137,11 +131,11 @@ fn run() -> anyhow::Result<()> {
                 } else {
                     "database up to date"
                 }
-            )?;
+            );
             Ok(())
         }),
         Command::Token(args) => {
-            say!("{}", mint(&config, args)?)?;
+            say!("{}", mint(&config, args)?);
             Ok(())
         }
         Command::Demo => runtime.block_on(async {
@@ -155,7 +149,7 @@ fn run() -> anyhow::Result<()> {
             let created = crate::demo::load(&db)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            say!("loaded {created} demo customers")?;
+            say!("loaded {created} demo customers");
             Ok(())
         }),
         Command::Evaluate(args) => runtime.block_on(evaluate(config, args)),
@@ -236,13 +230,11 @@ async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {
         summary.interactions,
         summary.points_entries,
         started.elapsed()
-    )?;
+    );
     if args.evaluate {
         run_evaluation(&db, None, args.quiet).await
     } else {
-        say!(
-            "metrics, stages and tiers follow at the next evaluation run (`tierwise evaluate`)"
-        )?;
+        say!("metrics, stages and tiers follow at the next evaluation run (`tierwise evaluate`)");
         Ok(())
     }
 }
@@ -303,7 +295,7 @@ async fn run_evaluation(
         run.customers_evaluated,
         run.upgrades,
         run.downgrades,
-    )?;
+    );
     match crate::store::evaluation_runs::churn_model_of(&run) {
         Some(model) => {
             say!(
@@ -315,19 +307,22 @@ async fn run_evaluation(
                 model.purchases.b,
                 model.purchases.log_likelihood,
                 model.purchases.customers
-            )?;
+            );
             match model.spend {
                 Some(spend) => say!(
                     "spend model (Gamma-Gamma): p {:.4}, q {:.4}, gamma {:.4}, {} repeat buyers",
-                    spend.p, spend.q, spend.gamma, spend.customers
-                )?,
-                None => say!("spend model: none")?,
+                    spend.p,
+                    spend.q,
+                    spend.gamma,
+                    spend.customers
+                ),
+                None => say!("spend model: none"),
             }
         }
-        None => say!("churn model: none fitted")?,
+        None => say!("churn model: none fitted"),
     }
     if let Some(note) = &run.churn_model_note {
-        say!("{note}")?;
+        say!("{note}");
     }
     if let Some(error) = run.error {
         anyhow::bail!("the run failed: {error}");
@@ -338,7 +333,7 @@ async fn run_evaluation(
 async fn serve(config: Config) -> anyhow::Result<()> {
     let application = Application::build(&config).await?;
     let address = application.local_addr()?;
-    say!("Tierwise is serving GraphiQL at http://{address}/graphql")?;
+    say!("Tierwise is serving GraphiQL at http://{address}/graphql");
     // Standard output is often collected into logs: a token is printed only on the first
     // start of an embedded database, when nobody can have minted one yet.
     if config.new_secret {
@@ -352,9 +347,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let token = mint(&config, admin)?;
         say!(
             "Admin token (24 h, printed this once; send as \"Authorization: Bearer <token>\"):\n{token}"
-        )?;
+        );
     } else {
-        say!("Mint tokens with `tierwise token --role admin` (see `tierwise token --help`)")?;
+        say!("Mint tokens with `tierwise token --role admin` (see `tierwise token --help`)");
     }
     application.run_until_stopped().await
 }

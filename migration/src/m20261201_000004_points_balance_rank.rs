@@ -32,28 +32,39 @@ enum CustomerPointsRank {
     PointsBalance,
 }
 
+/// Inserts and deletes are statement triggers that read the statement's rows at once (a
+/// bulk import inserts a million customers); the balance's update is a row trigger,
+/// because Postgres gives no transition tables to a trigger on one column.
 const POSTGRES_TRIGGERS: &str = r#"
-CREATE FUNCTION customer_points_rank_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION customer_points_rank_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        INSERT INTO customer_points_rank (customer_id, points_balance)
-        VALUES (NEW.id, NEW.points_balance);
-    ELSIF TG_OP = 'UPDATE' THEN
-        UPDATE customer_points_rank SET points_balance = NEW.points_balance
-        WHERE customer_id = NEW.id;
-    ELSE
-        DELETE FROM customer_points_rank WHERE customer_id = OLD.id;
-    END IF;
+    INSERT INTO customer_points_rank (customer_id, points_balance)
+    SELECT id, points_balance FROM inserted;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION customer_points_rank_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE customer_points_rank SET points_balance = NEW.points_balance
+    WHERE customer_id = NEW.id;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION customer_points_rank_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM customer_points_rank WHERE customer_id IN (SELECT id FROM deleted);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER customer_points_rank_insert AFTER INSERT ON customer
-    FOR EACH ROW EXECUTE FUNCTION customer_points_rank_follow();
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION customer_points_rank_insert();
 CREATE TRIGGER customer_points_rank_update AFTER UPDATE OF points_balance ON customer
     FOR EACH ROW WHEN (OLD.points_balance IS DISTINCT FROM NEW.points_balance)
-    EXECUTE FUNCTION customer_points_rank_follow();
+    EXECUTE FUNCTION customer_points_rank_update();
 CREATE TRIGGER customer_points_rank_delete AFTER DELETE ON customer
-    FOR EACH ROW EXECUTE FUNCTION customer_points_rank_follow();
+    REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION customer_points_rank_delete();
 ALTER TABLE customer SET (fillfactor = 90);
 "#;
 
@@ -76,7 +87,19 @@ const OLD_INDEX: &str = "ix_customer_points_balance_id";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// SQLite too: a step that fails leaves no table behind for the next attempt.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        if manager.get_database_backend() == DbBackend::Postgres {
+            // Until the triggers exist, a replica still serving could insert a customer
+            // or move a balance that the copy below would miss: writes wait.
+            db.execute_unprepared("LOCK TABLE customer IN SHARE ROW EXCLUSIVE MODE")
+                .await?;
+        }
         // No foreign key: the triggers delete a customer's copy with it, and a key
         // check on every insert would lock each customer row a bulk import writes.
         manager
@@ -88,7 +111,6 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        let db = manager.get_connection();
         db.execute_unprepared(
             "INSERT INTO customer_points_rank (customer_id, points_balance)
              SELECT id, points_balance FROM customer",
@@ -122,7 +144,9 @@ impl MigrationTrait for Migration {
                 "DROP TRIGGER customer_points_rank_insert ON customer;
                  DROP TRIGGER customer_points_rank_update ON customer;
                  DROP TRIGGER customer_points_rank_delete ON customer;
-                 DROP FUNCTION customer_points_rank_follow();
+                 DROP FUNCTION customer_points_rank_insert();
+                 DROP FUNCTION customer_points_rank_update();
+                 DROP FUNCTION customer_points_rank_delete();
                  ALTER TABLE customer RESET (fillfactor);",
             )
             .await?;

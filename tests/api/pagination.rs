@@ -527,7 +527,7 @@ async fn page_count(app: &TestApp, filter: Value, after: Option<String>) -> (i64
 /// is the balances', on every page, and every copy equals its customer's balance.
 async fn balance_order_follows_every_balance_write(app: TestApp) {
     let mut ids = Vec::new();
-    for name in ["A", "B", "C", "D", "E", "F"] {
+    for name in ["A", "B", "C", "D", "E", "F", "G"] {
         ids.push(app.create_customer(json!({ "name": name })).await);
     }
     let adjust = "mutation($input: AdjustPointsInput!) { adjustPoints(input: $input) { id } }";
@@ -536,9 +536,7 @@ async fn balance_order_follows_every_balance_write(app: TestApp) {
         app.ok(adjust, json!({ "input": input })).await;
     }
     let record = "mutation($input: RecordInteractionInput!) { recordInteraction(input: $input) { pointsEarned } }";
-    let purchase = |id: &str, amount: &str, at: Option<String>| {
-        json!({ "customerId": id, "kind": "PURCHASE", "amount": amount, "occurredAt": at })
-    };
+    let purchase = |id: &str, amount: &str, at: Option<String>| json!({ "customerId": id, "kind": "PURCHASE", "amount": amount, "occurredAt": at });
     app.ok(record, json!({ "input": purchase(&ids[2], "200", None) }))
         .await;
     // Earned 400 days ago: its points expired 35 days ago, and the run below writes them off.
@@ -551,7 +549,11 @@ async fn balance_order_follows_every_balance_write(app: TestApp) {
     let batch = "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) { interaction { id } } }";
     app.ok(
         batch,
-        json!({ "inputs": [purchase(&ids[4], "120", None), purchase(&ids[5], "50", None)] }),
+        json!({ "inputs": [
+            purchase(&ids[4], "120", None),
+            purchase(&ids[5], "50", None),
+            purchase(&ids[6], "120", None),
+        ] }),
     )
     .await;
     let reward = app
@@ -571,30 +573,48 @@ async fn balance_order_follows_every_balance_write(app: TestApp) {
         .await;
     assert_eq!(run["evaluateTiers"]["pointsExpired"], 80, "{run:#}");
 
-    let mut walked: Vec<(String, i64)> = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let order = json!({ "field": "POINTS_BALANCE", "direction": "DESC" });
-        let data = app
-            .ok(PAGE, json!({ "first": 2, "after": after, "order": order }))
-            .await;
-        for edge in data["customers"]["edges"].as_array().unwrap() {
-            let node = &edge["node"];
-            walked.push((
-                node["name"].as_str().unwrap().to_owned(),
-                node["pointsBalance"].as_i64().unwrap(),
-            ));
+    // Pages of two, so that the tie (E and G hold 120) straddles a page boundary in
+    // both directions, and is broken by id (G was created after E).
+    let walk_by_balance = |direction: &'static str| {
+        let app = &app;
+        async move {
+            let mut walked: Vec<(String, i64)> = Vec::new();
+            let mut after = Value::Null;
+            loop {
+                let order = json!({ "field": "POINTS_BALANCE", "direction": direction });
+                let data = app
+                    .ok(PAGE, json!({ "first": 2, "after": after, "order": order }))
+                    .await;
+                for edge in data["customers"]["edges"].as_array().unwrap() {
+                    let node = &edge["node"];
+                    walked.push((
+                        node["name"].as_str().unwrap().to_owned(),
+                        node["pointsBalance"].as_i64().unwrap(),
+                    ));
+                }
+                if data["customers"]["pageInfo"]["hasNextPage"] == false {
+                    return walked;
+                }
+                after = data["customers"]["pageInfo"]["endCursor"].clone();
+            }
         }
-        if data["customers"]["pageInfo"]["hasNextPage"] == false {
-            break;
-        }
-        after = data["customers"]["pageInfo"]["endCursor"].clone();
-    }
-    let expected: Vec<(String, i64)> = [("B", 300), ("C", 200), ("A", 150), ("E", 120), ("F", 50), ("D", 0)]
-        .into_iter()
-        .map(|(name, balance)| (name.to_owned(), balance))
-        .collect();
-    assert_eq!(walked, expected);
+    };
+    let expected: Vec<(String, i64)> = [
+        ("B", 300),
+        ("C", 200),
+        ("A", 150),
+        ("G", 120),
+        ("E", 120),
+        ("F", 50),
+        ("D", 0),
+    ]
+    .into_iter()
+    .map(|(name, balance)| (name.to_owned(), balance))
+    .collect();
+    assert_eq!(walk_by_balance("DESC").await, expected);
+    let mut ascending = expected.clone();
+    ascending.reverse();
+    assert_eq!(walk_by_balance("ASC").await, ascending);
 
     let differing = app
         .db

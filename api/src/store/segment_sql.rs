@@ -7,7 +7,7 @@
 //! Positive conditions stay plain comparisons, so that their indexes serve.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{customer, customer_tag, tier};
+use entity::{customer, customer_points_rank, customer_tag, tier};
 use sea_orm::DbBackend;
 use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr, Query};
 use serde_json::json;
@@ -119,6 +119,9 @@ impl Compiler<'_> {
             Field::Tags => tags(test),
             Field::RecencyDays => self.recency(test),
             Field::Attribute(keys) => Attribute::new(self.backend, keys).test(test),
+            Field::PointsBalance if matches!(test, Test::Compare(..) | Test::In(_)) => {
+                points_balance(test)
+            }
             field => {
                 let (col, nullable) = plain_column(field);
                 let col = match field {
@@ -291,6 +294,34 @@ impl Compiler<'_> {
             Test::Exists | Test::Contains(_) => always(),
         }
     }
+}
+
+/// A comparison of the points balance, as the customers whose copy of it in
+/// `customer_points_rank` passes: the copy has the balance's index (the customer row's
+/// balance has none, so that moving it can be a HOT update). Every customer has exactly
+/// one copy, so the test and its negation mean what they would on the column.
+fn points_balance(test: &Test) -> Expr {
+    let balance = || {
+        Expr::col((
+            customer_points_rank::Entity,
+            customer_points_rank::Column::PointsBalance,
+        ))
+    };
+    let passing = match test {
+        Test::Compare(comparison, scalar) => compare(balance(), *comparison, value(scalar)),
+        Test::In(scalars) => balance().is_in(scalars.iter().map(value)),
+        Test::Exists | Test::Contains(_) => return always(),
+    };
+    column(customer::Column::Id).in_subquery(
+        Query::select()
+            .column((
+                customer_points_rank::Entity,
+                customer_points_rank::Column::CustomerId,
+            ))
+            .from(customer_points_rank::Entity)
+            .and_where(passing)
+            .to_owned(),
+    )
 }
 
 /// `contains`: has every one of these tags; `in`: any of them; `exists`: any tag at all.
