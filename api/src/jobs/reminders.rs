@@ -70,22 +70,33 @@ async fn birthdays(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> Doma
     let year = today.year();
     let mut announced = 0;
     for chunk in born.chunks(CHUNK) {
-        let keys: Vec<String> = chunk
-            .iter()
-            .map(|id| format!("birthday:{id}:{year}"))
-            .collect();
-        let txn = db.begin().await?;
-        let claimed: HashSet<String> = markers::claim(&txn, &keys).await?.into_iter().collect();
-        let events: Vec<_> = chunk
-            .iter()
-            .zip(&keys)
-            .filter(|(_, key)| claimed.contains(*key))
-            .map(|(id, _)| (Some(*id), *id, Some(json!({ "date": today.to_string() }))))
-            .collect();
-        announced += events.len();
-        outbox::emit_with_payloads(&txn, EventTopic::CustomerBirthday, events).await?;
-        txn.commit().await?;
+        let events = chunk.iter().map(|id| {
+            let payload = json!({ "date": today.to_string() });
+            (format!("birthday:{id}:{year}"), *id, payload)
+        });
+        announced += announce_once(db, EventTopic::CustomerBirthday, events.collect()).await?;
     }
+    Ok(announced)
+}
+
+/// Writes the events of `topic`, `(marker key, customer, payload)`, whose keys nobody
+/// claimed before, in one transaction with their claims; returns how many it wrote.
+async fn announce_once(
+    db: &sea_orm::DatabaseConnection,
+    topic: EventTopic,
+    events: Vec<(String, Uuid, serde_json::Value)>,
+) -> DomainResult<usize> {
+    let keys: Vec<String> = events.iter().map(|(key, ..)| key.clone()).collect();
+    let txn = db.begin().await?;
+    let claimed: HashSet<String> = markers::claim(&txn, &keys).await?.into_iter().collect();
+    let events: Vec<_> = events
+        .into_iter()
+        .filter(|(key, ..)| claimed.contains(key))
+        .map(|(_, customer, payload)| (Some(customer), customer, Some(payload)))
+        .collect();
+    let announced = events.len();
+    outbox::emit_with_payloads(&txn, topic, events).await?;
+    txn.commit().await?;
     Ok(announced)
 }
 
@@ -109,24 +120,11 @@ async fn expiring_lots(
             }
             lots.extend(left.into_iter().map(|(at, points)| (*customer, at, points)));
         }
-        let keys: Vec<String> = lots
-            .iter()
-            .map(|(customer, at, _)| format!("expiring:{customer}:{}", at.timestamp_micros()))
-            .collect();
-        let txn = db.begin().await?;
-        let claimed: HashSet<String> = markers::claim(&txn, &keys).await?.into_iter().collect();
-        let events: Vec<_> = lots
-            .iter()
-            .zip(&keys)
-            .filter(|(_, key)| claimed.contains(*key))
-            .map(|((customer, at, points), _)| {
-                let payload = json!({ "points": points, "expiresAt": at });
-                (Some(*customer), *customer, Some(payload))
-            })
-            .collect();
-        announced += events.len();
-        outbox::emit_with_payloads(&txn, EventTopic::PointsExpiring, events).await?;
-        txn.commit().await?;
+        let events = lots.into_iter().map(|(customer, at, points)| {
+            let key = format!("expiring:{customer}:{}", at.timestamp_micros());
+            (key, customer, json!({ "points": points, "expiresAt": at }))
+        });
+        announced += announce_once(db, EventTopic::PointsExpiring, events.collect()).await?;
     }
     Ok(announced)
 }

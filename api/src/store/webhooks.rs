@@ -64,6 +64,17 @@ pub async fn find_endpoint(
     Ok(webhook_endpoint::Entity::find_by_id(id).one(db).await?)
 }
 
+/// The endpoints of `ids` that exist, in one query.
+pub async fn endpoints_by_ids(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> DomainResult<Vec<webhook_endpoint::Model>> {
+    Ok(webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
 /// Endpoints oldest first: all of them, or those of `(owner, role)`.
 pub async fn endpoints(
     db: &impl ConnectionTrait,

@@ -51,7 +51,9 @@ pub async fn dispatch_forever(db: Db, settings: Arc<Settings>, wakeup: Wakeup) {
             return;
         }
     };
-    let mut in_flight: JoinSet<String> = JoinSet::new();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Whose attempt each task makes: its slot is the owner's until the task ends.
+    let mut owners_of: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut per_owner: HashMap<String, usize> = HashMap::new();
     let mut measured = Instant::now() - DEPTH_EVERY;
     loop {
@@ -72,14 +74,14 @@ pub async fn dispatch_forever(db: Db, settings: Arc<Settings>, wakeup: Wakeup) {
                         *per_owner.entry(who.clone()).or_default() += 1;
                         let (db, client, settings) =
                             (own.clone(), client.clone(), settings.clone());
-                        in_flight.spawn(async move {
+                        let task = in_flight.spawn(async move {
                             if let Err(error) =
                                 attempt(&db, &client, &settings, &delivery, endpoint.as_ref()).await
                             {
                                 tracing::warn!(delivery = %delivery.id, %error, "could not record a webhook attempt");
                             }
-                            who
                         });
+                        owners_of.insert(task.id(), who);
                     }
                 }
                 Err(error) => {
@@ -88,8 +90,13 @@ pub async fn dispatch_forever(db: Db, settings: Arc<Settings>, wakeup: Wakeup) {
             }
         }
         tokio::select! {
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                if let Ok(who) = done
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                // A task that panicked frees its owner's slot too.
+                let task = match &done {
+                    Ok((task, ())) => *task,
+                    Err(error) => error.id(),
+                };
+                if let Some(who) = owners_of.remove(&task)
                     && let Some(count) = per_owner.get_mut(&who)
                 {
                     *count -= 1;
@@ -131,14 +138,12 @@ async fn claim(
         return Ok(Vec::new());
     }
     let deliveries = webhooks::deliveries(db, &ids).await?;
-    let mut endpoints: HashMap<_, webhook_endpoint::Model> = HashMap::new();
-    for delivery in &deliveries {
-        if !endpoints.contains_key(&delivery.endpoint_id)
-            && let Some(endpoint) = webhooks::find_endpoint(db, delivery.endpoint_id).await?
-        {
-            endpoints.insert(endpoint.id, endpoint);
-        }
-    }
+    let endpoints: HashMap<_, webhook_endpoint::Model> =
+        webhooks::endpoints_by_ids(db, deliveries.iter().map(|d| d.endpoint_id))
+            .await?
+            .into_iter()
+            .map(|endpoint| (endpoint.id, endpoint))
+            .collect();
     Ok(deliveries
         .into_iter()
         .map(|d| {

@@ -136,7 +136,12 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
             EventTopic::LifecycleChanged
             | EventTopic::PointsExpiring
             | EventTopic::CustomerBirthday => event.customer_id.map(|customer| {
-                let mut data = event.payload.clone().unwrap_or_else(|| json!({}));
+                // Indexing a JSON value that is not an object panics: anything else
+                // (a newer replica's shape) leaves only the customer.
+                let mut data = match &event.payload {
+                    Some(figures @ Value::Object(_)) => figures.clone(),
+                    _ => json!({}),
+                };
                 data["customer"] = person(customer);
                 (event.created_at, data)
             }),
