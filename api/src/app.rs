@@ -85,6 +85,9 @@ impl Application {
             crate::webhooks::fanout::Fanout::new(wakeup.clone()),
         );
         background.spawn("webhook fan-out", fanout);
+        let (automations, _) =
+            crate::outbox::follow(db.clone(), crate::jobs::automations::Automations);
+        background.spawn("automations", automations);
         background.spawn(
             "webhook dispatcher",
             crate::webhooks::dispatcher::dispatch_forever(

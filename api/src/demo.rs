@@ -237,6 +237,7 @@ fn earned_points(history: &[interaction::Model]) -> Vec<points_entry::Model> {
                 reason: Some("demo purchase".into()),
                 expires_at,
                 interaction_id: Some(item.id),
+                campaign_id: None,
                 created_by: "demo".into(),
                 created_at: now,
             });

@@ -76,6 +76,7 @@ string_enum!(PointsEntryKind {
     ReferralBonus = "REFERRAL_BONUS",
     Reversal = "REVERSAL",
     BirthdayBonus = "BIRTHDAY_BONUS",
+    CampaignBonus = "CAMPAIGN_BONUS",
 });
 
 string_enum!(ReferralStatus { Pending = "PENDING", Rewarded = "REWARDED", Rejected = "REJECTED" });
@@ -108,6 +109,19 @@ string_enum!(EventTopic {
     LifecycleChanged = "LIFECYCLE_CHANGED",
     PointsExpiring = "POINTS_EXPIRING",
     CustomerBirthday = "CUSTOMER_BIRTHDAY",
+    AutomationFired = "AUTOMATION_FIRED",
+});
+
+string_enum!(CampaignStatus { Draft = "DRAFT", Active = "ACTIVE", Paused = "PAUSED", Ended = "ENDED" });
+
+string_enum!(CampaignTriggerKind {
+    Interaction = "INTERACTION",
+    TierChanged = "TIER_CHANGED",
+    EnteredSegment = "ENTERED_SEGMENT",
+    LifecycleChanged = "LIFECYCLE_CHANGED",
+    PointsExpiring = "POINTS_EXPIRING",
+    Birthday = "BIRTHDAY",
+    ReferralRewarded = "REFERRAL_REWARDED",
 });
 
 string_enum!(WebhookDeliveryStatus { Pending = "PENDING", Succeeded = "SUCCEEDED", Failed = "FAILED" });

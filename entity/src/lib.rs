@@ -3,6 +3,9 @@
 //! Money columns end in `_e4`: integer ten-thousandths of the base currency. Enumerations
 //! are stored as their upper-case names, so the database reads like the API.
 
+pub mod campaign;
+pub mod campaign_firing;
+pub mod campaign_segment_member;
 pub mod customer;
 pub mod customer_points_rank;
 pub mod customer_tag;

@@ -21,6 +21,8 @@ pub struct Model {
     /// How many days before a lot of points expires its owner is reminded
     /// (`points.expiring`); 0: never.
     pub points_expiry_reminder_days: i32,
+    /// The IANA time zone campaigns' days of the week are counted in.
+    pub time_zone: String,
     pub updated_at: DateTimeUtc,
 }
 

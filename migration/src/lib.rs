@@ -30,6 +30,7 @@ mod m20261201_000001_outbox_events_without_customer;
 mod m20261201_000002_webhooks;
 mod m20261201_000003_outbox_payload_and_markers;
 mod m20261201_000004_points_balance_rank;
+mod m20261202_000001_campaigns;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_webhooks::Migration),
             Box::new(m20261201_000003_outbox_payload_and_markers::Migration),
             Box::new(m20261201_000004_points_balance_rank::Migration),
+            Box::new(m20261202_000001_campaigns::Migration),
         ]
     }
 }

@@ -1130,6 +1130,7 @@ async fn the_ledger_refuses_an_overdraft_by_itself(app: TestApp) {
         reason: Some("ledger guard"),
         expires_at: None,
         interaction_id: None,
+        campaign_id: None,
         created_by: "test",
     };
     let append_one = |customer_id, delta, kind| {

@@ -103,6 +103,10 @@ pub enum Permission {
     /// Register webhook endpoints and see their deliveries: an admin all of them, a
     /// partner its own (decided per endpoint, `service::webhooks`).
     ManageWebhooks,
+    /// Read campaigns, simulate them and watch them fire (`campaignFired`).
+    ReadCampaigns,
+    /// Create, change, start, pause and end campaigns.
+    ManageCampaigns,
 }
 
 /// The authenticated caller, from a verified token.
@@ -131,7 +135,12 @@ impl Principal {
             Role::Admin => true,
             Role::Staff => !matches!(
                 permission,
-                EraseCustomers | ManageProgram | RunEvaluations | ManageRewards | ManageWebhooks
+                EraseCustomers
+                    | ManageProgram
+                    | RunEvaluations
+                    | ManageRewards
+                    | ManageWebhooks
+                    | ManageCampaigns
             ),
             Role::Partner => match permission {
                 // Segments are views of customers: who may read every customer may
@@ -144,7 +153,7 @@ impl Principal {
                 RedeemRewards => self.has_scope(Scope::RewardsRedeem),
                 ManageWebhooks => self.has_scope(Scope::WebhooksManage),
                 EraseCustomers | ManageProgram | SetCustomerTier | RunEvaluations
-                | ManageRewards | ManageSegments => false,
+                | ManageRewards | ManageSegments | ReadCampaigns | ManageCampaigns => false,
             },
             // A customer reads only itself, which `ReadCustomer` decides per object.
             Role::Customer => false,
@@ -229,6 +238,8 @@ mod tests {
             ManageSegments,
             SubscribeEvents,
             ManageWebhooks,
+            ReadCampaigns,
+            ManageCampaigns,
         ] {
             assert!(admin.may(p));
             assert!(
@@ -260,5 +271,7 @@ mod tests {
         let integrator = principal(Role::Partner, vec![Scope::WebhooksManage]);
         assert!(integrator.may(ManageWebhooks) && !integrator.may(ReadCustomers));
         assert!(!staff.may(ManageWebhooks) && !reader.may(ManageWebhooks));
+        assert!(staff.may(ReadCampaigns) && !staff.may(ManageCampaigns));
+        assert!(!reader.may(ReadCampaigns) && !integrator.may(ManageCampaigns));
     }
 }

@@ -1,6 +1,7 @@
 //! The business rules, free of GraphQL and SQL plumbing.
 
 pub mod analytics;
+pub mod campaign;
 pub mod customer;
 pub mod error;
 pub mod interaction;

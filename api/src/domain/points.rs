@@ -54,7 +54,7 @@ pub fn may_overdraw(kind: entity::enums::PointsEntryKind) -> bool {
     match kind {
         Reversal | Expire => true,
         Redeem | Adjust => false,
-        Earn | ReferralBonus | BirthdayBonus => false,
+        Earn | ReferralBonus | BirthdayBonus | CampaignBonus => false,
     }
 }
 

@@ -332,13 +332,26 @@ pub struct Settings {
     pub max_interaction_amount_e4: i64,
     /// Days before a lot expires that `points.expiring` is sent; 0: never.
     pub points_expiry_reminder_days: i32,
+    /// The IANA time zone campaigns count days of the week in (`Asia/Shanghai`).
+    pub time_zone: String,
 }
 
 /// The highest `maxInteractionAmount` a program may set (10¹² in the base currency):
 /// sums of a customer's amounts stay far inside an `i64` of ten-thousandths.
 pub const AMOUNT_LIMIT_CEILING_E4: i64 = 10_000_000_000_000_000;
 
+/// The time zone of a program that names none.
+pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
+
 impl Settings {
+    /// The program's time zone; a stored name this build does not know counts as the
+    /// default (names are checked when saved, so only a newer build's could be unknown).
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Tz::Asia__Shanghai)
+    }
+
     pub fn defaults(base_currency: &str) -> Self {
         Self {
             base_currency: base_currency.to_owned(),
@@ -352,6 +365,7 @@ impl Settings {
             churn_days: 365,
             max_interaction_amount_e4: 1_000_000_000_000,
             points_expiry_reminder_days: 30,
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
         }
     }
 
@@ -399,6 +413,11 @@ impl Settings {
             (0..=365).contains(&self.points_expiry_reminder_days),
             "input.pointsExpiryReminderDays",
             || "must be between 0 (no reminders) and 365 days".into(),
+        )?;
+        ensure(
+            self.time_zone.parse::<chrono_tz::Tz>().is_ok(),
+            "input.timeZone",
+            || "must be an IANA time zone name, such as Asia/Shanghai or Europe/Paris".into(),
         )?;
         ensure(
             self.churn_days > self.at_risk_days,

@@ -29,6 +29,7 @@ pub fn event_type(topic: EventTopic) -> &'static str {
         EventTopic::LifecycleChanged => "customer.lifecycle_changed",
         EventTopic::PointsExpiring => "points.expiring",
         EventTopic::CustomerBirthday => "customer.birthday",
+        EventTopic::AutomationFired => "automation.fired",
     }
 }
 

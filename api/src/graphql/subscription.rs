@@ -19,6 +19,7 @@ use crate::domain::DomainError;
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id;
 use crate::graphql::loaders::RequestLoader;
+use crate::graphql::types::campaign::CampaignFired;
 use crate::graphql::types::points::PointsEntry;
 use crate::graphql::types::tier::TierChange;
 use crate::live::bus::TakenPlace;
@@ -93,6 +94,35 @@ impl Subscription {
                     return None;
                 }
                 Some(Ok((event.clone(), PointsEntry(entry.clone()))))
+            })
+            .then(move |item| prepared(ctx, item)))
+    }
+
+    /// Campaigns' `NOTIFY` actions as they fire (staff and admins). `campaignId` narrows
+    /// to one campaign.
+    #[graphql(guard = "crate::auth::Allow(Permission::ReadCampaigns)")]
+    async fn campaign_fired<'ctx>(
+        &self,
+        ctx: &'ctx Context<'ctx>,
+        campaign_id: Option<ID>,
+    ) -> Result<impl Stream<Item = Result<CampaignFired>> + 'ctx> {
+        let campaign = campaign_id
+            .map(|id| parse_id(&id, "campaignId"))
+            .transpose()
+            .gql()?;
+        Ok(live_events(ctx)?
+            .filter_map(move |event| async move {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => return Some(Err(error)),
+                };
+                let LiveEvent::CampaignFired { fired, .. } = event.as_ref() else {
+                    return None;
+                };
+                if campaign.is_some_and(|id| id != fired.campaign_id) {
+                    return None;
+                }
+                Some(Ok((event.clone(), CampaignFired(fired.clone()))))
             })
             .then(move |item| prepared(ctx, item)))
     }

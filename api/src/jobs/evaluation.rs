@@ -104,7 +104,16 @@ pub async fn execute(
     let mut skipped_ids = Vec::new();
     let outcome = work(db, &run, progress, &mut counts, &mut skipped_ids).await;
     let (churn, error) = match outcome {
-        Ok(churn) => (churn, None),
+        Ok(churn) => {
+            // Dynamic segments read what the run wrote: who entered one fires its
+            // ENTERED_SEGMENT campaigns (a failure there is logged, not the run's).
+            if let Err(error) =
+                super::automations::segment_entries(db.conn(), &run.id.to_string()).await
+            {
+                tracing::error!(run = %run.id, %error, "ENTERED_SEGMENT campaigns were not fired");
+            }
+            (churn, None)
+        }
         Err(error) => {
             tracing::error!(run = %run.id, error = ?error, "evaluation run failed");
             let error = match error {

@@ -2,6 +2,7 @@
 //! runs (tiers, and the points upkeep they do) and their schedule. A new periodic job
 //! goes here and is started by `Application` through the supervisor.
 
+pub mod automations;
 pub mod evaluation;
 pub mod outbox_pruning;
 pub mod points_upkeep;

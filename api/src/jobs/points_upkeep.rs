@@ -67,6 +67,7 @@ pub async fn expire_points(
                             reason: Some("points expired"),
                             expires_at: None,
                             interaction_id: None,
+                            campaign_id: None,
                             created_by: RUN,
                         })
                         .collect();
@@ -141,6 +142,7 @@ pub async fn birthday_bonuses(
                                 reason: Some(&reason),
                                 expires_at: None,
                                 interaction_id: None,
+                                campaign_id: None,
                                 created_by: RUN,
                             })
                             .collect();

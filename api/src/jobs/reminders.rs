@@ -1,22 +1,27 @@
 //! Events that come from the calendar rather than from a write: `customer.birthday` on
 //! the day (UTC), and `points.expiring` once per lot of points, `pointsExpiryReminderDays`
-//! before it expires. Every replica runs the job hourly; the slot's lease picks one, and
-//! `event_marker` makes each event happen once however often it looks, so a missed hour
-//! is made up by the next.
+//! before it expires; and the campaigns they fire (BIRTHDAY, once a year; POINTS_EXPIRING,
+//! once per lot, `withinDays` before it expires). Every replica runs the job hourly; the
+//! slot's lease picks one, and `event_marker` (for events) and the firing log (for
+//! campaigns) make each happen once however often it looks, so a missed hour is made up
+//! by the next.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
-use entity::enums::EventTopic;
+use entity::campaign;
+use entity::enums::{CampaignTriggerKind, EventTopic};
 use sea_orm::TransactionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::schedule::{JobContext, every_slot};
 use crate::domain::DomainResult;
+use crate::domain::campaign::Rules;
+use crate::service::campaigns::fire::{self, Cause};
 use crate::domain::points::open_lots;
 use crate::domain::schedule::Schedule;
-use crate::store::{Db, customers, markers, outbox, points, program};
+use crate::store::{Db, campaigns, customers, markers, outbox, points, program};
 
 /// Customers whose lots are looked at per transaction.
 const CHUNK: usize = 500;
@@ -50,9 +55,18 @@ pub async fn send_reminders(
 ) -> DomainResult<(usize, usize)> {
     let birthdays = birthdays(db, now).await?;
     let settings = program::settings(db).await?;
-    let expiring = if settings.points_expiry_reminder_days > 0 {
-        let until = now + TimeDelta::days(settings.points_expiry_reminder_days.into());
-        expiring_lots(db, now, until).await?
+    let reminder_days = i64::from(settings.points_expiry_reminder_days);
+    let campaigns = campaigns::active(db, CampaignTriggerKind::PointsExpiring).await?;
+    let windows: Vec<(&campaign::Model, i64)> = campaigns
+        .iter()
+        .filter_map(|c| {
+            let rules = Rules::of(c).inspect_err(|e| tracing::error!(%e, "a campaign is skipped")).ok()?;
+            Some((c, i64::from(rules.trigger.within_days?)))
+        })
+        .collect();
+    let horizon = windows.iter().map(|(_, days)| *days).chain([reminder_days]).max().unwrap_or(0);
+    let expiring = if horizon > 0 {
+        expiring_lots(db, now, reminder_days, &windows, horizon).await?
     } else {
         0
     };
@@ -61,12 +75,7 @@ pub async fn send_reminders(
 
 async fn birthdays(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> DomainResult<usize> {
     let today = now.date_naive();
-    let mut born = customers::born_on(db, today.month(), today.day()).await?;
-    // Those born on 29 February have theirs on 1 March when the year has no 29th.
-    let leap = chrono::NaiveDate::from_ymd_opt(today.year(), 2, 29).is_some();
-    if !leap && today.month() == 3 && today.day() == 1 {
-        born.extend(customers::born_on(db, 2, 29).await?);
-    }
+    let born = customers::born_on_day(db, today).await?;
     let year = today.year();
     let mut announced = 0;
     for chunk in born.chunks(CHUNK) {
@@ -76,7 +85,33 @@ async fn birthdays(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> Doma
         });
         announced += announce_once(db, EventTopic::CustomerBirthday, events.collect()).await?;
     }
+    for campaign in campaigns::active(db, CampaignTriggerKind::Birthday).await? {
+        let causes = born
+            .iter()
+            .map(|&customer_id| Cause {
+                customer_id,
+                cause: format!("birthday:{year}"),
+                at: now,
+            })
+            .collect();
+        fire_without_stopping(db, &campaign, causes).await;
+    }
     Ok(announced)
+}
+
+/// Fires one campaign; a failure is logged and leaves the other campaigns and events to
+/// go on (the next hour tries again: the firing log keeps what did fire).
+async fn fire_without_stopping(
+    db: &sea_orm::DatabaseConnection,
+    campaign: &campaign::Model,
+    causes: Vec<Cause>,
+) {
+    if causes.is_empty() {
+        return;
+    }
+    if let Err(error) = fire::fire_causes(db, campaign, causes).await {
+        tracing::error!(campaign = %campaign.id, %error, "a campaign failed to fire; the next hour tries again");
+    }
 }
 
 /// Writes the events of `topic`, `(marker key, customer, payload)`, whose keys nobody
@@ -100,13 +135,21 @@ async fn announce_once(
     Ok(announced)
 }
 
+/// Announces the lots expiring within `reminder_days` (0: none), and fires each
+/// POINTS_EXPIRING campaign for the lots expiring within its window, reading the ledgers
+/// of those holding a lot that expires within `horizon` days.
 async fn expiring_lots(
     db: &sea_orm::DatabaseConnection,
     now: DateTime<Utc>,
-    until: DateTime<Utc>,
+    reminder_days: i64,
+    windows: &[(&campaign::Model, i64)],
+    horizon: i64,
 ) -> DomainResult<usize> {
+    let remind_until = now + TimeDelta::days(reminder_days);
+    let until = now + TimeDelta::days(horizon);
     let holders = points::customers_with_credits_expiring(db, now, until).await?;
     let mut announced = 0;
+    let mut causes: Vec<Vec<Cause>> = vec![Vec::new(); windows.len()];
     for chunk in holders.chunks(CHUNK) {
         let ledgers = points::ledgers_of(db, chunk).await?;
         // What is left of each lot that expires in the window, per customer and instant.
@@ -120,11 +163,23 @@ async fn expiring_lots(
             }
             lots.extend(left.into_iter().map(|(at, points)| (*customer, at, points)));
         }
-        let events = lots.into_iter().map(|(customer, at, points)| {
+        for ((_, days), causes) in windows.iter().zip(causes.iter_mut()) {
+            let within = now + TimeDelta::days(*days);
+            causes.extend(lots.iter().filter(|(_, at, _)| *at <= within).map(|(customer, at, _)| Cause {
+                customer_id: *customer,
+                cause: format!("expiring:{}", at.timestamp_micros()),
+                at: now,
+            }));
+        }
+        let reminded = lots.into_iter().filter(|(_, at, _)| reminder_days > 0 && *at <= remind_until);
+        let events = reminded.map(|(customer, at, points)| {
             let key = format!("expiring:{customer}:{}", at.timestamp_micros());
             (key, customer, json!({ "points": points, "expiresAt": at }))
         });
         announced += announce_once(db, EventTopic::PointsExpiring, events.collect()).await?;
+    }
+    for ((campaign, _), causes) in windows.iter().zip(causes) {
+        fire_without_stopping(db, campaign, causes).await;
     }
     Ok(announced)
 }

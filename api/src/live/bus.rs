@@ -28,20 +28,61 @@ pub enum LiveEvent {
         customer: customer::Model,
         tiers: Arc<HashMap<Uuid, tier::Model>>,
     },
+    CampaignFired {
+        fired: Fired,
+        customer: customer::Model,
+        tiers: Arc<HashMap<Uuid, tier::Model>>,
+    },
+}
+
+/// A campaign's `NOTIFY`, as its `automation.fired` event carries it.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    pub campaign_id: Uuid,
+    pub customer_id: Uuid,
+    pub message: Option<String>,
+    pub cause: String,
+    pub points: i64,
+    pub fired_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Fired {
+    /// The notice an `AUTOMATION_FIRED` outbox event carries; `None` for a shape this
+    /// version does not know.
+    pub fn of_event(
+        customer_id: Uuid,
+        payload: &serde_json::Value,
+        written_at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Self> {
+        let campaign_id = payload.get("campaign")?.get("id")?.as_str()?.parse().ok()?;
+        Some(Self {
+            campaign_id,
+            customer_id,
+            message: payload.get("message").and_then(|m| m.as_str()).map(str::to_owned),
+            cause: payload.get("cause")?.as_str()?.to_owned(),
+            points: payload.get("points").and_then(|p| p.as_i64()).unwrap_or(0),
+            fired_at: payload
+                .get("firedAt")
+                .and_then(|t| serde_json::from_value(t.clone()).ok())
+                .unwrap_or(written_at),
+        })
+    }
 }
 
 impl LiveEvent {
     pub fn customer(&self) -> &customer::Model {
         match self {
-            LiveEvent::TierChanged { customer, .. } | LiveEvent::PointsChanged { customer, .. } => {
-                customer
-            }
+            LiveEvent::TierChanged { customer, .. }
+            | LiveEvent::PointsChanged { customer, .. }
+            | LiveEvent::CampaignFired { customer, .. } => customer,
         }
     }
 
     pub fn tiers(&self) -> &HashMap<Uuid, tier::Model> {
         match self {
-            LiveEvent::TierChanged { tiers, .. } | LiveEvent::PointsChanged { tiers, .. } => tiers,
+            LiveEvent::TierChanged { tiers, .. }
+            | LiveEvent::PointsChanged { tiers, .. }
+            | LiveEvent::CampaignFired { tiers, .. } => tiers,
         }
     }
 }

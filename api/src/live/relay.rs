@@ -95,6 +95,17 @@ async fn load(db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<Vec<Liv
                             tiers,
                         })
                 }
+                EventTopic::AutomationFired => stored
+                    .payload
+                    .as_ref()
+                    .and_then(|payload| {
+                        super::bus::Fired::of_event(customer.id, payload, stored.created_at)
+                    })
+                    .map(|fired| LiveEvent::CampaignFired {
+                        fired,
+                        customer,
+                        tiers,
+                    }),
                 // No subscription shows these: partners receive them as webhooks.
                 EventTopic::ReferralRewarded
                 | EventTopic::CustomerErased

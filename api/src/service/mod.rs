@@ -1,6 +1,7 @@
 //! Business operations: validate with `domain`, then read and write through `store` in one
 //! transaction. Nothing here knows of HTTP or GraphQL.
 
+pub mod campaigns;
 pub mod customers;
 pub mod import;
 pub mod interactions;

@@ -59,6 +59,7 @@ pub async fn adjust(
                     reason: Some(&reason),
                     expires_at: None,
                     interaction_id: None,
+                    campaign_id: None,
                     created_by: &caller,
                 },
             )

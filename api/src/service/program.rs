@@ -179,6 +179,7 @@ pub struct SettingsPatch {
     pub churn_days: Option<i32>,
     pub max_interaction_amount_e4: Option<i64>,
     pub points_expiry_reminder_days: Option<i32>,
+    pub time_zone: Option<String>,
 }
 
 #[tracing::instrument(name = "program::update_settings", skip_all)]
@@ -199,7 +200,8 @@ pub async fn update_settings(db: &Db, patch: SettingsPatch) -> DomainResult<Sett
                 at_risk_days,
                 churn_days,
                 max_interaction_amount_e4,
-                points_expiry_reminder_days
+                points_expiry_reminder_days,
+                time_zone
             );
             settings.validate()?;
             program::save_settings(txn, &settings).await?;

@@ -136,6 +136,7 @@ pub async fn redeem(
                     reason: Some(&format!("redeemed {}", reward.name)),
                     expires_at: None,
                     interaction_id: None,
+                    campaign_id: None,
                     created_by: &caller,
                 },
             )

@@ -89,6 +89,22 @@ pub async fn lock_balances_in_order(
     Ok(rows.into_iter().collect())
 }
 
+/// `lock_balances_in_order` for customers who were not erased: the others are left out.
+pub async fn lock_live_balances_in_order(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> = locking_in_order(ids)
+        .filter(customer::Column::ErasedAt.is_null())
+        .select_only()
+        .column(customer::Column::Id)
+        .column(customer::Column::PointsBalance)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The query that locks these customers (each once) in id order.
 fn locking_in_order(ids: &[Uuid]) -> sea_orm::Select<customer::Entity> {
     let mut ids = ids.to_vec();
@@ -748,6 +764,21 @@ pub async fn hold_in_tier(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// The customers, not erased, whose birthday is `day`: born on its month and day, and,
+/// when its year has no 29 February, those born on one have theirs on 1 March.
+pub async fn born_on_day(
+    db: &impl ConnectionTrait,
+    day: chrono::NaiveDate,
+) -> DomainResult<Vec<Uuid>> {
+    use chrono::Datelike;
+    let mut born = born_on(db, day.month(), day.day()).await?;
+    let leap = chrono::NaiveDate::from_ymd_opt(day.year(), 2, 29).is_some();
+    if !leap && day.month() == 3 && day.day() == 1 {
+        born.extend(born_on(db, 2, 29).await?);
+    }
+    Ok(born)
 }
 
 /// The customers, not erased, born on `month`/`day` (any year).

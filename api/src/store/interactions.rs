@@ -64,7 +64,7 @@ pub async fn find_many(
 pub struct OrderHistory {
     pub paid_e4: i64,
     pub refunded_e4: i64,
-    /// The points its purchases earned (`EARN` entries).
+    /// The points its purchases earned (`EARN` entries, and campaigns' bonuses on them).
     pub earned: i64,
     /// The points its refunds took back so far (the negated `REVERSAL` entries).
     pub reversed: i64,
@@ -117,7 +117,10 @@ pub async fn order_histories(
             continue;
         };
         match (interaction_kind, kind) {
-            (InteractionKind::Purchase, PointsEntryKind::Earn) => history.earned += points,
+            // A campaign's bonus on a purchase is taken back with it, in proportion.
+            (InteractionKind::Purchase, PointsEntryKind::Earn | PointsEntryKind::CampaignBonus) => {
+                history.earned += points
+            }
             (InteractionKind::Refund, PointsEntryKind::Reversal) => history.reversed -= points,
             _ => {}
         }

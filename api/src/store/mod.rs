@@ -1,6 +1,7 @@
 //! Data access: the connection pool, transactions, and sea-orm queries, one module per
 //! aggregate. Functions take `&impl ConnectionTrait` so they compose inside a transaction.
 
+pub mod campaigns;
 pub mod customers;
 pub mod demo;
 pub mod evaluation_runs;

@@ -26,6 +26,8 @@ pub struct NewEntry<'a> {
     pub reason: Option<&'a str>,
     pub expires_at: Option<DateTime<Utc>>,
     pub interaction_id: Option<Uuid>,
+    /// The campaign a `CAMPAIGN_BONUS` came from.
+    pub campaign_id: Option<Uuid>,
     pub created_by: &'a str,
 }
 
@@ -75,6 +77,7 @@ pub async fn append(
         reason: Set(entry.reason.map(str::to_owned)),
         expires_at: Set(entry.expires_at),
         interaction_id: Set(entry.interaction_id),
+        campaign_id: Set(entry.campaign_id),
         created_by: Set(entry.created_by.to_owned()),
         created_at: Set(now()),
     }
@@ -135,6 +138,7 @@ pub async fn append_to_each(
             reason: entry.reason.map(str::to_owned),
             expires_at: entry.expires_at,
             interaction_id: entry.interaction_id,
+            campaign_id: entry.campaign_id,
             created_by: entry.created_by.to_owned(),
             created_at: at,
         })

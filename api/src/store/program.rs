@@ -10,6 +10,18 @@ use crate::domain::{DomainError, DomainResult};
 
 const ROW: i32 = 1;
 
+/// Locks the settings' row for the rest of the transaction (Postgres; SQLite has one
+/// writer): writes that must not run side by side (creating campaigns under a cap)
+/// queue on it. Nothing is written, so the program's revision does not move.
+pub async fn lock_settings(db: &impl ConnectionTrait) -> DomainResult<()> {
+    use sea_orm::QuerySelect;
+    program_settings::Entity::find_by_id(ROW)
+        .lock_exclusive()
+        .one(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn settings(db: &impl ConnectionTrait) -> DomainResult<Settings> {
     let row = program_settings::Entity::find_by_id(ROW)
         .one(db)
@@ -27,6 +39,7 @@ pub async fn settings(db: &impl ConnectionTrait) -> DomainResult<Settings> {
         churn_days: row.churn_days,
         max_interaction_amount_e4: row.max_interaction_amount_e4,
         points_expiry_reminder_days: row.points_expiry_reminder_days,
+        time_zone: row.time_zone,
     })
 }
 
@@ -44,6 +57,7 @@ fn settings_row(settings: &Settings) -> program_settings::ActiveModel {
         churn_days: Set(settings.churn_days),
         max_interaction_amount_e4: Set(settings.max_interaction_amount_e4),
         points_expiry_reminder_days: Set(settings.points_expiry_reminder_days),
+        time_zone: Set(settings.time_zone.clone()),
         updated_at: Set(now()),
     }
 }

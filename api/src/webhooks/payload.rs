@@ -135,7 +135,8 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
             // Events that carry their own figures: the customer, and those figures.
             EventTopic::LifecycleChanged
             | EventTopic::PointsExpiring
-            | EventTopic::CustomerBirthday => event.customer_id.map(|customer| {
+            | EventTopic::CustomerBirthday
+            | EventTopic::AutomationFired => event.customer_id.map(|customer| {
                 // Indexing a JSON value that is not an object panics: anything else
                 // (a newer replica's shape) leaves only the customer.
                 let mut data = match &event.payload {

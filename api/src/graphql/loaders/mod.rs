@@ -11,6 +11,7 @@
 //! A subscription answers from the live event it is showing (`show_event`): the customer
 //! and tiers the event carries are not read again per subscriber.
 
+mod campaigns;
 mod first_pages;
 mod look_ahead;
 mod relations;
@@ -27,6 +28,7 @@ use crate::domain::DomainError;
 use crate::live::LiveEvent;
 use crate::store::Db;
 
+pub use campaigns::{CampaignById, CampaignStats};
 pub use first_pages::{InteractionsOf, LedgerOf, TierHistoryOf};
 pub use look_ahead::{normalize_kinds, prime_customers};
 pub use relations::{

@@ -1,6 +1,7 @@
 //! Mutation roots, one per domain, merged into `Mutation`. Each mutation is one
 //! transaction in the service layer.
 
+mod campaigns;
 mod customers;
 mod interactions;
 mod program;
@@ -12,6 +13,7 @@ mod webhooks;
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Mutation(
     customers::CustomerMutation,
+    campaigns::CampaignMutation,
     interactions::InteractionMutation,
     program::ProgramMutation,
     rewards::RewardMutation,

@@ -1,5 +1,6 @@
 //! Query roots, one per domain, merged into `Query`.
 
+mod campaigns;
 mod customers;
 mod evaluation;
 mod program;
@@ -12,6 +13,7 @@ mod webhooks;
 pub struct Query(
     viewer::ViewerQuery,
     customers::CustomerQuery,
+    campaigns::CampaignQuery,
     program::ProgramQuery,
     evaluation::EvaluationQuery,
     rewards::RewardQuery,

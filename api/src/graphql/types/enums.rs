@@ -135,6 +135,8 @@ pub enum PointsEntryKind {
     ReferralBonus,
     Reversal,
     BirthdayBonus,
+    /// Given by a campaign (`PointsEntry.campaign`).
+    CampaignBonus,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! GraphQL object, input and enum types: thin adapters over entities and domain values.
 
+pub mod campaign;
 pub mod connection;
 pub mod customer;
 pub mod enums;

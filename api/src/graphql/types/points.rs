@@ -51,6 +51,24 @@ impl PointsEntry {
         self.0.reason.as_deref()
     }
 
+    /// The campaign a `CAMPAIGN_BONUS` came from (its name for the customer; the rest
+    /// for staff).
+    async fn campaign(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::campaign::Campaign>> {
+        let Some(id) = self.0.campaign_id else {
+            return Ok(None);
+        };
+        use crate::graphql::error::Gql;
+        Ok(ctx
+            .data::<crate::graphql::loaders::RequestLoader>()?
+            .load_one(crate::graphql::loaders::CampaignById(id))
+            .await
+            .gql()?
+            .map(super::campaign::Campaign))
+    }
+
     #[graphql(guard = "Anyone")]
     async fn expires_at(&self) -> Option<DateTime> {
         self.0.expires_at.map(Into::into)

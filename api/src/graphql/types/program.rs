@@ -135,6 +135,8 @@ pub struct ProgramSettings {
     /// Days before a lot of points expires that a `points.expiring` webhook is sent; 0:
     /// never.
     points_expiry_reminder_days: i32,
+    /// The IANA time zone campaigns count days of the week in.
+    time_zone: String,
 }
 
 impl From<program::Settings> for ProgramSettings {
@@ -151,6 +153,7 @@ impl From<program::Settings> for ProgramSettings {
             churn_days: s.churn_days,
             max_interaction_amount: e4_to_decimal(s.max_interaction_amount_e4),
             points_expiry_reminder_days: s.points_expiry_reminder_days,
+            time_zone: s.time_zone,
         }
     }
 }
@@ -170,6 +173,8 @@ pub struct ProgramSettingsInput {
     max_interaction_amount: Option<Decimal>,
     /// 0 to 365 (default 30).
     points_expiry_reminder_days: Option<i32>,
+    /// An IANA time zone name (default `Asia/Shanghai`).
+    time_zone: Option<String>,
 }
 
 impl ProgramSettingsInput {
@@ -191,6 +196,7 @@ impl ProgramSettingsInput {
                 .map(|a| decimal_to_e4(a, "input.maxInteractionAmount"))
                 .transpose()?,
             points_expiry_reminder_days: self.points_expiry_reminder_days,
+            time_zone: self.time_zone.map(|zone| zone.trim().chars().take(64).collect()),
         })
     }
 }

@@ -23,6 +23,7 @@ use crate::domain::points::{OrderRefunds, reversal_due};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::idempotency;
 use crate::store::interactions::OrderHistory;
+use crate::service::campaigns::fire::{Decided, ForInteractions};
 use crate::store::program_snapshot::Program;
 
 /// What an interaction's idempotency key (if any) let it do.
@@ -65,6 +66,8 @@ pub struct State {
     /// Interactions a key may replay, with the points each caused: earlier calls'
     /// (read before), and this batch's as it records them.
     pub replays: HashMap<Uuid, (interaction::Model, i64)>,
+    /// The INTERACTION campaigns the batch may fire.
+    pub campaigns: ForInteractions,
 }
 
 /// What the batch writes, and answers.
@@ -79,6 +82,9 @@ pub struct Outcome {
     /// Referrals settled with a bonus for both sides, and refused by the yearly cap.
     pub rewarded_referrals: Vec<Uuid>,
     pub rejected_referrals: Vec<Uuid>,
+    /// The campaigns the batch could fire, and the firings decided, in order.
+    pub campaigns: ForInteractions,
+    pub firings: Vec<Decided>,
 }
 
 /// Applies the rules to `items` in order. `at` is the batch's clock: entries, tier
@@ -188,6 +194,34 @@ pub fn apply(
             },
             _ => (0, 0),
         };
+        // Campaigns fire on what the interaction earned itself; their bonus is an
+        // entry of its own, tied to the interaction (a refund takes it back with the
+        // purchase's points), expiring with them.
+        let earned = if interaction.kind == InteractionKind::Purchase { own_points } else { 0 };
+        let mut campaign_points = 0;
+        for decided in state.campaigns.decide(&interaction, earned, at) {
+            let points = decided.firing.points;
+            if points > 0 {
+                let rules = state.campaigns.rules(decided.campaign);
+                ledger.append(
+                    customer_id,
+                    points,
+                    PointsEntryKind::CampaignBonus,
+                    Some(format!("campaign {}", rules.name)),
+                    expiry(interaction.occurred_at, program.settings.points_expiry_days),
+                    Some(interaction.id),
+                )?;
+                ledger.from_campaign(rules.id);
+                campaign_points += points;
+            }
+            outcome.firings.push(decided);
+        }
+        if interaction.kind == InteractionKind::Purchase
+            && let Some(history) = order.as_ref().and_then(|o| state.orders.get_mut(o))
+        {
+            history.earned += campaign_points;
+        }
+        let own_points = own_points + campaign_points;
         let points_earned = own_points + referral_bonus;
 
         let aggregates = state
@@ -240,6 +274,7 @@ pub fn apply(
         .iter()
         .filter_map(|id| state.customers.get(id).cloned())
         .collect();
+    outcome.campaigns = state.campaigns;
     Ok(outcome)
 }
 
@@ -264,6 +299,13 @@ impl Ledger<'_> {
             .ok_or_else(|| DomainError::Internal(anyhow::anyhow!("customer {id} is not locked")))
     }
 
+    /// Names the campaign the last entry came from.
+    fn from_campaign(&mut self, campaign_id: Uuid) {
+        if let Some(entry) = self.entries.last_mut() {
+            entry.campaign_id = Some(campaign_id);
+        }
+    }
+
     fn append(
         &mut self,
         customer_id: Uuid,
@@ -286,6 +328,7 @@ impl Ledger<'_> {
             reason,
             expires_at,
             interaction_id,
+            campaign_id: None,
             created_by: caller,
             created_at: at,
         });

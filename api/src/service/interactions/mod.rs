@@ -19,6 +19,7 @@ use sea_orm::{ActiveEnum, ConnectionTrait};
 use uuid::Uuid;
 
 use self::apply::Admission;
+use super::campaigns::fire::{self, ForInteractions};
 use super::{Caller, referrals};
 use crate::domain::interaction::{self as rules, InteractionDraft, RawInteraction};
 use crate::domain::{DomainError, DomainResult};
@@ -126,6 +127,12 @@ async fn record_all(
                 })
                 .collect();
             read_state(txn, &items, &mut state, at).await?;
+            let fresh_ones: Vec<&interaction::Model> = items
+                .iter()
+                .filter(|item| item.admission == Admission::New)
+                .map(|item| &item.interaction)
+                .collect();
+            state.campaigns = ForInteractions::load(txn, &program, &fresh_ones).await?;
             let stages_before: HashMap<Uuid, LifecycleStage> = state
                 .customers
                 .values()
@@ -382,6 +389,12 @@ async fn write(
     points::add_to_balances(txn, &others).await?;
     points::insert_entries(txn, &outcome.entries).await?;
     tier_changes::insert_many(txn, outcome.tier_changes.clone()).await?;
+    let firings: Vec<_> = outcome
+        .firings
+        .iter()
+        .map(|d| (outcome.campaigns.rules(d.campaign), d.firing.clone()))
+        .collect();
+    fire::write_firings(txn, &firings, outcome.campaigns.book()).await?;
     let settings = &program.settings;
     store::referrals::settle_many(
         txn,

@@ -1,0 +1,208 @@
+//! Automations: the outbox consumer that fires campaigns on what committed — a tier
+//! change (TIER_CHANGED), a move between lifecycle stages (LIFECYCLE_CHANGED: `AT_RISK`
+//! is the win-back trigger), a rewarded referral (REFERRAL_REWARDED, for its referrer).
+//!
+//! It keeps its position in `outbox_cursor`, so a restart resumes where it stopped and
+//! events that committed while no server ran still fire. Every replica runs one; the
+//! firing log's unique key makes their work idempotent. A batch that fails (the database
+//! away) is read again; a campaign whose stored rules cannot be read is skipped, with a
+//! log line, so that it cannot hold the others back.
+
+use std::collections::HashMap;
+
+use entity::enums::{CampaignTriggerKind, EventTopic, LifecycleStage};
+use entity::tier_change;
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::domain::DomainResult;
+use crate::domain::campaign::Rules;
+use crate::outbox::Consumer;
+use crate::service::campaigns::fire::{self, Cause, fires_on_tier_change};
+use crate::store::outbox::{self, Position, Stored};
+use crate::store::{campaigns, referrals, tiers, webhooks};
+
+/// The consumer's name in `outbox_cursor`.
+pub const CONSUMER: &str = "automations";
+
+/// The triggers this consumer serves.
+const KINDS: [CampaignTriggerKind; 3] = [
+    CampaignTriggerKind::TierChanged,
+    CampaignTriggerKind::LifecycleChanged,
+    CampaignTriggerKind::ReferralRewarded,
+];
+
+#[derive(Default)]
+pub struct Automations;
+
+impl Consumer for Automations {
+    fn name(&self) -> &'static str {
+        "automations"
+    }
+
+    /// Where the last run stopped; the head the first time.
+    async fn start(&mut self, db: &DatabaseConnection) -> DomainResult<Position> {
+        match webhooks::cursor(db, CONSUMER).await? {
+            Some(position) => Ok(position),
+            None => {
+                let head = outbox::head(db).await?;
+                webhooks::save_cursor(db, CONSUMER, head).await?;
+                Ok(head)
+            }
+        }
+    }
+
+    async fn consume(&mut self, db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<()> {
+        let Some(last) = batch.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        let relevant = batch.iter().any(|e| {
+            matches!(
+                e.topic,
+                Ok(EventTopic::TierChanged
+                    | EventTopic::LifecycleChanged
+                    | EventTopic::ReferralRewarded)
+            )
+        });
+        if relevant {
+            let mut running = Vec::new();
+            for kind in KINDS {
+                running.extend(campaigns::active(db, kind).await?);
+            }
+            if !running.is_empty() {
+                let causes = Causes::read(db, batch).await?;
+                for campaign in &running {
+                    let Ok(rules) = Rules::of(campaign).inspect_err(|error| {
+                        tracing::error!(%error, "a campaign is skipped");
+                    }) else {
+                        continue;
+                    };
+                    let mine = causes.of(&rules);
+                    if !mine.is_empty() {
+                        fire::fire_causes(db, campaign, mine).await?;
+                    }
+                }
+            }
+        }
+        webhooks::save_cursor(db, CONSUMER, last).await
+    }
+}
+
+/// The batch's events, with what the triggers compare.
+struct Causes {
+    tier_changes: Vec<tier_change::Model>,
+    tier_keys: HashMap<Uuid, String>,
+    /// `(customer, stage moved to, event id, when)`.
+    stage_moves: Vec<(Uuid, LifecycleStage, Uuid, chrono::DateTime<chrono::Utc>)>,
+    /// `(referrer, referral id, when rewarded)`.
+    referrals: Vec<(Uuid, Uuid, chrono::DateTime<chrono::Utc>)>,
+}
+
+impl Causes {
+    async fn read(db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<Self> {
+        let (changes, _) = outbox::subjects(db, batch).await?;
+        let mut tier_changes: Vec<tier_change::Model> = changes.into_values().collect();
+        tier_changes.sort_by_key(|c| (c.changed_at, c.id));
+        let tier_keys = tiers::all(db).await?.into_iter().map(|t| (t.id, t.key)).collect();
+        let stage_moves = batch
+            .iter()
+            .filter(|e| e.topic == Ok(EventTopic::LifecycleChanged))
+            .filter_map(|e| {
+                let to = e.payload.as_ref()?.get("to")?.as_str()?;
+                Some((e.customer_id?, LifecycleStage::parse(to)?, e.id, e.created_at))
+            })
+            .collect();
+        let referral_ids: Vec<Uuid> = batch
+            .iter()
+            .filter(|e| e.topic == Ok(EventTopic::ReferralRewarded))
+            .map(|e| e.subject_id)
+            .collect();
+        let referrals = referrals::by_ids(db, &referral_ids)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.referrer_id, r.id, r.rewarded_at?)))
+            .collect();
+        Ok(Self {
+            tier_changes,
+            tier_keys,
+            stage_moves,
+            referrals,
+        })
+    }
+
+    /// The causes that fire `campaign`'s trigger.
+    fn of(&self, campaign: &Rules) -> Vec<Cause> {
+        let trigger = &campaign.trigger;
+        match trigger.kind() {
+            CampaignTriggerKind::TierChanged => self
+                .tier_changes
+                .iter()
+                .filter(|change| fires_on_tier_change(change))
+                .filter(|change| {
+                    trigger
+                        .to_tier_key
+                        .as_ref()
+                        .is_none_or(|key| self.tier_keys.get(&change.to_tier_id) == Some(key))
+                })
+                .map(|change| Cause {
+                    customer_id: change.customer_id,
+                    cause: format!("tier:{}", change.id),
+                    at: change.changed_at,
+                })
+                .collect(),
+            CampaignTriggerKind::LifecycleChanged => self
+                .stage_moves
+                .iter()
+                .filter(|(_, to, ..)| Some(*to) == trigger.to_stage)
+                .map(|(customer, _, event, at)| Cause {
+                    customer_id: *customer,
+                    cause: format!("stage:{event}"),
+                    at: *at,
+                })
+                .collect(),
+            CampaignTriggerKind::ReferralRewarded => self
+                .referrals
+                .iter()
+                .map(|(referrer, referral, at)| Cause {
+                    customer_id: *referrer,
+                    cause: format!("referral:{referral}"),
+                    at: *at,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Fires the ENTERED_SEGMENT campaigns for those who entered their segments since each
+/// last looked (after an evaluation run, which moves what dynamic segments read). A
+/// campaign that fails is logged and the others go on. The memory of members is updated
+/// before firing, so a crash in between loses those firings rather than paying twice.
+pub async fn segment_entries(db: &DatabaseConnection, label: &str) -> DomainResult<usize> {
+    use sea_orm::TransactionTrait;
+    let mut fired = 0;
+    for campaign in campaigns::active(db, CampaignTriggerKind::EnteredSegment).await? {
+        let entered = async {
+            let txn = db.begin().await?;
+            let entered = fire::segment_entries(&txn, &campaign).await?;
+            txn.commit().await?;
+            let at = crate::store::now();
+            let causes = entered
+                .into_iter()
+                .map(|customer_id| Cause {
+                    customer_id,
+                    cause: format!("entered:{label}"),
+                    at,
+                })
+                .collect();
+            fire::fire_causes(db, &campaign, causes).await
+        };
+        match entered.await {
+            Ok(count) => fired += count,
+            Err(error) => {
+                tracing::error!(campaign = %campaign.id, %error, "an ENTERED_SEGMENT campaign failed; the others go on")
+            }
+        }
+    }
+    Ok(fired)
+}

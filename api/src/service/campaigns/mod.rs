@@ -1,0 +1,190 @@
+//! Campaigns: managing them (each change one transaction), firing them on the write
+//! paths and from committed events (`fire`), and replaying history through them
+//! (`simulate`).
+
+pub mod fire;
+pub mod simulate;
+
+use entity::campaign;
+use entity::enums::{CampaignStatus, CampaignTriggerKind, SegmentKind};
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use crate::domain::campaign::{ActionKind, Draft, Input};
+use crate::domain::segment_rule::Rule;
+use crate::domain::{DomainError, DomainResult};
+use crate::store::{Db, campaigns, program, segments, tiers};
+
+/// Validates `input` (at `path`) and everything it names: the condition against the
+/// segment language and the database, the tier, and the segments with the kind each use
+/// needs.
+pub async fn draft(db: &Db, input: Input, path: &str) -> DomainResult<Draft> {
+    let draft = Draft::new(input, path)?;
+    if let Some(condition) = &draft.condition {
+        let field = format!("{path}.condition");
+        let rule = super::segments::parse_rule(db, condition, &field).await?;
+        segments::check_runs(db.conn(), &rule, &field).await?;
+    }
+    check_references(db.conn(), &draft, path).await?;
+    Ok(draft)
+}
+
+async fn check_references(
+    db: &impl ConnectionTrait,
+    draft: &Draft,
+    path: &str,
+) -> DomainResult<()> {
+    if let Some(key) = &draft.trigger.to_tier_key
+        && tiers::by_key(db, key).await?.is_none()
+    {
+        return Err(DomainError::bad_input(
+            format!("{path}.trigger.toTierKey"),
+            format!("no tier has key {key:?}"),
+        ));
+    }
+    if let Some(id) = draft.trigger.segment_id {
+        segment_of_kind(db, id, SegmentKind::Dynamic, &format!("{path}.trigger.segmentId"))
+            .await?;
+    }
+    for (i, action) in draft.actions.iter().enumerate() {
+        if let (ActionKind::AddToSegment, Some(id)) = (action.kind, action.segment_id) {
+            let field = format!("{path}.actions[{i}].segmentId");
+            segment_of_kind(db, id, SegmentKind::Static, &field).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A trigger watches a rule (a DYNAMIC segment); an action adds to a list (STATIC).
+async fn segment_of_kind(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    kind: SegmentKind,
+    field: &str,
+) -> DomainResult<()> {
+    match segments::find(db, id).await? {
+        None => Err(DomainError::bad_input(field, format!("no segment has id {id}"))),
+        Some(segment) if segment.kind != kind => Err(DomainError::bad_input(
+            field,
+            format!(
+                "segment {id} is {}; this needs a {} segment",
+                segment.kind.as_str(),
+                kind.as_str()
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The most campaigns that have not ended: every write path reads the active ones.
+pub const MAX_RUNNING: u64 = 200;
+/// The most campaigns `campaigns` lists, newest first.
+pub const MAX_LISTED: u64 = 1000;
+
+/// Saves a new campaign as `DRAFT`.
+#[tracing::instrument(name = "campaigns::create", skip_all)]
+pub async fn create(db: &Db, input: Input) -> DomainResult<campaign::Model> {
+    let draft = draft(db, input, "input").await?;
+    db.write(move |txn| {
+        Box::pin(async move {
+            // Creations queue on the program's row, so the count below is exact.
+            program::lock_settings(txn).await?;
+            if campaigns::count_running(txn).await? >= MAX_RUNNING {
+                return Err(DomainError::Conflict(format!(
+                    "{MAX_RUNNING} campaigns have not ended; end one before creating another"
+                )));
+            }
+            campaigns::insert(txn, &draft).await
+        })
+    })
+    .await
+}
+
+/// Replaces a `DRAFT` or `PAUSED` campaign's definition: a running one is paused first,
+/// so that nobody is half-served by two versions of it.
+#[tracing::instrument(name = "campaigns::update", skip_all)]
+pub async fn update(db: &Db, id: Uuid, input: Input) -> DomainResult<campaign::Model> {
+    let draft = draft(db, input, "input").await?;
+    db.write(move |txn| {
+        Box::pin(async move {
+            let current = locked(txn, id).await?;
+            if !matches!(current.status, CampaignStatus::Draft | CampaignStatus::Paused) {
+                return Err(DomainError::Conflict(format!(
+                    "campaign {id} is {}; only a DRAFT or PAUSED campaign can be changed",
+                    current.status.as_str()
+                )));
+            }
+            campaigns::update(txn, id, &draft).await
+        })
+    })
+    .await
+}
+
+/// Moves a campaign to `to`, from the statuses that lead there: DRAFT or PAUSED to
+/// ACTIVE, ACTIVE to PAUSED, anything but ENDED to ENDED (which is final). The same
+/// move twice answers the campaign as it is.
+#[tracing::instrument(name = "campaigns::move_to", skip_all)]
+pub async fn move_to(db: &Db, id: Uuid, to: CampaignStatus) -> DomainResult<campaign::Model> {
+    db.write(move |txn| {
+        Box::pin(async move {
+            let current = locked(txn, id).await?;
+            use CampaignStatus as S;
+            let allowed = match to {
+                S::Active => matches!(current.status, S::Draft | S::Paused),
+                S::Paused => current.status == S::Active,
+                S::Ended => current.status != S::Ended,
+                S::Draft => false,
+            };
+            if current.status == to {
+                return Ok(current);
+            }
+            if !allowed {
+                return Err(DomainError::Conflict(format!(
+                    "campaign {id} is {}; it cannot become {}",
+                    current.status.as_str(),
+                    to.as_str()
+                )));
+            }
+            if to == S::Active {
+                // What it names may have been deleted while it was a draft.
+                let rules = crate::domain::campaign::Rules::of(&current)?;
+                let draft = Draft {
+                    name: rules.name,
+                    description: None,
+                    trigger: rules.trigger,
+                    condition: None,
+                    actions: rules.actions,
+                    starts_at: None,
+                    ends_at: None,
+                    limit_per_customer: None,
+                    budget_points: None,
+                };
+                check_references(txn, &draft, "campaign").await?;
+                if draft.trigger.kind() == CampaignTriggerKind::EnteredSegment {
+                    fire::remember_segment_members(txn, &current).await?;
+                }
+            }
+            campaigns::set_status(txn, id, to).await
+        })
+    })
+    .await
+}
+
+async fn locked(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<campaign::Model> {
+    campaigns::find_for_update(db, id)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("campaign {id}")))
+}
+
+/// A stored condition, parsed: saved conditions were checked when saved, so one that
+/// no longer parses (a tier deleted since) matches nobody rather than failing a write.
+pub fn condition_of(campaign: &crate::domain::campaign::Rules) -> Option<Option<Rule>> {
+    let condition = campaign.condition.as_ref()?;
+    Some(match Rule::parse(condition, "condition", &|_| true) {
+        Ok(rule) => Some(rule),
+        Err(error) => {
+            tracing::error!(campaign = %campaign.id, %error, "a campaign's condition cannot be read; it matches nobody");
+            None
+        }
+    })
+}

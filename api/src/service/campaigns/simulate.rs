@@ -1,0 +1,350 @@
+//! `simulateCampaign`: the recorded history between two instants replayed through a
+//! campaign that is not saved, by the rules the live paths use (`ForInteractions::decide`,
+//! `Book::fire`), writing nothing.
+//!
+//! What is replayed, per trigger:
+//! - INTERACTION: the recorded interactions in time order, read in pages that the
+//!   trigger's kinds, channels and minimum amount narrow in SQL; a multiplier multiplies
+//!   the points each purchase earned then (its `EARN` entries).
+//! - TIER_CHANGED: the tier history; REFERRAL_REWARDED: the rewarded referrals (their
+//!   referrer); BIRTHDAY: each customer's birthday inside the period.
+//! - LIFECYCLE_CHANGED, ENTERED_SEGMENT and POINTS_EXPIRING depend on states Tierwise does
+//!   not keep a history of (stages and segment memberships over time, reminders sent);
+//!   they are refused with a message saying so.
+//!
+//! The condition is matched against customers as they are now: the segment language
+//! reads current state, and no past state of every field is kept.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use entity::enums::{CampaignTriggerKind, PointsEntryKind, ReferralStatus};
+use entity::{customer, interaction, referral, tier_change};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::condition_of;
+use super::fire::ForInteractions;
+use crate::domain::campaign::{Book, Draft, Firing, Held, Rules};
+use crate::domain::{DomainError, DomainResult};
+use crate::store::{Db, customers, points, program, segments, tiers};
+
+/// The longest period one simulation replays.
+pub const MAX_DAYS: i64 = 366;
+/// Interactions read per page.
+const PAGE: u64 = 5000;
+
+/// What a campaign would have done.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Simulation {
+    pub times_fired: i64,
+    pub points_awarded: i64,
+    pub budget_exhausted_at: Option<DateTime<Utc>>,
+    /// Per day in the program's time zone, in order: firings and points.
+    pub by_day: Vec<(NaiveDate, i64, i64)>,
+    /// Every customer reached, in the order first reached.
+    pub customers: Vec<Uuid>,
+}
+
+#[derive(Default)]
+struct Tally {
+    times_fired: i64,
+    points_awarded: i64,
+    by_day: BTreeMap<NaiveDate, (i64, i64)>,
+    seen: HashSet<Uuid>,
+    customers: Vec<Uuid>,
+}
+
+impl Tally {
+    fn count(&mut self, firing: &Firing, zone: chrono_tz::Tz) {
+        self.times_fired += 1;
+        self.points_awarded += firing.points;
+        let day = firing.at.with_timezone(&zone).date_naive();
+        let slot = self.by_day.entry(day).or_default();
+        slot.0 += 1;
+        slot.1 += firing.points;
+        if self.seen.insert(firing.customer_id) {
+            self.customers.push(firing.customer_id);
+        }
+    }
+
+    fn finish(self, exhausted_at: Option<DateTime<Utc>>) -> Simulation {
+        Simulation {
+            times_fired: self.times_fired,
+            points_awarded: self.points_awarded,
+            budget_exhausted_at: exhausted_at,
+            by_day: self
+                .by_day
+                .into_iter()
+                .map(|(day, (fired, points))| (day, fired, points))
+                .collect(),
+            customers: self.customers,
+        }
+    }
+}
+
+/// Replays `[from, to)` through `draft`.
+#[tracing::instrument(name = "campaigns::simulate", skip_all)]
+pub async fn simulate(
+    db: &Db,
+    draft: Draft,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DomainResult<Simulation> {
+    if to <= from {
+        return Err(DomainError::bad_input("to", "must be after from"));
+    }
+    if to - from > TimeDelta::days(MAX_DAYS) {
+        return Err(DomainError::bad_input(
+            "to",
+            format!("a simulation replays at most {MAX_DAYS} days"),
+        ));
+    }
+    let conn = db.conn();
+    let zone = program::settings(conn).await?.zone();
+    let rules = Rules::of_draft(&draft);
+    let admitted = admitted_condition(conn, &rules).await?;
+    match rules.trigger.kind() {
+        CampaignTriggerKind::Interaction => interactions(conn, rules, admitted, zone, from, to).await,
+        CampaignTriggerKind::TierChanged => {
+            let causes = tier_changes(conn, &rules, from, to).await?;
+            replay_causes(conn, &rules, admitted, causes, zone).await
+        }
+        CampaignTriggerKind::ReferralRewarded => {
+            let causes = rewarded_referrals(conn, from, to).await?;
+            replay_causes(conn, &rules, admitted, causes, zone).await
+        }
+        CampaignTriggerKind::Birthday => {
+            let causes = birthdays(conn, from, to, zone).await?;
+            replay_causes(conn, &rules, admitted, causes, zone).await
+        }
+        kind @ (CampaignTriggerKind::LifecycleChanged
+        | CampaignTriggerKind::EnteredSegment
+        | CampaignTriggerKind::PointsExpiring) => Err(DomainError::bad_input(
+            "input.trigger.kind",
+            format!(
+                "{} campaigns cannot be simulated: Tierwise keeps no history of {}",
+                kind.as_str(),
+                match kind {
+                    CampaignTriggerKind::LifecycleChanged => "lifecycle stages over time",
+                    CampaignTriggerKind::EnteredSegment => "segment memberships over time",
+                    _ => "the reminders of expiring lots",
+                }
+            ),
+        )),
+    }
+}
+
+/// The condition on `customer` that admits the campaign's customers (live ones, matching
+/// its condition), for the history's queries to filter on.
+async fn admitted_condition(
+    db: &impl ConnectionTrait,
+    rules: &Rules,
+) -> DomainResult<Expr> {
+    let live = Expr::col((customer::Entity, customer::Column::ErasedAt)).is_null();
+    Ok(match condition_of(rules) {
+        None => live,
+        Some(None) => Expr::val(false),
+        Some(Some(rule)) => {
+            segments::condition(db, &segments::Membership::Rule(rule)).await?
+        }
+    })
+}
+
+fn customers_admitted(condition: Expr) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column((customer::Entity, customer::Column::Id))
+        .from(customer::Entity)
+        .and_where(condition)
+        .to_owned()
+}
+
+async fn interactions(
+    db: &impl ConnectionTrait,
+    rules: Rules,
+    admitted: Expr,
+    zone: chrono_tz::Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DomainResult<Simulation> {
+    let trigger = rules.trigger.clone();
+    let multiplies = rules.multiplier().is_some();
+    // The customers are filtered in SQL, so the replay admits everyone it reads.
+    let mut campaign = ForInteractions::simulated(rules, None, zone);
+    let mut tally = Tally::default();
+    let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+    loop {
+        let mut query = interaction::Entity::find()
+            .filter(interaction::Column::OccurredAt.gte(from))
+            .filter(interaction::Column::OccurredAt.lt(to))
+            .filter(
+                Expr::col((interaction::Entity, interaction::Column::CustomerId))
+                    .in_subquery(customers_admitted(admitted.clone())),
+            );
+        if let Some(kinds) = &trigger.interaction_kinds {
+            query = query.filter(interaction::Column::Kind.is_in(kinds.iter().copied()));
+        }
+        if let Some(channels) = &trigger.channels {
+            query = query.filter(interaction::Column::Channel.is_in(channels.iter().copied()));
+        }
+        if let Some(minimum) = trigger.min_amount_e4 {
+            query = query.filter(interaction::Column::AmountE4.gte(minimum));
+        }
+        if let Some((at, id)) = after {
+            query = query.filter(
+                interaction::Column::OccurredAt
+                    .gt(at)
+                    .or(interaction::Column::OccurredAt.eq(at).and(interaction::Column::Id.gt(id))),
+            );
+        }
+        let page = query
+            .order_by_asc(interaction::Column::OccurredAt)
+            .order_by_asc(interaction::Column::Id)
+            .limit(PAGE)
+            .all(db)
+            .await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = Some((last.occurred_at, last.id));
+        let earned: std::collections::HashMap<Uuid, i64> = if multiplies {
+            let ids: Vec<Uuid> = page.iter().map(|i| i.id).collect();
+            points::sums_by_interaction(db, &ids)
+                .await?
+                .into_iter()
+                .filter(|(_, kind, _)| *kind == PointsEntryKind::Earn)
+                .map(|(id, _, points)| (id, points))
+                .collect()
+        } else {
+            Default::default()
+        };
+        for interaction in &page {
+            let points = earned.get(&interaction.id).copied().unwrap_or(0);
+            for decided in campaign.decide(interaction, points, interaction.occurred_at) {
+                tally.count(&decided.firing, zone);
+            }
+        }
+        if (page.len() as u64) < PAGE {
+            break;
+        }
+    }
+    let exhausted = campaign.book().spent.values().find_map(|s| s.exhausted_at);
+    Ok(tally.finish(exhausted))
+}
+
+/// A cause of the history: who, which cause key (the live path's), when.
+type HistoricCause = (Uuid, String, DateTime<Utc>);
+
+/// Replays causes in time order through the campaign's limit and budget, keeping those
+/// of customers its condition admits.
+async fn replay_causes(
+    db: &impl ConnectionTrait,
+    rules: &Rules,
+    admitted: Expr,
+    mut causes: Vec<HistoricCause>,
+    zone: chrono_tz::Tz,
+) -> DomainResult<Simulation> {
+    causes.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+    let mut candidates: Vec<Uuid> = causes.iter().map(|c| c.0).collect();
+    candidates.sort();
+    candidates.dedup();
+    let mut allowed = HashSet::new();
+    let backend = db.get_database_backend();
+    for chunk in candidates.chunks(500) {
+        let query = Query::select()
+            .column((customer::Entity, customer::Column::Id))
+            .from(customer::Entity)
+            .and_where(
+                Expr::col((customer::Entity, customer::Column::Id))
+                    .is_in(chunk.iter().copied())
+                    .and(admitted.clone()),
+            )
+            .to_owned();
+        for row in db.query_all_raw(backend.build(&query)).await? {
+            allowed.insert(row.try_get::<Uuid>("", "id")?);
+        }
+    }
+    let mut book = Book::default();
+    let mut tally = Tally::default();
+    for (customer, cause, at) in causes {
+        if !allowed.contains(&customer) || !rules.runs_at(at) {
+            continue;
+        }
+        match book.fire(rules, customer, cause, rules.award(), at) {
+            Ok(firing) => tally.count(&firing, zone),
+            Err(Held::Limit | Held::Budget) => {}
+        }
+    }
+    let exhausted = book.spent.values().find_map(|s| s.exhausted_at);
+    Ok(tally.finish(exhausted))
+}
+
+async fn tier_changes(
+    db: &impl ConnectionTrait,
+    rules: &Rules,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DomainResult<Vec<HistoricCause>> {
+    let mut query = tier_change::Entity::find()
+        .filter(tier_change::Column::ChangedAt.gte(from))
+        .filter(tier_change::Column::ChangedAt.lt(to));
+    if let Some(key) = &rules.trigger.to_tier_key {
+        let Some(tier) = tiers::by_key(db, key).await? else {
+            return Ok(Vec::new());
+        };
+        query = query.filter(tier_change::Column::ToTierId.eq(tier.id));
+    }
+    let rows = query.all(db).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|change| super::fire::fires_on_tier_change(change))
+        .map(|change| (change.customer_id, format!("tier:{}", change.id), change.changed_at))
+        .collect())
+}
+
+async fn rewarded_referrals(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DomainResult<Vec<HistoricCause>> {
+    let rows = referral::Entity::find()
+        .filter(referral::Column::Status.eq(ReferralStatus::Rewarded))
+        .filter(referral::Column::RewardedAt.gte(from))
+        .filter(referral::Column::RewardedAt.lt(to))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.referrer_id, format!("referral:{}", r.id), r.rewarded_at?)))
+        .collect())
+}
+
+/// Each customer's birthday inside the period, on the live path's day (UTC dates, the
+/// 29th of February on the 1st of March in other years).
+async fn birthdays(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    _zone: chrono_tz::Tz,
+) -> DomainResult<Vec<HistoricCause>> {
+    let mut causes = Vec::new();
+    let mut day = from.date_naive();
+    while let Some(start) = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()) {
+        if start >= to {
+            break;
+        }
+        // The day counts when its start is in the period (a period starting mid-day
+        // counts the next day first).
+        if start >= from {
+            for customer in customers::born_on_day(db, day).await? {
+                causes.push((customer, format!("birthday:{}", day.year()), start));
+            }
+        }
+        day = match day.succ_opt() {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    Ok(causes)
+}
