@@ -86,7 +86,7 @@ impl Application {
         );
         background.spawn("webhook fan-out", fanout);
         let (automations, _) =
-            crate::outbox::follow(db.clone(), crate::jobs::automations::Automations);
+            crate::outbox::follow(db.clone(), crate::jobs::automations::Automations::new(db.clone()));
         background.spawn("automations", automations);
         background.spawn(
             "webhook dispatcher",

@@ -292,6 +292,14 @@ pub fn sign_raw(claims: &Value, algorithm: Algorithm, secret: &[u8]) -> String {
 }
 
 impl TestApp {
+    /// Which database this server runs on.
+    pub fn backend(&self) -> Backend {
+        match self._database.postgres_name {
+            Some(_) => Backend::Postgres,
+            None => Backend::Sqlite,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }

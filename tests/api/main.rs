@@ -9,6 +9,7 @@ mod ws_client;
 mod abuse;
 mod auth;
 mod batches;
+mod campaigns;
 mod churn;
 mod cli;
 mod customers;

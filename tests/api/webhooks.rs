@@ -26,7 +26,7 @@ use crate::helpers::{
 
 /// What the receiver answers to one request.
 #[derive(Clone, Copy, Debug)]
-enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     /// A status and `Retry-After: <seconds>`.
     RetryAfter(u16, u64),
@@ -35,7 +35,7 @@ enum Reply {
 }
 
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     id: String,
     timestamp: String,
     signature: String,
@@ -44,13 +44,13 @@ struct Received {
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     /// Replies to give, in order; 200 once they run out (or `always` when set).
     script: Arc<Mutex<VecDeque<Reply>>>,
@@ -59,7 +59,7 @@ struct Receiver {
 
 impl Receiver {
     /// Listens on 127.0.0.1; returns the URL of its hook.
-    async fn start(&self) -> String {
+    pub(crate) async fn start(&self) -> String {
         use axum::body::Bytes;
         use axum::http::{HeaderMap, StatusCode};
         use axum::response::IntoResponse;
@@ -110,12 +110,16 @@ impl Receiver {
         format!("http://{address}/hook")
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
     /// Waits (up to `within`) until `done` holds for what was received.
-    async fn until(&self, within: Duration, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub(crate) async fn until(
+        &self,
+        within: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + within;
         loop {
             let received = self.received();
@@ -156,7 +160,12 @@ const ENDPOINT: &str = "id url description events enabled disabledReason owner c
 const DELIVERY: &str = "id eventId eventType status attempts lastStatusCode lastError \
     nextAttemptAt createdAt deliveredAt payload endpoint { id }";
 
-async fn create_endpoint(app: &TestApp, token: &str, url: &str, events: Value) -> (Value, String) {
+pub(crate) async fn create_endpoint(
+    app: &TestApp,
+    token: &str,
+    url: &str,
+    events: Value,
+) -> (Value, String) {
     let created = app
         .ok_as(
             token,
@@ -302,7 +311,7 @@ async fn every_event_type_is_delivered_signed(app: TestApp) {
         json!({ "input": { "customerId": born["id"], "kind": "PURCHASE", "amount": "40" } }),
     )
     .await;
-    let reminded = tierwise_api::jobs::reminders::send_reminders(app.db.conn(), chrono::Utc::now())
+    let reminded = tierwise_api::jobs::reminders::send_reminders(&app.db, app.db.conn(), chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(
@@ -310,7 +319,7 @@ async fn every_event_type_is_delivered_signed(app: TestApp) {
         (1, 1),
         "one birthday; one lot expiring within 30 days"
     );
-    let again = tierwise_api::jobs::reminders::send_reminders(app.db.conn(), chrono::Utc::now())
+    let again = tierwise_api::jobs::reminders::send_reminders(&app.db, app.db.conn(), chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(again, (0, 0), "each is announced once");

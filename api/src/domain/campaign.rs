@@ -613,6 +613,8 @@ pub enum Held {
 pub struct Book {
     pub spent: HashMap<Uuid, Spent>,
     pub fired: HashMap<(Uuid, Uuid), i64>,
+    /// The campaigns whose `spent` the decisions changed: what must be written back.
+    pub changed: std::collections::HashSet<Uuid>,
 }
 
 impl Book {
@@ -639,6 +641,7 @@ impl Book {
             if spent.exhausted_at.is_some() {
                 return Err(Held::Budget);
             }
+            self.changed.insert(campaign.id);
             if spent.points.saturating_add(points) > budget {
                 spent.exhausted_at = Some(at);
                 return Err(Held::Budget);

@@ -20,7 +20,7 @@ use crate::domain::campaign::Rules;
 use crate::outbox::Consumer;
 use crate::service::campaigns::fire::{self, Cause, fires_on_tier_change};
 use crate::store::outbox::{self, Position, Stored};
-use crate::store::{campaigns, referrals, tiers, webhooks};
+use crate::store::{Db, campaigns, referrals, tiers, webhooks};
 
 /// The consumer's name in `outbox_cursor`.
 pub const CONSUMER: &str = "automations";
@@ -32,8 +32,16 @@ const KINDS: [CampaignTriggerKind; 3] = [
     CampaignTriggerKind::ReferralRewarded,
 ];
 
-#[derive(Default)]
-pub struct Automations;
+pub struct Automations {
+    /// Firings are written through it (on SQLite, in the process's turn to write).
+    db: Db,
+}
+
+impl Automations {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
 
 impl Consumer for Automations {
     fn name(&self) -> &'static str {
@@ -79,7 +87,7 @@ impl Consumer for Automations {
                     };
                     let mine = causes.of(&rules);
                     if !mine.is_empty() {
-                        fire::fire_causes(db, campaign, mine).await?;
+                        fire::fire_causes(&self.db, campaign, mine).await?;
                     }
                 }
             }
@@ -178,14 +186,16 @@ impl Causes {
 /// last looked (after an evaluation run, which moves what dynamic segments read). A
 /// campaign that fails is logged and the others go on. The memory of members is updated
 /// before firing, so a crash in between loses those firings rather than paying twice.
-pub async fn segment_entries(db: &DatabaseConnection, label: &str) -> DomainResult<usize> {
-    use sea_orm::TransactionTrait;
+pub async fn segment_entries(db: &Db, label: &str) -> DomainResult<usize> {
     let mut fired = 0;
-    for campaign in campaigns::active(db, CampaignTriggerKind::EnteredSegment).await? {
+    for campaign in campaigns::active(db.conn(), CampaignTriggerKind::EnteredSegment).await? {
         let entered = async {
-            let txn = db.begin().await?;
-            let entered = fire::segment_entries(&txn, &campaign).await?;
-            txn.commit().await?;
+            let watched = campaign.clone();
+            let entered = db
+                .write(move |txn| {
+                    Box::pin(async move { fire::segment_entries(txn, &watched).await })
+                })
+                .await?;
             let at = crate::store::now();
             let causes = entered
                 .into_iter()

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use entity::campaign;
 use entity::enums::{CampaignTriggerKind, EventTopic};
-use sea_orm::TransactionTrait;
+use sea_orm::DatabaseConnection;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -32,8 +32,8 @@ pub async fn remind_forever(db: Db) {
         db,
         "reminders",
         Schedule::Every(TimeDelta::hours(1)),
-        |JobContext { own, .. }| async move {
-            let (birthdays, expiring) = send_reminders(&own, Utc::now()).await?;
+        |JobContext { db, own }| async move {
+            let (birthdays, expiring) = send_reminders(&db, &own, Utc::now()).await?;
             if birthdays + expiring > 0 {
                 tracing::info!(
                     birthdays,
@@ -48,15 +48,18 @@ pub async fn remind_forever(db: Db) {
 }
 
 /// Announces today's birthdays and the lots expiring within the reminder window that
-/// were not announced yet; returns how many of each.
+/// were not announced yet, and fires the campaigns they trigger; returns how many of
+/// each were announced. Reads go through `reader` (the job's own connection), writes
+/// through `db`.
 pub async fn send_reminders(
-    db: &sea_orm::DatabaseConnection,
+    db: &Db,
+    reader: &DatabaseConnection,
     now: DateTime<Utc>,
 ) -> DomainResult<(usize, usize)> {
-    let birthdays = birthdays(db, now).await?;
-    let settings = program::settings(db).await?;
+    let birthdays = birthdays(db, reader, now).await?;
+    let settings = program::settings(reader).await?;
     let reminder_days = i64::from(settings.points_expiry_reminder_days);
-    let campaigns = campaigns::active(db, CampaignTriggerKind::PointsExpiring).await?;
+    let campaigns = campaigns::active(reader, CampaignTriggerKind::PointsExpiring).await?;
     let windows: Vec<(&campaign::Model, i64)> = campaigns
         .iter()
         .filter_map(|c| {
@@ -66,16 +69,16 @@ pub async fn send_reminders(
         .collect();
     let horizon = windows.iter().map(|(_, days)| *days).chain([reminder_days]).max().unwrap_or(0);
     let expiring = if horizon > 0 {
-        expiring_lots(db, now, reminder_days, &windows, horizon).await?
+        expiring_lots(db, reader, now, reminder_days, &windows, horizon).await?
     } else {
         0
     };
     Ok((birthdays, expiring))
 }
 
-async fn birthdays(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> DomainResult<usize> {
+async fn birthdays(db: &Db, reader: &DatabaseConnection, now: DateTime<Utc>) -> DomainResult<usize> {
     let today = now.date_naive();
-    let born = customers::born_on_day(db, today).await?;
+    let born = customers::born_on_day(reader, today).await?;
     let year = today.year();
     let mut announced = 0;
     for chunk in born.chunks(CHUNK) {
@@ -85,7 +88,7 @@ async fn birthdays(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> Doma
         });
         announced += announce_once(db, EventTopic::CustomerBirthday, events.collect()).await?;
     }
-    for campaign in campaigns::active(db, CampaignTriggerKind::Birthday).await? {
+    for campaign in campaigns::active(reader, CampaignTriggerKind::Birthday).await? {
         let causes = born
             .iter()
             .map(|&customer_id| Cause {
@@ -102,7 +105,7 @@ async fn birthdays(db: &sea_orm::DatabaseConnection, now: DateTime<Utc>) -> Doma
 /// Fires one campaign; a failure is logged and leaves the other campaigns and events to
 /// go on (the next hour tries again: the firing log keeps what did fire).
 async fn fire_without_stopping(
-    db: &sea_orm::DatabaseConnection,
+    db: &Db,
     campaign: &campaign::Model,
     causes: Vec<Cause>,
 ) {
@@ -117,29 +120,34 @@ async fn fire_without_stopping(
 /// Writes the events of `topic`, `(marker key, customer, payload)`, whose keys nobody
 /// claimed before, in one transaction with their claims; returns how many it wrote.
 async fn announce_once(
-    db: &sea_orm::DatabaseConnection,
+    db: &Db,
     topic: EventTopic,
     events: Vec<(String, Uuid, serde_json::Value)>,
 ) -> DomainResult<usize> {
-    let keys: Vec<String> = events.iter().map(|(key, ..)| key.clone()).collect();
-    let txn = db.begin().await?;
-    let claimed: HashSet<String> = markers::claim(&txn, &keys).await?.into_iter().collect();
-    let events: Vec<_> = events
-        .into_iter()
-        .filter(|(key, ..)| claimed.contains(key))
-        .map(|(_, customer, payload)| (Some(customer), customer, Some(payload)))
-        .collect();
-    let announced = events.len();
-    outbox::emit_with_payloads(&txn, topic, events).await?;
-    txn.commit().await?;
-    Ok(announced)
+    db.write(move |txn| {
+        Box::pin(async move {
+            let keys: Vec<String> = events.iter().map(|(key, ..)| key.clone()).collect();
+            let claimed: HashSet<String> =
+                markers::claim(txn, &keys).await?.into_iter().collect();
+            let events: Vec<_> = events
+                .into_iter()
+                .filter(|(key, ..)| claimed.contains(key))
+                .map(|(_, customer, payload)| (Some(customer), customer, Some(payload)))
+                .collect();
+            let announced = events.len();
+            outbox::emit_with_payloads(txn, topic, events).await?;
+            Ok(announced)
+        })
+    })
+    .await
 }
 
 /// Announces the lots expiring within `reminder_days` (0: none), and fires each
 /// POINTS_EXPIRING campaign for the lots expiring within its window, reading the ledgers
 /// of those holding a lot that expires within `horizon` days.
 async fn expiring_lots(
-    db: &sea_orm::DatabaseConnection,
+    db: &Db,
+    reader: &DatabaseConnection,
     now: DateTime<Utc>,
     reminder_days: i64,
     windows: &[(&campaign::Model, i64)],
@@ -147,11 +155,11 @@ async fn expiring_lots(
 ) -> DomainResult<usize> {
     let remind_until = now + TimeDelta::days(reminder_days);
     let until = now + TimeDelta::days(horizon);
-    let holders = points::customers_with_credits_expiring(db, now, until).await?;
+    let holders = points::customers_with_credits_expiring(reader, now, until).await?;
     let mut announced = 0;
     let mut causes: Vec<Vec<Cause>> = vec![Vec::new(); windows.len()];
     for chunk in holders.chunks(CHUNK) {
-        let ledgers = points::ledgers_of(db, chunk).await?;
+        let ledgers = points::ledgers_of(reader, chunk).await?;
         // What is left of each lot that expires in the window, per customer and instant.
         let mut lots: Vec<(Uuid, DateTime<Utc>, i64)> = Vec::new();
         for (customer, ledger) in &ledgers {

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use entity::enums::{CampaignTriggerKind, EventTopic, PointsEntryKind};
 use entity::{campaign, interaction, points_entry};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ use crate::domain::DomainResult;
 use crate::domain::campaign::{ActionKind, Book, Firing, Rules, multiplier_room};
 use crate::domain::customer::MAX_TAGS;
 use crate::store::program_snapshot::Program;
-use crate::store::{campaigns, customers, now, outbox, points, raw, segments};
+use crate::store::{Db, campaigns, customers, now, outbox, points, raw, segments};
 
 /// The INTERACTION campaigns a recording may fire, with what they are decided against.
 #[derive(Debug, Default)]
@@ -178,30 +178,31 @@ async fn book_for<'r>(
     Ok(Book {
         fired: campaigns::fired_counts(txn, &limited, &customers).await?,
         spent: campaigns::lock_budgets(txn, &budgeted).await?,
+        changed: HashSet::new(),
     })
 }
 
 /// Writes what the decided firings do besides their points (which the caller put in
-/// the ledger): logs them, saves the budgets, tags customers, adds them to lists, and
+/// the ledger): saves the budgets they changed, logs them, tags customers, adds them to lists, and
 /// announces `automation.fired` for those that notify.
 pub async fn write_firings<'r>(
     txn: &impl ConnectionTrait,
     firings: &[(&'r Rules, Firing)],
     book: &Book,
 ) -> DomainResult<()> {
+    // A budget that ran out changed without a firing: it is saved all the same.
+    let spent = book
+        .spent
+        .iter()
+        .filter(|(id, _)| book.changed.contains(id))
+        .map(|(id, spent)| (*id, *spent))
+        .collect();
+    campaigns::save_spent(txn, &spent).await?;
     if firings.is_empty() {
         return Ok(());
     }
     let plain: Vec<Firing> = firings.iter().map(|(_, f)| f.clone()).collect();
     campaigns::log_firings(txn, &plain).await?;
-    let fired: HashSet<Uuid> = firings.iter().map(|(r, _)| r.id).collect();
-    let spent = book
-        .spent
-        .iter()
-        .filter(|(id, _)| fired.contains(id))
-        .map(|(id, spent)| (*id, *spent))
-        .collect();
-    campaigns::save_spent(txn, &spent).await?;
     act(txn, firings).await
 }
 
@@ -285,55 +286,64 @@ const CHUNK: usize = 500;
 /// that did not fire it before, in transactions of `CHUNK` causes; returns how many
 /// fired. The customers are locked in id order, and what fired is read again under
 /// their locks, so two replicas handing over the same cause fire it once.
-pub async fn fire_causes(
-    db: &sea_orm::DatabaseConnection,
-    campaign: &campaign::Model,
-    causes: Vec<Cause>,
-) -> DomainResult<usize> {
+pub async fn fire_causes(db: &Db, campaign: &campaign::Model, causes: Vec<Cause>) -> DomainResult<usize> {
     let rules = Rules::of(campaign)?;
-    let condition = condition_of(&rules);
     let mut fired = 0;
     for chunk in causes.chunks(CHUNK) {
-        let txn = db.begin().await?;
-        let ids: Vec<Uuid> = chunk.iter().map(|c| c.customer_id).collect();
-        let balances = customers::lock_live_balances_in_order(&txn, &ids).await?;
-        let keys: Vec<(Uuid, String)> = chunk
-            .iter()
-            .map(|c| (c.customer_id, c.cause.clone()))
-            .collect();
-        let logged = campaigns::logged_causes(&txn, rules.id, &keys).await?;
-        let admitted = match &condition {
-            None => None,
-            Some(None) => Some(HashSet::new()),
-            Some(Some(rule)) => Some(campaigns::matching(&txn, rule, &ids).await?),
-        };
-        // The campaign may have been paused or ended since the cause was read.
-        let current = campaigns::find_for_update(&txn, rules.id).await?;
-        if current.is_none_or(|c| c.status != entity::enums::CampaignStatus::Active) {
-            txn.rollback().await?;
-            break;
+        let (rules, chunk) = (rules.clone(), chunk.to_vec());
+        let outcome = db
+            .write(move |txn| Box::pin(async move { fire_chunk(txn, &rules, &chunk).await }))
+            .await?;
+        match outcome {
+            Some(count) => fired += count,
+            // Paused or ended meanwhile: the rest is not fired either.
+            None => break,
         }
-        let mut book = book_for(&txn, std::iter::once(&rules), ids.iter().copied()).await?;
-        let mut firings = Vec::new();
-        for cause in chunk {
-            let customer = cause.customer_id;
-            if !balances.contains_key(&customer)
-                || logged.contains(&(customer, cause.cause.clone()))
-                || admitted.as_ref().is_some_and(|a| !a.contains(&customer))
-                || !rules.runs_at(cause.at)
-            {
-                continue;
-            }
-            if let Ok(firing) = book.fire(&rules, customer, cause.cause.clone(), rules.award(), now()) {
-                firings.push((&rules, firing));
-            }
-        }
-        award(&txn, &balances, &firings).await?;
-        write_firings(&txn, &firings, &book).await?;
-        txn.commit().await?;
-        fired += firings.len();
     }
     Ok(fired)
+}
+
+/// One transaction of `fire_causes`; `None` when the campaign no longer runs.
+async fn fire_chunk(
+    txn: &impl ConnectionTrait,
+    rules: &Rules,
+    chunk: &[Cause],
+) -> DomainResult<Option<usize>> {
+    let ids: Vec<Uuid> = chunk.iter().map(|c| c.customer_id).collect();
+    let balances = customers::lock_live_balances_in_order(txn, &ids).await?;
+    let keys: Vec<(Uuid, String)> = chunk
+        .iter()
+        .map(|c| (c.customer_id, c.cause.clone()))
+        .collect();
+    let logged = campaigns::logged_causes(txn, rules.id, &keys).await?;
+    let admitted = match condition_of(rules) {
+        None => None,
+        Some(None) => Some(HashSet::new()),
+        Some(Some(rule)) => Some(campaigns::matching(txn, &rule, &ids).await?),
+    };
+    // The campaign may have been paused or ended since the cause was read.
+    let current = campaigns::find_for_update(txn, rules.id).await?;
+    if current.is_none_or(|c| c.status != entity::enums::CampaignStatus::Active) {
+        return Ok(None);
+    }
+    let mut book = book_for(txn, std::iter::once(rules), ids.iter().copied()).await?;
+    let mut firings = Vec::new();
+    for cause in chunk {
+        let customer = cause.customer_id;
+        if !balances.contains_key(&customer)
+            || logged.contains(&(customer, cause.cause.clone()))
+            || admitted.as_ref().is_some_and(|a| !a.contains(&customer))
+            || !rules.runs_at(cause.at)
+        {
+            continue;
+        }
+        if let Ok(firing) = book.fire(rules, customer, cause.cause.clone(), rules.award(), now()) {
+            firings.push((rules, firing));
+        }
+    }
+    award(txn, &balances, &firings).await?;
+    write_firings(txn, &firings, &book).await?;
+    Ok(Some(firings.len()))
 }
 
 /// The `CAMPAIGN_BONUS` entries of firings outside an interaction, chained on the
