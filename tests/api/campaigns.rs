@@ -220,7 +220,7 @@ async fn member_day_doubles_points_on_the_programs_weekday(app: TestApp) {
             "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"], "daysOfWeek": [5] },
             "condition": { "field": "region", "op": "eq", "value": "Shanghai" },
             "actions": [{ "kind": "MULTIPLY_POINTS", "multiplier": 2 }],
-            "limitPerCustomer": 2
+            "limitPerCustomer": 115
         }),
     )
     .await;
@@ -249,15 +249,18 @@ async fn member_day_doubles_points_on_the_programs_weekday(app: TestApp) {
     )
     .await;
     assert_eq!(refund["pointsEarned"], -100, "{refund:#}");
-    // The limit: two firings per customer.
+    // The limit: at most 115 points each. 100, then 10, then the 5 left, then nothing.
+    let mut earned = Vec::new();
     for hour in 2..5 {
-        record(&app, purchase(&shanghai, "10", friday + Days::hours(hour))).await;
+        let at = friday + Days::hours(hour);
+        earned.push(record(&app, purchase(&shanghai, "10", at)).await["pointsEarned"].clone());
     }
+    assert_eq!(earned, vec![json!(20), json!(15), json!(10)]);
     let stats = campaign(&app, &id).await;
-    assert_eq!(stats["timesFired"], 2, "{stats:#}");
+    assert_eq!(stats["timesFired"], 3, "{stats:#}");
     assert_eq!(stats["customersReached"], 1);
-    assert_eq!(stats["pointsAwarded"], 110);
-    assert_eq!(bonuses(&ledger(&app, &shanghai).await), 110);
+    assert_eq!(stats["pointsAwarded"], 115);
+    assert_eq!(bonuses(&ledger(&app, &shanghai).await), 115);
     // The customer sees which campaign paid it, not the campaign's rules.
     let own = app
         .ok_as(
@@ -290,7 +293,7 @@ async fn budget_and_limit_hold_under_parallel_purchases(app: TestApp) {
             "name": "First purchases",
             "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"], "minAmount": "5" },
             "actions": [{ "kind": "AWARD_POINTS", "points": 10 }],
-            "limitPerCustomer": 3,
+            "limitPerCustomer": 30,
             "budgetPoints": 255
         }),
     )
@@ -309,9 +312,10 @@ async fn budget_and_limit_hold_under_parallel_purchases(app: TestApp) {
     // A purchase under the minimum never fires.
     record(&app, purchase(&customers[0], "4.99", at)).await;
     let stats = campaign(&app, &id).await;
-    // 10 customers × 3 would be 300 points: the budget of 255 pays 25 firings.
-    assert_eq!(stats["timesFired"], 25, "{stats:#}");
-    assert_eq!(stats["pointsAwarded"], 250);
+    // 10 customers × 30 points would be 300: the budget of 255 pays 25 firings of 10
+    // and one of the 5 left, then stops.
+    assert_eq!(stats["timesFired"], 26, "{stats:#}");
+    assert_eq!(stats["pointsAwarded"], 255);
     assert!(stats["budgetExhaustedAt"].is_string(), "{stats:#}");
     let mut paid = 0;
     for customer in &customers {
@@ -319,7 +323,7 @@ async fn budget_and_limit_hold_under_parallel_purchases(app: TestApp) {
         assert!(bonus <= 30, "{customer}: {bonus}");
         paid += bonus;
     }
-    assert_eq!(paid, 250);
+    assert_eq!(paid, 255);
 }
 
 async fn automations_fire_once_for_each_cause(app: TestApp) {
@@ -560,15 +564,16 @@ async fn customers_of(app: &TestApp) -> Vec<String> {
 }
 
 async fn simulation_equals_reality(app: TestApp) {
-    let start = Utc::now() - Days::days(30);
-    let end = Utc::now();
+    // Fixed dates: the same purchases fall on the same weekdays whenever this runs.
+    let start: DateTime<Utc> = "2026-10-01T00:00:00Z".parse().unwrap();
+    let end = start + Days::days(30);
     let campaign = json!({
         "name": "Fridays and Saturdays in Shanghai",
         "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"], "daysOfWeek": [5, 6], "minAmount": "10" },
         "condition": { "field": "region", "op": "eq", "value": "Shanghai" },
         "actions": [{ "kind": "MULTIPLY_POINTS", "multiplier": 2.5 }, { "kind": "AWARD_POINTS", "points": 3 }],
-        "limitPerCustomer": 4,
-        "budgetPoints": 900
+        "limitPerCustomer": 250,
+        "budgetPoints": 600
     });
     // The past, recorded without the campaign.
     let ids = customers_of(&app).await;
@@ -585,7 +590,11 @@ async fn simulation_equals_reality(app: TestApp) {
         )
         .await["simulateCampaign"]
         .clone();
+    // Fridays and Saturdays of October 2026 spend the budget of 600 to its last point on
+    // 16 October, the 12:00 purchase.
     assert!(simulated["timesFired"].as_i64().unwrap() > 3, "{simulated:#}");
+    assert_eq!(simulated["pointsAwarded"], 600, "{simulated:#}");
+    assert_eq!(simulated["budgetExhaustedAt"], "2026-10-16T12:00:00Z");
 
     // The same history recorded into a fresh database with the campaign live.
     let fresh = spawn_app(app.backend()).await.expect("a second database");

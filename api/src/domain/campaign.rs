@@ -27,8 +27,8 @@ pub const MAX_AWARD: i64 = 1_000_000;
 pub const MAX_MULTIPLIER: Decimal = Decimal::from_parts(10, 0, 0, false, 0);
 /// The largest budget a campaign may have.
 pub const MAX_BUDGET: i64 = 1_000_000_000_000;
-/// The most firings per customer a limit may allow.
-pub const MAX_LIMIT_PER_CUSTOMER: i32 = 1_000_000;
+/// The highest `limitPerCustomer` (points, or firings for a campaign without points).
+pub const MAX_LIMIT_PER_CUSTOMER: i32 = 1_000_000_000;
 /// The longest `withinDays` of a `POINTS_EXPIRING` trigger.
 pub const MAX_WITHIN_DAYS: i32 = 365;
 /// The longest name, description and message.
@@ -568,8 +568,11 @@ impl Rules {
         extra.clamp(0, room.max(0))
     }
 
-    pub fn has(&self, kind: ActionKind) -> bool {
-        self.actions.iter().any(|a| a.kind == kind)
+    /// Whether it gives points (`AWARD_POINTS`, `MULTIPLY_POINTS`).
+    pub fn awards_points(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::AwardPoints | ActionKind::MultiplyPoints))
     }
 }
 
@@ -601,26 +604,39 @@ pub struct Firing {
 /// Why a campaign did not fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
-    /// The customer had its `limitPerCustomer` firings.
+    /// The customer reached its `limitPerCustomer`.
     Limit,
-    /// The budget could not pay this firing: the campaign awards nothing from now on.
+    /// The budget is spent: the campaign awards nothing from now on.
     Budget,
 }
 
-/// The state firings are decided against: each campaign's spending, and each customer's
-/// firings so far, as read under the locks of the write (or built up by a simulation).
+/// What a campaign gave one customer so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Given {
+    pub firings: i64,
+    pub points: i64,
+}
+
+/// The state firings are decided against: each campaign's spending, and what each
+/// customer got, as read under the locks of the write (or built up by a simulation).
 #[derive(Debug, Default)]
 pub struct Book {
     pub spent: HashMap<Uuid, Spent>,
-    pub fired: HashMap<(Uuid, Uuid), i64>,
+    pub given: HashMap<(Uuid, Uuid), Given>,
     /// The campaigns whose `spent` the decisions changed: what must be written back.
     pub changed: std::collections::HashSet<Uuid>,
 }
 
 impl Book {
-    /// Decides whether `campaign` fires for `customer` on `cause`, worth `points`, and
-    /// counts it. A firing the budget cannot pay in full exhausts the campaign: neither
-    /// it nor any later firing awards anything.
+    /// Decides whether `campaign` fires for `customer` on `cause`, worth up to `points`,
+    /// and counts it.
+    ///
+    /// `limitPerCustomer` is the most points one customer gets from a campaign that
+    /// awards points ("at most 500 points each"), and the most firings for one that
+    /// does not (a tag, a message). The budget is the most points in all. A firing gets
+    /// what both leave (the last one may get less than the rule's points); once the
+    /// customer's limit is reached it does not fire for that customer, and once the
+    /// budget is spent it does not fire at all (`budgetExhaustedAt` says when).
     pub fn fire(
         &mut self,
         campaign: &Rules,
@@ -629,26 +645,33 @@ impl Book {
         points: i64,
         at: DateTime<Utc>,
     ) -> Result<Firing, Held> {
-        let fired = self.fired.entry((campaign.id, customer_id)).or_default();
-        if campaign
-            .limit_per_customer
-            .is_some_and(|limit| *fired >= i64::from(limit))
-        {
-            return Err(Held::Limit);
+        let given = self.given.entry((campaign.id, customer_id)).or_default();
+        let mut points = points.max(0);
+        if let Some(limit) = campaign.limit_per_customer.map(i64::from) {
+            if campaign.awards_points() {
+                let room = limit - given.points;
+                if room <= 0 {
+                    return Err(Held::Limit);
+                }
+                points = points.min(room);
+            } else if given.firings >= limit {
+                return Err(Held::Limit);
+            }
         }
         if let Some(budget) = campaign.budget_points {
             let spent = self.spent.entry(campaign.id).or_default();
             if spent.exhausted_at.is_some() {
                 return Err(Held::Budget);
             }
-            self.changed.insert(campaign.id);
-            if spent.points.saturating_add(points) > budget {
-                spent.exhausted_at = Some(at);
-                return Err(Held::Budget);
-            }
+            points = points.min(budget - spent.points);
             spent.points += points;
+            if spent.points >= budget && campaign.awards_points() {
+                spent.exhausted_at = Some(at);
+            }
+            self.changed.insert(campaign.id);
         }
-        *fired += 1;
+        given.firings += 1;
+        given.points += points;
         Ok(Firing {
             campaign_id: campaign.id,
             customer_id,
@@ -663,6 +686,17 @@ impl Book {
 mod tests {
     use super::*;
 
+    fn award(points: i64) -> Action {
+        Action {
+            kind: ActionKind::AwardPoints,
+            points: Some(points),
+            multiplier: None,
+            tag: None,
+            segment_id: None,
+            message: None,
+        }
+    }
+
     fn rules(limit: Option<i32>, budget: Option<i64>) -> Rules {
         Rules {
             id: Uuid::now_v7(),
@@ -670,7 +704,7 @@ mod tests {
             status: CampaignStatus::Active,
             trigger: Trigger::default(),
             condition: None,
-            actions: vec![],
+            actions: vec![award(100)],
             starts_at: None,
             ends_at: None,
             limit_per_customer: limit,
@@ -680,30 +714,51 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_that_cannot_pay_a_firing_stops_the_campaign() {
+    fn the_budget_pays_to_its_last_point_then_stops_the_campaign() {
         let campaign = rules(None, Some(250));
         let mut book = Book::default();
         let at = Utc::now();
         let customer = Uuid::now_v7();
-        assert!(book.fire(&campaign, customer, "a".into(), 100, at).is_ok());
-        assert!(book.fire(&campaign, customer, "b".into(), 100, at).is_ok());
-        assert_eq!(book.fire(&campaign, customer, "c".into(), 100, at), Err(Held::Budget));
-        // Even a firing that would fit is refused once the budget ran out.
-        assert_eq!(book.fire(&campaign, customer, "d".into(), 10, at), Err(Held::Budget));
-        assert_eq!(book.spent[&campaign.id].points, 200);
+        let points = |fired: Result<Firing, Held>| fired.map(|f| f.points);
+        assert_eq!(points(book.fire(&campaign, customer, "a".into(), 100, at)), Ok(100));
+        assert_eq!(points(book.fire(&campaign, customer, "b".into(), 100, at)), Ok(100));
+        assert_eq!(book.spent[&campaign.id].exhausted_at, None);
+        assert_eq!(points(book.fire(&campaign, customer, "c".into(), 100, at)), Ok(50));
+        assert_eq!(book.spent[&campaign.id].exhausted_at, Some(at));
+        assert_eq!(points(book.fire(&campaign, customer, "d".into(), 10, at)), Err(Held::Budget));
+        assert_eq!(book.spent[&campaign.id].points, 250);
     }
 
     #[test]
-    fn the_limit_counts_each_customer_apart() {
-        let campaign = rules(Some(2), None);
+    fn the_limit_caps_each_customers_points_apart() {
+        let campaign = rules(Some(250), None);
         let mut book = Book::default();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let at = Utc::now();
-        for cause in ["1", "2"] {
-            assert!(book.fire(&campaign, a, cause.into(), 5, at).is_ok());
-        }
-        assert_eq!(book.fire(&campaign, a, "3".into(), 5, at), Err(Held::Limit));
-        assert!(book.fire(&campaign, b, "1".into(), 5, at).is_ok());
+        let points = |fired: Result<Firing, Held>| fired.map(|f| f.points);
+        assert_eq!(points(book.fire(&campaign, a, "1".into(), 100, at)), Ok(100));
+        assert_eq!(points(book.fire(&campaign, a, "2".into(), 100, at)), Ok(100));
+        assert_eq!(points(book.fire(&campaign, a, "3".into(), 100, at)), Ok(50));
+        assert_eq!(points(book.fire(&campaign, a, "4".into(), 100, at)), Err(Held::Limit));
+        assert_eq!(points(book.fire(&campaign, b, "1".into(), 100, at)), Ok(100));
+    }
+
+    #[test]
+    fn without_points_the_limit_counts_firings() {
+        let mut campaign = rules(Some(2), Some(10));
+        campaign.actions = vec![Action {
+            kind: ActionKind::Notify,
+            points: None,
+            multiplier: None,
+            tag: None,
+            segment_id: None,
+            message: Some("hi".into()),
+        }];
+        let mut book = Book::default();
+        let (customer, at) = (Uuid::now_v7(), Utc::now());
+        assert!(book.fire(&campaign, customer, "1".into(), 0, at).is_ok());
+        assert!(book.fire(&campaign, customer, "2".into(), 0, at).is_ok());
+        assert_eq!(book.fire(&campaign, customer, "3".into(), 0, at), Err(Held::Limit));
     }
 
     #[test]

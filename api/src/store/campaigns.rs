@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::now;
 use super::segments::{self, Membership};
-use crate::domain::campaign::{Draft, Firing, Spent};
+use crate::domain::campaign::{Draft, Firing, Given, Spent};
 use crate::domain::segment_rule::Rule;
 use crate::domain::{DomainError, DomainResult};
 
@@ -200,21 +200,23 @@ pub async fn save_spent(
     Ok(())
 }
 
-/// How often each campaign fired for each customer, for these campaigns and customers.
-pub async fn fired_counts(
+/// What each campaign gave each customer (firings and points), for these campaigns and
+/// customers.
+pub async fn given(
     db: &impl ConnectionTrait,
     campaigns: &[Uuid],
     customers: &[Uuid],
-) -> DomainResult<HashMap<(Uuid, Uuid), i64>> {
+) -> DomainResult<HashMap<(Uuid, Uuid), Given>> {
     if campaigns.is_empty() || customers.is_empty() {
         return Ok(HashMap::new());
     }
     let customers: HashSet<Uuid> = customers.iter().copied().collect();
-    let rows: Vec<(Uuid, Uuid, i64)> = campaign_firing::Entity::find()
+    let rows: Vec<(Uuid, Uuid, i64, i64)> = campaign_firing::Entity::find()
         .select_only()
         .column(campaign_firing::Column::CampaignId)
         .column(campaign_firing::Column::CustomerId)
-        .column_as(campaign_firing::Column::Id.count(), "fired")
+        .column_as(campaign_firing::Column::Id.count(), "firings")
+        .column_as(Expr::cust("CAST(SUM(points) AS BIGINT)"), "points")
         .filter(campaign_firing::Column::CampaignId.is_in(campaigns.iter().copied()))
         .filter(campaign_firing::Column::CustomerId.is_in(customers))
         .group_by(campaign_firing::Column::CampaignId)
@@ -224,7 +226,9 @@ pub async fn fired_counts(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(campaign, customer, fired)| ((campaign, customer), fired))
+        .map(|(campaign, customer, firings, points)| {
+            ((campaign, customer), Given { firings, points })
+        })
         .collect())
 }
 

@@ -156,8 +156,8 @@ impl ForInteractions {
     }
 }
 
-/// Reads what firings of `campaigns` for `customers` are decided against: each
-/// customer's firings so far (for campaigns with a limit) and each budget, locked.
+/// Reads what firings of `campaigns` for `customers` are decided against: what each
+/// customer got so far (for campaigns with a limit) and each budget, locked.
 async fn book_for<'r>(
     txn: &impl ConnectionTrait,
     campaigns: impl Iterator<Item = &'r Rules>,
@@ -176,7 +176,7 @@ async fn book_for<'r>(
         .collect();
     let customers: Vec<Uuid> = customers.collect::<HashSet<_>>().into_iter().collect();
     Ok(Book {
-        fired: campaigns::fired_counts(txn, &limited, &customers).await?,
+        given: campaigns::given(txn, &limited, &customers).await?,
         spent: campaigns::lock_budgets(txn, &budgeted).await?,
         changed: HashSet::new(),
     })
