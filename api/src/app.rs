@@ -85,8 +85,10 @@ impl Application {
             crate::webhooks::fanout::Fanout::new(wakeup.clone()),
         );
         background.spawn("webhook fan-out", fanout);
-        let (automations, _) =
-            crate::outbox::follow(db.clone(), crate::jobs::automations::Automations::new(db.clone()));
+        let (automations, _) = crate::outbox::follow(
+            db.clone(),
+            crate::jobs::automations::Automations::new(db.clone()),
+        );
         background.spawn("automations", automations);
         background.spawn(
             "webhook dispatcher",

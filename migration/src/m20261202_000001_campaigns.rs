@@ -98,7 +98,10 @@ impl MigrationTrait for Migration {
                     )
                     .foreign_key(
                         ForeignKey::create()
-                            .from(CampaignSegmentMember::Table, CampaignSegmentMember::CampaignId)
+                            .from(
+                                CampaignSegmentMember::Table,
+                                CampaignSegmentMember::CampaignId,
+                            )
                             .to(Campaign::Table, Campaign::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )

@@ -20,7 +20,9 @@ const CAMPAIGN: &str = "id name status timesFired customersReached pointsAwarded
 
 async fn create(app: &TestApp, input: Value) -> Value {
     app.ok(
-        &format!("mutation($input: CampaignInput!) {{ createCampaign(input: $input) {{ {CAMPAIGN} }} }}"),
+        &format!(
+            "mutation($input: CampaignInput!) {{ createCampaign(input: $input) {{ {CAMPAIGN} }} }}"
+        ),
         json!({ "input": input }),
     )
     .await["createCampaign"]
@@ -39,7 +41,10 @@ async fn change_status(app: &TestApp, mutation: &str, id: &str) -> Value {
 /// Creates and starts a campaign; returns its id.
 async fn launch(app: &TestApp, input: Value) -> String {
     let id = create(app, input).await["id"].as_str().unwrap().to_owned();
-    assert_eq!(change_status(app, "activateCampaign", &id).await["status"], "ACTIVE");
+    assert_eq!(
+        change_status(app, "activateCampaign", &id).await["status"],
+        "ACTIVE"
+    );
     id
 }
 
@@ -141,22 +146,36 @@ async fn campaigns_are_managed_by_admins_and_read_by_staff(app: TestApp) {
     // Refused, each naming the field at fault.
     let mutation = "mutation($input: CampaignInput!) { createCampaign(input: $input) { id } }";
     for (bad, field) in [
-        (json!({ "daysOfWeek": [5, 8] }), "input.trigger.daysOfWeek[1]"),
+        (
+            json!({ "daysOfWeek": [5, 8] }),
+            "input.trigger.daysOfWeek[1]",
+        ),
         (json!({ "toTierKey": "vip" }), "input.trigger.toTierKey"),
     ] {
         let mut trigger = json!({ "kind": "INTERACTION" });
-        trigger.as_object_mut().unwrap().extend(bad.as_object().unwrap().clone());
+        trigger
+            .as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
         let body = app
-            .gql(Some(&app.admin()), mutation, json!({ "input": { "name": "x", "trigger": trigger,
-                "actions": [{ "kind": "AWARD_POINTS", "points": 5 }] } }))
+            .gql(
+                Some(&app.admin()),
+                mutation,
+                json!({ "input": { "name": "x", "trigger": trigger,
+                "actions": [{ "kind": "AWARD_POINTS", "points": 5 }] } }),
+            )
             .await;
         assert_error(&body, "BAD_USER_INPUT");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body:#}");
     }
     let body = app
-        .gql(Some(&app.admin()), mutation, json!({ "input": { "name": "x",
+        .gql(
+            Some(&app.admin()),
+            mutation,
+            json!({ "input": { "name": "x",
             "trigger": { "kind": "TIER_CHANGED" },
-            "actions": [{ "kind": "MULTIPLY_POINTS", "multiplier": 2 }] } }))
+            "actions": [{ "kind": "MULTIPLY_POINTS", "multiplier": 2 }] } }),
+        )
         .await;
     assert_error(&body, "BAD_USER_INPUT");
     let body = app
@@ -165,42 +184,91 @@ async fn campaigns_are_managed_by_admins_and_read_by_staff(app: TestApp) {
             "actions": [{ "kind": "AWARD_POINTS", "points": 5 }] } }))
         .await;
     assert_error(&body, "BAD_USER_INPUT");
-    assert!(body["errors"][0]["extensions"]["field"].as_str().unwrap().starts_with("input.condition"));
+    assert!(
+        body["errors"][0]["extensions"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("input.condition")
+    );
 
     // Staff read and simulate, but do not manage; partners and customers do neither.
     let listed = app
-        .ok_as(&app.staff(), "{ campaigns(status: [DRAFT]) { id status } }", json!({}))
+        .ok_as(
+            &app.staff(),
+            "{ campaigns(status: [DRAFT]) { id status } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(listed["campaigns"], json!([{ "id": id, "status": "DRAFT" }]));
+    assert_eq!(
+        listed["campaigns"],
+        json!([{ "id": id, "status": "DRAFT" }])
+    );
     let simulate = "query($input: CampaignInput!, $from: DateTime!, $to: DateTime!) {
         simulateCampaign(input: $input, from: $from, to: $to) { timesFired } }";
-    let window = json!({ "input": input, "from": ts(Utc::now() - Days::days(30)), "to": ts(Utc::now()) });
+    let window =
+        json!({ "input": input, "from": ts(Utc::now() - Days::days(30)), "to": ts(Utc::now()) });
     assert_eq!(
         app.ok_as(&app.staff(), simulate, window.clone()).await["simulateCampaign"]["timesFired"],
         0
     );
-    let staff_create = app.gql(Some(&app.staff()), mutation, json!({ "input": input })).await;
+    let staff_create = app
+        .gql(Some(&app.staff()), mutation, json!({ "input": input }))
+        .await;
     assert_error(&staff_create, "FORBIDDEN");
     let partner = app.partner("customers:read");
-    assert_error(&app.gql(Some(&partner), "{ campaigns { id } }", json!({})).await, "FORBIDDEN");
-    assert_error(&app.gql(Some(&partner), simulate, window).await, "FORBIDDEN");
+    assert_error(
+        &app.gql(Some(&partner), "{ campaigns { id } }", json!({}))
+            .await,
+        "FORBIDDEN",
+    );
+    assert_error(
+        &app.gql(Some(&partner), simulate, window).await,
+        "FORBIDDEN",
+    );
 
     // DRAFT → ACTIVE → (no changes while running) → PAUSED → changed → ENDED, final.
     let update = "mutation($id: ID!, $input: CampaignInput!) { updateCampaign(id: $id, input: $input) { name status } }";
     let renamed = json!({ "name": "Double Fridays (VIP)", "trigger": input["trigger"], "actions": input["actions"] });
-    assert_eq!(change_status(&app, "activateCampaign", &id).await["status"], "ACTIVE");
-    assert_error(&app.gql(Some(&app.admin()), update, json!({ "id": id, "input": renamed })).await, "CONFLICT");
-    assert_eq!(change_status(&app, "pauseCampaign", &id).await["status"], "PAUSED");
+    assert_eq!(
+        change_status(&app, "activateCampaign", &id).await["status"],
+        "ACTIVE"
+    );
+    assert_error(
+        &app.gql(
+            Some(&app.admin()),
+            update,
+            json!({ "id": id, "input": renamed }),
+        )
+        .await,
+        "CONFLICT",
+    );
+    assert_eq!(
+        change_status(&app, "pauseCampaign", &id).await["status"],
+        "PAUSED"
+    );
     let updated = app.ok(update, json!({ "id": id, "input": renamed })).await;
-    assert_eq!(updated["updateCampaign"], json!({ "name": "Double Fridays (VIP)", "status": "PAUSED" }));
-    assert_eq!(change_status(&app, "endCampaign", &id).await["status"], "ENDED");
+    assert_eq!(
+        updated["updateCampaign"],
+        json!({ "name": "Double Fridays (VIP)", "status": "PAUSED" })
+    );
+    assert_eq!(
+        change_status(&app, "endCampaign", &id).await["status"],
+        "ENDED"
+    );
     let restart = app
-        .gql(Some(&app.admin()), "mutation($id: ID!) { activateCampaign(id: $id) { id } }", json!({ "id": id }))
+        .gql(
+            Some(&app.admin()),
+            "mutation($id: ID!) { activateCampaign(id: $id) { id } }",
+            json!({ "id": id }),
+        )
         .await;
     assert_error(&restart, "CONFLICT");
     let unknown = app
-        .gql(Some(&app.admin()), "mutation($id: ID!) { pauseCampaign(id: $id) { id } }",
-            json!({ "id": uuid::Uuid::now_v7().to_string() }))
+        .gql(
+            Some(&app.admin()),
+            "mutation($id: ID!) { pauseCampaign(id: $id) { id } }",
+            json!({ "id": uuid::Uuid::now_v7().to_string() }),
+        )
         .await;
     assert_error(&unknown, "NOT_FOUND");
 }
@@ -211,8 +279,12 @@ async fn member_day_doubles_points_on_the_programs_weekday(app: TestApp) {
         json!({}),
     )
     .await;
-    let shanghai = app.create_customer(json!({ "name": "Wang Fang", "region": "Shanghai" })).await;
-    let beijing = app.create_customer(json!({ "name": "Li Lei", "region": "Beijing" })).await;
+    let shanghai = app
+        .create_customer(json!({ "name": "Wang Fang", "region": "Shanghai" }))
+        .await;
+    let beijing = app
+        .create_customer(json!({ "name": "Li Lei", "region": "Beijing" }))
+        .await;
     let id = launch(
         &app,
         json!({
@@ -234,13 +306,24 @@ async fn member_day_doubles_points_on_the_programs_weekday(app: TestApp) {
         ledger(&app, &shanghai).await,
         vec![
             ("EARN".to_owned(), 100, None),
-            ("CAMPAIGN_BONUS".to_owned(), 100, Some("Member day".to_owned()))
+            (
+                "CAMPAIGN_BONUS".to_owned(),
+                100,
+                Some("Member day".to_owned())
+            )
         ]
     );
     // Thursday in Shanghai (Thursday 15:59 UTC): no bonus; nor for Beijing on Friday.
-    let thursday = record(&app, purchase(&shanghai, "100", "2026-11-26T15:59:00Z".parse().unwrap())).await;
+    let thursday = record(
+        &app,
+        purchase(&shanghai, "100", "2026-11-26T15:59:00Z".parse().unwrap()),
+    )
+    .await;
     assert_eq!(thursday["pointsEarned"], 100);
-    assert_eq!(record(&app, purchase(&beijing, "100", friday)).await["pointsEarned"], 100);
+    assert_eq!(
+        record(&app, purchase(&beijing, "100", friday)).await["pointsEarned"],
+        100
+    );
     // A refund of half the Friday order takes back half of its 200 points.
     let refund = record(
         &app,
@@ -300,7 +383,10 @@ async fn budget_and_limit_hold_under_parallel_purchases(app: TestApp) {
     .await;
     let mut customers = Vec::new();
     for i in 0..10 {
-        customers.push(app.create_customer(json!({ "name": format!("Buyer {i}") })).await);
+        customers.push(
+            app.create_customer(json!({ "name": format!("Buyer {i}") }))
+                .await,
+        );
     }
     let at = Utc::now() - Days::minutes(5);
     let purchases = (0..100).map(|i| {
@@ -379,8 +465,11 @@ async fn automations_fire_once_for_each_cause(app: TestApp) {
     let set_tier = "mutation($c: ID!, $t: String!) { setCustomerTier(customerId: $c, tierKey: $t, note: \"test\") { id } }";
     app.ok(set_tier, json!({ "c": ana, "t": "vip" })).await;
     let read_ana = || async {
-        app.ok("query($id: ID!) { customer(id: $id) { tags pointsBalance } }", json!({ "id": ana }))
-            .await["customer"]
+        app.ok(
+            "query($id: ID!) { customer(id: $id) { tags pointsBalance } }",
+            json!({ "id": ana }),
+        )
+        .await["customer"]
             .clone()
     };
     let ana_now = eventually("the VIP welcome", read_ana, |c| c["pointsBalance"] == 300).await;
@@ -390,17 +479,26 @@ async fn automations_fire_once_for_each_cause(app: TestApp) {
     let ben = app.create_customer(json!({ "name": "Ben" })).await;
     record(&app, purchase(&ben, "1", Utc::now() - Days::days(200))).await;
     let read_ben = || async {
-        app.ok("query($id: ID!) { customer(id: $id) { lifecycleStage } }", json!({ "id": ben })).await;
+        app.ok(
+            "query($id: ID!) { customer(id: $id) { lifecycleStage } }",
+            json!({ "id": ben }),
+        )
+        .await;
         Value::from(bonuses(&ledger(&app, &ben).await))
     };
     eventually("the win-back bonus", read_ben, |b| b == 50).await;
 
     // REFERRAL_REWARDED: the referrer, once its friend first buys.
     let carl = app
-        .ok("mutation { createCustomer(input: { name: \"Carl\" }) { id referralCode } }", json!({}))
+        .ok(
+            "mutation { createCustomer(input: { name: \"Carl\" }) { id referralCode } }",
+            json!({}),
+        )
         .await["createCustomer"]
         .clone();
-    let friend = app.create_customer(json!({ "name": "Dee", "referralCode": carl["referralCode"] })).await;
+    let friend = app
+        .create_customer(json!({ "name": "Dee", "referralCode": carl["referralCode"] }))
+        .await;
     record(&app, purchase(&friend, "10", Utc::now())).await;
     let carl_id = carl["id"].as_str().unwrap().to_owned();
     let read_carl = || async { Value::from(bonuses(&ledger(&app, &carl_id).await)) };
@@ -409,7 +507,9 @@ async fn automations_fire_once_for_each_cause(app: TestApp) {
     // BIRTHDAY and POINTS_EXPIRING come from the reminders job; running it twice fires
     // each cause once.
     let eve = app
-        .create_customer(json!({ "name": "Eve", "birthday": format!("1990-{}", today.format("%m-%d")) }))
+        .create_customer(
+            json!({ "name": "Eve", "birthday": format!("1990-{}", today.format("%m-%d")) }),
+        )
         .await;
     let fay = app.create_customer(json!({ "name": "Fay" })).await;
     // 365-day expiry: bought 360 days ago, the lot expires in 5 days; 300 days ago, in 65.
@@ -425,8 +525,11 @@ async fn automations_fire_once_for_each_cause(app: TestApp) {
     let tags = |id: String| {
         let app = &app;
         async move {
-            app.ok("query($id: ID!) { customer(id: $id) { tags } }", json!({ "id": id }))
-                .await["customer"]["tags"]
+            app.ok(
+                "query($id: ID!) { customer(id: $id) { tags } }",
+                json!({ "id": id }),
+            )
+            .await["customer"]["tags"]
                 .clone()
         }
     };
@@ -437,7 +540,12 @@ async fn automations_fire_once_for_each_cause(app: TestApp) {
     let read_win_back = || async { campaign(&app, &win_back).await };
     eventually("three win-backs", read_win_back, |c| c["timesFired"] == 3).await;
     // Each campaign fired once per cause, whatever ran twice.
-    for (id, fired) in [(&vip_tag, 1), (&referral, 1), (&birthday, 1), (&expiring, 1)] {
+    for (id, fired) in [
+        (&vip_tag, 1),
+        (&referral, 1),
+        (&birthday, 1),
+        (&expiring, 1),
+    ] {
         let stats = campaign(&app, id).await;
         assert_eq!(stats["timesFired"], fired, "{stats:#}");
     }
@@ -464,7 +572,10 @@ async fn entering_a_segment_fires_after_an_evaluation_run(app: TestApp) {
         .unwrap()
         .to_owned();
     let list = app
-        .ok("mutation { createSegment(input: { name: \"Welcomed\", kind: STATIC }) { id } }", json!({}))
+        .ok(
+            "mutation { createSegment(input: { name: \"Welcomed\", kind: STATIC }) { id } }",
+            json!({}),
+        )
         .await["createSegment"]["id"]
         .as_str()
         .unwrap()
@@ -482,15 +593,28 @@ async fn entering_a_segment_fires_after_an_evaluation_run(app: TestApp) {
     record(&app, purchase(&late, "600", Utc::now() - Days::hours(1))).await;
     let run = "mutation { evaluateTiers(wait: true) { status } }";
     for _ in 0..2 {
-        assert_eq!(app.ok(run, json!({})).await["evaluateTiers"]["status"], "SUCCEEDED");
+        assert_eq!(
+            app.ok(run, json!({})).await["evaluateTiers"]["status"],
+            "SUCCEEDED"
+        );
     }
     assert_eq!(bonuses(&ledger(&app, &late).await), 40);
-    assert_eq!(bonuses(&ledger(&app, &early).await), 0, "it was in the segment before");
+    assert_eq!(
+        bonuses(&ledger(&app, &early).await),
+        0,
+        "it was in the segment before"
+    );
     assert_eq!(campaign(&app, &id).await["timesFired"], 1);
     let members = app
-        .ok("query($id: ID!) { segment(id: $id) { members(first: 10) { nodes { id } } } }", json!({ "id": list }))
+        .ok(
+            "query($id: ID!) { segment(id: $id) { members(first: 10) { nodes { id } } } }",
+            json!({ "id": list }),
+        )
         .await;
-    assert_eq!(members["segment"]["members"]["nodes"], json!([{ "id": late }]));
+    assert_eq!(
+        members["segment"]["members"]["nodes"],
+        json!([{ "id": late }])
+    );
 }
 
 async fn notify_reaches_webhooks_and_subscribers(app: TestApp) {
@@ -523,10 +647,15 @@ async fn notify_reaches_webhooks_and_subscribers(app: TestApp) {
         json!({ "campaign": { "name": "Survey thanks" }, "customer": { "name": "Hana" },
                 "message": "Thanks for your answers", "cause": format!("interaction:{interaction}"), "points": 15 })
     );
-    let received = receiver.until(Duration::from_secs(20), |r| !r.is_empty()).await;
+    let received = receiver
+        .until(Duration::from_secs(20), |r| !r.is_empty())
+        .await;
     let event = received[0].json();
     assert_eq!(event["type"], "automation.fired");
-    assert_eq!(event["data"]["campaign"], json!({ "id": id, "name": "Survey thanks" }));
+    assert_eq!(
+        event["data"]["campaign"],
+        json!({ "id": id, "name": "Survey thanks" })
+    );
     assert_eq!(event["data"]["message"], "Thanks for your answers");
     assert_eq!(event["data"]["customer"]["id"], customer);
     // Partners may not watch campaigns.
@@ -550,7 +679,9 @@ fn history(start: DateTime<Utc>) -> Vec<(usize, &'static str, DateTime<Utc>)> {
     purchases
 }
 
-const REGIONS: [&str; 7] = ["Shanghai", "Beijing", "Shanghai", "Shenzhen", "Shanghai", "Beijing", "Shanghai"];
+const REGIONS: [&str; 7] = [
+    "Shanghai", "Beijing", "Shanghai", "Shenzhen", "Shanghai", "Beijing", "Shanghai",
+];
 
 async fn customers_of(app: &TestApp) -> Vec<String> {
     let mut ids = Vec::new();
@@ -592,7 +723,10 @@ async fn simulation_equals_reality(app: TestApp) {
         .clone();
     // Fridays and Saturdays of October 2026 spend the budget of 600 to its last point on
     // 16 October, the 12:00 purchase.
-    assert!(simulated["timesFired"].as_i64().unwrap() > 3, "{simulated:#}");
+    assert!(
+        simulated["timesFired"].as_i64().unwrap() > 3,
+        "{simulated:#}"
+    );
     assert_eq!(simulated["pointsAwarded"], 600, "{simulated:#}");
     assert_eq!(simulated["budgetExhaustedAt"], "2026-10-16T12:00:00Z");
 
@@ -604,7 +738,10 @@ async fn simulation_equals_reality(app: TestApp) {
         record(&fresh, purchase(&ids[who], amount, at)).await;
     }
     let live = self::campaign(&fresh, &id).await;
-    assert_eq!(live["timesFired"], simulated["timesFired"], "{live:#} {simulated:#}");
+    assert_eq!(
+        live["timesFired"], simulated["timesFired"],
+        "{live:#} {simulated:#}"
+    );
     assert_eq!(live["customersReached"], simulated["customersReached"]);
     assert_eq!(live["pointsAwarded"], simulated["pointsAwarded"]);
     assert_eq!(
@@ -638,7 +775,110 @@ async fn simulation_equals_reality(app: TestApp) {
     assert_eq!(Value::from(by_day), simulated["pointsAwarded"]);
 }
 
+async fn campaigns_cost_a_fixed_number_of_statements(app: TestApp) {
+    let list = app
+        .ok(
+            "mutation { createSegment(input: { name: \"Tagged\", kind: STATIC }) { id } }",
+            json!({}),
+        )
+        .await["createSegment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let interaction = |name: &str, actions: Value| {
+        json!({ "name": name, "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"] },
+                "actions": actions })
+    };
+    let mut with_condition = interaction(
+        "In Shanghai",
+        json!([{ "kind": "AWARD_POINTS", "points": 5 }]),
+    );
+    with_condition["condition"] = json!({ "field": "region", "op": "eq", "value": "Shanghai" });
+    let mut limited = interaction(
+        "Capped",
+        json!([{ "kind": "MULTIPLY_POINTS", "multiplier": 1.5 }]),
+    );
+    limited["limitPerCustomer"] = json!(1000);
+    limited["budgetPoints"] = json!(100000);
+    launch(&app, with_condition).await;
+    launch(&app, limited).await;
+    launch(
+        &app,
+        interaction(
+            "Tag and list",
+            json!([{ "kind": "ADD_TAG", "tag": "buyer" }, { "kind": "ADD_TO_SEGMENT", "segmentId": list },
+                   { "kind": "NOTIFY", "message": "hi" }]),
+        ),
+    )
+    .await;
+    for n in 0..20 {
+        create(
+            &app,
+            interaction(
+                &format!("Draft {n}"),
+                json!([{ "kind": "AWARD_POINTS", "points": 1 }]),
+            ),
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for n in 0..200 {
+        let region = if n % 2 == 0 { "Shanghai" } else { "Beijing" };
+        ids.push(
+            app.create_customer(json!({ "name": format!("Batch {n}"), "region": region }))
+                .await,
+        );
+    }
+    let inputs: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({ "customerId": id, "kind": "PURCHASE", "amount": "100.00" }))
+        .collect();
+    let before = app.db.statement_count();
+    app.ok(
+        "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) { pointsEarned } }",
+        json!({ "inputs": inputs }),
+    )
+    .await;
+    let batch = app.db.statement_count() - before;
+    // 30 for the batch itself (tests/api/batches.rs), and a fixed number per campaign.
+    assert!(
+        batch <= 50,
+        "{batch} statements for 200 purchases firing 3 campaigns"
+    );
+    let tagged = app
+        .ok(
+            "query($id: ID!) { customer(id: $id) { tags pointsBalance } }",
+            json!({ "id": ids[0] }),
+        )
+        .await;
+    assert_eq!(
+        tagged["customer"],
+        json!({ "tags": ["buyer"], "pointsBalance": 155 })
+    );
+
+    let before = app.db.statement_count();
+    let page = app
+        .ok(&format!("{{ campaigns {{ {CAMPAIGN} }} }}"), json!({}))
+        .await;
+    let read = app.db.statement_count() - before;
+    assert_eq!(page["campaigns"].as_array().unwrap().len(), 23);
+    assert!(
+        read <= 3,
+        "{read} statements for a page of 23 campaigns with their totals"
+    );
+    let capped = page["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Capped")
+        .unwrap()
+        .clone();
+    assert_eq!(capped["timesFired"], 200);
+    assert_eq!(capped["pointsAwarded"], 10000);
+}
+
 on_both!(
+    campaigns_cost_a_fixed_number_of_statements,
     campaigns_are_managed_by_admins_and_read_by_staff,
     member_day_doubles_points_on_the_programs_weekday,
     budget_and_limit_hold_under_parallel_purchases,

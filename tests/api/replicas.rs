@@ -111,14 +111,14 @@ async fn a_server_whose_postgres_listener_dies_catches_up_without_losing_events(
         "before"
     );
 
-    // Kill the server's LISTEN connections (the live relay's, the webhook fan-out's and
-    // the program follower's), and change things before they are back.
+    // Kill the server's LISTEN connections (the live relay's, the webhook fan-out's, the
+    // automations' and the program follower's), and change things before they are back.
     let admin = sea_orm::Database::connect(POSTGRES_ADMIN_URL)
         .await
         .unwrap();
     let database = current_database(&app).await;
     let killed = terminate_listeners(&admin, &database).await;
-    assert_eq!(killed, 3, "the server listens on three connections");
+    assert_eq!(killed, 4, "the server listens on four connections");
     for i in 0..5 {
         app.ok(
             ADJUST,

@@ -65,6 +65,7 @@ async fn the_server_owns_its_background_tasks() {
             "program follower",
             "outbox pruning",
             "webhook fan-out",
+            "automations",
             "webhook dispatcher",
             "reminders",
             "webhook pruning",

@@ -311,17 +311,19 @@ async fn every_event_type_is_delivered_signed(app: TestApp) {
         json!({ "input": { "customerId": born["id"], "kind": "PURCHASE", "amount": "40" } }),
     )
     .await;
-    let reminded = tierwise_api::jobs::reminders::send_reminders(&app.db, app.db.conn(), chrono::Utc::now())
-        .await
-        .unwrap();
+    let reminded =
+        tierwise_api::jobs::reminders::send_reminders(&app.db, app.db.conn(), chrono::Utc::now())
+            .await
+            .unwrap();
     assert_eq!(
         reminded,
         (1, 1),
         "one birthday; one lot expiring within 30 days"
     );
-    let again = tierwise_api::jobs::reminders::send_reminders(&app.db, app.db.conn(), chrono::Utc::now())
-        .await
-        .unwrap();
+    let again =
+        tierwise_api::jobs::reminders::send_reminders(&app.db, app.db.conn(), chrono::Utc::now())
+            .await
+            .unwrap();
     assert_eq!(again, (0, 0), "each is announced once");
 
     let wanted = [

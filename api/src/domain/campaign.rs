@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Utc};
-use entity::enums::{CampaignStatus, CampaignTriggerKind, Channel, InteractionKind, LifecycleStage};
+use entity::enums::{
+    CampaignStatus, CampaignTriggerKind, Channel, InteractionKind, LifecycleStage,
+};
 use entity::{campaign, interaction};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
@@ -71,7 +73,11 @@ impl Trigger {
     /// Whether `interaction` is one this (INTERACTION) trigger fires on: of a listed
     /// kind, on a listed channel, of at least the minimum amount, on a listed weekday
     /// where the program's customers live.
-    pub fn matches_interaction(&self, interaction: &interaction::Model, zone: chrono_tz::Tz) -> bool {
+    pub fn matches_interaction(
+        &self,
+        interaction: &interaction::Model,
+        zone: chrono_tz::Tz,
+    ) -> bool {
         if self.kind() != CampaignTriggerKind::Interaction {
             return false;
         }
@@ -213,7 +219,12 @@ fn bounded_text(value: &str, field: &str, max: usize) -> DomainResult<String> {
 
 /// A field that only some trigger kinds use, refused on the others so that a campaign
 /// never silently ignores part of what its operator wrote.
-fn only_for<T>(value: &Option<T>, field: &str, kind: CampaignTriggerKind, owner: CampaignTriggerKind) -> DomainResult<()> {
+fn only_for<T>(
+    value: &Option<T>,
+    field: &str,
+    kind: CampaignTriggerKind,
+    owner: CampaignTriggerKind,
+) -> DomainResult<()> {
     if value.is_some() && kind != owner {
         return Err(bad(
             field,
@@ -298,14 +309,39 @@ fn trigger(raw: RawTrigger, path: &str) -> DomainResult<Trigger> {
     use CampaignTriggerKind as K;
     let kind = raw.kind;
     let field = |name: &str| format!("{path}.{name}");
-    only_for(&raw.interaction_kinds, &field("interactionKinds"), kind, K::Interaction)?;
+    only_for(
+        &raw.interaction_kinds,
+        &field("interactionKinds"),
+        kind,
+        K::Interaction,
+    )?;
     only_for(&raw.channels, &field("channels"), kind, K::Interaction)?;
-    only_for(&raw.min_amount_e4, &field("minAmount"), kind, K::Interaction)?;
-    only_for(&raw.days_of_week, &field("daysOfWeek"), kind, K::Interaction)?;
+    only_for(
+        &raw.min_amount_e4,
+        &field("minAmount"),
+        kind,
+        K::Interaction,
+    )?;
+    only_for(
+        &raw.days_of_week,
+        &field("daysOfWeek"),
+        kind,
+        K::Interaction,
+    )?;
     only_for(&raw.to_tier_key, &field("toTierKey"), kind, K::TierChanged)?;
-    only_for(&raw.segment_id, &field("segmentId"), kind, K::EnteredSegment)?;
+    only_for(
+        &raw.segment_id,
+        &field("segmentId"),
+        kind,
+        K::EnteredSegment,
+    )?;
     only_for(&raw.to_stage, &field("toStage"), kind, K::LifecycleChanged)?;
-    only_for(&raw.within_days, &field("withinDays"), kind, K::PointsExpiring)?;
+    only_for(
+        &raw.within_days,
+        &field("withinDays"),
+        kind,
+        K::PointsExpiring,
+    )?;
     let listed = |len: usize, name: &str| -> DomainResult<()> {
         if len == 0 || len > MAX_LISTED {
             return Err(bad(
@@ -425,9 +461,17 @@ fn action(raw: RawAction, trigger: CampaignTriggerKind, path: &str) -> DomainRes
         Ok(())
     };
     refuse_unless(raw.points.is_some(), "points", ActionKind::AwardPoints)?;
-    refuse_unless(raw.multiplier.is_some(), "multiplier", ActionKind::MultiplyPoints)?;
+    refuse_unless(
+        raw.multiplier.is_some(),
+        "multiplier",
+        ActionKind::MultiplyPoints,
+    )?;
     refuse_unless(raw.tag.is_some(), "tag", ActionKind::AddTag)?;
-    refuse_unless(raw.segment_id.is_some(), "segmentId", ActionKind::AddToSegment)?;
+    refuse_unless(
+        raw.segment_id.is_some(),
+        "segmentId",
+        ActionKind::AddToSegment,
+    )?;
     refuse_unless(raw.message.is_some(), "message", ActionKind::Notify)?;
     let mut action = Action {
         kind: raw.kind,
@@ -442,7 +486,12 @@ fn action(raw: RawAction, trigger: CampaignTriggerKind, path: &str) -> DomainRes
             let points = raw
                 .points
                 .filter(|p| (1..=MAX_AWARD).contains(p))
-                .ok_or_else(|| bad(field("points"), format!("must be between 1 and {MAX_AWARD}")))?;
+                .ok_or_else(|| {
+                    bad(
+                        field("points"),
+                        format!("must be between 1 and {MAX_AWARD}"),
+                    )
+                })?;
             action.points = Some(points);
         }
         ActionKind::MultiplyPoints => {
@@ -504,15 +553,20 @@ impl Rules {
     /// one) is an error for its own campaign only.
     pub fn of(row: &campaign::Model) -> DomainResult<Self> {
         let broken = |what: &str, error: serde_json::Error| {
-            DomainError::Internal(anyhow::anyhow!("campaign {}: its {what} cannot be read: {error}", row.id))
+            DomainError::Internal(anyhow::anyhow!(
+                "campaign {}: its {what} cannot be read: {error}",
+                row.id
+            ))
         };
         Ok(Self {
             id: row.id,
             name: row.name.clone(),
             status: row.status,
-            trigger: serde_json::from_value(row.trigger.clone()).map_err(|e| broken("trigger", e))?,
+            trigger: serde_json::from_value(row.trigger.clone())
+                .map_err(|e| broken("trigger", e))?,
             condition: row.condition.clone(),
-            actions: serde_json::from_value(row.actions.clone()).map_err(|e| broken("actions", e))?,
+            actions: serde_json::from_value(row.actions.clone())
+                .map_err(|e| broken("actions", e))?,
             starts_at: row.starts_at,
             ends_at: row.ends_at,
             limit_per_customer: row.limit_per_customer,
@@ -720,12 +774,24 @@ mod tests {
         let at = Utc::now();
         let customer = Uuid::now_v7();
         let points = |fired: Result<Firing, Held>| fired.map(|f| f.points);
-        assert_eq!(points(book.fire(&campaign, customer, "a".into(), 100, at)), Ok(100));
-        assert_eq!(points(book.fire(&campaign, customer, "b".into(), 100, at)), Ok(100));
+        assert_eq!(
+            points(book.fire(&campaign, customer, "a".into(), 100, at)),
+            Ok(100)
+        );
+        assert_eq!(
+            points(book.fire(&campaign, customer, "b".into(), 100, at)),
+            Ok(100)
+        );
         assert_eq!(book.spent[&campaign.id].exhausted_at, None);
-        assert_eq!(points(book.fire(&campaign, customer, "c".into(), 100, at)), Ok(50));
+        assert_eq!(
+            points(book.fire(&campaign, customer, "c".into(), 100, at)),
+            Ok(50)
+        );
         assert_eq!(book.spent[&campaign.id].exhausted_at, Some(at));
-        assert_eq!(points(book.fire(&campaign, customer, "d".into(), 10, at)), Err(Held::Budget));
+        assert_eq!(
+            points(book.fire(&campaign, customer, "d".into(), 10, at)),
+            Err(Held::Budget)
+        );
         assert_eq!(book.spent[&campaign.id].points, 250);
     }
 
@@ -736,11 +802,23 @@ mod tests {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let at = Utc::now();
         let points = |fired: Result<Firing, Held>| fired.map(|f| f.points);
-        assert_eq!(points(book.fire(&campaign, a, "1".into(), 100, at)), Ok(100));
-        assert_eq!(points(book.fire(&campaign, a, "2".into(), 100, at)), Ok(100));
+        assert_eq!(
+            points(book.fire(&campaign, a, "1".into(), 100, at)),
+            Ok(100)
+        );
+        assert_eq!(
+            points(book.fire(&campaign, a, "2".into(), 100, at)),
+            Ok(100)
+        );
         assert_eq!(points(book.fire(&campaign, a, "3".into(), 100, at)), Ok(50));
-        assert_eq!(points(book.fire(&campaign, a, "4".into(), 100, at)), Err(Held::Limit));
-        assert_eq!(points(book.fire(&campaign, b, "1".into(), 100, at)), Ok(100));
+        assert_eq!(
+            points(book.fire(&campaign, a, "4".into(), 100, at)),
+            Err(Held::Limit)
+        );
+        assert_eq!(
+            points(book.fire(&campaign, b, "1".into(), 100, at)),
+            Ok(100)
+        );
     }
 
     #[test]
@@ -758,7 +836,10 @@ mod tests {
         let (customer, at) = (Uuid::now_v7(), Utc::now());
         assert!(book.fire(&campaign, customer, "1".into(), 0, at).is_ok());
         assert!(book.fire(&campaign, customer, "2".into(), 0, at).is_ok());
-        assert_eq!(book.fire(&campaign, customer, "3".into(), 0, at), Err(Held::Limit));
+        assert_eq!(
+            book.fire(&campaign, customer, "3".into(), 0, at),
+            Err(Held::Limit)
+        );
     }
 
     #[test]

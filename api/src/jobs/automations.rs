@@ -111,13 +111,22 @@ impl Causes {
         let (changes, _) = outbox::subjects(db, batch).await?;
         let mut tier_changes: Vec<tier_change::Model> = changes.into_values().collect();
         tier_changes.sort_by_key(|c| (c.changed_at, c.id));
-        let tier_keys = tiers::all(db).await?.into_iter().map(|t| (t.id, t.key)).collect();
+        let tier_keys = tiers::all(db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.key))
+            .collect();
         let stage_moves = batch
             .iter()
             .filter(|e| e.topic == Ok(EventTopic::LifecycleChanged))
             .filter_map(|e| {
                 let to = e.payload.as_ref()?.get("to")?.as_str()?;
-                Some((e.customer_id?, LifecycleStage::parse(to)?, e.id, e.created_at))
+                Some((
+                    e.customer_id?,
+                    LifecycleStage::parse(to)?,
+                    e.id,
+                    e.created_at,
+                ))
             })
             .collect();
         let referral_ids: Vec<Uuid> = batch

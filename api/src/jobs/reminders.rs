@@ -18,9 +18,9 @@ use uuid::Uuid;
 use super::schedule::{JobContext, every_slot};
 use crate::domain::DomainResult;
 use crate::domain::campaign::Rules;
-use crate::service::campaigns::fire::{self, Cause};
 use crate::domain::points::open_lots;
 use crate::domain::schedule::Schedule;
+use crate::service::campaigns::fire::{self, Cause};
 use crate::store::{Db, campaigns, customers, markers, outbox, points, program};
 
 /// Customers whose lots are looked at per transaction.
@@ -63,11 +63,18 @@ pub async fn send_reminders(
     let windows: Vec<(&campaign::Model, i64)> = campaigns
         .iter()
         .filter_map(|c| {
-            let rules = Rules::of(c).inspect_err(|e| tracing::error!(%e, "a campaign is skipped")).ok()?;
+            let rules = Rules::of(c)
+                .inspect_err(|e| tracing::error!(%e, "a campaign is skipped"))
+                .ok()?;
             Some((c, i64::from(rules.trigger.within_days?)))
         })
         .collect();
-    let horizon = windows.iter().map(|(_, days)| *days).chain([reminder_days]).max().unwrap_or(0);
+    let horizon = windows
+        .iter()
+        .map(|(_, days)| *days)
+        .chain([reminder_days])
+        .max()
+        .unwrap_or(0);
     let expiring = if horizon > 0 {
         expiring_lots(db, reader, now, reminder_days, &windows, horizon).await?
     } else {
@@ -76,7 +83,11 @@ pub async fn send_reminders(
     Ok((birthdays, expiring))
 }
 
-async fn birthdays(db: &Db, reader: &DatabaseConnection, now: DateTime<Utc>) -> DomainResult<usize> {
+async fn birthdays(
+    db: &Db,
+    reader: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> DomainResult<usize> {
     let today = now.date_naive();
     let born = customers::born_on_day(reader, today).await?;
     let year = today.year();
@@ -104,11 +115,7 @@ async fn birthdays(db: &Db, reader: &DatabaseConnection, now: DateTime<Utc>) -> 
 
 /// Fires one campaign; a failure is logged and leaves the other campaigns and events to
 /// go on (the next hour tries again: the firing log keeps what did fire).
-async fn fire_without_stopping(
-    db: &Db,
-    campaign: &campaign::Model,
-    causes: Vec<Cause>,
-) {
+async fn fire_without_stopping(db: &Db, campaign: &campaign::Model, causes: Vec<Cause>) {
     if causes.is_empty() {
         return;
     }
@@ -127,8 +134,7 @@ async fn announce_once(
     db.write(move |txn| {
         Box::pin(async move {
             let keys: Vec<String> = events.iter().map(|(key, ..)| key.clone()).collect();
-            let claimed: HashSet<String> =
-                markers::claim(txn, &keys).await?.into_iter().collect();
+            let claimed: HashSet<String> = markers::claim(txn, &keys).await?.into_iter().collect();
             let events: Vec<_> = events
                 .into_iter()
                 .filter(|(key, ..)| claimed.contains(key))
@@ -173,13 +179,17 @@ async fn expiring_lots(
         }
         for ((_, days), causes) in windows.iter().zip(causes.iter_mut()) {
             let within = now + TimeDelta::days(*days);
-            causes.extend(lots.iter().filter(|(_, at, _)| *at <= within).map(|(customer, at, _)| Cause {
-                customer_id: *customer,
-                cause: format!("expiring:{}", at.timestamp_micros()),
-                at: now,
-            }));
+            causes.extend(lots.iter().filter(|(_, at, _)| *at <= within).map(
+                |(customer, at, _)| Cause {
+                    customer_id: *customer,
+                    cause: format!("expiring:{}", at.timestamp_micros()),
+                    at: now,
+                },
+            ));
         }
-        let reminded = lots.into_iter().filter(|(_, at, _)| reminder_days > 0 && *at <= remind_until);
+        let reminded = lots
+            .into_iter()
+            .filter(|(_, at, _)| reminder_days > 0 && *at <= remind_until);
         let events = reminded.map(|(customer, at, points)| {
             let key = format!("expiring:{customer}:{}", at.timestamp_micros());
             (key, customer, json!({ "points": points, "expiresAt": at }))

@@ -58,7 +58,10 @@ impl Fired {
         Some(Self {
             campaign_id,
             customer_id,
-            message: payload.get("message").and_then(|m| m.as_str()).map(str::to_owned),
+            message: payload
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned),
             cause: payload.get("cause")?.as_str()?.to_owned(),
             points: payload.get("points").and_then(|p| p.as_i64()).unwrap_or(0),
             fired_at: payload

@@ -177,7 +177,15 @@ pub async fn lock_budgets(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, points, exhausted_at)| (id, Spent { points, exhausted_at }))
+        .map(|(id, points, exhausted_at)| {
+            (
+                id,
+                Spent {
+                    points,
+                    exhausted_at,
+                },
+            )
+        })
         .collect())
 }
 
@@ -188,10 +196,10 @@ pub async fn save_spent(
 ) -> DomainResult<()> {
     for (id, spent) in spent {
         campaign::Entity::update_many()
-            .col_expr(campaign::Column::BudgetSpent, Expr::val(spent.points).into())
+            .col_expr(campaign::Column::BudgetSpent, Expr::val(spent.points))
             .col_expr(
                 campaign::Column::BudgetExhaustedAt,
-                Expr::val(spent.exhausted_at).into(),
+                Expr::val(spent.exhausted_at),
             )
             .filter(campaign::Column::Id.eq(*id))
             .exec(db)
@@ -303,22 +311,24 @@ pub struct Stats {
 }
 
 /// `Stats` of these campaigns, in one statement over the firing log.
-pub async fn stats(
-    db: &impl ConnectionTrait,
-    ids: &[Uuid],
-) -> DomainResult<HashMap<Uuid, Stats>> {
+pub async fn stats(db: &impl ConnectionTrait, ids: &[Uuid]) -> DomainResult<HashMap<Uuid, Stats>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let query = Query::select()
         .column(campaign_firing::Column::CampaignId)
-        .expr_as(Expr::col(campaign_firing::Column::Id).count(), "times_fired")
+        .expr_as(
+            Expr::col(campaign_firing::Column::Id).count(),
+            "times_fired",
+        )
         .expr_as(
             Expr::col(campaign_firing::Column::CustomerId).count_distinct(),
             "customers_reached",
         )
         .expr_as(
-            Expr::col(campaign_firing::Column::Points).sum().cast_as("BIGINT"),
+            Expr::col(campaign_firing::Column::Points)
+                .sum()
+                .cast_as("BIGINT"),
             "points_awarded",
         )
         .from(campaign_firing::Entity)

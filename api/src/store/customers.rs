@@ -709,6 +709,43 @@ pub async fn set_tags(
     Ok(())
 }
 
+/// Adds tags to customers, `(customer, tag)`, in two statements whatever their number:
+/// a customer keeps a tag it has, and never gets more than `MAX_TAGS` (a tag that
+/// would pass the limit is left out). The callers hold the customers' locks.
+pub async fn add_tags(db: &impl ConnectionTrait, tags: &[(Uuid, String)]) -> DomainResult<()> {
+    use crate::domain::customer::MAX_TAGS;
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let mut owners: Vec<Uuid> = tags.iter().map(|(customer, _)| *customer).collect();
+    owners.sort();
+    owners.dedup();
+    let held = tags_of(db, &owners).await?;
+    let mut added: HashMap<Uuid, Vec<&str>> = HashMap::new();
+    let mut rows = Vec::new();
+    for (customer, tag) in tags {
+        let has = held.get(customer).map_or(&[][..], Vec::as_slice);
+        let new = added.entry(*customer).or_default();
+        if has.contains(tag) || new.contains(&tag.as_str()) || has.len() + new.len() >= MAX_TAGS {
+            continue;
+        }
+        new.push(tag);
+        rows.push(vec![(*customer).into(), tag.clone().into()]);
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    let (relation, values) = super::values::relation(backend, &["uuid", "text"], rows, 1)?;
+    let sql = format!(
+        "WITH v (customer_id, tag) AS ({relation}) \
+         INSERT INTO customer_tag (customer_id, tag) SELECT v.customer_id, v.tag FROM v \
+         WHERE true ON CONFLICT DO NOTHING"
+    );
+    db.execute_raw(super::raw(backend, &sql, values)).await?;
+    Ok(())
+}
+
 /// The number of customers, erased ones included.
 pub async fn count_all(db: &impl ConnectionTrait) -> DomainResult<u64> {
     Ok(customer::Entity::find().count(db).await?)

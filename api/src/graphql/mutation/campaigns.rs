@@ -31,7 +31,9 @@ impl CampaignMutation {
     ) -> Result<Campaign> {
         let id = parse_id(&id, "id").gql()?;
         let input = input.into_input().gql()?;
-        let updated = campaigns::update(ctx.data::<Db>()?, id, input).await.gql()?;
+        let updated = campaigns::update(ctx.data::<Db>()?, id, input)
+            .await
+            .gql()?;
         Ok(Campaign(updated))
     }
 

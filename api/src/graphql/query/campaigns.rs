@@ -4,7 +4,9 @@ use crate::auth::{Allow, Permission};
 use crate::graphql::error::Gql;
 use crate::graphql::id::parse_id_or_none;
 use crate::graphql::scalars::DateTime;
-use crate::graphql::types::campaign::{Campaign, CampaignInput, CampaignSimulation, CampaignStatus};
+use crate::graphql::types::campaign::{
+    Campaign, CampaignInput, CampaignSimulation, CampaignStatus,
+};
 use crate::service::campaigns::{self, MAX_LISTED, simulate};
 use crate::store::Db;
 
@@ -13,7 +15,8 @@ pub struct CampaignQuery;
 
 #[Object]
 impl CampaignQuery {
-    /// Newest first, at most 1000; `status` narrows to those statuses.
+    /// Newest first, at most 200 (every campaign that has not ended fits); `status`
+    /// narrows to those statuses.
     #[graphql(
         guard = "Allow(Permission::ReadCampaigns)",
         complexity = "crate::graphql::cost::list(crate::service::campaigns::MAX_LISTED as usize, child_complexity)"

@@ -112,9 +112,12 @@ impl From<rules::Trigger> for CampaignTrigger {
             interaction_kinds: t
                 .interaction_kinds
                 .map(|kinds| kinds.into_iter().map(Into::into).collect()),
-            channels: t
-                .channels
-                .map(|channels| channels.into_iter().map(|c| c.as_str().to_owned()).collect()),
+            channels: t.channels.map(|channels| {
+                channels
+                    .into_iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect()
+            }),
             min_amount: t.min_amount_e4.map(e4_to_decimal),
             days_of_week: t
                 .days_of_week
@@ -397,15 +400,28 @@ impl CampaignSimulation {
             ))
             .gql();
         }
-        let ids: Vec<Uuid> = self.0.customers.iter().take(first as usize).copied().collect();
+        let ids: Vec<Uuid> = self
+            .0
+            .customers
+            .iter()
+            .take(first as usize)
+            .copied()
+            .collect();
         let loader = ctx.data::<RequestLoader>()?;
         let found = loader
-            .load_many(ids.iter().map(|id| crate::graphql::loaders::CustomerById(*id)))
+            .load_many(
+                ids.iter()
+                    .map(|id| crate::graphql::loaders::CustomerById(*id)),
+            )
             .await
             .gql()?;
         Ok(ids
             .iter()
-            .filter_map(|id| found.get(&crate::graphql::loaders::CustomerById(*id)).cloned())
+            .filter_map(|id| {
+                found
+                    .get(&crate::graphql::loaders::CustomerById(*id))
+                    .cloned()
+            })
             .map(Customer)
             .collect())
     }

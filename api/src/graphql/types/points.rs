@@ -53,10 +53,7 @@ impl PointsEntry {
 
     /// The campaign a `CAMPAIGN_BONUS` came from (its name for the customer; the rest
     /// for staff).
-    async fn campaign(
-        &self,
-        ctx: &Context<'_>,
-    ) -> Result<Option<super::campaign::Campaign>> {
+    async fn campaign(&self, ctx: &Context<'_>) -> Result<Option<super::campaign::Campaign>> {
         let Some(id) = self.0.campaign_id else {
             return Ok(None);
         };

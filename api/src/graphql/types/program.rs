@@ -196,7 +196,9 @@ impl ProgramSettingsInput {
                 .map(|a| decimal_to_e4(a, "input.maxInteractionAmount"))
                 .transpose()?,
             points_expiry_reminder_days: self.points_expiry_reminder_days,
-            time_zone: self.time_zone.map(|zone| zone.trim().chars().take(64).collect()),
+            time_zone: self
+                .time_zone
+                .map(|zone| zone.trim().chars().take(64).collect()),
         })
     }
 }

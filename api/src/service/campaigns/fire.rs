@@ -27,9 +27,8 @@ use uuid::Uuid;
 use super::condition_of;
 use crate::domain::DomainResult;
 use crate::domain::campaign::{ActionKind, Book, Firing, Rules, multiplier_room};
-use crate::domain::customer::MAX_TAGS;
 use crate::store::program_snapshot::Program;
-use crate::store::{Db, campaigns, customers, now, outbox, points, raw, segments};
+use crate::store::{Db, campaigns, customers, now, outbox, points, segments};
 
 /// The INTERACTION campaigns a recording may fire, with what they are decided against.
 #[derive(Debug, Default)]
@@ -76,7 +75,9 @@ impl ForInteractions {
             };
             let customers: Vec<Uuid> = interactions
                 .iter()
-                .filter(|i| rules.runs_at(i.occurred_at) && rules.trigger.matches_interaction(i, zone))
+                .filter(|i| {
+                    rules.runs_at(i.occurred_at) && rules.trigger.matches_interaction(i, zone)
+                })
                 .map(|i| i.customer_id)
                 .collect();
             if customers.is_empty() {
@@ -89,7 +90,12 @@ impl ForInteractions {
             };
             candidates.push(Candidate { rules, admitted });
         }
-        let book = book_for(txn, candidates.iter().map(|c| &c.rules), interactions.iter().map(|i| i.customer_id)).await?;
+        let book = book_for(
+            txn,
+            candidates.iter().map(|c| &c.rules),
+            interactions.iter().map(|i| i.customer_id),
+        )
+        .await?;
         Ok(Self {
             campaigns: candidates,
             book,
@@ -115,7 +121,12 @@ impl ForInteractions {
     /// campaigns' order: each campaign that runs when it occurred, whose trigger matches
     /// it and whose condition admits its customer, within its limit and budget. The
     /// multipliers' extras share one cap (`MAX_MULTIPLIER`).
-    pub fn decide(&mut self, interaction: &interaction::Model, earned: i64, at: DateTime<Utc>) -> Vec<Decided> {
+    pub fn decide(
+        &mut self,
+        interaction: &interaction::Model,
+        earned: i64,
+        at: DateTime<Utc>,
+    ) -> Vec<Decided> {
         let Some(zone) = self.zone else {
             return Vec::new();
         };
@@ -135,7 +146,10 @@ impl ForInteractions {
             }
             let extra = rules.extra(earned, room);
             let cause = format!("interaction:{}", interaction.id);
-            if let Ok(firing) = self.book.fire(rules, customer, cause, rules.award() + extra, at) {
+            if let Ok(firing) = self
+                .book
+                .fire(rules, customer, cause, rules.award() + extra, at)
+            {
                 room -= extra;
                 decided.push(Decided {
                     campaign: index,
@@ -185,9 +199,9 @@ async fn book_for<'r>(
 /// Writes what the decided firings do besides their points (which the caller put in
 /// the ledger): saves the budgets they changed, logs them, tags customers, adds them to lists, and
 /// announces `automation.fired` for those that notify.
-pub async fn write_firings<'r>(
+pub async fn write_firings(
     txn: &impl ConnectionTrait,
-    firings: &[(&'r Rules, Firing)],
+    firings: &[(&Rules, Firing)],
     book: &Book,
 ) -> DomainResult<()> {
     // A budget that ran out changed without a firing: it is saved all the same.
@@ -208,7 +222,7 @@ pub async fn write_firings<'r>(
 
 /// The actions other than points, for each firing.
 async fn act(txn: &impl ConnectionTrait, firings: &[(&Rules, Firing)]) -> DomainResult<()> {
-    let mut tags: Vec<(Uuid, &str)> = Vec::new();
+    let mut tags: Vec<(Uuid, String)> = Vec::new();
     let mut lists: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     let mut notices = Vec::new();
     for (rules, firing) in firings {
@@ -216,7 +230,7 @@ async fn act(txn: &impl ConnectionTrait, firings: &[(&Rules, Firing)]) -> Domain
             match action.kind {
                 ActionKind::AddTag => {
                     if let Some(tag) = &action.tag {
-                        tags.push((firing.customer_id, tag));
+                        tags.push((firing.customer_id, tag.clone()));
                     }
                 }
                 ActionKind::AddToSegment => {
@@ -238,9 +252,7 @@ async fn act(txn: &impl ConnectionTrait, firings: &[(&Rules, Firing)]) -> Domain
             }
         }
     }
-    for (customer, tag) in tags {
-        add_tag(txn, customer, tag).await?;
-    }
+    customers::add_tags(txn, &tags).await?;
     for (segment, members) in lists {
         // A list deleted since the campaign was saved is simply not added to.
         if segments::find(txn, segment).await?.is_some() {
@@ -248,19 +260,6 @@ async fn act(txn: &impl ConnectionTrait, firings: &[(&Rules, Firing)]) -> Domain
         }
     }
     outbox::emit_with_payloads(txn, EventTopic::AutomationFired, notices).await
-}
-
-/// Tags a customer, unless it has the tag or already `MAX_TAGS` of them.
-async fn add_tag(txn: &impl ConnectionTrait, customer: Uuid, tag: &str) -> DomainResult<()> {
-    let backend = txn.get_database_backend();
-    let sql = format!(
-        "INSERT INTO customer_tag (customer_id, tag) SELECT $1, $2 \
-         WHERE (SELECT count(*) FROM customer_tag WHERE customer_id = $1) < {MAX_TAGS} \
-         ON CONFLICT DO NOTHING"
-    );
-    txn.execute_raw(raw(backend, &sql, vec![customer.into(), tag.into()]))
-        .await?;
-    Ok(())
 }
 
 /// Whether a tier change is one TIER_CHANGED campaigns fire on: every move but a new
@@ -286,7 +285,11 @@ const CHUNK: usize = 500;
 /// that did not fire it before, in transactions of `CHUNK` causes; returns how many
 /// fired. The customers are locked in id order, and what fired is read again under
 /// their locks, so two replicas handing over the same cause fire it once.
-pub async fn fire_causes(db: &Db, campaign: &campaign::Model, causes: Vec<Cause>) -> DomainResult<usize> {
+pub async fn fire_causes(
+    db: &Db,
+    campaign: &campaign::Model,
+    causes: Vec<Cause>,
+) -> DomainResult<usize> {
     let rules = Rules::of(campaign)?;
     let mut fired = 0;
     for chunk in causes.chunks(CHUNK) {
@@ -403,7 +406,7 @@ pub async fn segment_entries(
             let context = segments::RuleContext::load(txn).await?;
             segments::members_of(&segment, backend, now(), &context)?
         }
-        None => Expr::val(false).into(),
+        None => Expr::val(false),
     };
     let current = Query::select()
         .column((entity::customer::Entity, entity::customer::Column::Id))
@@ -419,7 +422,10 @@ pub async fn segment_entries(
     txn.execute_raw(backend.build(&left)).await?;
     let came = Query::insert()
         .into_table(remembered::Entity)
-        .columns([remembered::Column::CampaignId, remembered::Column::CustomerId])
+        .columns([
+            remembered::Column::CampaignId,
+            remembered::Column::CustomerId,
+        ])
         .select_from(
             Query::select()
                 .expr(Expr::val(campaign.id))
@@ -434,9 +440,7 @@ pub async fn segment_entries(
                                     Query::select()
                                         .column(remembered::Column::CustomerId)
                                         .from(remembered::Entity)
-                                        .and_where(
-                                            remembered::Column::CampaignId.eq(campaign.id),
-                                        )
+                                        .and_where(remembered::Column::CampaignId.eq(campaign.id))
                                         .to_owned(),
                                 ),
                         ),

@@ -43,8 +43,13 @@ async fn check_references(
         ));
     }
     if let Some(id) = draft.trigger.segment_id {
-        segment_of_kind(db, id, SegmentKind::Dynamic, &format!("{path}.trigger.segmentId"))
-            .await?;
+        segment_of_kind(
+            db,
+            id,
+            SegmentKind::Dynamic,
+            &format!("{path}.trigger.segmentId"),
+        )
+        .await?;
     }
     for (i, action) in draft.actions.iter().enumerate() {
         if let (ActionKind::AddToSegment, Some(id)) = (action.kind, action.segment_id) {
@@ -63,7 +68,10 @@ async fn segment_of_kind(
     field: &str,
 ) -> DomainResult<()> {
     match segments::find(db, id).await? {
-        None => Err(DomainError::bad_input(field, format!("no segment has id {id}"))),
+        None => Err(DomainError::bad_input(
+            field,
+            format!("no segment has id {id}"),
+        )),
         Some(segment) if segment.kind != kind => Err(DomainError::bad_input(
             field,
             format!(
@@ -78,8 +86,10 @@ async fn segment_of_kind(
 
 /// The most campaigns that have not ended: every write path reads the active ones.
 pub const MAX_RUNNING: u64 = 200;
-/// The most campaigns `campaigns` lists, newest first.
-pub const MAX_LISTED: u64 = 1000;
+/// The most campaigns `campaigns` lists, newest first: every campaign that has not ended
+/// fits (`MAX_RUNNING`), and a page of them with every field stays under the query
+/// cost limit.
+pub const MAX_LISTED: u64 = 200;
 
 /// Saves a new campaign as `DRAFT`.
 #[tracing::instrument(name = "campaigns::create", skip_all)]
@@ -108,7 +118,10 @@ pub async fn update(db: &Db, id: Uuid, input: Input) -> DomainResult<campaign::M
     db.write(move |txn| {
         Box::pin(async move {
             let current = locked(txn, id).await?;
-            if !matches!(current.status, CampaignStatus::Draft | CampaignStatus::Paused) {
+            if !matches!(
+                current.status,
+                CampaignStatus::Draft | CampaignStatus::Paused
+            ) {
                 return Err(DomainError::Conflict(format!(
                     "campaign {id} is {}; only a DRAFT or PAUSED campaign can be changed",
                     current.status.as_str()

@@ -106,7 +106,13 @@ pub async fn simulate(
     let rules = Rules::of_draft(&draft);
     let admitted = admitted_condition(conn, &rules).await?;
     match rules.trigger.kind() {
-        CampaignTriggerKind::Interaction => interactions(conn, rules, admitted, zone, from, to).await,
+        CampaignTriggerKind::Interaction => {
+            let admitted = match condition_of(&rules) {
+                None => None,
+                Some(_) => Some(admitted_customers(conn, admitted).await?),
+            };
+            interactions(conn, rules, admitted, zone, from, to).await
+        }
         CampaignTriggerKind::TierChanged => {
             let causes = tier_changes(conn, &rules, from, to).await?;
             replay_causes(conn, &rules, admitted, causes, zone).await
@@ -138,50 +144,54 @@ pub async fn simulate(
 
 /// The condition on `customer` that admits the campaign's customers (live ones, matching
 /// its condition), for the history's queries to filter on.
-async fn admitted_condition(
-    db: &impl ConnectionTrait,
-    rules: &Rules,
-) -> DomainResult<Expr> {
+async fn admitted_condition(db: &impl ConnectionTrait, rules: &Rules) -> DomainResult<Expr> {
     let live = Expr::col((customer::Entity, customer::Column::ErasedAt)).is_null();
     Ok(match condition_of(rules) {
         None => live,
         Some(None) => Expr::val(false),
-        Some(Some(rule)) => {
-            segments::condition(db, &segments::Membership::Rule(rule)).await?
-        }
+        Some(Some(rule)) => segments::condition(db, &segments::Membership::Rule(rule)).await?,
     })
 }
 
-fn customers_admitted(condition: Expr) -> sea_orm::sea_query::SelectStatement {
-    Query::select()
+/// Every customer the condition admits now, read once (a page of history is then
+/// matched in memory, rather than the condition run again for every page).
+async fn admitted_customers(
+    db: &impl ConnectionTrait,
+    condition: Expr,
+) -> DomainResult<HashSet<Uuid>> {
+    let query = Query::select()
         .column((customer::Entity, customer::Column::Id))
         .from(customer::Entity)
         .and_where(condition)
-        .to_owned()
+        .to_owned();
+    let backend = db.get_database_backend();
+    db.query_all_raw(backend.build(&query))
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
+        .collect()
 }
 
+/// Replays the interactions of `[from, to)` in pages along the `occurred_at` index.
+/// Without a condition, everyone's interactions count (those erased since included:
+/// they were customers then).
 async fn interactions(
     db: &impl ConnectionTrait,
     rules: Rules,
-    admitted: Expr,
+    admitted: Option<HashSet<Uuid>>,
     zone: chrono_tz::Tz,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> DomainResult<Simulation> {
     let trigger = rules.trigger.clone();
     let multiplies = rules.multiplier().is_some();
-    // The customers are filtered in SQL, so the replay admits everyone it reads.
-    let mut campaign = ForInteractions::simulated(rules, None, zone);
+    let mut campaign = ForInteractions::simulated(rules, admitted, zone);
     let mut tally = Tally::default();
     let mut after: Option<(DateTime<Utc>, Uuid)> = None;
     loop {
         let mut query = interaction::Entity::find()
             .filter(interaction::Column::OccurredAt.gte(from))
-            .filter(interaction::Column::OccurredAt.lt(to))
-            .filter(
-                Expr::col((interaction::Entity, interaction::Column::CustomerId))
-                    .in_subquery(customers_admitted(admitted.clone())),
-            );
+            .filter(interaction::Column::OccurredAt.lt(to));
         if let Some(kinds) = &trigger.interaction_kinds {
             query = query.filter(interaction::Column::Kind.is_in(kinds.iter().copied()));
         }
@@ -192,11 +202,14 @@ async fn interactions(
             query = query.filter(interaction::Column::AmountE4.gte(minimum));
         }
         if let Some((at, id)) = after {
-            query = query.filter(
-                interaction::Column::OccurredAt
-                    .gt(at)
-                    .or(interaction::Column::OccurredAt.eq(at).and(interaction::Column::Id.gt(id))),
-            );
+            // A range on the index, then the tie on the instant broken by id.
+            query = query
+                .filter(interaction::Column::OccurredAt.gte(at))
+                .filter(
+                    interaction::Column::OccurredAt
+                        .gt(at)
+                        .or(interaction::Column::Id.gt(id)),
+                );
         }
         let page = query
             .order_by_asc(interaction::Column::OccurredAt)
@@ -298,8 +311,14 @@ async fn tier_changes(
     let rows = query.all(db).await?;
     Ok(rows
         .into_iter()
-        .filter(|change| super::fire::fires_on_tier_change(change))
-        .map(|change| (change.customer_id, format!("tier:{}", change.id), change.changed_at))
+        .filter(super::fire::fires_on_tier_change)
+        .map(|change| {
+            (
+                change.customer_id,
+                format!("tier:{}", change.id),
+                change.changed_at,
+            )
+        })
         .collect())
 }
 

@@ -21,9 +21,9 @@ use crate::domain::interaction::{self as rules, OrderPaid};
 use crate::domain::metrics::{self, Aggregates};
 use crate::domain::points::{OrderRefunds, reversal_due};
 use crate::domain::{DomainError, DomainResult};
+use crate::service::campaigns::fire::{Decided, ForInteractions};
 use crate::store::idempotency;
 use crate::store::interactions::OrderHistory;
-use crate::service::campaigns::fire::{Decided, ForInteractions};
 use crate::store::program_snapshot::Program;
 
 /// What an interaction's idempotency key (if any) let it do.
@@ -197,7 +197,11 @@ pub fn apply(
         // Campaigns fire on what the interaction earned itself; their bonus is an
         // entry of its own, tied to the interaction (a refund takes it back with the
         // purchase's points), expiring with them.
-        let earned = if interaction.kind == InteractionKind::Purchase { own_points } else { 0 };
+        let earned = if interaction.kind == InteractionKind::Purchase {
+            own_points
+        } else {
+            0
+        };
         let mut campaign_points = 0;
         for decided in state.campaigns.decide(&interaction, earned, at) {
             let points = decided.firing.points;
@@ -211,7 +215,7 @@ pub fn apply(
                     expiry(interaction.occurred_at, program.settings.points_expiry_days),
                     Some(interaction.id),
                 )?;
-                ledger.from_campaign(rules.id);
+                ledger.name_campaign(rules.id);
                 campaign_points += points;
             }
             outcome.firings.push(decided);
@@ -300,7 +304,7 @@ impl Ledger<'_> {
     }
 
     /// Names the campaign the last entry came from.
-    fn from_campaign(&mut self, campaign_id: Uuid) {
+    fn name_campaign(&mut self, campaign_id: Uuid) {
         if let Some(entry) = self.entries.last_mut() {
             entry.campaign_id = Some(campaign_id);
         }
