@@ -202,7 +202,7 @@ pub async fn segment_entries(db: &Db, label: &str) -> DomainResult<usize> {
             let watched = campaign.clone();
             let entered = db
                 .write(move |txn| {
-                    Box::pin(async move { fire::segment_entries(txn, &watched).await })
+                    Box::pin(async move { fire::segment_entries(txn, &watched, None).await })
                 })
                 .await?;
             let at = crate::store::now();

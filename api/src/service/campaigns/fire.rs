@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use entity::enums::{CampaignTriggerKind, EventTopic, PointsEntryKind};
 use entity::{campaign, interaction, points_entry};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -381,70 +381,112 @@ async fn award(
     points::insert_entries(txn, &entries).await
 }
 
+/// Fires the ENTERED_SEGMENT campaigns for those of `customers` (a recording's, locked by
+/// it) who entered their segments with what the recording wrote: the live half of the
+/// trigger, whose other half runs after evaluation runs. `cause` names the recording.
+pub async fn live_segment_entries(
+    txn: &impl ConnectionTrait,
+    customers: &[Uuid],
+    cause: &str,
+) -> DomainResult<()> {
+    for campaign in campaigns::active(txn, CampaignTriggerKind::EnteredSegment).await? {
+        let Ok(rules) = Rules::of(&campaign)
+            .inspect_err(|error| tracing::error!(%error, "a campaign is skipped"))
+        else {
+            continue;
+        };
+        let entered = segment_entries(txn, &campaign, Some(customers)).await?;
+        if entered.is_empty() {
+            continue;
+        }
+        let at = now();
+        let causes: Vec<Cause> = entered
+            .into_iter()
+            .map(|customer_id| Cause {
+                customer_id,
+                cause: cause.to_owned(),
+                at,
+            })
+            .collect();
+        fire_chunk(txn, &rules, &causes).await?;
+    }
+    Ok(())
+}
+
 /// Remembers who is in an ENTERED_SEGMENT campaign's segment now, without firing: those
 /// already in it when it starts have not entered it.
 pub async fn remember_segment_members(
     txn: &impl ConnectionTrait,
     campaign: &campaign::Model,
 ) -> DomainResult<()> {
-    segment_entries(txn, campaign).await.map(|_| ())
+    segment_entries(txn, campaign, None).await.map(|_| ())
 }
 
-/// Brings an ENTERED_SEGMENT campaign's memory of its segment up to date: forgets those
-/// who left, remembers those who came in, and returns the latter (two statements).
+/// Brings an ENTERED_SEGMENT campaign's memory of its segment up to date, for every
+/// customer or `only` these: forgets those who left, remembers those who came in, and
+/// returns the latter (two statements, anti-joins that scale with the segment).
 pub async fn segment_entries(
     txn: &impl ConnectionTrait,
     campaign: &campaign::Model,
+    only: Option<&[Uuid]>,
 ) -> DomainResult<Vec<Uuid>> {
+    use entity::campaign_segment_member as remembered;
+    use entity::customer;
     let rules = Rules::of(campaign)?;
     let Some(segment_id) = rules.trigger.segment_id else {
         return Ok(Vec::new());
     };
     let backend = txn.get_database_backend();
-    let members = match segments::find(txn, segment_id).await? {
+    let mut members = match segments::find(txn, segment_id).await? {
         Some(segment) => {
             let context = segments::RuleContext::load(txn).await?;
             segments::members_of(&segment, backend, now(), &context)?
         }
         None => Expr::val(false),
     };
-    let current = Query::select()
-        .column((entity::customer::Entity, entity::customer::Column::Id))
-        .from(entity::customer::Entity)
-        .and_where(members)
-        .to_owned();
-    use entity::campaign_segment_member as remembered;
+    let mut watched = Expr::col((remembered::Entity, remembered::Column::CampaignId)).eq(campaign.id);
+    if let Some(only) = only {
+        members = members.and(Expr::col((customer::Entity, customer::Column::Id)).is_in(only.iter().copied()));
+        watched = watched.and(
+            Expr::col((remembered::Entity, remembered::Column::CustomerId)).is_in(only.iter().copied()),
+        );
+    }
+    let is_member = |id: Expr| {
+        Query::select()
+            .expr(Expr::val(1))
+            .from(customer::Entity)
+            .and_where(Expr::col((customer::Entity, customer::Column::Id)).eq(id))
+            .and_where(members.clone())
+            .to_owned()
+    };
     let left = Query::delete()
         .from_table(remembered::Entity)
-        .and_where(remembered::Column::CampaignId.eq(campaign.id))
-        .and_where(Expr::col(remembered::Column::CustomerId).not_in_subquery(current.clone()))
+        .and_where(watched)
+        .and_where(
+            Expr::exists(is_member(Expr::col((remembered::Entity, remembered::Column::CustomerId))))
+                .not(),
+        )
         .to_owned();
     txn.execute_raw(backend.build(&left)).await?;
+    let remembered_already = Query::select()
+        .expr(Expr::val(1))
+        .from(remembered::Entity)
+        .and_where(Expr::col((remembered::Entity, remembered::Column::CampaignId)).eq(campaign.id))
+        .and_where(
+            Expr::col((remembered::Entity, remembered::Column::CustomerId))
+                .equals((customer::Entity, customer::Column::Id)),
+        )
+        .to_owned();
     let came = Query::insert()
         .into_table(remembered::Entity)
-        .columns([
-            remembered::Column::CampaignId,
-            remembered::Column::CustomerId,
-        ])
+        .columns([remembered::Column::CampaignId, remembered::Column::CustomerId])
         .select_from(
             Query::select()
                 .expr(Expr::val(campaign.id))
-                .column((entity::customer::Entity, entity::customer::Column::Id))
-                .from(entity::customer::Entity)
-                .and_where(
-                    Expr::col((entity::customer::Entity, entity::customer::Column::Id))
-                        .in_subquery(current)
-                        .and(
-                            Expr::col((entity::customer::Entity, entity::customer::Column::Id))
-                                .not_in_subquery(
-                                    Query::select()
-                                        .column(remembered::Column::CustomerId)
-                                        .from(remembered::Entity)
-                                        .and_where(remembered::Column::CampaignId.eq(campaign.id))
-                                        .to_owned(),
-                                ),
-                        ),
-                )
+                .column((customer::Entity, customer::Column::Id))
+                .from(customer::Entity)
+                .and_where(members.clone())
+                .and_where(Expr::exists(remembered_already).not())
                 .to_owned(),
         )
         .map_err(|e| crate::domain::DomainError::Internal(e.into()))?

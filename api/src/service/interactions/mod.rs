@@ -153,6 +153,11 @@ async fn record_all(
                 .filter_map(|c| Some((c.id, *stages_before.get(&c.id)?, c.lifecycle_stage)))
                 .collect();
             store::outbox::emit_lifecycle_changes(txn, &moves).await?;
+            if let Some(first) = outcome.recorded.iter().find(|r| !r.duplicate) {
+                let customers: Vec<Uuid> = outcome.customers.iter().map(|c| c.id).collect();
+                let cause = format!("entered:{}", first.interaction.id);
+                fire::live_segment_entries(txn, &customers, &cause).await?;
+            }
             Ok(outcome.recorded)
         })
     })
