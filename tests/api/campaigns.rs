@@ -410,6 +410,59 @@ async fn budget_and_limit_hold_under_parallel_purchases(app: TestApp) {
         paid += bonus;
     }
     assert_eq!(paid, 255);
+
+    // A raised budget opens the campaign again: pause, change, start.
+    change_status(&app, "pauseCampaign", &id).await;
+    let raised = json!({
+        "name": "First purchases",
+        "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"], "minAmount": "5" },
+        "actions": [{ "kind": "AWARD_POINTS", "points": 10 }],
+        "limitPerCustomer": 30,
+        "budgetPoints": 265
+    });
+    app.ok(
+        "mutation($id: ID!, $input: CampaignInput!) { updateCampaign(id: $id, input: $input) { id } }",
+        json!({ "id": id, "input": raised }),
+    )
+    .await;
+    let reopened = change_status(&app, "activateCampaign", &id).await;
+    assert!(reopened["budgetExhaustedAt"].is_null(), "{reopened:#}");
+    let newcomer = app.create_customer(json!({ "name": "Newcomer" })).await;
+    assert_eq!(
+        record(&app, purchase(&newcomer, "20", at)).await["pointsEarned"],
+        30
+    );
+    assert_eq!(campaign(&app, &id).await["pointsAwarded"], 265);
+}
+
+async fn a_full_batch_fires_many_campaigns(app: TestApp) {
+    for n in 0..6 {
+        launch(
+            &app,
+            json!({ "name": format!("Bonus {n}"), "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"] },
+                    "actions": [{ "kind": "AWARD_POINTS", "points": 1 }, { "kind": "NOTIFY", "message": "thanks" }] }),
+        )
+        .await;
+    }
+    let customer = app.create_customer(json!({ "name": "Big batch" })).await;
+    let at = Utc::now() - Days::minutes(1);
+    let inputs: Vec<Value> = (0..1000).map(|_| purchase(&customer, "1", at)).collect();
+    // 1,000 earnings, 6,000 bonuses and 6,000 notices: each statement stays within the
+    // databases' parameter limits.
+    let answers = app
+        .ok(
+            "mutation($inputs: [RecordInteractionInput!]!) { recordInteractions(inputs: $inputs) { pointsEarned } }",
+            json!({ "inputs": inputs }),
+        )
+        .await;
+    assert_eq!(answers["recordInteractions"][999]["pointsEarned"], 7);
+    let balance = app
+        .ok(
+            "query($id: ID!) { customer(id: $id) { pointsBalance } }",
+            json!({ "id": customer }),
+        )
+        .await;
+    assert_eq!(balance["customer"]["pointsBalance"], 7000);
 }
 
 async fn automations_fire_once_for_each_cause(app: TestApp) {
@@ -573,7 +626,10 @@ async fn entering_a_segment_fires_live_or_after_an_evaluation_run(app: TestApp) 
         .unwrap()
         .to_owned();
     let list = app
-        .ok("mutation { createSegment(input: { name: \"Welcomed\", kind: STATIC }) { id } }", json!({}))
+        .ok(
+            "mutation { createSegment(input: { name: \"Welcomed\", kind: STATIC }) { id } }",
+            json!({}),
+        )
         .await["createSegment"]["id"]
         .as_str()
         .unwrap()
@@ -601,14 +657,28 @@ async fn entering_a_segment_fires_live_or_after_an_evaluation_run(app: TestApp) 
     assert_eq!(bonuses(&ledger(&app, &tagged).await), 0);
     let run = "mutation { evaluateTiers(wait: true) { status } }";
     for _ in 0..2 {
-        assert_eq!(app.ok(run, json!({})).await["evaluateTiers"]["status"], "SUCCEEDED");
+        assert_eq!(
+            app.ok(run, json!({})).await["evaluateTiers"]["status"],
+            "SUCCEEDED"
+        );
     }
     assert_eq!(bonuses(&ledger(&app, &tagged).await), 40);
-    assert_eq!(bonuses(&ledger(&app, &late).await), 40, "entered once, paid once");
-    assert_eq!(bonuses(&ledger(&app, &early).await), 0, "it was in the segment before");
+    assert_eq!(
+        bonuses(&ledger(&app, &late).await),
+        40,
+        "entered once, paid once"
+    );
+    assert_eq!(
+        bonuses(&ledger(&app, &early).await),
+        0,
+        "it was in the segment before"
+    );
     assert_eq!(campaign(&app, &id).await["timesFired"], 2);
     let members = app
-        .ok("query($id: ID!) { segment(id: $id) { members(first: 10) { nodes { id } } } }", json!({ "id": list }))
+        .ok(
+            "query($id: ID!) { segment(id: $id) { members(first: 10) { nodes { id } } } }",
+            json!({ "id": list }),
+        )
         .await;
     let mut members: Vec<String> = members["segment"]["members"]["nodes"]
         .as_array()
@@ -883,6 +953,7 @@ async fn campaigns_cost_a_fixed_number_of_statements(app: TestApp) {
 }
 
 on_both!(
+    a_full_batch_fires_many_campaigns,
     campaigns_cost_a_fixed_number_of_statements,
     campaigns_are_managed_by_admins_and_read_by_staff,
     member_day_doubles_points_on_the_programs_weekday,

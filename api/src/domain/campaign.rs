@@ -31,8 +31,9 @@ pub const MAX_MULTIPLIER: Decimal = Decimal::from_parts(10, 0, 0, false, 0);
 pub const MAX_BUDGET: i64 = 1_000_000_000_000;
 /// The highest `limitPerCustomer` (points, or firings for a campaign without points).
 pub const MAX_LIMIT_PER_CUSTOMER: i32 = 1_000_000_000;
-/// The longest `withinDays` of a `POINTS_EXPIRING` trigger.
-pub const MAX_WITHIN_DAYS: i32 = 365;
+/// The longest `withinDays` of a `POINTS_EXPIRING` trigger: the reminders job reads the
+/// ledgers of everyone holding a lot that expires this far ahead, every hour.
+pub const MAX_WITHIN_DAYS: i32 = 90;
 /// The longest name, description and message.
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -206,15 +207,10 @@ fn bad(field: impl std::fmt::Display, message: impl std::fmt::Display) -> Domain
     DomainError::bad_input(field, message)
 }
 
+/// Text as customers' fields take it: trimmed, not empty, bounded, no control
+/// characters.
 fn bounded_text(value: &str, field: &str, max: usize) -> DomainResult<String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(bad(field, "must not be empty"));
-    }
-    if value.chars().count() > max {
-        return Err(bad(field, format!("must be at most {max} characters")));
-    }
-    Ok(value.to_owned())
+    super::customer::text(value, field, max)
 }
 
 /// A field that only some trigger kinds use, refused on the others so that a campaign
@@ -262,6 +258,25 @@ impl Draft {
             .enumerate()
             .map(|(i, raw)| action(raw, trigger.kind(), &format!("{path}.actions[{i}]")))
             .collect::<DomainResult<Vec<_>>>()?;
+        let multipliers = actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::MultiplyPoints)
+            .count();
+        if multipliers > 1 {
+            return Err(bad(
+                format!("{path}.actions"),
+                "one MULTIPLY_POINTS action per campaign",
+            ));
+        }
+        let gives_points = actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::AwardPoints | ActionKind::MultiplyPoints));
+        if input.budget_points.is_some() && !gives_points {
+            return Err(bad(
+                format!("{path}.budgetPoints"),
+                "a budget counts points: this campaign gives none",
+            ));
+        }
         if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at)
             && ends <= starts
         {
@@ -645,6 +660,27 @@ pub struct Spent {
     pub exhausted_at: Option<DateTime<Utc>>,
 }
 
+impl Spent {
+    /// The spending of a campaign whose budget became `budget`, having awarded
+    /// `awarded`: exhausted (since `at`, or since it already was) when nothing is left,
+    /// open again when a raise left room.
+    pub fn rebudgeted(
+        awarded: i64,
+        budget: Option<i64>,
+        was_exhausted: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Self {
+        let exhausted_at = match budget {
+            Some(budget) if awarded >= budget => Some(was_exhausted.unwrap_or(at)),
+            _ => None,
+        };
+        Self {
+            points: awarded,
+            exhausted_at,
+        }
+    }
+}
+
 /// One decided firing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Firing {
@@ -662,6 +698,8 @@ pub enum Held {
     Limit,
     /// The budget is spent: the campaign awards nothing from now on.
     Budget,
+    /// It gives points, and would have given none.
+    Nothing,
 }
 
 /// What a campaign gave one customer so far.
@@ -690,7 +728,9 @@ impl Book {
     /// does not (a tag, a message). The budget is the most points in all. A firing gets
     /// what both leave (the last one may get less than the rule's points); once the
     /// customer's limit is reached it does not fire for that customer, and once the
-    /// budget is spent it does not fire at all (`budgetExhaustedAt` says when).
+    /// budget is spent it does not fire at all (`budgetExhaustedAt` says when). A
+    /// campaign that gives points does not fire when it would give none (a multiplier
+    /// on an interaction that earned nothing).
     pub fn fire(
         &mut self,
         campaign: &Rules,
@@ -701,6 +741,9 @@ impl Book {
     ) -> Result<Firing, Held> {
         let given = self.given.entry((campaign.id, customer_id)).or_default();
         let mut points = points.max(0);
+        if points == 0 && campaign.awards_points() {
+            return Err(Held::Nothing);
+        }
         if let Some(limit) = campaign.limit_per_customer.map(i64::from) {
             if campaign.awards_points() {
                 let room = limit - given.points;
@@ -717,7 +760,13 @@ impl Book {
             if spent.exhausted_at.is_some() {
                 return Err(Held::Budget);
             }
-            points = points.min(budget - spent.points);
+            let room = (budget - spent.points).max(0);
+            if room == 0 {
+                spent.exhausted_at = Some(at);
+                self.changed.insert(campaign.id);
+                return Err(Held::Budget);
+            }
+            points = points.min(room);
             spent.points += points;
             if spent.points >= budget && campaign.awards_points() {
                 spent.exhausted_at = Some(at);
@@ -818,6 +867,37 @@ mod tests {
         assert_eq!(
             points(book.fire(&campaign, b, "1".into(), 100, at)),
             Ok(100)
+        );
+    }
+
+    #[test]
+    fn a_new_budget_reopens_or_closes_the_campaign() {
+        let (at, before) = (Utc::now(), Utc::now() - chrono::Duration::days(1));
+        let raised = Spent::rebudgeted(250, Some(400), Some(before), at);
+        assert_eq!((raised.points, raised.exhausted_at), (250, None));
+        let cut = Spent::rebudgeted(250, Some(200), None, at);
+        assert_eq!(cut.exhausted_at, Some(at));
+        let still = Spent::rebudgeted(250, Some(250), Some(before), at);
+        assert_eq!(still.exhausted_at, Some(before));
+        // And a budget below what was spent gives nothing more, never a negative award.
+        let mut campaign = rules(None, Some(200));
+        let mut book = Book::default();
+        book.spent.insert(
+            campaign.id,
+            Spent {
+                points: 250,
+                exhausted_at: None,
+            },
+        );
+        let customer = Uuid::now_v7();
+        assert_eq!(
+            book.fire(&campaign, customer, "x".into(), 10, at),
+            Err(Held::Budget)
+        );
+        campaign.budget_points = None;
+        assert_eq!(
+            book.fire(&campaign, customer, "y".into(), 0, at),
+            Err(Held::Nothing)
         );
     }
 

@@ -79,6 +79,9 @@ impl Consumer for Automations {
             }
             if !running.is_empty() {
                 let causes = Causes::read(db, batch).await?;
+                // Every campaign gets its turn; a failure is returned after, so the batch
+                // comes again (what did fire is logged and does not fire twice).
+                let mut failed = None;
                 for campaign in &running {
                     let Ok(rules) = Rules::of(campaign).inspect_err(|error| {
                         tracing::error!(%error, "a campaign is skipped");
@@ -86,9 +89,16 @@ impl Consumer for Automations {
                         continue;
                     };
                     let mine = causes.of(&rules);
-                    if !mine.is_empty() {
-                        fire::fire_causes(&self.db, campaign, mine).await?;
+                    if mine.is_empty() {
+                        continue;
                     }
+                    if let Err(error) = fire::fire_causes(&self.db, campaign.id, mine).await {
+                        tracing::warn!(campaign = %campaign.id, %error, "a campaign failed to fire; the batch will be read again");
+                        failed = Some(error);
+                    }
+                }
+                if let Some(error) = failed {
+                    return Err(error);
                 }
             }
         }
@@ -189,39 +199,4 @@ impl Causes {
             _ => Vec::new(),
         }
     }
-}
-
-/// Fires the ENTERED_SEGMENT campaigns for those who entered their segments since each
-/// last looked (after an evaluation run, which moves what dynamic segments read). A
-/// campaign that fails is logged and the others go on. The memory of members is updated
-/// before firing, so a crash in between loses those firings rather than paying twice.
-pub async fn segment_entries(db: &Db, label: &str) -> DomainResult<usize> {
-    let mut fired = 0;
-    for campaign in campaigns::active(db.conn(), CampaignTriggerKind::EnteredSegment).await? {
-        let entered = async {
-            let watched = campaign.clone();
-            let entered = db
-                .write(move |txn| {
-                    Box::pin(async move { fire::segment_entries(txn, &watched, None).await })
-                })
-                .await?;
-            let at = crate::store::now();
-            let causes = entered
-                .into_iter()
-                .map(|customer_id| Cause {
-                    customer_id,
-                    cause: format!("entered:{label}"),
-                    at,
-                })
-                .collect();
-            fire::fire_causes(db, &campaign, causes).await
-        };
-        match entered.await {
-            Ok(count) => fired += count,
-            Err(error) => {
-                tracing::error!(campaign = %campaign.id, %error, "an ENTERED_SEGMENT campaign failed; the others go on")
-            }
-        }
-    }
-    Ok(fired)
 }

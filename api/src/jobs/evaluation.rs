@@ -107,7 +107,10 @@ pub async fn execute(
         Ok(churn) => {
             // Dynamic segments read what the run wrote: who entered one fires its
             // ENTERED_SEGMENT campaigns (a failure there is logged, not the run's).
-            if let Err(error) = super::automations::segment_entries(db, &run.id.to_string()).await {
+            if let Err(error) =
+                crate::service::campaigns::fire::segment_entries_after_run(db, &run.id.to_string())
+                    .await
+            {
                 tracing::error!(run = %run.id, %error, "ENTERED_SEGMENT campaigns were not fired");
             }
             (churn, None)

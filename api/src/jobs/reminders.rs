@@ -119,7 +119,7 @@ async fn fire_without_stopping(db: &Db, campaign: &campaign::Model, causes: Vec<
     if causes.is_empty() {
         return;
     }
-    if let Err(error) = fire::fire_causes(db, campaign, causes).await {
+    if let Err(error) = fire::fire_causes(db, campaign.id, causes).await {
         tracing::error!(campaign = %campaign.id, %error, "a campaign failed to fire; the next hour tries again");
     }
 }

@@ -13,9 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::now;
-use super::segments::{self, Membership};
 use crate::domain::campaign::{Draft, Firing, Given, Spent};
-use crate::domain::segment_rule::Rule;
 use crate::domain::{DomainError, DomainResult};
 
 fn json<T: serde::Serialize>(value: &T) -> DomainResult<serde_json::Value> {
@@ -36,14 +34,28 @@ pub async fn insert(db: &impl ConnectionTrait, draft: &Draft) -> DomainResult<ca
     Ok(row.insert(db).await?)
 }
 
-/// Replaces a campaign's definition; what it spent stays.
+/// Replaces a campaign's definition (the caller holds its row's lock). What it spent is
+/// counted again from its firings against the new budget: a raise reopens an exhausted
+/// campaign, a cut below what was awarded closes it.
 pub async fn update(
     db: &impl ConnectionTrait,
-    id: Uuid,
+    current: &campaign::Model,
     draft: &Draft,
 ) -> DomainResult<campaign::Model> {
+    let awarded = stats(db, &[current.id])
+        .await?
+        .get(&current.id)
+        .map_or(0, |s| s.points_awarded);
+    let spent = Spent::rebudgeted(
+        awarded,
+        draft.budget_points,
+        current.budget_exhausted_at,
+        now(),
+    );
     let row = campaign::ActiveModel {
-        id: Set(id),
+        id: Set(current.id),
+        budget_spent: Set(spent.points),
+        budget_exhausted_at: Set(spent.exhausted_at),
         ..definition(draft)?
     };
     Ok(row.update(db).await?)
@@ -240,13 +252,9 @@ pub async fn given(
         .collect())
 }
 
-/// Logs firings; a firing whose cause is logged already is left out. Returns those
-/// logged now, as `(campaign, customer, cause)`.
-pub async fn log_firings(
-    db: &impl ConnectionTrait,
-    firings: &[Firing],
-) -> DomainResult<HashSet<(Uuid, Uuid, String)>> {
-    let mut logged = HashSet::new();
+/// Logs firings (their causes were checked under the customers' locks; the unique key
+/// is the last guard).
+pub async fn log_firings(db: &impl ConnectionTrait, firings: &[Firing]) -> DomainResult<()> {
     for chunk in firings.chunks(500) {
         let rows = chunk.iter().map(|f| campaign_firing::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -256,7 +264,7 @@ pub async fn log_firings(
             points: Set(f.points),
             fired_at: Set(f.at),
         });
-        let inserted = campaign_firing::Entity::insert_many(rows)
+        campaign_firing::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([
                     campaign_firing::Column::CampaignId,
@@ -266,15 +274,10 @@ pub async fn log_firings(
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_with_returning(db)
+            .exec_without_returning(db)
             .await?;
-        logged.extend(
-            inserted
-                .into_iter()
-                .map(|f| (f.campaign_id, f.customer_id, f.cause)),
-        );
     }
-    Ok(logged)
+    Ok(())
 }
 
 /// Which causes of these are logged already for the campaign and customer.
@@ -345,16 +348,13 @@ pub async fn stats(db: &impl ConnectionTrait, ids: &[Uuid]) -> DomainResult<Hash
     Ok(stats)
 }
 
-/// Those of `candidates` (live customers) who match `rule` now, in one statement.
+/// Those of `candidates` for whom `condition` (on `customer`) holds, one statement per
+/// 500.
 pub async fn matching(
     db: &impl ConnectionTrait,
-    rule: &Rule,
+    condition: &Expr,
     candidates: &[Uuid],
 ) -> DomainResult<HashSet<Uuid>> {
-    if candidates.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let condition = segments::condition(db, &Membership::Rule(rule.clone())).await?;
     let mut matched = HashSet::new();
     for chunk in candidates.chunks(500) {
         let query = Query::select()

@@ -35,6 +35,9 @@ pub async fn emit_many(
     emit_with_payloads(db, topic, events).await
 }
 
+/// Events one INSERT carries.
+const EVENTS_PER_INSERT: usize = 4000;
+
 /// `emit_many` for events that carry their own figures.
 pub async fn emit_with_payloads(
     db: &impl ConnectionTrait,
@@ -58,9 +61,15 @@ pub async fn emit_with_payloads(
     if rows.is_empty() {
         return Ok(());
     }
-    event_outbox::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
+    // Six parameters a row: chunks stay far under SQLite's 32,766 and Postgres' 65,535
+    // whatever a batch writes (a thousand purchases, each with its bonuses).
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<event_outbox::ActiveModel> = rows.by_ref().take(EVENTS_PER_INSERT).collect();
+        event_outbox::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
     notify(db).await
 }
 

@@ -201,6 +201,11 @@ impl RuleContext {
     fn compile(&self, rule: &Rule, backend: sea_orm::DbBackend, at: DateTime<Utc>) -> Expr {
         segment_sql::compile(rule, backend, at, &self.tiers, self.churn.as_ref())
     }
+
+    /// The condition on `customer` that selects the live customers matching `rule` now.
+    pub fn matching(&self, rule: &Rule, backend: sea_orm::DbBackend) -> Expr {
+        live().and(self.compile(rule, backend, now()))
+    }
 }
 
 /// The condition on `customer` that selects a segment's members now. Erased customers

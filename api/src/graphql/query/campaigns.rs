@@ -61,6 +61,7 @@ impl CampaignQuery {
         to: DateTime,
     ) -> Result<CampaignSimulation> {
         let db = ctx.data::<Db>()?;
+        simulate::check_period(from.0, to.0).gql()?;
         let input = input.into_input().gql()?;
         let draft = campaigns::draft(db, input, "input").await.gql()?;
         let simulation = simulate::simulate(db, draft, from.0, to.0).await.gql()?;

@@ -5,9 +5,14 @@
 //!   the bonus in the ledger beside the points it multiplies, and written with
 //!   `write_firings`.
 //! - **Causes** (a tier change, a stage change, a rewarded referral, a birthday, a lot
-//!   about to expire, entering a segment) fire through `fire_causes`, in a transaction of
+//!   about to expire, entering a segment) fire through `fire_causes`, in transactions of
 //!   their own, from the outbox consumer (`jobs::automations`), the reminders job and the
-//!   evaluation job.
+//!   evaluation job; entering a segment also fires live, in a recording's transaction
+//!   (`live_segment_entries`).
+//!
+//! Locks are always taken in one order: customers (in id order), then what the firing
+//! writes (a segment's memory), then campaign rows (in id order). Two writers firing
+//! the same campaign for overlapping customers queue; none waits on the other in turn.
 //!
 //! Every firing is logged once per campaign, customer and cause (`campaign_firing`'s
 //! unique key), under the customers' locks, so a retried write, a rerun or a second
@@ -17,26 +22,37 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use entity::campaign_segment_member as remembered;
 use entity::enums::{CampaignTriggerKind, EventTopic, PointsEntryKind};
-use entity::{campaign, interaction, points_entry};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use entity::{campaign, customer, interaction, points_entry};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::condition_of;
 use crate::domain::DomainResult;
-use crate::domain::campaign::{ActionKind, Book, Firing, Rules, multiplier_room};
+use crate::domain::campaign::{ActionKind, Book, Firing, Given, Rules, Spent, multiplier_room};
 use crate::store::program_snapshot::Program;
 use crate::store::{Db, campaigns, customers, now, outbox, points, segments};
 
 /// The INTERACTION campaigns a recording may fire, with what they are decided against.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ForInteractions {
     /// Running when the batch was read, oldest first.
     campaigns: Vec<Candidate>,
     book: Book,
-    zone: Option<chrono_tz::Tz>,
+    zone: chrono_tz::Tz,
+}
+
+impl Default for ForInteractions {
+    fn default() -> Self {
+        Self {
+            campaigns: Vec::new(),
+            book: Book::default(),
+            zone: chrono_tz::Tz::UTC,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -54,9 +70,12 @@ pub struct Decided {
 }
 
 impl ForInteractions {
-    /// Reads the active INTERACTION campaigns and, for the batch's `interactions`, the
-    /// customers each one's condition admits (one statement per campaign with a
-    /// condition), the firings each customer had (for limits) and the budgets (locked).
+    /// Reads the active INTERACTION campaigns that may fire for the batch's
+    /// `interactions` (those whose trigger matches one of them and whose condition admits
+    /// its customer: one statement per campaign with a condition, the rules' context read
+    /// once), what each customer got from them (for limits), and, last, the budgets of
+    /// those left (locked: parallel recordings firing one budget queue from here to
+    /// their commit). A campaign whose budget ran out is not even read further.
     pub async fn load(
         txn: &impl ConnectionTrait,
         program: &Program,
@@ -64,14 +83,14 @@ impl ForInteractions {
     ) -> DomainResult<Self> {
         let rows = campaigns::active(txn, CampaignTriggerKind::Interaction).await?;
         let zone = program.settings.zone();
+        let backend = txn.get_database_backend();
+        let mut context: Option<segments::RuleContext> = None;
         let mut candidates = Vec::new();
-        for row in &rows {
-            let rules = match Rules::of(row) {
-                Ok(rules) => rules,
-                Err(error) => {
-                    tracing::error!(%error, "a campaign is skipped");
-                    continue;
-                }
+        for row in rows.iter().filter(|row| row.budget_exhausted_at.is_none()) {
+            let Ok(rules) = Rules::of(row)
+                .inspect_err(|error| tracing::error!(%error, "a campaign is skipped"))
+            else {
+                continue;
             };
             let customers: Vec<Uuid> = interactions
                 .iter()
@@ -85,36 +104,50 @@ impl ForInteractions {
             }
             let admitted = match condition_of(&rules) {
                 None => None,
-                Some(None) => Some(HashSet::new()),
-                Some(Some(rule)) => Some(campaigns::matching(txn, &rule, &customers).await?),
+                Some(None) => continue,
+                Some(Some(rule)) => {
+                    if context.is_none() {
+                        context = Some(segments::RuleContext::load(txn).await?);
+                    }
+                    let condition = context
+                        .as_ref()
+                        .map(|c| c.matching(&rule, backend))
+                        .unwrap_or_else(|| Expr::val(false));
+                    let admitted = campaigns::matching(txn, &condition, &customers).await?;
+                    if admitted.is_empty() {
+                        continue;
+                    }
+                    Some(admitted)
+                }
             };
             candidates.push(Candidate { rules, admitted });
         }
-        let book = book_for(
-            txn,
-            candidates.iter().map(|c| &c.rules),
-            interactions.iter().map(|i| i.customer_id),
-        )
-        .await?;
+        let customers: Vec<Uuid> = interactions.iter().map(|i| i.customer_id).collect();
+        let mut book = Book {
+            given: given_to(txn, candidates.iter().map(|c| &c.rules), &customers).await?,
+            ..Book::default()
+        };
+        let budgeted: Vec<Uuid> = candidates
+            .iter()
+            .filter(|c| c.rules.budget_points.is_some())
+            .map(|c| c.rules.id)
+            .collect();
+        book.spent = campaigns::lock_budgets(txn, &budgeted).await?;
         Ok(Self {
             campaigns: candidates,
             book,
-            zone: Some(zone),
+            zone,
         })
     }
 
     /// The same set for a simulation: one campaign, everyone its condition admits
-    /// (`admitted`), nothing fired yet.
+    /// (`admitted`), nothing given yet.
     pub fn simulated(rules: Rules, admitted: Option<HashSet<Uuid>>, zone: chrono_tz::Tz) -> Self {
         Self {
             campaigns: vec![Candidate { rules, admitted }],
             book: Book::default(),
-            zone: Some(zone),
+            zone,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.campaigns.is_empty()
     }
 
     /// The firings `interaction` causes, which earned `earned` points itself, in the
@@ -127,16 +160,13 @@ impl ForInteractions {
         earned: i64,
         at: DateTime<Utc>,
     ) -> Vec<Decided> {
-        let Some(zone) = self.zone else {
-            return Vec::new();
-        };
         let mut room = multiplier_room(earned);
         let mut decided = Vec::new();
         for (index, candidate) in self.campaigns.iter().enumerate() {
             let rules = &candidate.rules;
             let customer = interaction.customer_id;
             if !rules.runs_at(interaction.occurred_at)
-                || !rules.trigger.matches_interaction(interaction, zone)
+                || !rules.trigger.matches_interaction(interaction, self.zone)
                 || candidate
                     .admitted
                     .as_ref()
@@ -150,7 +180,8 @@ impl ForInteractions {
                 .book
                 .fire(rules, customer, cause, rules.award() + extra, at)
             {
-                room -= extra;
+                // A limit or budget may have cut the firing: the cap counts what it gave.
+                room -= std::cmp::min(extra, firing.points);
                 decided.push(Decided {
                     campaign: index,
                     firing,
@@ -170,35 +201,25 @@ impl ForInteractions {
     }
 }
 
-/// Reads what firings of `campaigns` for `customers` are decided against: what each
-/// customer got so far (for campaigns with a limit) and each budget, locked.
-async fn book_for<'r>(
+/// What each of `customers` got so far from those of `campaigns` that have a limit.
+async fn given_to<'r>(
     txn: &impl ConnectionTrait,
     campaigns: impl Iterator<Item = &'r Rules>,
-    customers: impl Iterator<Item = Uuid>,
-) -> DomainResult<Book> {
-    let campaigns: Vec<&Rules> = campaigns.collect();
+    customers: &[Uuid],
+) -> DomainResult<HashMap<(Uuid, Uuid), Given>> {
     let limited: Vec<Uuid> = campaigns
-        .iter()
         .filter(|c| c.limit_per_customer.is_some())
         .map(|c| c.id)
         .collect();
-    let budgeted: Vec<Uuid> = campaigns
-        .iter()
-        .filter(|c| c.budget_points.is_some())
-        .map(|c| c.id)
-        .collect();
-    let customers: Vec<Uuid> = customers.collect::<HashSet<_>>().into_iter().collect();
-    Ok(Book {
-        given: campaigns::given(txn, &limited, &customers).await?,
-        spent: campaigns::lock_budgets(txn, &budgeted).await?,
-        changed: HashSet::new(),
-    })
+    let mut customers = customers.to_vec();
+    customers.sort();
+    customers.dedup();
+    campaigns::given(txn, &limited, &customers).await
 }
 
 /// Writes what the decided firings do besides their points (which the caller put in
-/// the ledger): saves the budgets they changed, logs them, tags customers, adds them to lists, and
-/// announces `automation.fired` for those that notify.
+/// the ledger): saves the budgets they changed, logs them, tags customers, adds them to
+/// lists, and announces `automation.fired` for those that notify.
 pub async fn write_firings(
     txn: &impl ConnectionTrait,
     firings: &[(&Rules, Firing)],
@@ -283,19 +304,33 @@ const CHUNK: usize = 500;
 
 /// Fires `campaign` for each of `causes` that its condition, limit and budget allow and
 /// that did not fire it before, in transactions of `CHUNK` causes; returns how many
-/// fired. The customers are locked in id order, and what fired is read again under
-/// their locks, so two replicas handing over the same cause fire it once.
-pub async fn fire_causes(
-    db: &Db,
-    campaign: &campaign::Model,
-    causes: Vec<Cause>,
-) -> DomainResult<usize> {
-    let rules = Rules::of(campaign)?;
+/// fired. Causes already logged are left out first, without locks (an hourly job that
+/// finds today's birthdays again locks nobody); what is left is checked again under the
+/// customers' locks, so two replicas handing over the same cause fire it once.
+pub async fn fire_causes(db: &Db, campaign_id: Uuid, causes: Vec<Cause>) -> DomainResult<usize> {
     let mut fired = 0;
     for chunk in causes.chunks(CHUNK) {
-        let (rules, chunk) = (rules.clone(), chunk.to_vec());
+        let keys: Vec<(Uuid, String)> = chunk
+            .iter()
+            .map(|c| (c.customer_id, c.cause.clone()))
+            .collect();
+        let logged = campaigns::logged_causes(db.conn(), campaign_id, &keys).await?;
+        let fresh: Vec<Cause> = chunk
+            .iter()
+            .filter(|c| !logged.contains(&(c.customer_id, c.cause.clone())))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            continue;
+        }
         let outcome = db
-            .write(move |txn| Box::pin(async move { fire_chunk(txn, &rules, &chunk).await }))
+            .write(move |txn| {
+                Box::pin(async move {
+                    let ids: Vec<Uuid> = fresh.iter().map(|c| c.customer_id).collect();
+                    let balances = customers::lock_live_balances_in_order(txn, &ids).await?;
+                    fire_chunk(txn, campaign_id, &balances, &fresh).await
+                })
+            })
             .await?;
         match outcome {
             Some(count) => fired += count,
@@ -306,30 +341,49 @@ pub async fn fire_causes(
     Ok(fired)
 }
 
-/// One transaction of `fire_causes`; `None` when the campaign no longer runs.
+/// Fires one chunk of causes, for customers whose `balances` the caller read under
+/// their locks (those erased are not there, and get nothing). The campaign is read
+/// under its row's lock, as it is now (an operator may have paused, changed and started
+/// it again since the causes were found); `None` when it no longer runs.
 async fn fire_chunk(
     txn: &impl ConnectionTrait,
-    rules: &Rules,
+    campaign_id: Uuid,
+    balances: &HashMap<Uuid, i64>,
     chunk: &[Cause],
 ) -> DomainResult<Option<usize>> {
     let ids: Vec<Uuid> = chunk.iter().map(|c| c.customer_id).collect();
-    let balances = customers::lock_live_balances_in_order(txn, &ids).await?;
     let keys: Vec<(Uuid, String)> = chunk
         .iter()
         .map(|c| (c.customer_id, c.cause.clone()))
         .collect();
-    let logged = campaigns::logged_causes(txn, rules.id, &keys).await?;
-    let admitted = match condition_of(rules) {
-        None => None,
-        Some(None) => Some(HashSet::new()),
-        Some(Some(rule)) => Some(campaigns::matching(txn, &rule, &ids).await?),
+    let logged = campaigns::logged_causes(txn, campaign_id, &keys).await?;
+    let Some(current) = campaigns::find_for_update(txn, campaign_id).await? else {
+        return Ok(None);
     };
-    // The campaign may have been paused or ended since the cause was read.
-    let current = campaigns::find_for_update(txn, rules.id).await?;
-    if current.is_none_or(|c| c.status != entity::enums::CampaignStatus::Active) {
+    if current.status != entity::enums::CampaignStatus::Active {
         return Ok(None);
     }
-    let mut book = book_for(txn, std::iter::once(rules), ids.iter().copied()).await?;
+    let rules = Rules::of(&current)?;
+    let admitted = match condition_of(&rules) {
+        None => None,
+        Some(None) => Some(HashSet::new()),
+        Some(Some(rule)) => {
+            let context = segments::RuleContext::load(txn).await?;
+            let condition = context.matching(&rule, txn.get_database_backend());
+            Some(campaigns::matching(txn, &condition, &ids).await?)
+        }
+    };
+    let mut book = Book {
+        given: given_to(txn, std::iter::once(&rules), &ids).await?,
+        ..Book::default()
+    };
+    if rules.budget_points.is_some() {
+        let spent = Spent {
+            points: current.budget_spent,
+            exhausted_at: current.budget_exhausted_at,
+        };
+        book.spent.insert(rules.id, spent);
+    }
     let mut firings = Vec::new();
     for cause in chunk {
         let customer = cause.customer_id;
@@ -340,11 +394,11 @@ async fn fire_chunk(
         {
             continue;
         }
-        if let Ok(firing) = book.fire(rules, customer, cause.cause.clone(), rules.award(), now()) {
-            firings.push((rules, firing));
+        if let Ok(firing) = book.fire(&rules, customer, cause.cause.clone(), rules.award(), now()) {
+            firings.push((&rules, firing));
         }
     }
-    award(txn, &balances, &firings).await?;
+    award(txn, balances, &firings).await?;
     write_firings(txn, &firings, &book).await?;
     Ok(Some(firings.len()))
 }
@@ -389,28 +443,82 @@ pub async fn live_segment_entries(
     customers: &[Uuid],
     cause: &str,
 ) -> DomainResult<()> {
-    for campaign in campaigns::active(txn, CampaignTriggerKind::EnteredSegment).await? {
-        let Ok(rules) = Rules::of(&campaign)
-            .inspect_err(|error| tracing::error!(%error, "a campaign is skipped"))
-        else {
+    let watching = campaigns::active(txn, CampaignTriggerKind::EnteredSegment).await?;
+    if watching.is_empty() {
+        return Ok(());
+    }
+    let balances = customers::lock_live_balances_in_order(txn, customers).await?;
+    for campaign in watching {
+        let Some(members) = segment_members(txn, &campaign).await? else {
             continue;
         };
-        let entered = segment_entries(txn, &campaign, Some(customers)).await?;
+        forget_who_left(txn, campaign.id, &members, Some(customers)).await?;
+        let entered = remember_who_came(txn, campaign.id, &members, Some(customers)).await?;
         if entered.is_empty() {
             continue;
         }
-        let at = now();
-        let causes: Vec<Cause> = entered
-            .into_iter()
-            .map(|customer_id| Cause {
-                customer_id,
-                cause: cause.to_owned(),
-                at,
-            })
-            .collect();
-        fire_chunk(txn, &rules, &causes).await?;
+        fire_chunk(txn, campaign.id, &balances, &causes(entered, cause)).await?;
     }
     Ok(())
+}
+
+/// After an evaluation run (which moves what dynamic segments read), fires each
+/// ENTERED_SEGMENT campaign for those who entered its segment since it last looked.
+/// Those who left are forgotten first, in a transaction of their own that holds no
+/// customer lock; those who came are remembered and fired in the same transactions,
+/// 500 at a time, under their customers' locks, the order the live path takes them in.
+/// A campaign that fails is logged and the others go on. Returns how many fired.
+pub async fn segment_entries_after_run(db: &Db, run: &str) -> DomainResult<usize> {
+    let mut fired = 0;
+    for campaign in campaigns::active(db.conn(), CampaignTriggerKind::EnteredSegment).await? {
+        match entries_of(db, &campaign, run).await {
+            Ok(count) => fired += count,
+            Err(error) => tracing::error!(campaign = %campaign.id, %error,
+                "an ENTERED_SEGMENT campaign failed; the others go on"),
+        }
+    }
+    Ok(fired)
+}
+
+async fn entries_of(db: &Db, campaign: &campaign::Model, run: &str) -> DomainResult<usize> {
+    let Some(members) = segment_members(db.conn(), campaign).await? else {
+        return Ok(0);
+    };
+    let id = campaign.id;
+    let gone = members.clone();
+    db.write(move |txn| Box::pin(async move { forget_who_left(txn, id, &gone, None).await }))
+        .await?;
+    let candidates = not_remembered(db.conn(), id, &members).await?;
+    let mut fired = 0;
+    for chunk in candidates.chunks(CHUNK) {
+        let (chunk, members, cause) = (chunk.to_vec(), members.clone(), format!("entered:{run}"));
+        let outcome = db
+            .write(move |txn| {
+                Box::pin(async move {
+                    let balances = customers::lock_live_balances_in_order(txn, &chunk).await?;
+                    let entered = remember_who_came(txn, id, &members, Some(&chunk)).await?;
+                    fire_chunk(txn, id, &balances, &causes(entered, &cause)).await
+                })
+            })
+            .await?;
+        match outcome {
+            Some(count) => fired += count,
+            None => break,
+        }
+    }
+    Ok(fired)
+}
+
+fn causes(customers: Vec<Uuid>, cause: &str) -> Vec<Cause> {
+    let at = now();
+    customers
+        .into_iter()
+        .map(|customer_id| Cause {
+            customer_id,
+            cause: cause.to_owned(),
+            at,
+        })
+        .collect()
 }
 
 /// Remembers who is in an ENTERED_SEGMENT campaign's segment now, without firing: those
@@ -419,81 +527,147 @@ pub async fn remember_segment_members(
     txn: &impl ConnectionTrait,
     campaign: &campaign::Model,
 ) -> DomainResult<()> {
-    segment_entries(txn, campaign, None).await.map(|_| ())
+    if let Some(members) = segment_members(txn, campaign).await? {
+        forget_who_left(txn, campaign.id, &members, None).await?;
+        remember_who_came(txn, campaign.id, &members, None).await?;
+    }
+    Ok(())
 }
 
-/// Brings an ENTERED_SEGMENT campaign's memory of its segment up to date, for every
-/// customer or `only` these: forgets those who left, remembers those who came in, and
-/// returns the latter (two statements, anti-joins that scale with the segment).
-pub async fn segment_entries(
-    txn: &impl ConnectionTrait,
+/// The condition on `customer` that selects the members of an ENTERED_SEGMENT
+/// campaign's segment now; `None` for another trigger. A segment deleted since has none.
+async fn segment_members(
+    db: &impl ConnectionTrait,
     campaign: &campaign::Model,
-    only: Option<&[Uuid]>,
-) -> DomainResult<Vec<Uuid>> {
-    use entity::campaign_segment_member as remembered;
-    use entity::customer;
+) -> DomainResult<Option<Expr>> {
     let rules = Rules::of(campaign)?;
     let Some(segment_id) = rules.trigger.segment_id else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    let backend = txn.get_database_backend();
-    let mut members = match segments::find(txn, segment_id).await? {
+    Ok(Some(match segments::find(db, segment_id).await? {
         Some(segment) => {
-            let context = segments::RuleContext::load(txn).await?;
-            segments::members_of(&segment, backend, now(), &context)?
+            let context = segments::RuleContext::load(db).await?;
+            segments::members_of(&segment, db.get_database_backend(), now(), &context)?
         }
         None => Expr::val(false),
-    };
-    let mut watched = Expr::col((remembered::Entity, remembered::Column::CampaignId)).eq(campaign.id);
-    if let Some(only) = only {
-        members = members.and(Expr::col((customer::Entity, customer::Column::Id)).is_in(only.iter().copied()));
-        watched = watched.and(
-            Expr::col((remembered::Entity, remembered::Column::CustomerId)).is_in(only.iter().copied()),
-        );
+    }))
+}
+
+/// `members`, narrowed to `only` when given.
+fn among(members: &Expr, only: Option<&[Uuid]>) -> Expr {
+    match only {
+        Some(only) => members
+            .clone()
+            .and(Expr::col((customer::Entity, customer::Column::Id)).is_in(only.iter().copied())),
+        None => members.clone(),
     }
-    let is_member = |id: Expr| {
-        Query::select()
-            .expr(Expr::val(1))
-            .from(customer::Entity)
-            .and_where(Expr::col((customer::Entity, customer::Column::Id)).eq(id))
-            .and_where(members.clone())
-            .to_owned()
-    };
-    let left = Query::delete()
-        .from_table(remembered::Entity)
-        .and_where(watched)
-        .and_where(
-            Expr::exists(is_member(Expr::col((remembered::Entity, remembered::Column::CustomerId))))
-                .not(),
-        )
-        .to_owned();
-    txn.execute_raw(backend.build(&left)).await?;
-    let remembered_already = Query::select()
+}
+
+/// Whether the campaign remembers the customer of the enclosing query.
+fn remembered_already(campaign_id: Uuid) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
         .expr(Expr::val(1))
         .from(remembered::Entity)
-        .and_where(Expr::col((remembered::Entity, remembered::Column::CampaignId)).eq(campaign.id))
+        .and_where(Expr::col((remembered::Entity, remembered::Column::CampaignId)).eq(campaign_id))
         .and_where(
             Expr::col((remembered::Entity, remembered::Column::CustomerId))
                 .equals((customer::Entity, customer::Column::Id)),
         )
+        .to_owned()
+}
+
+/// Forgets those the campaign remembers (of `only`, or all) who are no longer members.
+async fn forget_who_left(
+    txn: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    members: &Expr,
+    only: Option<&[Uuid]>,
+) -> DomainResult<()> {
+    let mut watched =
+        Expr::col((remembered::Entity, remembered::Column::CampaignId)).eq(campaign_id);
+    if let Some(only) = only {
+        watched = watched.and(
+            Expr::col((remembered::Entity, remembered::Column::CustomerId))
+                .is_in(only.iter().copied()),
+        );
+    }
+    let still_member = Query::select()
+        .expr(Expr::val(1))
+        .from(customer::Entity)
+        .and_where(
+            Expr::col((customer::Entity, customer::Column::Id))
+                .equals((remembered::Entity, remembered::Column::CustomerId)),
+        )
+        .and_where(members.clone())
         .to_owned();
+    let left = Query::delete()
+        .from_table(remembered::Entity)
+        .and_where(watched)
+        .and_where(Expr::exists(still_member).not())
+        .to_owned();
+    let backend = txn.get_database_backend();
+    txn.execute_raw(backend.build(&left)).await?;
+    Ok(())
+}
+
+/// Remembers the members (of `only`, or all) the campaign did not remember, and returns
+/// them: those who came in. A member remembered meanwhile by another writer is left to
+/// it (`ON CONFLICT DO NOTHING`), so each entry is returned to one writer only.
+async fn remember_who_came(
+    txn: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    members: &Expr,
+    only: Option<&[Uuid]>,
+) -> DomainResult<Vec<Uuid>> {
     let came = Query::insert()
         .into_table(remembered::Entity)
-        .columns([remembered::Column::CampaignId, remembered::Column::CustomerId])
+        .columns([
+            remembered::Column::CampaignId,
+            remembered::Column::CustomerId,
+        ])
         .select_from(
             Query::select()
-                .expr(Expr::val(campaign.id))
+                .expr(Expr::val(campaign_id))
                 .column((customer::Entity, customer::Column::Id))
                 .from(customer::Entity)
-                .and_where(members.clone())
-                .and_where(Expr::exists(remembered_already).not())
+                .and_where(among(members, only))
+                .and_where(Expr::exists(remembered_already(campaign_id)).not())
                 .to_owned(),
         )
         .map_err(|e| crate::domain::DomainError::Internal(e.into()))?
+        .on_conflict(
+            OnConflict::columns([
+                remembered::Column::CampaignId,
+                remembered::Column::CustomerId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
         .returning_col(remembered::Column::CustomerId)
         .to_owned();
+    let backend = txn.get_database_backend();
     let rows = txn.query_all_raw(backend.build(&came)).await?;
     rows.iter()
         .map(|row| Ok(row.try_get::<Uuid>("", "customer_id")?))
+        .collect()
+}
+
+/// The members the campaign does not remember (read only: the candidates of a run).
+async fn not_remembered(
+    db: &impl ConnectionTrait,
+    campaign_id: Uuid,
+    members: &Expr,
+) -> DomainResult<Vec<Uuid>> {
+    let query = Query::select()
+        .column((customer::Entity, customer::Column::Id))
+        .from(customer::Entity)
+        .and_where(members.clone())
+        .and_where(Expr::exists(remembered_already(campaign_id)).not())
+        .to_owned();
+    let backend = db.get_database_backend();
+    db.query_all_raw(backend.build(&query))
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
         .collect()
 }

@@ -10,7 +10,7 @@ use entity::enums::{CampaignStatus, CampaignTriggerKind, SegmentKind};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::domain::campaign::{ActionKind, Draft, Input};
+use crate::domain::campaign::{Action, ActionKind, Draft, Input, Trigger};
 use crate::domain::segment_rule::Rule;
 use crate::domain::{DomainError, DomainResult};
 use crate::store::{Db, campaigns, program, segments, tiers};
@@ -25,16 +25,17 @@ pub async fn draft(db: &Db, input: Input, path: &str) -> DomainResult<Draft> {
         let rule = super::segments::parse_rule(db, condition, &field).await?;
         segments::check_runs(db.conn(), &rule, &field).await?;
     }
-    check_references(db.conn(), &draft, path).await?;
+    check_references(db.conn(), &draft.trigger, &draft.actions, path).await?;
     Ok(draft)
 }
 
 async fn check_references(
     db: &impl ConnectionTrait,
-    draft: &Draft,
+    trigger: &Trigger,
+    actions: &[Action],
     path: &str,
 ) -> DomainResult<()> {
-    if let Some(key) = &draft.trigger.to_tier_key
+    if let Some(key) = &trigger.to_tier_key
         && tiers::by_key(db, key).await?.is_none()
     {
         return Err(DomainError::bad_input(
@@ -42,7 +43,7 @@ async fn check_references(
             format!("no tier has key {key:?}"),
         ));
     }
-    if let Some(id) = draft.trigger.segment_id {
+    if let Some(id) = trigger.segment_id {
         segment_of_kind(
             db,
             id,
@@ -51,7 +52,7 @@ async fn check_references(
         )
         .await?;
     }
-    for (i, action) in draft.actions.iter().enumerate() {
+    for (i, action) in actions.iter().enumerate() {
         if let (ActionKind::AddToSegment, Some(id)) = (action.kind, action.segment_id) {
             let field = format!("{path}.actions[{i}].segmentId");
             segment_of_kind(db, id, SegmentKind::Static, &field).await?;
@@ -127,7 +128,7 @@ pub async fn update(db: &Db, id: Uuid, input: Input) -> DomainResult<campaign::M
                     current.status.as_str()
                 )));
             }
-            campaigns::update(txn, id, &draft).await
+            campaigns::update(txn, &current, &draft).await
         })
     })
     .await
@@ -161,19 +162,8 @@ pub async fn move_to(db: &Db, id: Uuid, to: CampaignStatus) -> DomainResult<camp
             if to == S::Active {
                 // What it names may have been deleted while it was a draft.
                 let rules = crate::domain::campaign::Rules::of(&current)?;
-                let draft = Draft {
-                    name: rules.name,
-                    description: None,
-                    trigger: rules.trigger,
-                    condition: None,
-                    actions: rules.actions,
-                    starts_at: None,
-                    ends_at: None,
-                    limit_per_customer: None,
-                    budget_points: None,
-                };
-                check_references(txn, &draft, "campaign").await?;
-                if draft.trigger.kind() == CampaignTriggerKind::EnteredSegment {
+                check_references(txn, &rules.trigger, &rules.actions, "campaign").await?;
+                if rules.trigger.kind() == CampaignTriggerKind::EnteredSegment {
                     fire::remember_segment_members(txn, &current).await?;
                 }
             }

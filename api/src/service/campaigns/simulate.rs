@@ -28,7 +28,7 @@ use super::condition_of;
 use super::fire::ForInteractions;
 use crate::domain::campaign::{Book, Draft, Firing, Held, Rules};
 use crate::domain::{DomainError, DomainResult};
-use crate::store::{Db, customers, points, program, segments, tiers};
+use crate::store::{Db, campaigns, customers, points, program, segments, tiers};
 
 /// The longest period one simulation replays.
 pub const MAX_DAYS: i64 = 366;
@@ -84,14 +84,12 @@ impl Tally {
     }
 }
 
-/// Replays `[from, to)` through `draft`.
-#[tracing::instrument(name = "campaigns::simulate", skip_all)]
-pub async fn simulate(
-    db: &Db,
-    draft: Draft,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> DomainResult<Simulation> {
+/// Simulations one process runs at once; more wait their turn (each reads up to a
+/// year of history).
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Refuses a period that is empty or longer than `MAX_DAYS`, before any work.
+pub fn check_period(from: DateTime<Utc>, to: DateTime<Utc>) -> DomainResult<()> {
     if to <= from {
         return Err(DomainError::bad_input("to", "must be after from"));
     }
@@ -101,15 +99,34 @@ pub async fn simulate(
             format!("a simulation replays at most {MAX_DAYS} days"),
         ));
     }
+    Ok(())
+}
+
+/// Replays `[from, to)` through `draft`.
+#[tracing::instrument(name = "campaigns::simulate", skip_all)]
+pub async fn simulate(
+    db: &Db,
+    draft: Draft,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DomainResult<Simulation> {
+    check_period(from, to)?;
+    let _turn = RUNNING
+        .acquire()
+        .await
+        .map_err(|e| DomainError::Internal(e.into()))?;
     let conn = db.conn();
     let zone = program::settings(conn).await?.zone();
     let rules = Rules::of_draft(&draft);
     let admitted = admitted_condition(conn, &rules).await?;
     match rules.trigger.kind() {
         CampaignTriggerKind::Interaction => {
+            // Read once, so that a page of history is matched in memory rather than
+            // the condition run again for every page: who the condition admits, or,
+            // without one, who was erased since (few), as the other triggers leave out.
             let admitted = match condition_of(&rules) {
-                None => None,
-                Some(_) => Some(admitted_customers(conn, admitted).await?),
+                None => Admitted::AllBut(customer_ids(conn, erased()).await?),
+                Some(_) => Admitted::Only(customer_ids(conn, admitted).await?),
             };
             interactions(conn, rules, admitted, zone, from, to).await
         }
@@ -122,7 +139,7 @@ pub async fn simulate(
             replay_causes(conn, &rules, admitted, causes, zone).await
         }
         CampaignTriggerKind::Birthday => {
-            let causes = birthdays(conn, from, to, zone).await?;
+            let causes = birthdays(conn, from, to).await?;
             replay_causes(conn, &rules, admitted, causes, zone).await
         }
         kind @ (CampaignTriggerKind::LifecycleChanged
@@ -153,12 +170,20 @@ async fn admitted_condition(db: &impl ConnectionTrait, rules: &Rules) -> DomainR
     })
 }
 
-/// Every customer the condition admits now, read once (a page of history is then
-/// matched in memory, rather than the condition run again for every page).
-async fn admitted_customers(
-    db: &impl ConnectionTrait,
-    condition: Expr,
-) -> DomainResult<HashSet<Uuid>> {
+fn erased() -> Expr {
+    Expr::col((customer::Entity, customer::Column::ErasedAt)).is_not_null()
+}
+
+/// Whose interactions a simulation replays.
+enum Admitted {
+    /// These customers' (the condition's).
+    Only(HashSet<Uuid>),
+    /// Everyone's but these (erased since).
+    AllBut(HashSet<Uuid>),
+}
+
+/// The ids of the customers `condition` selects.
+async fn customer_ids(db: &impl ConnectionTrait, condition: Expr) -> DomainResult<HashSet<Uuid>> {
     let query = Query::select()
         .column((customer::Entity, customer::Column::Id))
         .from(customer::Entity)
@@ -173,19 +198,21 @@ async fn admitted_customers(
 }
 
 /// Replays the interactions of `[from, to)` in pages along the `occurred_at` index.
-/// Without a condition, everyone's interactions count (those erased since included:
-/// they were customers then).
 async fn interactions(
     db: &impl ConnectionTrait,
     rules: Rules,
-    admitted: Option<HashSet<Uuid>>,
+    admitted: Admitted,
     zone: chrono_tz::Tz,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> DomainResult<Simulation> {
     let trigger = rules.trigger.clone();
     let multiplies = rules.multiplier().is_some();
-    let mut campaign = ForInteractions::simulated(rules, admitted, zone);
+    let (only, erased) = match admitted {
+        Admitted::Only(ids) => (Some(ids), HashSet::new()),
+        Admitted::AllBut(ids) => (None, ids),
+    };
+    let mut campaign = ForInteractions::simulated(rules, only, zone);
     let mut tally = Tally::default();
     let mut after: Option<(DateTime<Utc>, Uuid)> = None;
     loop {
@@ -232,7 +259,7 @@ async fn interactions(
         } else {
             Default::default()
         };
-        for interaction in &page {
+        for interaction in page.iter().filter(|i| !erased.contains(&i.customer_id)) {
             let points = earned.get(&interaction.id).copied().unwrap_or(0);
             for decided in campaign.decide(interaction, points, interaction.occurred_at) {
                 tally.count(&decided.firing, zone);
@@ -262,22 +289,7 @@ async fn replay_causes(
     let mut candidates: Vec<Uuid> = causes.iter().map(|c| c.0).collect();
     candidates.sort();
     candidates.dedup();
-    let mut allowed = HashSet::new();
-    let backend = db.get_database_backend();
-    for chunk in candidates.chunks(500) {
-        let query = Query::select()
-            .column((customer::Entity, customer::Column::Id))
-            .from(customer::Entity)
-            .and_where(
-                Expr::col((customer::Entity, customer::Column::Id))
-                    .is_in(chunk.iter().copied())
-                    .and(admitted.clone()),
-            )
-            .to_owned();
-        for row in db.query_all_raw(backend.build(&query)).await? {
-            allowed.insert(row.try_get::<Uuid>("", "id")?);
-        }
-    }
+    let allowed = campaigns::matching(db, &admitted, &candidates).await?;
     let mut book = Book::default();
     let mut tally = Tally::default();
     for (customer, cause, at) in causes {
@@ -286,7 +298,7 @@ async fn replay_causes(
         }
         match book.fire(rules, customer, cause, rules.award(), at) {
             Ok(firing) => tally.count(&firing, zone),
-            Err(Held::Limit | Held::Budget) => {}
+            Err(Held::Limit | Held::Budget | Held::Nothing) => {}
         }
     }
     let exhausted = book.spent.values().find_map(|s| s.exhausted_at);
@@ -339,31 +351,37 @@ async fn rewarded_referrals(
         .collect())
 }
 
-/// Each customer's birthday inside the period, on the live path's day (UTC dates, the
-/// 29th of February on the 1st of March in other years).
+/// Each customer's birthday inside the period, on the live path's day (the UTC date, the
+/// 29th of February on the 1st of March in other years), read in one pass over the
+/// customers who have a birthday.
 async fn birthdays(
-    db: &impl ConnectionTrait,
+    db: &sea_orm::DatabaseConnection,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-    _zone: chrono_tz::Tz,
 ) -> DomainResult<Vec<HistoricCause>> {
+    use futures_util::StreamExt;
     let mut causes = Vec::new();
-    let mut day = from.date_naive();
-    while let Some(start) = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()) {
-        if start >= to {
-            break;
-        }
-        // The day counts when its start is in the period (a period starting mid-day
-        // counts the next day first).
-        if start >= from {
-            for customer in customers::born_on_day(db, day).await? {
-                causes.push((customer, format!("birthday:{}", day.year()), start));
+    let mut born = customers::birthdays(db).await?;
+    while let Some(row) = born.next().await {
+        let (customer, birthday) = row?;
+        for year in from.year()..=to.year() {
+            let Some(day) = birthday_in(birthday, year) else {
+                continue;
+            };
+            let Some(start) = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc()) else {
+                continue;
+            };
+            // The day counts when it starts inside the period.
+            if start >= from && start < to {
+                causes.push((customer, format!("birthday:{year}"), start));
             }
         }
-        day = match day.succ_opt() {
-            Some(next) => next,
-            None => break,
-        };
     }
     Ok(causes)
+}
+
+/// The day of `year` a customer born on `birthday` has its birthday.
+fn birthday_in(birthday: NaiveDate, year: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(year, birthday.month(), birthday.day())
+        .or_else(|| NaiveDate::from_ymd_opt(year, 3, 1))
 }
