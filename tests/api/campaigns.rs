@@ -611,6 +611,78 @@ async fn automations_fire_once_for_each_cause(app: TestApp) {
     assert_eq!(campaign(&app, &vip_tag).await["timesFired"], 1);
 }
 
+/// Evaluation runs as of past dates move customers between stages too; each move is a
+/// cause of its own, and `limitPerCustomer` is what keeps a win-back to one per customer.
+async fn campaigns_across_evaluation_runs_as_of_past_dates(app: TestApp) {
+    let every_time = launch(
+        &app,
+        json!({ "name": "Each slip", "trigger": { "kind": "LIFECYCLE_CHANGED", "toStage": "AT_RISK" },
+                "actions": [{ "kind": "NOTIFY", "message": "we miss you" }] }),
+    )
+    .await;
+    let once = launch(
+        &app,
+        json!({ "name": "One gift", "trigger": { "kind": "LIFECYCLE_CHANGED", "toStage": "AT_RISK" },
+                "actions": [{ "kind": "AWARD_POINTS", "points": 50 }], "limitPerCustomer": 50 }),
+    )
+    .await;
+    let customer = app.create_customer(json!({ "name": "Slipping" })).await;
+    // Bought 200 days ago: AT_RISK as it is recorded.
+    record(
+        &app,
+        purchase(&customer, "10", Utc::now() - Days::days(200)),
+    )
+    .await;
+    let fired = |id: String| {
+        let app = &app;
+        move || {
+            let id = id.clone();
+            async move { campaign(app, &id).await }
+        }
+    };
+    eventually("the first slip", fired(every_time.clone()), |c| {
+        c["timesFired"] == 1
+    })
+    .await;
+    // As of 150 days ago the purchase was recent: the run moves the customer back (no
+    // firing), and a run as of now moves it to AT_RISK again: a second slip.
+    let evaluate =
+        "mutation($asOf: DateTime) { evaluateTiers(asOf: $asOf, wait: true) { status } }";
+    let past = ts(Utc::now() - Days::days(150));
+    assert_eq!(
+        app.ok(evaluate, json!({ "asOf": past })).await["evaluateTiers"]["status"],
+        "SUCCEEDED"
+    );
+    let stage = app
+        .ok(
+            "query($id: ID!) { customer(id: $id) { lifecycleStage } }",
+            json!({ "id": customer }),
+        )
+        .await;
+    assert_ne!(stage["customer"]["lifecycleStage"], "AT_RISK", "{stage:#}");
+    assert_eq!(
+        app.ok(evaluate, json!({ "asOf": null })).await["evaluateTiers"]["status"],
+        "SUCCEEDED"
+    );
+    eventually("the second slip", fired(every_time.clone()), |c| {
+        c["timesFired"] == 2
+    })
+    .await;
+    // A rerun as of now moves nobody: nothing more fires.
+    assert_eq!(
+        app.ok(evaluate, json!({ "asOf": null })).await["evaluateTiers"]["status"],
+        "SUCCEEDED"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(campaign(&app, &every_time).await["timesFired"], 2);
+    let gift = campaign(&app, &once).await;
+    assert_eq!(
+        (gift["timesFired"].clone(), gift["pointsAwarded"].clone()),
+        (json!(1), json!(50))
+    );
+    assert_eq!(bonuses(&ledger(&app, &customer).await), 50);
+}
+
 async fn entering_a_segment_fires_live_or_after_an_evaluation_run(app: TestApp) {
     let early = app.create_customer(json!({ "name": "Already big" })).await;
     record(&app, purchase(&early, "900", Utc::now() - Days::days(1))).await;
@@ -959,6 +1031,7 @@ on_both!(
     member_day_doubles_points_on_the_programs_weekday,
     budget_and_limit_hold_under_parallel_purchases,
     automations_fire_once_for_each_cause,
+    campaigns_across_evaluation_runs_as_of_past_dates,
     entering_a_segment_fires_live_or_after_an_evaluation_run,
     notify_reaches_webhooks_and_subscribers,
     simulation_equals_reality,
