@@ -50,14 +50,7 @@ impl Consumer for Automations {
 
     /// Where the last run stopped; the head the first time.
     async fn start(&mut self, db: &DatabaseConnection) -> DomainResult<Position> {
-        match webhooks::cursor(db, CONSUMER).await? {
-            Some(position) => Ok(position),
-            None => {
-                let head = outbox::head(db).await?;
-                webhooks::save_cursor(db, CONSUMER, head).await?;
-                Ok(head)
-            }
-        }
+        webhooks::resume_or_start(db, CONSUMER).await
     }
 
     async fn consume(&mut self, db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<()> {

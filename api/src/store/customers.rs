@@ -79,7 +79,14 @@ pub async fn lock_balances_in_order(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, i64>> {
-    let rows: Vec<(Uuid, i64)> = locking_in_order(ids)
+    balances(db, locking_in_order(ids)).await
+}
+
+async fn balances(
+    db: &impl ConnectionTrait,
+    locking: sea_orm::Select<customer::Entity>,
+) -> DomainResult<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> = locking
         .select_only()
         .column(customer::Column::Id)
         .column(customer::Column::PointsBalance)
@@ -89,20 +96,34 @@ pub async fn lock_balances_in_order(
     Ok(rows.into_iter().collect())
 }
 
+/// The ids of the customers `condition` (on `customer`) selects, in one statement.
+pub async fn ids_where<C: FromIterator<Uuid>>(
+    db: &impl ConnectionTrait,
+    condition: sea_orm::sea_query::Expr,
+) -> DomainResult<C> {
+    let query = sea_orm::sea_query::Query::select()
+        .column((customer::Entity, customer::Column::Id))
+        .from(customer::Entity)
+        .and_where(condition)
+        .to_owned();
+    let backend = db.get_database_backend();
+    db.query_all_raw(backend.build(&query))
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
+        .collect()
+}
+
 /// `lock_balances_in_order` for customers who were not erased: the others are left out.
 pub async fn lock_live_balances_in_order(
     db: &impl ConnectionTrait,
     ids: &[Uuid],
 ) -> DomainResult<HashMap<Uuid, i64>> {
-    let rows: Vec<(Uuid, i64)> = locking_in_order(ids)
-        .filter(customer::Column::ErasedAt.is_null())
-        .select_only()
-        .column(customer::Column::Id)
-        .column(customer::Column::PointsBalance)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().collect())
+    balances(
+        db,
+        locking_in_order(ids).filter(customer::Column::ErasedAt.is_null()),
+    )
+    .await
 }
 
 /// The query that locks these customers (each once) in id order.

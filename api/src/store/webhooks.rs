@@ -495,6 +495,19 @@ pub async fn prune_deliveries(
         .rows_affected)
 }
 
+/// Where a durable consumer resumes: its saved position, or, the first time, the
+/// outbox's head, saved (what committed before the consumer existed is not its work).
+pub async fn resume_or_start(db: &impl ConnectionTrait, consumer: &str) -> DomainResult<Position> {
+    match cursor(db, consumer).await? {
+        Some(position) => Ok(position),
+        None => {
+            let head = super::outbox::head(db).await?;
+            save_cursor(db, consumer, head).await?;
+            Ok(head)
+        }
+    }
+}
+
 /// A durable consumer's saved position in the outbox.
 pub async fn cursor(db: &impl ConnectionTrait, consumer: &str) -> DomainResult<Option<Position>> {
     let row = db

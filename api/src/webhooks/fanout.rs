@@ -9,7 +9,7 @@ use super::{Wakeup, payload};
 use crate::domain::DomainResult;
 use crate::domain::webhooks::subscribed;
 use crate::outbox::Consumer;
-use crate::store::outbox::{self, Position, Stored};
+use crate::store::outbox::{Position, Stored};
 use crate::store::webhooks::{self, NewDelivery};
 
 /// The fan-out's name in `outbox_cursor`.
@@ -33,14 +33,7 @@ impl Consumer for Fanout {
     /// Where the last run stopped; the head the first time (events from before webhooks
     /// existed are not delivered).
     async fn start(&mut self, db: &DatabaseConnection) -> DomainResult<Position> {
-        match webhooks::cursor(db, CONSUMER).await? {
-            Some(position) => Ok(position),
-            None => {
-                let head = outbox::head(db).await?;
-                webhooks::save_cursor(db, CONSUMER, head).await?;
-                Ok(head)
-            }
-        }
+        webhooks::resume_or_start(db, CONSUMER).await
     }
 
     async fn consume(&mut self, db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<()> {

@@ -658,16 +658,8 @@ async fn not_remembered(
     campaign_id: Uuid,
     members: &Expr,
 ) -> DomainResult<Vec<Uuid>> {
-    let query = Query::select()
-        .column((customer::Entity, customer::Column::Id))
-        .from(customer::Entity)
-        .and_where(members.clone())
-        .and_where(Expr::exists(remembered_already(campaign_id)).not())
-        .to_owned();
-    let backend = db.get_database_backend();
-    db.query_all_raw(backend.build(&query))
-        .await?
-        .iter()
-        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
-        .collect()
+    let condition = members
+        .clone()
+        .and(Expr::exists(remembered_already(campaign_id)).not());
+    customers::ids_where(db, condition).await
 }

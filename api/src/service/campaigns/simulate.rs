@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use entity::enums::{CampaignTriggerKind, PointsEntryKind, ReferralStatus};
 use entity::{customer, interaction, referral, tier_change};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -125,8 +125,8 @@ pub async fn simulate(
             // the condition run again for every page: who the condition admits, or,
             // without one, who was erased since (few), as the other triggers leave out.
             let admitted = match condition_of(&rules) {
-                None => Admitted::AllBut(customer_ids(conn, erased()).await?),
-                Some(_) => Admitted::Only(customer_ids(conn, admitted).await?),
+                None => Admitted::AllBut(customers::ids_where(conn, erased()).await?),
+                Some(_) => Admitted::Only(customers::ids_where(conn, admitted).await?),
             };
             interactions(conn, rules, admitted, zone, from, to).await
         }
@@ -180,21 +180,6 @@ enum Admitted {
     Only(HashSet<Uuid>),
     /// Everyone's but these (erased since).
     AllBut(HashSet<Uuid>),
-}
-
-/// The ids of the customers `condition` selects.
-async fn customer_ids(db: &impl ConnectionTrait, condition: Expr) -> DomainResult<HashSet<Uuid>> {
-    let query = Query::select()
-        .column((customer::Entity, customer::Column::Id))
-        .from(customer::Entity)
-        .and_where(condition)
-        .to_owned();
-    let backend = db.get_database_backend();
-    db.query_all_raw(backend.build(&query))
-        .await?
-        .iter()
-        .map(|row| Ok(row.try_get::<Uuid>("", "id")?))
-        .collect()
 }
 
 /// Replays the interactions of `[from, to)` in pages along the `occurred_at` index.
