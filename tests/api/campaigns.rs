@@ -313,6 +313,13 @@ async fn member_day_doubles_points_on_the_programs_weekday(app: TestApp) {
             )
         ]
     );
+    // A retried recording (the same idempotency key) fires nothing again.
+    let mut keyed = purchase(&shanghai, "1", friday + Days::minutes(30));
+    keyed["idempotencyKey"] = json!("till-7-receipt-1");
+    let first_try = record(&app, keyed.clone()).await;
+    let retry = record(&app, keyed).await;
+    assert_eq!(first_try["pointsEarned"], 2);
+    assert_eq!(retry["interaction"]["id"], first_try["interaction"]["id"]);
     // Thursday in Shanghai (Thursday 15:59 UTC): no bonus; nor for Beijing on Friday.
     let thursday = record(
         &app,
@@ -332,15 +339,15 @@ async fn member_day_doubles_points_on_the_programs_weekday(app: TestApp) {
     )
     .await;
     assert_eq!(refund["pointsEarned"], -100, "{refund:#}");
-    // The limit: at most 115 points each. 100, then 10, then the 5 left, then nothing.
+    // The limit: at most 115 points each. 100 and 1 given, then 10, the 4 left, nothing.
     let mut earned = Vec::new();
     for hour in 2..5 {
         let at = friday + Days::hours(hour);
         earned.push(record(&app, purchase(&shanghai, "10", at)).await["pointsEarned"].clone());
     }
-    assert_eq!(earned, vec![json!(20), json!(15), json!(10)]);
+    assert_eq!(earned, vec![json!(20), json!(14), json!(10)]);
     let stats = campaign(&app, &id).await;
-    assert_eq!(stats["timesFired"], 3, "{stats:#}");
+    assert_eq!(stats["timesFired"], 4, "{stats:#}");
     assert_eq!(stats["customersReached"], 1);
     assert_eq!(stats["pointsAwarded"], 115);
     assert_eq!(bonuses(&ledger(&app, &shanghai).await), 115);
@@ -812,6 +819,84 @@ async fn notify_reaches_webhooks_and_subscribers(app: TestApp) {
         .await;
     let refused = partner.next_message().await;
     assert!(refused.to_string().contains("FORBIDDEN"), "{refused:#}");
+}
+
+/// Two server processes on one database both read every committed tier change: the
+/// campaign pays once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_fire_a_cause_once() {
+    use crate::helpers::{Backend, ServerProcess, TestDatabase, token};
+    let Some(database) = TestDatabase::new(Backend::Postgres).await else {
+        return;
+    };
+    let first = ServerProcess::start(&database.url, &[]);
+    first.wait_until_ready().await;
+    let second = ServerProcess::start(&database.url, &[]);
+    second.wait_until_ready().await;
+    let admin = token("admin");
+    let created = first
+        .ok(
+            &admin,
+            "mutation($input: CampaignInput!) { createCampaign(input: $input) { id } }",
+            json!({ "input": { "name": "VIP welcome", "trigger": { "kind": "TIER_CHANGED", "toTierKey": "vip" },
+                               "actions": [{ "kind": "AWARD_POINTS", "points": 300 }] } }),
+        )
+        .await;
+    let id = created["createCampaign"]["id"].as_str().unwrap().to_owned();
+    second
+        .ok(
+            &admin,
+            "mutation($id: ID!) { activateCampaign(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let mut customers = Vec::new();
+    for n in 0..5 {
+        let made = first
+            .ok(
+                &admin,
+                "mutation($name: String!) { createCustomer(input: { name: $name }) { id } }",
+                json!({ "name": format!("Twice {n}") }),
+            )
+            .await;
+        let customer = made["createCustomer"]["id"].as_str().unwrap().to_owned();
+        let server = if n % 2 == 0 { &first } else { &second };
+        server
+            .ok(
+                &admin,
+                "mutation($c: ID!) { setCustomerTier(customerId: $c, tierKey: \"vip\", note: \"t\") { id } }",
+                json!({ "c": customer }),
+            )
+            .await;
+        customers.push(customer);
+    }
+    let stats = "query($id: ID!) { campaign(id: $id) { timesFired pointsAwarded } }";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = first.ok(&admin, stats, json!({ "id": id })).await;
+        if now["campaign"]["timesFired"] == 5 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{now:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both replicas have read the changes by now: still one firing each.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let settled = second.ok(&admin, stats, json!({ "id": id })).await;
+    assert_eq!(
+        settled["campaign"],
+        json!({ "timesFired": 5, "pointsAwarded": 1500 })
+    );
+    for customer in &customers {
+        let balance = first
+            .ok(
+                &admin,
+                "query($id: ID!) { customer(id: $id) { pointsBalance } }",
+                json!({ "id": customer }),
+            )
+            .await;
+        assert_eq!(balance["customer"]["pointsBalance"], 300);
+    }
 }
 
 /// The history both databases get: purchases on different weekdays, amounts and

@@ -170,8 +170,6 @@ pub async fn first_pages(
         time_column: "occurred_at",
         any_of: Some(("kind", kinds.iter().map(|k| k.as_str().into()).collect())),
     };
-    paging::first_pages(db, list, customer_ids, page, |i: &interaction::Model| {
-        i.customer_id
-    })
-    .await
+    paging::first_pages::<interaction::Entity>(db, list, customer_ids, page, |i| i.customer_id)
+        .await
 }

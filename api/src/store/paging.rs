@@ -262,14 +262,26 @@ struct ParentCount {
 /// ledger for a page of ten. The statement's text is the same for any number of
 /// customers (they travel as one parameter, `values::relation`). SQLite, which has no
 /// `LATERAL`, numbers each customer's rows with `ROW_NUMBER()`.
-pub async fn first_pages<M: FromQueryResult>(
+///
+/// The statements name `E`'s columns rather than `*`: a prepared `SELECT *` is described
+/// once, and a column added since (by a migration on another connection, or by a newer
+/// replica) changes what it returns under the description: SQLite then reads past the
+/// end of a row, Postgres refuses the cached plan.
+pub async fn first_pages<E>(
     db: &impl sea_orm::ConnectionTrait,
     list: ChildList<'_>,
     customer_ids: &[Uuid],
     page: &PageRequest,
-    parent_of: impl Fn(&M) -> Uuid,
-) -> DomainResult<HashMap<Uuid, Page<M>>> {
+    parent_of: impl Fn(&E::Model) -> Uuid,
+) -> DomainResult<HashMap<Uuid, Page<E::Model>>>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: FromQueryResult,
+{
+    use sea_orm::{IdenStatic, Iterable};
     let backend = db.get_database_backend();
+    let columns: Vec<&str> = E::Column::iter().map(|c| c.as_str()).collect();
+    let columns = columns.join(", ");
     let ChildList {
         table,
         time_column,
@@ -291,7 +303,7 @@ pub async fn first_pages<M: FromQueryResult>(
         let limit = values.len();
         let sql = format!(
             "WITH parent (id) AS ({parents}) \
-             SELECT page.* FROM parent CROSS JOIN LATERAL (SELECT * FROM {table} \
+             SELECT page.* FROM parent CROSS JOIN LATERAL (SELECT {columns} FROM {table} \
              WHERE customer_id = parent.id{condition} \
              ORDER BY {time_column} DESC, id DESC LIMIT ${limit}) AS page \
              ORDER BY page.customer_id, page.{time_column} DESC, page.id DESC"
@@ -304,14 +316,14 @@ pub async fn first_pages<M: FromQueryResult>(
         values.push((page.first as i64 + 1).into());
         let limit = values.len();
         let sql = format!(
-            "SELECT * FROM (SELECT {table}.*, ROW_NUMBER() OVER \
+            "SELECT * FROM (SELECT {columns}, ROW_NUMBER() OVER \
              (PARTITION BY customer_id ORDER BY {time_column} DESC, id DESC) AS position \
              FROM {table} WHERE customer_id IN ({ids}){condition}) numbered \
              WHERE position <= ${limit} ORDER BY customer_id, position"
         );
         super::raw(backend, &sql, values)
     };
-    let rows = M::find_by_statement(page_rows).all(db).await?;
+    let rows = E::Model::find_by_statement(page_rows).all(db).await?;
     let mut values: Vec<Value> = customer_ids.iter().map(|id| (*id).into()).collect();
     let ids = placeholders(1, customer_ids.len());
     let condition = allowed_condition(&allowed, &mut values);

@@ -252,10 +252,8 @@ pub async fn first_pages(
         time_column: "created_at",
         any_of: None,
     };
-    paging::first_pages(db, list, customer_ids, page, |e: &points_entry::Model| {
-        e.customer_id
-    })
-    .await
+    paging::first_pages::<points_entry::Entity>(db, list, customer_ids, page, |e| e.customer_id)
+        .await
 }
 
 /// The customers with credits that expire after `from` and at or before `to`.

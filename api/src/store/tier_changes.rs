@@ -82,10 +82,8 @@ pub async fn first_pages(
         time_column: "changed_at",
         any_of: None,
     };
-    paging::first_pages(db, list, customer_ids, page, |c: &tier_change::Model| {
-        c.customer_id
-    })
-    .await
+    paging::first_pages::<tier_change::Entity>(db, list, customer_ids, page, |c| c.customer_id)
+        .await
 }
 
 /// Inserts many tier changes (an evaluation batch, a batch of interactions) in one
