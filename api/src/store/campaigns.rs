@@ -148,6 +148,17 @@ pub async fn list(
         .await?)
 }
 
+/// Every active campaign, oldest first (the order multipliers share their cap in), for
+/// the program's snapshot.
+pub async fn all_active(db: &impl ConnectionTrait) -> DomainResult<Vec<campaign::Model>> {
+    Ok(campaign::Entity::find()
+        .filter(campaign::Column::Status.eq(CampaignStatus::Active))
+        .order_by_asc(campaign::Column::CreatedAt)
+        .order_by_asc(campaign::Column::Id)
+        .all(db)
+        .await?)
+}
+
 /// The active campaigns of one trigger kind, oldest first (the order their multipliers
 /// share the cap in).
 pub async fn active(

@@ -34,10 +34,13 @@ pub struct Program {
     pub tiers: HashMap<Uuid, tier::Model>,
     /// The churn model in use, if a run has fitted one.
     pub churn: Option<ChurnModel>,
+    /// The ACTIVE campaigns, oldest first. What each has spent is not part of the
+    /// snapshot: the writes that spend read it under the campaign's row lock.
+    pub campaigns: Vec<entity::campaign::Model>,
 }
 
 impl Program {
-    /// Reads the rules (four statements); most callers want [`Snapshots`] instead.
+    /// Reads the rules (five statements); most callers want [`Snapshots`] instead.
     pub async fn load(db: &impl ConnectionTrait) -> DomainResult<Self> {
         let tiers = tiers::all(db).await?;
         let ladder = Ladder::new(
@@ -56,10 +59,21 @@ impl Program {
             ladder,
             tiers: tiers.into_iter().map(|t| (t.id, t)).collect(),
             churn: evaluation_runs::current_churn_model(db).await?,
+            campaigns: super::campaigns::all_active(db).await?,
         })
     }
 
     /// The points multiplier of a tier, in ten-thousandths (1.0 for an unknown tier).
+    /// The active campaigns of one trigger kind, oldest first.
+    pub fn campaigns_of(
+        &self,
+        kind: entity::enums::CampaignTriggerKind,
+    ) -> impl Iterator<Item = &entity::campaign::Model> {
+        self.campaigns
+            .iter()
+            .filter(move |c| c.trigger_kind == kind)
+    }
+
     pub fn multiplier_e4(&self, tier_id: Uuid) -> i64 {
         self.tiers
             .get(&tier_id)

@@ -81,12 +81,12 @@ impl ForInteractions {
         program: &Program,
         interactions: &[&interaction::Model],
     ) -> DomainResult<Self> {
-        let rows = campaigns::active(txn, CampaignTriggerKind::Interaction).await?;
         let zone = program.settings.zone();
         let backend = txn.get_database_backend();
         let mut context: Option<segments::RuleContext> = None;
         let mut candidates = Vec::new();
-        for row in rows.iter().filter(|row| row.budget_exhausted_at.is_none()) {
+        let running = program.campaigns_of(CampaignTriggerKind::Interaction);
+        for row in running.filter(|row| row.budget_exhausted_at.is_none()) {
             let Ok(rules) = Rules::of(row)
                 .inspect_err(|error| tracing::error!(%error, "a campaign is skipped"))
             else {
@@ -440,16 +440,19 @@ async fn award(
 /// trigger, whose other half runs after evaluation runs. `cause` names the recording.
 pub async fn live_segment_entries(
     txn: &impl ConnectionTrait,
+    program: &Program,
     customers: &[Uuid],
     cause: &str,
 ) -> DomainResult<()> {
-    let watching = campaigns::active(txn, CampaignTriggerKind::EnteredSegment).await?;
+    let watching: Vec<&campaign::Model> = program
+        .campaigns_of(CampaignTriggerKind::EnteredSegment)
+        .collect();
     if watching.is_empty() {
         return Ok(());
     }
     let balances = customers::lock_live_balances_in_order(txn, customers).await?;
     for campaign in watching {
-        let Some(members) = segment_members(txn, &campaign).await? else {
+        let Some(members) = segment_members(txn, campaign).await? else {
             continue;
         };
         forget_who_left(txn, campaign.id, &members, Some(customers)).await?;

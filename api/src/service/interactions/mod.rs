@@ -156,7 +156,7 @@ async fn record_all(
             if let Some(first) = outcome.recorded.iter().find(|r| !r.duplicate) {
                 let customers: Vec<Uuid> = outcome.customers.iter().map(|c| c.id).collect();
                 let cause = format!("entered:{}", first.interaction.id);
-                fire::live_segment_entries(txn, &customers, &cause).await?;
+                fire::live_segment_entries(txn, &program, &customers, &cause).await?;
             }
             Ok(outcome.recorded)
         })
