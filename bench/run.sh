@@ -5,7 +5,8 @@
 # (the `{ __typename }` query through the same server, and pgbench running the equivalent
 # SQL), the same query shapes through PostGraphile v4 on the same database, back to back,
 # the segment count and the subscription fan-out, and writes the table to
-# bench/results/report.md.
+# bench/results/report.md; then bench/campaigns.sh (campaign simulations over a quarter,
+# a recording with a campaign firing) writes bench/results/campaigns.txt.
 #
 # Needs Postgres at 127.0.0.1:5432 (trust auth, user postgres), pgbench, and node with
 # npm (for PostGraphile, installed into bench/postgraphile with `npm ci` when missing);
@@ -278,3 +279,8 @@ say "subscription fan-out to $SUBSCRIBERS"
 $BIN/tierwise-bench fanout --url "$URL" --subscribers "$SUBSCRIBERS" --server-pid "$SERVER" | tee "$OUT/fanout.log"
 
 python3 bench/report.py "$OUT" | tee "$OUT/report.md"
+
+# Campaigns on the same data (their own server, after this one stops).
+kill $SERVER $PEER 2>/dev/null || true
+wait $SERVER $PEER 2>/dev/null || true
+bench/campaigns.sh
