@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Days, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, on_both, spawn_app, ts};
+use crate::helpers::{TestApp, assert_error, error_message, on_both, spawn_app, ts};
 use crate::webhooks::{Receiver, create_endpoint};
 use crate::ws_client::{TRANSPORT, Ws};
 
@@ -222,8 +222,21 @@ async fn campaigns_are_managed_by_admins_and_read_by_staff(app: TestApp) {
         "FORBIDDEN",
     );
     assert_error(
-        &app.gql(Some(&partner), simulate, window).await,
+        &app.gql(Some(&partner), simulate, window.clone()).await,
         "FORBIDDEN",
+    );
+    // One simulation per request: aliases cannot queue a hundred behind the cost limit.
+    let twice = "query($input: CampaignInput!, $from: DateTime!, $to: DateTime!) {
+        a: simulateCampaign(input: $input, from: $from, to: $to) { timesFired }
+        b: simulateCampaign(input: $input, from: $from, to: $to) { timesFired } }";
+    let refused = app.gql(Some(&app.staff()), twice, window).await;
+    assert!(error_message(&refused).contains("costs"), "{refused:#}");
+    // History only: a period that reaches into the future is refused before any work.
+    let future =
+        json!({ "input": input, "from": ts(Utc::now()), "to": ts(Utc::now() + Days::days(30)) });
+    assert_error(
+        &app.gql(Some(&app.staff()), simulate, future).await,
+        "BAD_USER_INPUT",
     );
 
     // DRAFT → ACTIVE → (no changes while running) → PAUSED → changed → ENDED, final.
@@ -369,11 +382,27 @@ async fn member_day_doubles_points_on_the_programs_weekday(app: TestApp) {
     let peek = app
         .gql(
             Some(&app.customer_token(&shanghai)),
-            "query($id: ID!) { customer(id: $id) { pointsLedger(first: 10) { nodes { campaign { budgetPoints } } } } }",
+            "query($id: ID!) { customer(id: $id) { pointsLedger(first: 10) { nodes { campaign { description } } } } }",
             json!({ "id": shanghai }),
         )
         .await;
     assert_error(&peek, "FORBIDDEN");
+
+    // A campaign whose dates have passed pays nothing, even for a purchase dated inside
+    // them.
+    launch(
+        &app,
+        json!({ "name": "2020 only", "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"] },
+                "actions": [{ "kind": "AWARD_POINTS", "points": 500 }],
+                "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2020-12-31T00:00:00Z" }),
+    )
+    .await;
+    let backdated = record(
+        &app,
+        purchase(&beijing, "10", "2020-06-05T10:00:00Z".parse().unwrap()),
+    )
+    .await;
+    assert_eq!(backdated["pointsEarned"], 10);
 }
 
 async fn budget_and_limit_hold_under_parallel_purchases(app: TestApp) {
@@ -618,8 +647,9 @@ async fn automations_fire_once_for_each_cause(app: TestApp) {
     assert_eq!(campaign(&app, &vip_tag).await["timesFired"], 1);
 }
 
-/// Evaluation runs as of past dates move customers between stages too; each move is a
-/// cause of its own, and `limitPerCustomer` is what keeps a win-back to one per customer.
+/// Evaluation runs as of past dates move customers between stages too: what they find
+/// is the past, which fires nothing, and a customer moved into a stage and back and into
+/// it again on one day fires once.
 async fn campaigns_across_evaluation_runs_as_of_past_dates(app: TestApp) {
     let every_time = launch(
         &app,
@@ -651,8 +681,13 @@ async fn campaigns_across_evaluation_runs_as_of_past_dates(app: TestApp) {
         c["timesFired"] == 1
     })
     .await;
-    // As of 150 days ago the purchase was recent: the run moves the customer back (no
-    // firing), and a run as of now moves it to AT_RISK again: a second slip.
+    // Bought 400 days ago: CHURNED, and no slip.
+    let gone = app.create_customer(json!({ "name": "Long gone" })).await;
+    record(&app, purchase(&gone, "10", Utc::now() - Days::days(400))).await;
+    // As of 150 days ago, "Slipping" had bought recently and "Long gone" was AT_RISK: a
+    // run as of then replays the past, which is not news and fires nothing. A run as of
+    // now puts them back (AT_RISK and CHURNED): "Slipping" slips again on the same day,
+    // which fires nothing either; nor does a rerun.
     let evaluate =
         "mutation($asOf: DateTime) { evaluateTiers(asOf: $asOf, wait: true) { status } }";
     let past = ts(Utc::now() - Days::days(150));
@@ -660,34 +695,43 @@ async fn campaigns_across_evaluation_runs_as_of_past_dates(app: TestApp) {
         app.ok(evaluate, json!({ "asOf": past })).await["evaluateTiers"]["status"],
         "SUCCEEDED"
     );
-    let stage = app
-        .ok(
-            "query($id: ID!) { customer(id: $id) { lifecycleStage } }",
-            json!({ "id": customer }),
-        )
-        .await;
-    assert_ne!(stage["customer"]["lifecycleStage"], "AT_RISK", "{stage:#}");
-    assert_eq!(
-        app.ok(evaluate, json!({ "asOf": null })).await["evaluateTiers"]["status"],
-        "SUCCEEDED"
-    );
-    eventually("the second slip", fired(every_time.clone()), |c| {
+    let stage = |id: String| {
+        let app = &app;
+        async move {
+            app.ok(
+                "query($id: ID!) { customer(id: $id) { lifecycleStage } }",
+                json!({ "id": id }),
+            )
+            .await["customer"]["lifecycleStage"]
+                .clone()
+        }
+    };
+    assert_ne!(stage(customer.clone()).await, "AT_RISK");
+    assert_eq!(stage(gone.clone()).await, "AT_RISK");
+    for _ in 0..2 {
+        assert_eq!(
+            app.ok(evaluate, json!({ "asOf": null })).await["evaluateTiers"]["status"],
+            "SUCCEEDED"
+        );
+    }
+    assert_eq!(stage(customer.clone()).await, "AT_RISK");
+    // The consumer has read the runs' events once a later event has been handled.
+    let marker = app.create_customer(json!({ "name": "Marker" })).await;
+    record(&app, purchase(&marker, "10", Utc::now() - Days::days(200))).await;
+    eventually("the marker's slip", fired(every_time.clone()), |c| {
         c["timesFired"] == 2
     })
     .await;
-    // A rerun as of now moves nobody: nothing more fires.
-    assert_eq!(
-        app.ok(evaluate, json!({ "asOf": null })).await["evaluateTiers"]["status"],
-        "SUCCEEDED"
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(campaign(&app, &every_time).await["timesFired"], 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let each = campaign(&app, &every_time).await;
+    assert_eq!(each["customersReached"], 2, "{each:#}");
     let gift = campaign(&app, &once).await;
     assert_eq!(
         (gift["timesFired"].clone(), gift["pointsAwarded"].clone()),
-        (json!(1), json!(50))
+        (json!(2), json!(100))
     );
     assert_eq!(bonuses(&ledger(&app, &customer).await), 50);
+    assert_eq!(bonuses(&ledger(&app, &gone).await), 0);
 }
 
 async fn entering_a_segment_fires_live_or_after_an_evaluation_run(app: TestApp) {
@@ -724,8 +768,31 @@ async fn entering_a_segment_fires_live_or_after_an_evaluation_run(app: TestApp) 
     .await;
     // A purchase that takes its customer into the segment fires in its own transaction.
     let late = app.create_customer(json!({ "name": "Newly big" })).await;
-    record(&app, purchase(&late, "600", Utc::now() - Days::hours(1))).await;
+    let entered = record(&app, purchase(&late, "600", Utc::now() - Days::hours(1))).await;
     assert_eq!(bonuses(&ledger(&app, &late).await), 40);
+    // The answer counts the entry's points with the purchase's own.
+    assert_eq!(entered["pointsEarned"], 640, "{entered:#}");
+    assert_eq!(entered["customer"]["pointsBalance"], 640);
+    // While the campaign runs, its segment's rule and its list stay as they are.
+    let widen = app
+        .gql(
+            Some(&app.staff()),
+            "mutation($id: ID!) { updateSegment(id: $id, input: { name: \"Big spenders\", kind: DYNAMIC,
+               rule: { field: \"score\", op: \"gte\", value: 0 } }) { id } }",
+            json!({ "id": segment }),
+        )
+        .await;
+    assert_error(&widen, "CONFLICT");
+    for watched in [&segment, &list] {
+        let deleted = app
+            .gql(
+                Some(&app.admin()),
+                "mutation($id: ID!) { deleteSegment(id: $id) }",
+                json!({ "id": watched }),
+            )
+            .await;
+        assert_error(&deleted, "CONFLICT");
+    }
     // A change no recording makes (a tag set by hand) is seen by the next evaluation run.
     let tagged = app.create_customer(json!({ "name": "Tagged big" })).await;
     app.ok(

@@ -607,6 +607,12 @@ impl Rules {
         }
     }
 
+    /// Whether a firing decided at `at` (now, live; the cause's instant, simulated) may
+    /// still pay: the campaign has not passed its `endsAt`, whenever its cause happened.
+    pub fn open_at(&self, at: DateTime<Utc>) -> bool {
+        self.ends_at.is_none_or(|ends| at < ends)
+    }
+
     /// Whether the campaign runs at `at`: active, and inside its dates.
     pub fn runs_at(&self, at: DateTime<Utc>) -> bool {
         self.status == CampaignStatus::Active

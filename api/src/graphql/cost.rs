@@ -15,6 +15,10 @@ use async_graphql::{ServerError, ValidationResult};
 
 use crate::store::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
+/// What `simulateCampaign` costs: more than half the default limit, so one request holds
+/// one simulation (aliases cannot queue a hundred of them behind the limit's back).
+pub const SIMULATION: usize = crate::graphql::MAX_COST / 2 + 1;
+
 /// The cost of a page of `first` rows whose fields cost `child` each. An out-of-range
 /// `first` is costed at the largest page: resolving it refuses it anyway.
 pub fn page(first: Option<i32>, child: usize) -> usize {

@@ -1,6 +1,8 @@
 //! Automations: the outbox consumer that fires campaigns on what committed — a tier
 //! change (TIER_CHANGED), a move between lifecycle stages (LIFECYCLE_CHANGED: `AT_RISK`
-//! is the win-back trigger), a rewarded referral (REFERRAL_REWARDED, for its referrer).
+//! is the win-back trigger; moves found by a run as of a past date are not news and fire
+//! nothing, and a customer's moves into one stage fire once a day), a rewarded referral
+//! (REFERRAL_REWARDED, for its referrer).
 //!
 //! It keeps its position in `outbox_cursor`, so a restart resumes where it stopped and
 //! events that committed while no server ran still fire. Every replica runs one; the
@@ -103,8 +105,13 @@ impl Consumer for Automations {
 struct Causes {
     tier_changes: Vec<tier_change::Model>,
     tier_keys: HashMap<Uuid, String>,
-    /// `(customer, stage moved to, event id, when)`.
-    stage_moves: Vec<(Uuid, LifecycleStage, Uuid, chrono::DateTime<chrono::Utc>)>,
+    /// `(customer, stage moved to, the day it was judged as of, when)`.
+    stage_moves: Vec<(
+        Uuid,
+        LifecycleStage,
+        chrono::NaiveDate,
+        chrono::DateTime<chrono::Utc>,
+    )>,
     /// `(referrer, referral id, when rewarded)`.
     referrals: Vec<(Uuid, Uuid, chrono::DateTime<chrono::Utc>)>,
 }
@@ -123,13 +130,22 @@ impl Causes {
             .iter()
             .filter(|e| e.topic == Ok(EventTopic::LifecycleChanged))
             .filter_map(|e| {
-                let to = e.payload.as_ref()?.get("to")?.as_str()?;
-                Some((
-                    e.customer_id?,
-                    LifecycleStage::parse(to)?,
-                    e.id,
-                    e.created_at,
-                ))
+                let payload = e.payload.as_ref()?;
+                let to = LifecycleStage::parse(payload.get("to")?.as_str()?)?;
+                // Events written before moves carried their instant were judged now.
+                let as_of = payload
+                    .get("asOf")
+                    .and_then(|t| {
+                        serde_json::from_value::<chrono::DateTime<chrono::Utc>>(t.clone()).ok()
+                    })
+                    .unwrap_or(e.created_at);
+                // A run as of a past date replays the past: what it finds is not news,
+                // and flipping a stage back and forth between past and present runs must
+                // not pay a win-back each time.
+                if as_of < e.created_at - chrono::TimeDelta::days(1) {
+                    return None;
+                }
+                Some((e.customer_id?, to, as_of.date_naive(), e.created_at))
             })
             .collect();
         let referral_ids: Vec<Uuid> = batch
@@ -174,9 +190,11 @@ impl Causes {
                 .stage_moves
                 .iter()
                 .filter(|(_, to, ..)| Some(*to) == trigger.to_stage)
-                .map(|(customer, _, event, at)| Cause {
+                .map(|(customer, to, day, at)| Cause {
                     customer_id: *customer,
-                    cause: format!("stage:{event}"),
+                    // One move into a stage a day: runs that flip it back and forth
+                    // within a day fire once.
+                    cause: format!("stage:{}:{day}", to.as_str()),
                     at: *at,
                 })
                 .collect(),

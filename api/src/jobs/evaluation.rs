@@ -302,7 +302,7 @@ async fn restage(
                         .filter(|(id, ..)| written.contains(id))
                         .map(|(id, _, from, to)| (*id, *from, *to))
                         .collect();
-                    crate::store::outbox::emit_lifecycle_changes(txn, &moves).await?;
+                    crate::store::outbox::emit_lifecycle_changes(txn, &moves, as_of).await?;
                     Ok(written.len() as u64)
                 })
             })
@@ -414,7 +414,7 @@ async fn flush(
                     .filter(|w| written.contains(&w.id))
                     .map(|w| (w.id, w.previous_stage, w.state.lifecycle_stage))
                     .collect();
-                crate::store::outbox::emit_lifecycle_changes(txn, &stage_moves).await?;
+                crate::store::outbox::emit_lifecycle_changes(txn, &stage_moves, as_of).await?;
                 let scores: std::collections::HashMap<Uuid, (Uuid, f64)> = writes
                     .iter()
                     .map(|w| (w.id, (w.state.tier_id, w.state.score)))

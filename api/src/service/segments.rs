@@ -102,6 +102,10 @@ pub async fn update(db: &Db, id: Uuid, input: SegmentInput) -> DomainResult<segm
     db.write(move |txn| {
         Box::pin(async move {
             let existing = segments::get_for_update(txn, id).await?;
+            if existing.rule != input.rule {
+                use super::campaigns::{SegmentUse, refuse_if_used};
+                refuse_if_used(txn, id, &[SegmentUse::Watches]).await?;
+            }
             if existing.kind != input.kind {
                 return Err(DomainError::bad_input(
                     "input.kind",
@@ -127,6 +131,8 @@ pub async fn delete(db: &Db, id: Uuid) -> DomainResult<()> {
     db.write(move |txn| {
         Box::pin(async move {
             segments::get_for_update(txn, id).await?;
+            use super::campaigns::{SegmentUse, refuse_if_used};
+            refuse_if_used(txn, id, &[SegmentUse::Watches, SegmentUse::AddsTo]).await?;
             segments::delete(txn, id).await
         })
     })

@@ -74,8 +74,8 @@ pub async fn emit_with_payloads(
 }
 
 /// Announces customers' moves between lifecycle stages, `(customer, from, to)`, each with
-/// its stages as its payload (a move to `AT_RISK` is the churn early warning partners
-/// act on).
+/// its stages and the instant they were judged as of (an evaluation run's `asOf`, or now)
+/// as its payload (a move to `AT_RISK` is the churn early warning partners act on).
 pub async fn emit_lifecycle_changes(
     db: &impl ConnectionTrait,
     changes: &[(
@@ -83,12 +83,14 @@ pub async fn emit_lifecycle_changes(
         entity::enums::LifecycleStage,
         entity::enums::LifecycleStage,
     )],
+    as_of: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<()> {
     let events = changes
         .iter()
         .filter(|(_, from, to)| from != to)
         .map(|(customer, from, to)| {
-            let payload = serde_json::json!({ "from": from.as_str(), "to": to.as_str() });
+            let payload =
+                serde_json::json!({ "from": from.as_str(), "to": to.as_str(), "asOf": as_of });
             (Some(*customer), *customer, Some(payload))
         })
         .collect();

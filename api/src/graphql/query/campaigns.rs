@@ -50,9 +50,14 @@ impl CampaignQuery {
             .map(Campaign))
     }
 
-    /// Replays the recorded history in `[from, to)` (at most 366 days) through `input`
-    /// as if it had been active, with the program as it is now, writing nothing.
-    #[graphql(guard = "Allow(Permission::ReadCampaigns)")]
+    /// Replays the recorded history in `[from, to)` (at most 366 days, not in the future)
+    /// through `input` as if it had been active, with the program as it is now, writing
+    /// nothing. One per request; at most two run at once per server, and one that runs
+    /// longer than 20 s stops with an error (simulate a shorter period).
+    #[graphql(
+        guard = "Allow(Permission::ReadCampaigns)",
+        complexity = "crate::graphql::cost::SIMULATION + child_complexity"
+    )]
     async fn simulate_campaign(
         &self,
         ctx: &Context<'_>,

@@ -154,8 +154,9 @@ impl From<rules::Action> for CampaignAction {
     }
 }
 
-/// An earning rule or automation. Its name and description are public (a customer sees
-/// them on the ledger entries it paid); the rest is for staff and admins.
+/// An earning rule or automation. Its id and name are public (a customer sees them on
+/// the ledger entries it paid); the rest, its description included (operators' notes),
+/// is for staff and admins.
 pub struct Campaign(pub campaign::Model);
 
 #[Object(guard = "Allow(Permission::ReadCampaigns)")]
@@ -170,7 +171,6 @@ impl Campaign {
         &self.0.name
     }
 
-    #[graphql(guard = "Anyone")]
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }

@@ -166,6 +166,7 @@ impl ForInteractions {
             let rules = &candidate.rules;
             let customer = interaction.customer_id;
             if !rules.runs_at(interaction.occurred_at)
+                || !rules.open_at(at)
                 || !rules.trigger.matches_interaction(interaction, self.zone)
                 || candidate
                     .admitted
@@ -333,7 +334,7 @@ pub async fn fire_causes(db: &Db, campaign_id: Uuid, causes: Vec<Cause>) -> Doma
             })
             .await?;
         match outcome {
-            Some(count) => fired += count,
+            Some(firings) => fired += firings.len(),
             // Paused or ended meanwhile: the rest is not fired either.
             None => break,
         }
@@ -350,7 +351,7 @@ async fn fire_chunk(
     campaign_id: Uuid,
     balances: &HashMap<Uuid, i64>,
     chunk: &[Cause],
-) -> DomainResult<Option<usize>> {
+) -> DomainResult<Option<Vec<Firing>>> {
     let ids: Vec<Uuid> = chunk.iter().map(|c| c.customer_id).collect();
     let keys: Vec<(Uuid, String)> = chunk
         .iter()
@@ -391,6 +392,7 @@ async fn fire_chunk(
             || logged.contains(&(customer, cause.cause.clone()))
             || admitted.as_ref().is_some_and(|a| !a.contains(&customer))
             || !rules.runs_at(cause.at)
+            || !rules.open_at(now())
         {
             continue;
         }
@@ -400,7 +402,9 @@ async fn fire_chunk(
     }
     award(txn, balances, &firings).await?;
     write_firings(txn, &firings, &book).await?;
-    Ok(Some(firings.len()))
+    Ok(Some(
+        firings.into_iter().map(|(_, firing)| firing).collect(),
+    ))
 }
 
 /// The `CAMPAIGN_BONUS` entries of firings outside an interaction, chained on the
@@ -438,19 +442,21 @@ async fn award(
 /// Fires the ENTERED_SEGMENT campaigns for those of `customers` (a recording's, locked by
 /// it) who entered their segments with what the recording wrote: the live half of the
 /// trigger, whose other half runs after evaluation runs. `cause` names the recording.
+/// Returns the points each customer got.
 pub async fn live_segment_entries(
     txn: &impl ConnectionTrait,
     program: &Program,
     customers: &[Uuid],
     cause: &str,
-) -> DomainResult<()> {
+) -> DomainResult<HashMap<Uuid, i64>> {
+    let mut given: HashMap<Uuid, i64> = HashMap::new();
     let watching: Vec<&campaign::Model> = program
         .campaigns_of(CampaignTriggerKind::EnteredSegment)
         .collect();
     if watching.is_empty() {
-        return Ok(());
+        return Ok(given);
     }
-    let balances = customers::lock_live_balances_in_order(txn, customers).await?;
+    let mut balances = customers::lock_live_balances_in_order(txn, customers).await?;
     for campaign in watching {
         let Some(members) = segment_members(txn, campaign).await? else {
             continue;
@@ -460,9 +466,14 @@ pub async fn live_segment_entries(
         if entered.is_empty() {
             continue;
         }
-        fire_chunk(txn, campaign.id, &balances, &causes(entered, cause)).await?;
+        let fired = fire_chunk(txn, campaign.id, &balances, &causes(entered, cause)).await?;
+        // The next campaign's entries chain on the balances this one left.
+        for firing in fired.unwrap_or_default() {
+            *balances.entry(firing.customer_id).or_default() += firing.points;
+            *given.entry(firing.customer_id).or_default() += firing.points;
+        }
     }
-    Ok(())
+    Ok(given)
 }
 
 /// After an evaluation run (which moves what dynamic segments read), fires each
@@ -505,7 +516,7 @@ async fn entries_of(db: &Db, campaign: &campaign::Model, run: &str) -> DomainRes
             })
             .await?;
         match outcome {
-            Some(count) => fired += count,
+            Some(firings) => fired += firings.len(),
             None => break,
         }
     }

@@ -173,6 +173,56 @@ pub async fn move_to(db: &Db, id: Uuid, to: CampaignStatus) -> DomainResult<camp
     .await
 }
 
+/// How a campaign that has not ended uses a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentUse {
+    /// Its ENTERED_SEGMENT trigger watches the segment's rule.
+    Watches,
+    /// An ADD_TO_SEGMENT action adds to the list.
+    AddsTo,
+}
+
+/// Refuses (`CONFLICT`) a change to a segment that a campaign which has not ended relies
+/// on in one of the `uses` ways: changing a watched rule would change whom a running
+/// campaign pays (a rule matching everyone pays everyone), and deleting a segment would
+/// silently take a trigger or an action away.
+pub async fn refuse_if_used(
+    db: &impl ConnectionTrait,
+    segment_id: Uuid,
+    uses: &[SegmentUse],
+) -> DomainResult<()> {
+    for row in campaigns::list(
+        db,
+        Some(&[
+            CampaignStatus::Draft,
+            CampaignStatus::Active,
+            CampaignStatus::Paused,
+        ]),
+        MAX_RUNNING,
+    )
+    .await?
+    {
+        let Ok(rules) = crate::domain::campaign::Rules::of(&row) else {
+            continue;
+        };
+        let watches = rules.trigger.segment_id == Some(segment_id);
+        let adds_to = rules
+            .actions
+            .iter()
+            .any(|a| a.segment_id == Some(segment_id));
+        let used = (watches && uses.contains(&SegmentUse::Watches))
+            || (adds_to && uses.contains(&SegmentUse::AddsTo));
+        if used {
+            return Err(DomainError::Conflict(format!(
+                "campaign {:?} ({}) uses this segment; end the campaign, or change it to another segment, first",
+                row.name,
+                row.status.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn locked(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<campaign::Model> {
     campaigns::find_for_update(db, id)
         .await?

@@ -88,10 +88,20 @@ impl Tally {
 /// year of history).
 static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
-/// Refuses a period that is empty or longer than `MAX_DAYS`, before any work.
+/// How long one simulation may run before it stops with an error.
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Refuses a period that is empty, longer than `MAX_DAYS` or in the future (there is no
+/// history there to replay), before any work.
 pub fn check_period(from: DateTime<Utc>, to: DateTime<Utc>) -> DomainResult<()> {
     if to <= from {
         return Err(DomainError::bad_input("to", "must be after from"));
+    }
+    if to > Utc::now() + TimeDelta::minutes(5) {
+        return Err(DomainError::bad_input(
+            "to",
+            "a simulation replays recorded history: must not be in the future",
+        ));
     }
     if to - from > TimeDelta::days(MAX_DAYS) {
         return Err(DomainError::bad_input(
@@ -115,6 +125,24 @@ pub async fn simulate(
         .acquire()
         .await
         .map_err(|e| DomainError::Internal(e.into()))?;
+    match tokio::time::timeout(TIME_LIMIT, replay(db, draft, from, to)).await {
+        Ok(simulation) => simulation,
+        Err(_) => Err(DomainError::bad_input(
+            "to",
+            format!(
+                "the simulation ran longer than {} s: simulate a shorter period",
+                TIME_LIMIT.as_secs()
+            ),
+        )),
+    }
+}
+
+async fn replay(
+    db: &Db,
+    draft: Draft,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DomainResult<Simulation> {
     let conn = db.conn();
     let zone = program::settings(conn).await?.zone();
     let rules = Rules::of_draft(&draft);

@@ -152,16 +152,33 @@ async fn record_all(
                 .iter()
                 .filter_map(|c| Some((c.id, *stages_before.get(&c.id)?, c.lifecycle_stage)))
                 .collect();
-            store::outbox::emit_lifecycle_changes(txn, &moves).await?;
-            if let Some(first) = outcome.recorded.iter().find(|r| !r.duplicate) {
+            store::outbox::emit_lifecycle_changes(txn, &moves, at).await?;
+            let mut recorded = outcome.recorded;
+            if let Some(first) = recorded.iter().find(|r| !r.duplicate) {
                 let customers: Vec<Uuid> = outcome.customers.iter().map(|c| c.id).collect();
                 let cause = format!("entered:{}", first.interaction.id);
-                fire::live_segment_entries(txn, &program, &customers, &cause).await?;
+                let given = fire::live_segment_entries(txn, &program, &customers, &cause).await?;
+                answer_entries(&mut recorded, &given);
             }
-            Ok(outcome.recorded)
+            Ok(recorded)
         })
     })
     .await
+}
+
+/// Puts the points a recording's segment entries gave in its answer: on the customer's
+/// last new interaction (after which it was in the segment), points and balance.
+fn answer_entries(recorded: &mut [Recorded], given: &HashMap<Uuid, i64>) {
+    for (customer, points) in given {
+        let last = recorded
+            .iter_mut()
+            .filter(|r| !r.duplicate && r.customer.id == *customer)
+            .next_back();
+        if let Some(last) = last {
+            last.points_earned += points;
+            last.customer.points_balance += points;
+        }
+    }
 }
 
 /// An input, validated and resolved to its customer.
