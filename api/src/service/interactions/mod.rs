@@ -172,8 +172,7 @@ fn answer_entries(recorded: &mut [Recorded], given: &HashMap<Uuid, i64>) {
     for (customer, points) in given {
         let last = recorded
             .iter_mut()
-            .filter(|r| !r.duplicate && r.customer.id == *customer)
-            .next_back();
+            .rfind(|r| !r.duplicate && r.customer.id == *customer);
         if let Some(last) = last {
             last.points_earned += points;
             last.customer.points_balance += points;
