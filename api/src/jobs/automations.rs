@@ -1,8 +1,8 @@
 //! Automations: the outbox consumer that fires campaigns on what committed — a tier
 //! change (TIER_CHANGED), a move between lifecycle stages (LIFECYCLE_CHANGED: `AT_RISK`
-//! is the win-back trigger; moves found by a run as of a past date are not news and fire
-//! nothing, and a customer's moves into one stage fire once a day), a rewarded referral
-//! (REFERRAL_REWARDED, for its referrer).
+//! is the win-back trigger; a customer's moves into one stage fire once a day), a rewarded
+//! referral (REFERRAL_REWARDED, for its referrer). Tier changes and stage moves that a
+//! run as of a past date found replay the past: they are not news and fire nothing.
 //!
 //! It keeps its position in `outbox_cursor`, so a restart resumes where it stopped and
 //! events that committed while no server ran still fire. Every replica runs one; the
@@ -22,7 +22,7 @@ use crate::domain::campaign::Rules;
 use crate::outbox::Consumer;
 use crate::service::campaigns::fire::{self, Cause, fires_on_tier_change};
 use crate::store::outbox::{self, Position, Stored};
-use crate::store::{Db, campaigns, referrals, tiers, webhooks};
+use crate::store::{Db, campaigns, evaluation_runs, referrals, tiers, webhooks};
 
 /// The consumer's name in `outbox_cursor`.
 pub const CONSUMER: &str = "automations";
@@ -121,6 +121,21 @@ impl Causes {
         let (changes, _) = outbox::subjects(db, batch).await?;
         let mut tier_changes: Vec<tier_change::Model> = changes.into_values().collect();
         tier_changes.sort_by_key(|c| (c.changed_at, c.id));
+        // Changes a run as of a past date made replay the past: not news (as stage moves).
+        let runs: Vec<Uuid> = tier_changes
+            .iter()
+            .filter_map(|c| c.evaluation_run_id)
+            .collect();
+        let backdated: std::collections::HashSet<Uuid> = evaluation_runs::find_many(db, &runs)
+            .await?
+            .into_iter()
+            .filter(|run| run.as_of < run.started_at - chrono::TimeDelta::days(1))
+            .map(|run| run.id)
+            .collect();
+        tier_changes.retain(|c| {
+            c.evaluation_run_id
+                .is_none_or(|run| !backdated.contains(&run))
+        });
         let tier_keys = tiers::all(db)
             .await?
             .into_iter()

@@ -25,6 +25,23 @@ pub async fn find(
 /// Records a new RUNNING run. The partial unique index on RUNNING decides between
 /// replicas: a second run while one is alive gets `CONFLICT`; an abandoned one is marked
 /// FAILED first so that a crash does not block runs forever.
+/// The runs of these ids.
+pub async fn find_many(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<Vec<evaluation_run::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    Ok(evaluation_run::Entity::find()
+        .filter(evaluation_run::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
 pub async fn start(
     db: &impl ConnectionTrait,
     as_of: DateTime<Utc>,
