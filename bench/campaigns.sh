@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 PG=postgres://postgres@127.0.0.1:5432
 DB=${DB:-tierwise_bench}
 export DATABASE_URL="$PG/$DB?sslmode=disable"
+export JWT_SECRET=${JWT_SECRET:-tierwise-bench-secret-not-for-production}
 ADDR=127.0.0.1:8091
 URL="http://$ADDR/graphql"
 OUT=bench/results
