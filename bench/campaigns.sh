@@ -64,8 +64,9 @@ simulate() { # simulate NAME INPUT: the median of three runs, and what it answer
 import json, sys
 name, median = sys.argv[1], float(sys.argv[2])
 s = json.load(sys.stdin)["data"]["simulateCampaign"]
-print(f"{name}: {median:.2f} s (median of 3): fired {s[\"timesFired\"]}, reached {s[\"customersReached\"]}, "
-      f"{s[\"pointsAwarded\"]} points, {len(s[\"byDay\"])} days, budget exhausted {s[\"budgetExhaustedAt\"]}")
+print("{}: {:.2f} s (median of 3): fired {}, reached {}, {} points, {} days, budget exhausted {}".format(
+    name, median, s["timesFired"], s["customersReached"], s["pointsAwarded"], len(s["byDay"]),
+    s["budgetExhaustedAt"]))
 ' "$name" "$median" | tee -a "$REPORT"
 }
 
@@ -99,8 +100,8 @@ record() { # record NAME: requests/s and p99 of recordInteraction
   python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"{sys.argv[2]}: {r[\"summary\"][\"requestsPerSec\"]:.0f} req/s, p99 {r[\"latencyPercentiles\"][\"p99\"] * 1000:.1f} ms, "
-      f"{r[\"statusCodeDistribution\"]}")
+print("{}: {:.0f} req/s, p99 {:.1f} ms, {}".format(sys.argv[2], r["summary"]["requestsPerSec"],
+      r["latencyPercentiles"]["p99"] * 1000, r["statusCodeDistribution"]))
 ' "$OUT/campaigns-$1.json" "recordInteraction, $1" | tee -a "$REPORT"
 }
 record "no campaign"
