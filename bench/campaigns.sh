@@ -95,14 +95,17 @@ with open(sys.argv[1], "w") as out:
             "customerId": customer, "kind": "PURCHASE", "amount": "12.50"}}}) + "\n")
 EOF
 record() { # record NAME: requests/s and p99 of recordInteraction
-  oha --no-tui -j -z "$DURATION" -c "$CONNECTIONS" -m POST -H 'content-type: application/json' \
-    -H "authorization: Bearer $ADMIN" -Z "$OUT/campaigns-record.body" "$URL" >"$OUT/campaigns-$1.json"
+  local file; file="$OUT/campaigns-$(echo "$1" | tr -c 'a-z0-9' '-').json"
+  local common=(--no-tui -m POST -H 'content-type: application/json' -H "authorization: Bearer $ADMIN"
+    -c "$CONNECTIONS" -Z "$OUT/campaigns-record.body")
+  oha "${common[@]}" -z 5s --output-format quiet "$URL" || true
+  oha "${common[@]}" -z "$DURATION" --output-format json -o "$file" "$URL"
   python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 print("{}: {:.0f} req/s, p99 {:.1f} ms, {}".format(sys.argv[2], r["summary"]["requestsPerSec"],
       r["latencyPercentiles"]["p99"] * 1000, r["statusCodeDistribution"]))
-' "$OUT/campaigns-$1.json" "recordInteraction, $1" | tee -a "$REPORT"
+ ' "$file" "recordInteraction, $1" | tee -a "$REPORT"
 }
 record "no campaign"
 WEEKDAY=$(date -u +%u)

@@ -96,6 +96,29 @@ async fn balances(
     Ok(rows.into_iter().collect())
 }
 
+/// Each of these customers' current tier.
+pub async fn tiers_of(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> DomainResult<HashMap<Uuid, Uuid>> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    let mut tiers = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let rows: Vec<(Uuid, Uuid)> = customer::Entity::find()
+            .select_only()
+            .column(customer::Column::Id)
+            .column(customer::Column::TierId)
+            .filter(customer::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        tiers.extend(rows);
+    }
+    Ok(tiers)
+}
+
 /// The ids of the customers `condition` (on `customer`) selects, in one statement.
 pub async fn ids_where<C: FromIterator<Uuid>>(
     db: &impl ConnectionTrait,

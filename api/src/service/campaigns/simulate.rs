@@ -15,25 +15,29 @@
 //! The condition is matched against customers as they are now: the segment language
 //! reads current state, and no past state of every field is kept.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
-use entity::enums::{CampaignTriggerKind, PointsEntryKind, ReferralStatus};
+use entity::enums::{
+    CampaignTriggerKind, Channel, InteractionKind, PointsEntryKind, ReferralStatus,
+};
 use entity::{customer, interaction, referral, tier_change};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use super::condition_of;
 use super::fire::ForInteractions;
 use crate::domain::campaign::{Book, Draft, Firing, Held, Rules};
 use crate::domain::{DomainError, DomainResult};
+use crate::store::program_snapshot::Program;
 use crate::store::{Db, campaigns, customers, points, program, segments, tiers};
 
 /// The longest period one simulation replays.
 pub const MAX_DAYS: i64 = 366;
-/// Interactions read per page.
-const PAGE: u64 = 5000;
 
 /// What a campaign would have done.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -156,7 +160,8 @@ async fn replay(
                 None => Admitted::AllBut(customers::ids_where(conn, erased()).await?),
                 Some(_) => Admitted::Only(customers::ids_where(conn, admitted).await?),
             };
-            interactions(conn, rules, admitted, zone, from, to).await
+            let program = db.programs().current(conn).await?;
+            interactions(conn, &program, rules, admitted, zone, from, to).await
         }
         CampaignTriggerKind::TierChanged => {
             let causes = tier_changes(conn, &rules, from, to).await?;
@@ -210,15 +215,57 @@ enum Admitted {
     AllBut(HashSet<Uuid>),
 }
 
-/// Replays the interactions of `[from, to)` in pages along the `occurred_at` index.
+/// An interaction as the replay reads it: what a trigger compares.
+#[derive(Debug, FromQueryResult)]
+struct Replayed {
+    id: Uuid,
+    customer_id: Uuid,
+    kind: InteractionKind,
+    occurred_at: DateTime<Utc>,
+    amount_e4: Option<i64>,
+    channel: Option<Channel>,
+}
+
+impl Replayed {
+    fn interaction(self) -> interaction::Model {
+        interaction::Model {
+            id: self.id,
+            customer_id: self.customer_id,
+            kind: self.kind,
+            occurred_at: self.occurred_at,
+            amount_e4: self.amount_e4,
+            currency: None,
+            channel: self.channel,
+            rating: None,
+            note: None,
+            order_ref: None,
+            recorded_by: String::new(),
+            recorded_at: self.occurred_at,
+        }
+    }
+}
+
+/// Interactions decided per batch: what a multiplier needs (the points each earned) is
+/// read once per batch.
+const BATCH: usize = 5000;
+
+/// Replays the interactions of `[from, to)` in one pass, in the order they occurred,
+/// narrowed in SQL by the trigger's kinds, channels and minimum amount.
+///
+/// A multiplier multiplies what each purchase earned: its `EARN` entries when Tierwise
+/// recorded it, and, for history imported without them (`tierwise import` brings
+/// balances, not per-purchase points), what the program as it is now would earn for it
+/// at the customer's current tier.
 async fn interactions(
-    db: &impl ConnectionTrait,
+    db: &sea_orm::DatabaseConnection,
+    program: &Program,
     rules: Rules,
     admitted: Admitted,
     zone: chrono_tz::Tz,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> DomainResult<Simulation> {
+    use futures_util::StreamExt;
     let trigger = rules.trigger.clone();
     let multiplies = rules.multiplier().is_some();
     let (only, erased) = match admitted {
@@ -227,63 +274,103 @@ async fn interactions(
     };
     let mut campaign = ForInteractions::simulated(rules, only, zone);
     let mut tally = Tally::default();
-    let mut after: Option<(DateTime<Utc>, Uuid)> = None;
+    let mut query = interaction::Entity::find()
+        .select_only()
+        .columns([
+            interaction::Column::Id,
+            interaction::Column::CustomerId,
+            interaction::Column::Kind,
+            interaction::Column::OccurredAt,
+            interaction::Column::AmountE4,
+            interaction::Column::Channel,
+        ])
+        .filter(interaction::Column::OccurredAt.gte(from))
+        .filter(interaction::Column::OccurredAt.lt(to));
+    if let Some(kinds) = &trigger.interaction_kinds {
+        query = query.filter(interaction::Column::Kind.is_in(kinds.iter().copied()));
+    }
+    if let Some(channels) = &trigger.channels {
+        query = query.filter(interaction::Column::Channel.is_in(channels.iter().copied()));
+    }
+    if let Some(minimum) = trigger.min_amount_e4 {
+        query = query.filter(interaction::Column::AmountE4.gte(minimum));
+    }
+    let mut rows = query
+        .order_by_asc(interaction::Column::OccurredAt)
+        .order_by_asc(interaction::Column::Id)
+        .into_model::<Replayed>()
+        .stream(db)
+        .await?;
+    let mut batch: Vec<interaction::Model> = Vec::with_capacity(BATCH);
     loop {
-        let mut query = interaction::Entity::find()
-            .filter(interaction::Column::OccurredAt.gte(from))
-            .filter(interaction::Column::OccurredAt.lt(to));
-        if let Some(kinds) = &trigger.interaction_kinds {
-            query = query.filter(interaction::Column::Kind.is_in(kinds.iter().copied()));
+        let row = rows.next().await.transpose()?;
+        let done = row.is_none();
+        if let Some(row) = row.filter(|r| !erased.contains(&r.customer_id)) {
+            batch.push(row.interaction());
         }
-        if let Some(channels) = &trigger.channels {
-            query = query.filter(interaction::Column::Channel.is_in(channels.iter().copied()));
+        if batch.len() < BATCH && !done {
+            continue;
         }
-        if let Some(minimum) = trigger.min_amount_e4 {
-            query = query.filter(interaction::Column::AmountE4.gte(minimum));
-        }
-        if let Some((at, id)) = after {
-            // A range on the index, then the tie on the instant broken by id.
-            query = query
-                .filter(interaction::Column::OccurredAt.gte(at))
-                .filter(
-                    interaction::Column::OccurredAt
-                        .gt(at)
-                        .or(interaction::Column::Id.gt(id)),
-                );
-        }
-        let page = query
-            .order_by_asc(interaction::Column::OccurredAt)
-            .order_by_asc(interaction::Column::Id)
-            .limit(PAGE)
-            .all(db)
-            .await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = Some((last.occurred_at, last.id));
-        let earned: std::collections::HashMap<Uuid, i64> = if multiplies {
-            let ids: Vec<Uuid> = page.iter().map(|i| i.id).collect();
-            points::sums_by_interaction(db, &ids)
-                .await?
-                .into_iter()
-                .filter(|(_, kind, _)| *kind == PointsEntryKind::Earn)
-                .map(|(id, _, points)| (id, points))
-                .collect()
+        let earned = if multiplies {
+            earned_by(db, program, &batch).await?
         } else {
-            Default::default()
+            HashMap::new()
         };
-        for interaction in page.iter().filter(|i| !erased.contains(&i.customer_id)) {
+        for interaction in batch.drain(..) {
             let points = earned.get(&interaction.id).copied().unwrap_or(0);
-            for decided in campaign.decide(interaction, points, interaction.occurred_at) {
+            for decided in campaign.decide(&interaction, points, interaction.occurred_at) {
                 tally.count(&decided.firing, zone);
             }
         }
-        if (page.len() as u64) < PAGE {
+        if done {
             break;
         }
     }
     let exhausted = campaign.book().spent.values().find_map(|s| s.exhausted_at);
     Ok(tally.finish(exhausted))
+}
+
+/// What each purchase of `batch` earned: its `EARN` entries, or, without any, what the
+/// program now earns for it at its customer's current tier.
+async fn earned_by(
+    db: &sea_orm::DatabaseConnection,
+    program: &Program,
+    batch: &[interaction::Model],
+) -> DomainResult<HashMap<Uuid, i64>> {
+    let purchases: Vec<&interaction::Model> = batch
+        .iter()
+        .filter(|i| i.kind == InteractionKind::Purchase)
+        .collect();
+    let ids: Vec<Uuid> = purchases.iter().map(|i| i.id).collect();
+    let mut earned: HashMap<Uuid, i64> = points::sums_by_interaction(db, &ids)
+        .await?
+        .into_iter()
+        .filter(|(_, kind, _)| *kind == PointsEntryKind::Earn)
+        .map(|(id, _, points)| (id, points))
+        .collect();
+    let unrecorded: Vec<&&interaction::Model> = purchases
+        .iter()
+        .filter(|i| !earned.contains_key(&i.id))
+        .collect();
+    if unrecorded.is_empty() {
+        return Ok(earned);
+    }
+    let owners: Vec<Uuid> = unrecorded.iter().map(|i| i.customer_id).collect();
+    let tiers = customers::tiers_of(db, &owners).await?;
+    for purchase in unrecorded {
+        let multiplier = tiers
+            .get(&purchase.customer_id)
+            .map_or(10_000, |tier| program.multiplier_e4(*tier));
+        let points = crate::domain::points::earned(
+            purchase.amount_e4.unwrap_or(0),
+            program.settings.points_per_currency_unit_e4,
+            multiplier,
+        )
+        .unwrap_or(0);
+        let points = std::cmp::max(points, 0);
+        earned.insert(purchase.id, points);
+    }
+    Ok(earned)
 }
 
 /// A cause of the history: who, which cause key (the live path's), when.
