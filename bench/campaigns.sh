@@ -37,6 +37,7 @@ LISTEN_ADDR=$ADDR RATE_LIMIT_ADMIN=0 RATE_LIMIT_STAFF=0 RATE_LIMIT_PARTNER=0 \
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://$ADDR/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://$ADDR/readyz" >/dev/null || { echo "the server did not start: see $OUT/campaigns-server.log" >&2; exit 1; }
 ADMIN=$($BIN/tierwise token --ttl 2h --role admin)
 gql() { curl -sf "$URL" -H 'content-type: application/json' -H "authorization: Bearer $ADMIN" -d "$1"; }
 sql() { psql "$DATABASE_URL" -Atc "$1"; }
