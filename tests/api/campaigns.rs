@@ -888,6 +888,34 @@ async fn notify_reaches_webhooks_and_subscribers(app: TestApp) {
     assert!(refused.to_string().contains("FORBIDDEN"), "{refused:#}");
 }
 
+/// History imported with `tierwise import` has no per-purchase `EARN` entries: a
+/// simulated multiplier prices each purchase as the program now would.
+async fn a_simulation_prices_imported_purchases_by_the_program(app: TestApp) {
+    use crate::import::{CUSTOMERS, INTERACTIONS, files, run_import};
+    run_import(&app, files(CUSTOMERS, INTERACTIONS, ""))
+        .await
+        .expect("the history imports");
+    let simulated = app
+        .ok(
+            "query($input: CampaignInput!, $from: DateTime!, $to: DateTime!) {
+               simulateCampaign(input: $input, from: $from, to: $to) {
+                 timesFired customersReached pointsAwarded customers(first: 10) { externalRef } } }",
+            json!({
+                "input": { "name": "Double", "trigger": { "kind": "INTERACTION", "interactionKinds": ["PURCHASE"] },
+                           "actions": [{ "kind": "MULTIPLY_POINTS", "multiplier": 2 }] },
+                "from": "2025-02-01T00:00:00Z", "to": "2025-05-01T00:00:00Z"
+            }),
+        )
+        .await["simulateCampaign"]
+        .clone();
+    // 100.50, 300 and 80 earn 100, 300 and 80 points at one a yuan: as much again.
+    assert_eq!(
+        simulated,
+        json!({ "timesFired": 3, "customersReached": 2, "pointsAwarded": 480,
+                "customers": [{ "externalRef": "A-1" }, { "externalRef": "A-2" }] })
+    );
+}
+
 /// Two server processes on one database both read every committed tier change: the
 /// campaign pays once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1177,6 +1205,7 @@ async fn campaigns_cost_a_fixed_number_of_statements(app: TestApp) {
 }
 
 on_both!(
+    a_simulation_prices_imported_purchases_by_the_program,
     a_full_batch_fires_many_campaigns,
     campaigns_cost_a_fixed_number_of_statements,
     campaigns_are_managed_by_admins_and_read_by_staff,

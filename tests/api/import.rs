@@ -11,14 +11,14 @@ use tierwise_api::service::import::{self, Files, Quiet, Source, Summary};
 use crate::helpers::{TestApp, on_both};
 use crate::ledger::assert_ledger_consistent;
 
-const CUSTOMERS: &str = "\
+pub(crate) const CUSTOMERS: &str = "\
 external_ref,name,email,kind,region,tags,attributes,referred_by,created_at
 A-1,\"Li, Wei\",li@example.com,individual,Shanghai,vip|tea,\"{\"\"interests\"\":[\"\"tea\"\"]}\",,2025-01-01
 A-2,Wang Fang,,BUSINESS,Beijing,,,A-1,2025-02-01T08:00:00+08:00
 A-3,Zhao Min,,,,,,A-1,
 ";
 
-const INTERACTIONS: &str = "\
+pub(crate) const INTERACTIONS: &str = "\
 customer_ref,kind,occurred_at,amount,rating,order_ref
 A-1,PURCHASE,2025-03-01T10:00:00Z,100.50,,ORD-1
 A-1,PURCHASE,2025-04-01,300,,ORD-2
@@ -43,7 +43,7 @@ fn source(name: &str, text: &str) -> Option<Source> {
     })
 }
 
-fn files(customers: &str, interactions: &str, points: &str) -> Files {
+pub(crate) fn files(customers: &str, interactions: &str, points: &str) -> Files {
     Files {
         customers: source("customers.csv", customers),
         interactions: source("interactions.csv", interactions),
@@ -51,7 +51,7 @@ fn files(customers: &str, interactions: &str, points: &str) -> Files {
     }
 }
 
-async fn run_import(app: &TestApp, files: Files) -> Result<Summary, DomainError> {
+pub(crate) async fn run_import(app: &TestApp, files: Files) -> Result<Summary, DomainError> {
     import::import(&app.db, files, "CNY", &Quiet).await
 }
 
