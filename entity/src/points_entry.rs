@@ -16,7 +16,7 @@ pub struct Model {
     pub reason: Option<String>,
     pub expires_at: Option<DateTimeUtc>,
     pub interaction_id: Option<Uuid>,
-    /// The campaign a `CAMPAIGN_BONUS` entry (or its reversal) came from.
+    /// The campaign a `CAMPAIGN_BONUS` entry came from.
     pub campaign_id: Option<Uuid>,
     pub created_by: String,
     pub created_at: DateTimeUtc,

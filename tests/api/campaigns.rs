@@ -924,10 +924,7 @@ async fn two_replicas_fire_a_cause_once() {
     let Some(database) = TestDatabase::new(Backend::Postgres).await else {
         return;
     };
-    let first = ServerProcess::start(&database.url, &[]);
-    first.wait_until_ready().await;
-    let second = ServerProcess::start(&database.url, &[]);
-    second.wait_until_ready().await;
+    let (first, second) = ServerProcess::pair(&database.url, &[]).await;
     let admin = token("admin");
     let created = first
         .ok(

@@ -433,6 +433,16 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts the binary on `database_url`, with `env` set after the defaults.
+    /// Two replicas on one database, ready: one after the other, so that the first
+    /// applies the migrations.
+    pub async fn pair(database_url: &str, env: &[(&str, &str)]) -> (Self, Self) {
+        let first = Self::start(database_url, env);
+        first.wait_until_ready().await;
+        let second = Self::start(database_url, env);
+        second.wait_until_ready().await;
+        (first, second)
+    }
+
     pub fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};

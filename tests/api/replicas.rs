@@ -42,11 +42,7 @@ async fn a_change_made_through_one_replica_reaches_subscribers_on_both() {
     let Some(database) = TestDatabase::new(Backend::Postgres).await else {
         return;
     };
-    // One after the other: the first applies the migrations.
-    let first = ServerProcess::start(&database.url, &[]);
-    first.wait_until_ready().await;
-    let second = ServerProcess::start(&database.url, &[]);
-    second.wait_until_ready().await;
+    let (first, second) = ServerProcess::pair(&database.url, &[]).await;
 
     let mut on_first = subscribe(&first.websocket(), POINTS).await;
     let mut on_second = subscribe(&second.websocket(), POINTS).await;

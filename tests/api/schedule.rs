@@ -139,10 +139,7 @@ async fn two_server_processes_run_each_scheduled_slot_once() {
     };
     let schedule = [("EVALUATION_SCHEDULE", "every 1m")];
     // One after the other: the first applies the migrations.
-    let first = ServerProcess::start(&database.url, &schedule);
-    first.wait_until_ready().await;
-    let second = ServerProcess::start(&database.url, &schedule);
-    second.wait_until_ready().await;
+    let (first, second) = ServerProcess::pair(&database.url, &schedule).await;
     let db = tierwise_api::store::Db::connect(&database.url)
         .await
         .unwrap();

@@ -1086,10 +1086,7 @@ async fn two_server_processes_deliver_each_event_once() {
     let Some(database) = TestDatabase::new(Backend::Postgres).await else {
         return;
     };
-    let first = ServerProcess::start(&database.url, &PROCESS_WEBHOOKS);
-    first.wait_until_ready().await;
-    let second = ServerProcess::start(&database.url, &PROCESS_WEBHOOKS);
-    second.wait_until_ready().await;
+    let (first, second) = ServerProcess::pair(&database.url, &PROCESS_WEBHOOKS).await;
     let receiver = Receiver::default();
     let url = receiver.start().await;
     let admin = token("admin");

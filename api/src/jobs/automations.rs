@@ -22,7 +22,7 @@ use crate::domain::campaign::Rules;
 use crate::outbox::Consumer;
 use crate::service::campaigns::fire::{self, Cause, fires_on_tier_change};
 use crate::store::outbox::{self, Position, Stored};
-use crate::store::{Db, campaigns, evaluation_runs, referrals, tiers, webhooks};
+use crate::store::{Db, campaigns, evaluation_runs, referrals, tiers};
 
 /// The consumer's name in `outbox_cursor`.
 pub const CONSUMER: &str = "automations";
@@ -52,7 +52,7 @@ impl Consumer for Automations {
 
     /// Where the last run stopped; the head the first time.
     async fn start(&mut self, db: &DatabaseConnection) -> DomainResult<Position> {
-        webhooks::resume_or_start(db, CONSUMER).await
+        outbox::resume_or_start(db, CONSUMER).await
     }
 
     async fn consume(&mut self, db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<()> {
@@ -68,10 +68,11 @@ impl Consumer for Automations {
             )
         });
         if relevant {
-            let mut running = Vec::new();
-            for kind in KINDS {
-                running.extend(campaigns::active(db, kind).await?);
-            }
+            let running: Vec<_> = campaigns::all_active(db)
+                .await?
+                .into_iter()
+                .filter(|c| KINDS.contains(&c.trigger_kind))
+                .collect();
             if !running.is_empty() {
                 let causes = Causes::read(db, batch).await?;
                 // Every campaign gets its turn; a failure is returned after, so the batch
@@ -97,7 +98,7 @@ impl Consumer for Automations {
                 }
             }
         }
-        webhooks::save_cursor(db, CONSUMER, last).await
+        outbox::save_cursor(db, CONSUMER, last).await
     }
 }
 

@@ -151,27 +151,25 @@ pub async fn list(
 /// Every active campaign, oldest first (the order multipliers share their cap in), for
 /// the program's snapshot.
 pub async fn all_active(db: &impl ConnectionTrait) -> DomainResult<Vec<campaign::Model>> {
-    Ok(campaign::Entity::find()
-        .filter(campaign::Column::Status.eq(CampaignStatus::Active))
-        .order_by_asc(campaign::Column::CreatedAt)
-        .order_by_asc(campaign::Column::Id)
-        .all(db)
-        .await?)
+    Ok(running().all(db).await?)
 }
 
-/// The active campaigns of one trigger kind, oldest first (the order their multipliers
-/// share the cap in).
+/// The active campaigns of one trigger kind, oldest first.
 pub async fn active(
     db: &impl ConnectionTrait,
     kind: CampaignTriggerKind,
 ) -> DomainResult<Vec<campaign::Model>> {
-    Ok(campaign::Entity::find()
-        .filter(campaign::Column::Status.eq(CampaignStatus::Active))
+    Ok(running()
         .filter(campaign::Column::TriggerKind.eq(kind))
-        .order_by_asc(campaign::Column::CreatedAt)
-        .order_by_asc(campaign::Column::Id)
         .all(db)
         .await?)
+}
+
+fn running() -> sea_orm::Select<campaign::Entity> {
+    campaign::Entity::find()
+        .filter(campaign::Column::Status.eq(CampaignStatus::Active))
+        .order_by_asc(campaign::Column::CreatedAt)
+        .order_by_asc(campaign::Column::Id)
 }
 
 /// Locks the campaigns whose budgets the firings draw on, in id order, and says what

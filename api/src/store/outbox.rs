@@ -296,3 +296,59 @@ pub async fn subjects(
         entries.into_iter().map(|e| (e.id, e)).collect(),
     ))
 }
+
+/// Where a durable consumer resumes: its saved position, or, the first time, the
+/// outbox's head, saved (what committed before the consumer existed is not its work).
+pub async fn resume_or_start(db: &impl ConnectionTrait, consumer: &str) -> DomainResult<Position> {
+    match cursor(db, consumer).await? {
+        Some(position) => Ok(position),
+        None => {
+            let head = head(db).await?;
+            save_cursor(db, consumer, head).await?;
+            Ok(head)
+        }
+    }
+}
+
+/// A durable consumer's saved position in the outbox.
+pub async fn cursor(db: &impl ConnectionTrait, consumer: &str) -> DomainResult<Option<Position>> {
+    let row = db
+        .query_one_raw(super::raw(
+            db.get_database_backend(),
+            "SELECT seq, event_id FROM outbox_cursor WHERE consumer = $1",
+            vec![consumer.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => Some(Position {
+            seq: row.try_get("", "seq")?,
+            id: row.try_get("", "event_id")?,
+        }),
+        None => None,
+    })
+}
+
+/// Saves `position` as `consumer`'s, unless it already is further on (replicas that
+/// consume the same events save the same positions, in any order).
+pub async fn save_cursor(
+    db: &impl ConnectionTrait,
+    consumer: &str,
+    position: Position,
+) -> DomainResult<()> {
+    db.execute_raw(super::raw(
+        db.get_database_backend(),
+        "INSERT INTO outbox_cursor (consumer, seq, event_id, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (consumer) DO UPDATE
+           SET seq = excluded.seq, event_id = excluded.event_id, updated_at = excluded.updated_at
+           WHERE outbox_cursor.seq < excluded.seq
+              OR (outbox_cursor.seq = excluded.seq AND outbox_cursor.event_id < excluded.event_id)",
+        vec![
+            consumer.into(),
+            position.seq.into(),
+            position.id.into(),
+            now().into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}

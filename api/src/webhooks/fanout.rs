@@ -9,7 +9,7 @@ use super::{Wakeup, payload};
 use crate::domain::DomainResult;
 use crate::domain::webhooks::subscribed;
 use crate::outbox::Consumer;
-use crate::store::outbox::{Position, Stored};
+use crate::store::outbox::{self, Position, Stored};
 use crate::store::webhooks::{self, NewDelivery};
 
 /// The fan-out's name in `outbox_cursor`.
@@ -33,7 +33,7 @@ impl Consumer for Fanout {
     /// Where the last run stopped; the head the first time (events from before webhooks
     /// existed are not delivered).
     async fn start(&mut self, db: &DatabaseConnection) -> DomainResult<Position> {
-        webhooks::resume_or_start(db, CONSUMER).await
+        outbox::resume_or_start(db, CONSUMER).await
     }
 
     async fn consume(&mut self, db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<()> {
@@ -72,7 +72,7 @@ impl Consumer for Fanout {
         for chunk in chunked(deliveries, 500) {
             webhooks::insert_deliveries(&txn, chunk).await?;
         }
-        webhooks::save_cursor(&txn, CONSUMER, last).await?;
+        outbox::save_cursor(&txn, CONSUMER, last).await?;
         txn.commit().await?;
         if made > 0 {
             metrics::counter!("tierwise_webhook_deliveries_created_total").increment(made as u64);

@@ -79,7 +79,7 @@ impl ForInteractions {
     pub async fn load(
         txn: &impl ConnectionTrait,
         program: &Program,
-        interactions: &[&interaction::Model],
+        interactions: &[interaction::Model],
     ) -> DomainResult<Self> {
         let zone = program.settings.zone();
         let backend = txn.get_database_backend();

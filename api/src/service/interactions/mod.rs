@@ -127,21 +127,16 @@ async fn record_all(
                 })
                 .collect();
             read_state(txn, &items, &mut state, at).await?;
-            let fresh_ones: Vec<&interaction::Model> = items
-                .iter()
-                .filter(|item| item.admission == Admission::New)
-                .map(|item| &item.interaction)
-                .collect();
-            state.campaigns = ForInteractions::load(txn, &program, &fresh_ones).await?;
-            let stages_before: HashMap<Uuid, LifecycleStage> = state
-                .customers
-                .values()
-                .map(|c| (c.id, c.lifecycle_stage))
-                .collect();
             let fresh: Vec<interaction::Model> = items
                 .iter()
                 .filter(|item| item.admission == Admission::New)
                 .map(|item| item.interaction.clone())
+                .collect();
+            state.campaigns = ForInteractions::load(txn, &program, &fresh).await?;
+            let stages_before: HashMap<Uuid, LifecycleStage> = state
+                .customers
+                .values()
+                .map(|c| (c.id, c.lifecycle_stage))
                 .collect();
             state.aggregates = sums_at_each(txn, &program, &items).await?;
             store::interactions::insert_many(txn, &fresh).await?;
