@@ -26,8 +26,12 @@ impl CampaignQuery {
         ctx: &Context<'_>,
         status: Option<Vec<CampaignStatus>>,
     ) -> Result<Vec<Campaign>> {
-        let statuses: Option<Vec<entity::enums::CampaignStatus>> =
-            status.map(|s| s.into_iter().map(Into::into).collect());
+        // Four statuses exist: a list of any length asks for at most those four.
+        let statuses: Option<Vec<entity::enums::CampaignStatus>> = status.map(|s| {
+            let asked: std::collections::HashSet<entity::enums::CampaignStatus> =
+                s.into_iter().map(Into::into).collect();
+            asked.into_iter().collect()
+        });
         let found = crate::store::campaigns::list(
             ctx.data::<Db>()?.conn(),
             statuses.as_deref(),
