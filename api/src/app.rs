@@ -99,6 +99,10 @@ impl Application {
             ),
         );
         background.spawn(
+            "pending activation",
+            crate::jobs::pending_activation::activate_forever(db.clone()),
+        );
+        background.spawn(
             "reminders",
             crate::jobs::reminders::remind_forever(db.clone()),
         );

@@ -238,6 +238,8 @@ fn earned_points(history: &[interaction::Model]) -> Vec<points_entry::Model> {
                 expires_at,
                 interaction_id: Some(item.id),
                 campaign_id: None,
+                available_at: None,
+                transfer_id: None,
                 created_by: "demo".into(),
                 created_at: now,
             });

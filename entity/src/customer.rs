@@ -61,6 +61,11 @@ pub struct Model {
     /// When the metrics were last written (wall clock), by a live write or a run. Metrics
     /// written before the latest full run started are true as of that run's `asOf`.
     pub metrics_written_at: Option<DateTimeUtc>,
+    /// Points earned but not spendable yet (`pending_points`); not in `points_balance`.
+    pub points_pending: i64,
+    /// Set when this member was merged into another: the row is a tombstone, and reads
+    /// and writes that name it go to the survivor.
+    pub merged_into_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -66,6 +66,7 @@ string_enum!(TierChangeReason {
     Interaction = "INTERACTION",
     Evaluation = "EVALUATION",
     Manual = "MANUAL",
+    Merge = "MERGE",
 });
 
 string_enum!(PointsEntryKind {
@@ -77,6 +78,8 @@ string_enum!(PointsEntryKind {
     Reversal = "REVERSAL",
     BirthdayBonus = "BIRTHDAY_BONUS",
     CampaignBonus = "CAMPAIGN_BONUS",
+    TransferOut = "TRANSFER_OUT",
+    TransferIn = "TRANSFER_IN",
 });
 
 string_enum!(ReferralStatus { Pending = "PENDING", Rewarded = "REWARDED", Rejected = "REJECTED" });
@@ -110,6 +113,7 @@ string_enum!(EventTopic {
     PointsExpiring = "POINTS_EXPIRING",
     CustomerBirthday = "CUSTOMER_BIRTHDAY",
     AutomationFired = "AUTOMATION_FIRED",
+    CustomerMerged = "CUSTOMER_MERGED",
 });
 
 string_enum!(CampaignStatus { Draft = "DRAFT", Active = "ACTIVE", Paused = "PAUSED", Ended = "ENDED" });

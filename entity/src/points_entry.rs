@@ -18,6 +18,11 @@ pub struct Model {
     pub interaction_id: Option<Uuid>,
     /// The campaign a `CAMPAIGN_BONUS` entry came from.
     pub campaign_id: Option<Uuid>,
+    /// When its points become (or became) spendable, for an entry written while they
+    /// were pending; `None`: at once.
+    pub available_at: Option<DateTimeUtc>,
+    /// The transfer a `TRANSFER_OUT` or `TRANSFER_IN` entry belongs to.
+    pub transfer_id: Option<Uuid>,
     pub created_by: String,
     pub created_at: DateTimeUtc,
 }

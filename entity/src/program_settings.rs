@@ -23,6 +23,15 @@ pub struct Model {
     pub points_expiry_reminder_days: i32,
     /// The IANA time zone campaigns' days of the week are counted in.
     pub time_zone: String,
+    /// Days a purchase's points stay pending (not spendable) after it; 0: none.
+    pub pending_days: i32,
+    /// `ROLLING`, `END_OF_YEAR` or `NEVER`.
+    pub points_expiry_policy: String,
+    /// Under `END_OF_YEAR`: points earned in year Y expire at the end of Y + this.
+    pub points_expiry_years: i32,
+    pub transfers_enabled: bool,
+    /// The most points one member may transfer out in a calendar month; `None`: no limit.
+    pub max_transfer_per_month: Option<i64>,
     pub updated_at: DateTimeUtc,
 }
 

@@ -32,6 +32,7 @@ mod m20261201_000003_outbox_payload_and_markers;
 mod m20261201_000004_points_balance_rank;
 mod m20261202_000001_campaigns;
 mod m20261202_000002_campaign_revision;
+mod m20261203_000001_points_lifecycle;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_points_balance_rank::Migration),
             Box::new(m20261202_000001_campaigns::Migration),
             Box::new(m20261202_000002_campaign_revision::Migration),
+            Box::new(m20261203_000001_points_lifecycle::Migration),
         ]
     }
 }

@@ -107,6 +107,11 @@ pub enum Permission {
     ReadCampaigns,
     /// Create, change, start, pause and end campaigns.
     ManageCampaigns,
+    /// Transfer points between any members (a customer transfers its own, decided per
+    /// request).
+    TransferPoints,
+    /// Merge a duplicate member into another.
+    MergeCustomers,
 }
 
 /// The authenticated caller, from a verified token.
@@ -141,6 +146,7 @@ impl Principal {
                     | ManageRewards
                     | ManageWebhooks
                     | ManageCampaigns
+                    | MergeCustomers
             ),
             Role::Partner => match permission {
                 // Segments are views of customers: who may read every customer may
@@ -149,11 +155,12 @@ impl Principal {
                 WriteCustomers => self.has_scope(Scope::CustomersWrite),
                 SubscribeEvents => self.has_scope(Scope::EventsSubscribe),
                 RecordInteractions => self.has_scope(Scope::InteractionsWrite),
-                AdjustPoints => self.has_scope(Scope::PointsWrite),
+                AdjustPoints | TransferPoints => self.has_scope(Scope::PointsWrite),
                 RedeemRewards => self.has_scope(Scope::RewardsRedeem),
                 ManageWebhooks => self.has_scope(Scope::WebhooksManage),
                 EraseCustomers | ManageProgram | SetCustomerTier | RunEvaluations
-                | ManageRewards | ManageSegments | ReadCampaigns | ManageCampaigns => false,
+                | ManageRewards | ManageSegments | ReadCampaigns | ManageCampaigns
+                | MergeCustomers => false,
             },
             // A customer reads only itself, which `ReadCustomer` decides per object.
             Role::Customer => false,

@@ -53,8 +53,64 @@ pub fn may_overdraw(kind: entity::enums::PointsEntryKind) -> bool {
     use entity::enums::PointsEntryKind::*;
     match kind {
         Reversal | Expire => true,
-        Redeem | Adjust => false,
+        Redeem | Adjust | TransferOut | TransferIn => false,
         Earn | ReferralBonus | BirthdayBonus | CampaignBonus => false,
+    }
+}
+
+/// When the points a member earns expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExpiryPolicy {
+    /// `pointsExpiryDays` after they were earned (never, at 0).
+    Rolling,
+    /// At the end of the year `pointsExpiryYears` after the year they were earned in,
+    /// in the program's time zone (积分年底清零).
+    EndOfYear,
+    Never,
+}
+
+impl ExpiryPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rolling => "ROLLING",
+            Self::EndOfYear => "END_OF_YEAR",
+            Self::Never => "NEVER",
+        }
+    }
+
+    /// A stored name this build does not know counts as `ROLLING` (names are checked
+    /// when saved, so only a newer build's could be unknown).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "END_OF_YEAR" => Self::EndOfYear,
+            "NEVER" => Self::Never,
+            _ => Self::Rolling,
+        }
+    }
+}
+
+/// When points earned at `earned_at` expire under the program's policy: the date is
+/// stored on the lot when it is earned, so changing the policy changes only the lots
+/// earned afterwards. `END_OF_YEAR` lots expire at the first instant of the year after
+/// year Y + `years` (local midnight in `zone`), the instant "the end of the year" ends.
+pub fn lot_expiry(
+    settings: &super::program::Settings,
+    earned_at: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{Datelike, TimeZone};
+    match settings.points_expiry_policy {
+        ExpiryPolicy::Never => None,
+        ExpiryPolicy::Rolling => (settings.points_expiry_days > 0)
+            .then(|| earned_at + chrono::Duration::days(settings.points_expiry_days.into())),
+        ExpiryPolicy::EndOfYear => {
+            let zone = settings.zone();
+            let year = earned_at.with_timezone(&zone).year() + settings.points_expiry_years + 1;
+            // Midnight exists on every 1 January in the IANA database; the earliest
+            // reading is taken should a zone ever repeat it.
+            zone.with_ymd_and_hms(year, 1, 1, 0, 0, 0)
+                .earliest()
+                .map(|start| start.with_timezone(&chrono::Utc))
+        }
     }
 }
 
@@ -313,6 +369,56 @@ mod birthday_tests {
         assert_eq!(birthday_in_window(date(1985, 12, 20), january), Some(2026));
         let march = Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap();
         assert_eq!(birthday_in_window(date(2000, 2, 29), march), Some(2027));
+    }
+}
+
+#[cfg(test)]
+mod expiry_policy_tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::program::Settings;
+
+    fn settings(policy: ExpiryPolicy, years: i32) -> Settings {
+        Settings {
+            points_expiry_policy: policy,
+            points_expiry_years: years,
+            ..Settings::defaults("CNY")
+        }
+    }
+
+    #[test]
+    fn end_of_year_counts_years_in_the_program_time_zone() {
+        let policy = settings(ExpiryPolicy::EndOfYear, 1);
+        // 31 December 2026, 17:00 UTC is already 1 January 2027 in Shanghai: earned in
+        // 2027, it lasts until the end of 2028.
+        let late = Utc.with_ymd_and_hms(2026, 12, 31, 17, 0, 0).unwrap();
+        let end_2028 = Utc.with_ymd_and_hms(2028, 12, 31, 16, 0, 0).unwrap();
+        assert_eq!(lot_expiry(&policy, late), Some(end_2028));
+        // An hour earlier it was still 2026 there: the end of 2027.
+        let early = Utc.with_ymd_and_hms(2026, 12, 31, 15, 0, 0).unwrap();
+        let end_2027 = Utc.with_ymd_and_hms(2027, 12, 31, 16, 0, 0).unwrap();
+        assert_eq!(lot_expiry(&policy, early), Some(end_2027));
+        // Zero years: the end of the year they were earned in.
+        let same_year = settings(ExpiryPolicy::EndOfYear, 0);
+        let end_2026 = Utc.with_ymd_and_hms(2026, 12, 31, 16, 0, 0).unwrap();
+        assert_eq!(lot_expiry(&same_year, early), Some(end_2026));
+    }
+
+    #[test]
+    fn rolling_and_never() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let rolling = settings(ExpiryPolicy::Rolling, 1);
+        assert_eq!(
+            lot_expiry(&rolling, at),
+            Some(at + chrono::Duration::days(365))
+        );
+        let off = Settings {
+            points_expiry_days: 0,
+            ..rolling
+        };
+        assert_eq!(lot_expiry(&off, at), None);
+        assert_eq!(lot_expiry(&settings(ExpiryPolicy::Never, 1), at), None);
     }
 }
 

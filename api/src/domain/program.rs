@@ -332,9 +332,20 @@ pub struct Settings {
     pub max_interaction_amount_e4: i64,
     /// Days before a lot expires that `points.expiring` is sent; 0: never.
     pub points_expiry_reminder_days: i32,
-    /// The IANA time zone campaigns count days of the week in (`Asia/Shanghai`).
+    /// The IANA time zone campaigns count days of the week in (`Asia/Shanghai`), and
+    /// `END_OF_YEAR` expiry counts years in.
     pub time_zone: String,
+    /// Days a purchase's points stay pending after it; 0: spendable at once.
+    pub pending_days: i32,
+    pub points_expiry_policy: ExpiryPolicy,
+    /// Under `END_OF_YEAR`: points earned in year Y expire at the end of Y + this.
+    pub points_expiry_years: i32,
+    pub transfers_enabled: bool,
+    /// The most points a member may transfer out in a calendar month; `None`: no limit.
+    pub max_transfer_per_month: Option<i64>,
 }
+
+pub use super::points::ExpiryPolicy;
 
 /// The highest `maxInteractionAmount` a program may set (10¹² in the base currency):
 /// sums of a customer's amounts stay far inside an `i64` of ten-thousandths.
@@ -366,6 +377,11 @@ impl Settings {
             max_interaction_amount_e4: 1_000_000_000_000,
             points_expiry_reminder_days: 30,
             time_zone: DEFAULT_TIME_ZONE.to_owned(),
+            pending_days: 0,
+            points_expiry_policy: ExpiryPolicy::Rolling,
+            points_expiry_years: 1,
+            transfers_enabled: false,
+            max_transfer_per_month: None,
         }
     }
 
@@ -414,6 +430,28 @@ impl Settings {
             "input.pointsExpiryReminderDays",
             || "must be between 0 (no reminders) and 365 days".into(),
         )?;
+        ensure(
+            (0..=365).contains(&self.pending_days),
+            "input.pendingDays",
+            || "must be between 0 (points are spendable at once) and 365 days".into(),
+        )?;
+        ensure(
+            (0..=10).contains(&self.points_expiry_years),
+            "input.pointsExpiryYears",
+            || "must be between 0 (the end of the year they were earned in) and 10".into(),
+        )?;
+        if let Some(limit) = self.max_transfer_per_month {
+            ensure(
+                (1..=super::points::MAX_POINTS).contains(&limit),
+                "input.maxTransferPerMonth",
+                || {
+                    format!(
+                        "must be between 1 and {} (null: no limit)",
+                        super::points::MAX_POINTS
+                    )
+                },
+            )?;
+        }
         ensure(
             self.time_zone.parse::<chrono_tz::Tz>().is_ok(),
             "input.timeZone",

@@ -30,6 +30,7 @@ pub fn event_type(topic: EventTopic) -> &'static str {
         EventTopic::PointsExpiring => "points.expiring",
         EventTopic::CustomerBirthday => "customer.birthday",
         EventTopic::AutomationFired => "automation.fired",
+        EventTopic::CustomerMerged => "customer.merged",
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod automations;
 pub mod evaluation;
 pub mod outbox_pruning;
+pub mod pending_activation;
 pub mod points_upkeep;
 pub mod program_follower;
 pub mod reminders;

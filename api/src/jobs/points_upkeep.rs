@@ -43,6 +43,8 @@ pub async fn expire_points(
             as_of: run.as_of,
             started_at: run.started_at,
         });
+    // Lots whose window closed are spendable, so they can be written off like any.
+    crate::jobs::pending_activation::activate_due(db, Utc::now()).await?;
     let mut candidates = points::expiry_candidates(db.conn(), as_of, since).await?;
     if let Some(only) = only {
         let only: HashSet<&Uuid> = only.iter().collect();
@@ -68,6 +70,7 @@ pub async fn expire_points(
                             expires_at: None,
                             interaction_id: None,
                             campaign_id: None,
+                            transfer_id: None,
                             created_by: RUN,
                         })
                         .collect();
@@ -143,6 +146,7 @@ pub async fn birthday_bonuses(
                                 expires_at: None,
                                 interaction_id: None,
                                 campaign_id: None,
+                                transfer_id: None,
                                 created_by: RUN,
                             })
                             .collect();

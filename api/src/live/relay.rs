@@ -111,7 +111,8 @@ async fn load(db: &DatabaseConnection, batch: &[Stored]) -> DomainResult<Vec<Liv
                 | EventTopic::CustomerErased
                 | EventTopic::LifecycleChanged
                 | EventTopic::PointsExpiring
-                | EventTopic::CustomerBirthday => None,
+                | EventTopic::CustomerBirthday
+                | EventTopic::CustomerMerged => None,
             }
         })
         .collect())

@@ -261,7 +261,7 @@ pub async fn update(db: &Db, id: Uuid, patch: ProfilePatch) -> DomainResult<cust
             };
             let customer = profiles::replace(txn, existing, profile).await?;
             if let Some(tags) = tags {
-                customers::set_tags(txn, id, &tags).await?;
+                customers::set_tags(txn, customer.id, &tags).await?;
             }
             Ok(customer)
         })
@@ -276,13 +276,19 @@ pub async fn update(db: &Db, id: Uuid, patch: ProfilePatch) -> DomainResult<cust
 pub async fn erase(db: &Db, id: Uuid) -> DomainResult<()> {
     db.write(move |txn| {
         Box::pin(async move {
-            let existing = customers::find_for_update(txn, id)
+            let existing = customers::following_merge_for_update(txn, id)
                 .await?
                 .ok_or_else(|| DomainError::not_found("customer"))?;
-            profiles::erase(txn, existing, ERASED_NAME, now()).await?;
-            // Partners that keep a copy of the profile must delete theirs too.
-            store::outbox::emit(txn, EventTopic::CustomerErased, Some(id), id).await?;
-            customers::set_tags(txn, id, &[]).await?;
+            // The person's records that merges left behind go with it.
+            let mut people = customers::merged_into(txn, existing.id).await?;
+            people.push(existing);
+            for person in people {
+                let id = person.id;
+                profiles::erase(txn, person, ERASED_NAME, now()).await?;
+                // Partners that keep a copy of the profile must delete theirs too.
+                store::outbox::emit(txn, EventTopic::CustomerErased, Some(id), id).await?;
+                customers::set_tags(txn, id, &[]).await?;
+            }
             Ok(())
         })
     })

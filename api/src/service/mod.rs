@@ -5,12 +5,14 @@ pub mod campaigns;
 pub mod customers;
 pub mod import;
 pub mod interactions;
+pub mod merge;
 pub mod points;
 pub mod program;
 pub mod referrals;
 pub mod rewards;
 pub mod segments;
 pub mod tier_moves;
+pub mod transfers;
 pub mod webhooks;
 
 /// Who asks for a write, as the operations need to know it.

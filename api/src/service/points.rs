@@ -60,6 +60,7 @@ pub async fn adjust(
                     expires_at: None,
                     interaction_id: None,
                     campaign_id: None,
+                    transfer_id: None,
                     created_by: &caller,
                 },
             )

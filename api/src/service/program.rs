@@ -180,6 +180,12 @@ pub struct SettingsPatch {
     pub max_interaction_amount_e4: Option<i64>,
     pub points_expiry_reminder_days: Option<i32>,
     pub time_zone: Option<String>,
+    pub pending_days: Option<i32>,
+    pub points_expiry_policy: Option<crate::domain::points::ExpiryPolicy>,
+    pub points_expiry_years: Option<i32>,
+    pub transfers_enabled: Option<bool>,
+    /// `Some(None)` lifts the limit.
+    pub max_transfer_per_month: Option<Option<i64>>,
 }
 
 #[tracing::instrument(name = "program::update_settings", skip_all)]
@@ -201,7 +207,12 @@ pub async fn update_settings(db: &Db, patch: SettingsPatch) -> DomainResult<Sett
                 churn_days,
                 max_interaction_amount_e4,
                 points_expiry_reminder_days,
-                time_zone
+                time_zone,
+                pending_days,
+                points_expiry_policy,
+                points_expiry_years,
+                transfers_enabled,
+                max_transfer_per_month
             );
             settings.validate()?;
             program::save_settings(txn, &settings).await?;

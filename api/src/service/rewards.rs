@@ -137,6 +137,7 @@ pub async fn redeem(
                     expires_at: None,
                     interaction_id: None,
                     campaign_id: None,
+                    transfer_id: None,
                     created_by: &caller,
                 },
             )

@@ -31,6 +31,35 @@ pub async fn find_by_external_ref(
         .await?)
 }
 
+/// The customer with this id, or its survivor when it was merged.
+pub async fn find_following_merge(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> DomainResult<Option<customer::Model>> {
+    follow_merge(db, find(db, id).await?).await
+}
+
+/// The customer with this external reference, or its survivor when it was merged.
+pub async fn find_by_external_ref_following_merge(
+    db: &impl ConnectionTrait,
+    external_ref: &str,
+) -> DomainResult<Option<customer::Model>> {
+    follow_merge(db, find_by_external_ref(db, external_ref).await?).await
+}
+
+async fn follow_merge(
+    db: &impl ConnectionTrait,
+    found: Option<customer::Model>,
+) -> DomainResult<Option<customer::Model>> {
+    match found {
+        Some(customer) => match customer.merged_into_id {
+            Some(survivor) => find(db, survivor).await,
+            None => Ok(Some(customer)),
+        },
+        None => Ok(None),
+    }
+}
+
 /// The ids of the customers with these external references, by reference.
 pub async fn ids_by_external_ref(
     db: &impl ConnectionTrait,
@@ -168,6 +197,7 @@ pub async fn count_by_stage(
         .select_only()
         .column(customer::Column::LifecycleStage)
         .column_as(customer::Column::Id.count(), "count")
+        .filter(customer::Column::MergedIntoId.is_null())
         .group_by(customer::Column::LifecycleStage)
         .into_tuple()
         .all(db)
@@ -186,6 +216,7 @@ pub async fn count_and_points(db: &impl ConnectionTrait) -> DomainResult<(i64, i
             ),
             "points",
         )
+        .filter(customer::Column::MergedIntoId.is_null())
         .into_tuple()
         .one(db)
         .await?;
@@ -218,19 +249,38 @@ where
         .column(customer::Column::Birthday)
         .filter(customer::Column::Birthday.is_not_null())
         .filter(customer::Column::ErasedAt.is_null())
+        .filter(customer::Column::MergedIntoId.is_null())
         .into_tuple::<(Uuid, chrono::NaiveDate)>()
         .stream(db)
         .await?;
     Ok(rows.map(|row| Ok(row?)))
 }
 
-/// A customer that has not been erased, locked for the rest of the transaction;
-/// `NOT_FOUND` otherwise. What every write to one customer starts with.
+/// A customer that has not been erased, locked for the rest of the transaction, with
+/// its pending points that are due activated; `NOT_FOUND` otherwise. What every write to
+/// one customer starts with. A merged member's id stands for its survivor, which is
+/// returned instead (merges point every tombstone at the final survivor).
 pub async fn live_for_update(db: &impl ConnectionTrait, id: Uuid) -> DomainResult<customer::Model> {
-    find_for_update(db, id)
+    let mut customer = following_merge_for_update(db, id)
         .await?
         .filter(|c| c.erased_at.is_none())
-        .ok_or_else(|| crate::domain::DomainError::not_found("customer"))
+        .ok_or_else(|| crate::domain::DomainError::not_found("customer"))?;
+    super::pending_points::activate_held(db, [&mut customer], super::now()).await?;
+    Ok(customer)
+}
+
+/// `find_for_update`, or the survivor's row (locked) when `id` was merged into it.
+pub async fn following_merge_for_update(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> DomainResult<Option<customer::Model>> {
+    match find_for_update(db, id).await? {
+        Some(customer) => match customer.merged_into_id {
+            Some(survivor) => find_for_update(db, survivor).await,
+            None => Ok(Some(customer)),
+        },
+        None => Ok(None),
+    }
 }
 
 pub async fn find_many(
@@ -270,7 +320,8 @@ pub const SUBSTRING_SEARCH_FROM: usize = 3;
 
 impl CustomerFilter {
     fn condition(&self, backend: sea_orm::DbBackend) -> Condition {
-        let mut condition = Condition::all();
+        // Merged members are tombstones: their survivors are listed instead.
+        let mut condition = Condition::all().add(customer::Column::MergedIntoId.is_null());
         if let Some(search) = self
             .search
             .as_deref()
@@ -877,7 +928,7 @@ pub async fn born_on(db: &impl ConnectionTrait, month: u32, day: u32) -> DomainR
     };
     let sql = format!(
         "SELECT id FROM customer WHERE birthday IS NOT NULL AND erased_at IS NULL \
-         AND {month_of} = $1 AND {day_of} = $2"
+         AND merged_into_id IS NULL AND {month_of} = $1 AND {day_of} = $2"
     );
     let rows = db
         .query_all_raw(super::raw(
@@ -895,6 +946,7 @@ pub async fn born_on(db: &impl ConnectionTrait, month: u32, day: u32) -> DomainR
 pub async fn count_in_tier(db: &impl ConnectionTrait, tier_id: Uuid) -> DomainResult<u64> {
     Ok(customer::Entity::find()
         .filter(customer::Column::TierId.eq(tier_id))
+        .filter(customer::Column::MergedIntoId.is_null())
         .count(db)
         .await?)
 }
@@ -909,6 +961,7 @@ pub async fn count_by_tier(
         .column(customer::Column::TierId)
         .column_as(customer::Column::Id.count(), "count")
         .filter(customer::Column::TierId.is_in(tier_ids.iter().copied()))
+        .filter(customer::Column::MergedIntoId.is_null())
         .group_by(customer::Column::TierId)
         .into_tuple()
         .all(db)
@@ -931,6 +984,13 @@ pub const METRIC_COLUMNS: [(&str, &str); 10] = [
     ("outstanding_receivable_e4", "bigint"),
 ];
 
+/// How a write moves a customer's points: its balance (spendable) and its pending points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PointsDeltas {
+    pub available: i64,
+    pub pending: i64,
+}
+
 /// What recording interactions writes on a customer: its metrics, score, stage, tier,
 /// downgrade mark and revision, as `customer` holds them, and its balance moved by the
 /// delta given with it, for many customers in one `UPDATE … FROM` a batch (`values::relation`): one new
@@ -938,7 +998,7 @@ pub const METRIC_COLUMNS: [(&str, &str); 10] = [
 /// (each rewriting every index of the table). The caller holds their row locks.
 pub async fn write_recorded(
     db: &impl ConnectionTrait,
-    customers: &[(&customer::Model, i64)],
+    customers: &[(&customer::Model, PointsDeltas)],
 ) -> DomainResult<()> {
     const REST: [(&str, &str); 12] = [
         ("metrics_as_of", "timestamptz"),
@@ -954,11 +1014,15 @@ pub async fn write_recorded(
         ("metrics_written_at", "timestamptz"),
         ("updated_at", "timestamptz"),
     ];
-    let columns: Vec<(&str, &str)> = [("id", "uuid"), ("points_delta", "bigint")]
-        .into_iter()
-        .chain(METRIC_COLUMNS)
-        .chain(REST)
-        .collect();
+    let columns: Vec<(&str, &str)> = [
+        ("id", "uuid"),
+        ("points_delta", "bigint"),
+        ("pending_delta", "bigint"),
+    ]
+    .into_iter()
+    .chain(METRIC_COLUMNS)
+    .chain(REST)
+    .collect();
     if customers.is_empty() {
         return Ok(());
     }
@@ -970,7 +1034,8 @@ pub async fn write_recorded(
         customers.iter().map(|(c, delta)| {
             vec![
                 c.id.into(),
-                (*delta).into(),
+                delta.available.into(),
+                delta.pending.into(),
                 c.first_purchase_at.into(),
                 c.last_purchase_at.into(),
                 c.lifetime_purchase_count.into(),
@@ -998,18 +1063,74 @@ pub async fn write_recorded(
         1,
     )?;
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-    let assignments: Vec<String> = names[2..]
+    let assignments: Vec<String> = names[3..]
         .iter()
         .map(|name| format!("{name} = v.{name}"))
         .collect();
     let sql = format!(
         "WITH v ({names}) AS ({rows})
          UPDATE customer SET points_balance = customer.points_balance + v.points_delta,
+            points_pending = customer.points_pending + v.pending_delta,
             {assignments}
          FROM v WHERE customer.id = v.id",
         names = names.join(", "),
         assignments = assignments.join(", "),
     );
     db.execute_raw(super::raw(backend, &sql, values)).await?;
+    Ok(())
+}
+
+/// The members merged into `survivor` (its tombstones), locked.
+pub async fn merged_into(
+    db: &impl ConnectionTrait,
+    survivor: Uuid,
+) -> DomainResult<Vec<customer::Model>> {
+    Ok(customer::Entity::find()
+        .filter(customer::Column::MergedIntoId.eq(survivor))
+        .order_by_asc(customer::Column::Id)
+        .lock_exclusive()
+        .all(db)
+        .await?)
+}
+
+/// The ids merged into each of `survivors`, in one statement.
+pub async fn merged_ids_of(
+    db: &impl ConnectionTrait,
+    survivors: &[Uuid],
+) -> DomainResult<HashMap<Uuid, Vec<Uuid>>> {
+    let rows: Vec<(Uuid, Option<Uuid>)> = customer::Entity::find()
+        .select_only()
+        .column(customer::Column::Id)
+        .column(customer::Column::MergedIntoId)
+        .filter(customer::Column::MergedIntoId.is_in(survivors.iter().copied()))
+        .order_by_asc(customer::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut merged: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (id, survivor) in rows {
+        if let Some(survivor) = survivor {
+            merged.entry(survivor).or_default().push(id);
+        }
+    }
+    Ok(merged)
+}
+
+/// Moves `points` of pending points from one customer to another (a merge).
+pub async fn move_pending(
+    db: &impl ConnectionTrait,
+    from: Uuid,
+    to: Uuid,
+    points: i64,
+) -> DomainResult<()> {
+    let backend = db.get_database_backend();
+    let sql = "UPDATE customer SET points_pending = points_pending + \
+               CASE WHEN id = $1 THEN -$3 ELSE $3 END WHERE id IN ($1, $2)";
+    db.execute_raw(super::raw(
+        backend,
+        sql,
+        vec![from.into(), to.into(), points.into()],
+    ))
+    .await?;
     Ok(())
 }

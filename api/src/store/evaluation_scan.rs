@@ -91,6 +91,7 @@ fn scan_sql(backend: DbBackend, customer_filter: &str) -> String {
             LEFT JOIN agg ON agg.subject = c.id
             LEFT JOIN nps ON nps.subject = c.id
             LEFT JOIN hist ON hist.subject = c.id
+            WHERE c.merged_into_id IS NULL
         ),
         rfm AS (
             SELECT id,
@@ -399,7 +400,8 @@ where
     use futures_util::StreamExt;
     let sql = "SELECT id, revision, lifecycle_stage, lifetime_purchase_count, last_purchase_at,
             repeat_purchase_days, first_purchase_day, last_purchase_day, repeat_spend_e4
-        FROM customer WHERE repeat_purchase_days > 0 AND erased_at IS NULL";
+        FROM customer WHERE repeat_purchase_days > 0 AND erased_at IS NULL \
+        AND merged_into_id IS NULL";
     let backend = ConnectionTrait::get_database_backend(db);
     let rows = db.stream_raw(raw(backend, sql, Vec::new())).await?;
     Ok(rows.map(|row| {

@@ -60,7 +60,7 @@ pub async fn find_many(
 }
 
 /// An order's purchases and refunds so far, and the points they earned and reversed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderHistory {
     pub paid_e4: i64,
     pub refunded_e4: i64,
@@ -68,6 +68,8 @@ pub struct OrderHistory {
     pub earned: i64,
     /// The points its refunds took back so far (the negated `REVERSAL` entries).
     pub reversed: i64,
+    /// Its purchases' points still pending (their return window is open).
+    pub pending: Vec<entity::pending_points::Model>,
 }
 
 /// The history of each `(customer, orderRef)`, in two statements whatever their number:
@@ -123,6 +125,14 @@ pub async fn order_histories(
             }
             (InteractionKind::Refund, PointsEntryKind::Reversal) => history.reversed -= points,
             _ => {}
+        }
+    }
+    for lot in super::pending_points::of_orders(db, orders).await? {
+        let Some(order_ref) = lot.order_ref.clone() else {
+            continue;
+        };
+        if let Some(history) = histories.get_mut(&(lot.customer_id, order_ref)) {
+            history.pending.push(lot);
         }
     }
     Ok(histories)

@@ -284,3 +284,38 @@ pub async fn at_points(
         })
         .collect()
 }
+
+/// One customer's sums as of `as_of` over its stored interactions, in one statement
+/// (a merge recomputes its survivor's from the interactions it now holds).
+pub async fn of_customer(
+    db: &impl ConnectionTrait,
+    customer_id: uuid::Uuid,
+    as_of: DateTime<Utc>,
+    window_days: i32,
+) -> DomainResult<Aggregates> {
+    let backend = db.get_database_backend();
+    let scope = Scope {
+        from: "(SELECT * FROM interaction WHERE customer_id = $3) i",
+        key: "i.customer_id",
+        as_of: "$1",
+        window_start: "$2",
+    };
+    let sql = format!(
+        "WITH {aggregates}
+        SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day, hist.last_day,
+            hist.repeat_spend
+        FROM agg
+        LEFT JOIN nps ON nps.subject = agg.subject
+        LEFT JOIN hist ON hist.subject = agg.subject",
+        aggregates = aggregate_ctes(backend, &scope),
+    );
+    let values = vec![
+        as_of.into(),
+        window_start(as_of, window_days).into(),
+        customer_id.into(),
+    ];
+    match db.query_one_raw(raw(backend, &sql, values)).await? {
+        Some(row) => read_aggregates(&row, ""),
+        None => Ok(Aggregates::default()),
+    }
+}

@@ -28,6 +28,8 @@ pub struct NewEntry<'a> {
     pub interaction_id: Option<Uuid>,
     /// The campaign a `CAMPAIGN_BONUS` came from.
     pub campaign_id: Option<Uuid>,
+    /// The transfer a `TRANSFER_OUT` or `TRANSFER_IN` belongs to.
+    pub transfer_id: Option<Uuid>,
     pub created_by: &'a str,
 }
 
@@ -78,6 +80,8 @@ pub async fn append(
         expires_at: Set(entry.expires_at),
         interaction_id: Set(entry.interaction_id),
         campaign_id: Set(entry.campaign_id),
+        available_at: Set(None),
+        transfer_id: Set(entry.transfer_id),
         created_by: Set(entry.created_by.to_owned()),
         created_at: Set(now()),
     }
@@ -139,6 +143,8 @@ pub async fn append_to_each(
             expires_at: entry.expires_at,
             interaction_id: entry.interaction_id,
             campaign_id: entry.campaign_id,
+            available_at: None,
+            transfer_id: entry.transfer_id,
             created_by: entry.created_by.to_owned(),
             created_at: at,
         })
@@ -274,9 +280,11 @@ pub async fn customers_with_credits_expiring(
         .await?)
 }
 
-/// Each customer's ledger, oldest entry first, as lot accounting needs it: only each
-/// entry's delta and expiry (an expiry night reads the ledgers of every customer holding
-/// points, ten million entries at a million customers).
+/// Each customer's ledger of spendable points, in the order its points became
+/// spendable, as lot accounting needs it: only each entry's delta and expiry (an expiry
+/// night reads the ledgers of every customer holding points, ten million entries at a
+/// million customers). Entries still pending are left out, and a pending entry counts
+/// from its `available_at`: a spend made while it was pending could not have used it.
 pub async fn ledgers_of(
     db: &impl ConnectionTrait,
     customer_ids: &[Uuid],
@@ -287,7 +295,16 @@ pub async fn ledgers_of(
         .column(points_entry::Column::Delta)
         .column(points_entry::Column::ExpiresAt)
         .filter(points_entry::Column::CustomerId.is_in(customer_ids.iter().copied()))
+        .filter(
+            Condition::any()
+                .add(points_entry::Column::AvailableAt.is_null())
+                .add(points_entry::Column::AvailableAt.lte(now())),
+        )
         .order_by_asc(points_entry::Column::CustomerId)
+        .order_by(
+            Expr::cust("COALESCE(available_at, created_at)"),
+            sea_orm::Order::Asc,
+        )
         .order_by_asc(points_entry::Column::CreatedAt)
         .order_by_asc(points_entry::Column::Id)
         .into_tuple()

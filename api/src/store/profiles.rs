@@ -77,6 +77,8 @@ pub async fn insert(
         revision: Set(0),
         tier_held: Set(false),
         metrics_written_at: Set(Some(at)),
+        points_pending: Set(0),
+        merged_into_id: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
     }

@@ -5,7 +5,7 @@ use entity::{program_settings, scoring_model};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 
 use super::{now, tiers};
-use crate::domain::program::{self, IndicatorBands, ScoringModel, Settings, Weights};
+use crate::domain::program::{self, ExpiryPolicy, IndicatorBands, ScoringModel, Settings, Weights};
 use crate::domain::{DomainError, DomainResult};
 
 const ROW: i32 = 1;
@@ -40,6 +40,11 @@ pub async fn settings(db: &impl ConnectionTrait) -> DomainResult<Settings> {
         max_interaction_amount_e4: row.max_interaction_amount_e4,
         points_expiry_reminder_days: row.points_expiry_reminder_days,
         time_zone: row.time_zone,
+        pending_days: row.pending_days,
+        points_expiry_policy: ExpiryPolicy::parse(&row.points_expiry_policy),
+        points_expiry_years: row.points_expiry_years,
+        transfers_enabled: row.transfers_enabled,
+        max_transfer_per_month: row.max_transfer_per_month,
     })
 }
 
@@ -58,6 +63,11 @@ fn settings_row(settings: &Settings) -> program_settings::ActiveModel {
         max_interaction_amount_e4: Set(settings.max_interaction_amount_e4),
         points_expiry_reminder_days: Set(settings.points_expiry_reminder_days),
         time_zone: Set(settings.time_zone.clone()),
+        pending_days: Set(settings.pending_days),
+        points_expiry_policy: Set(settings.points_expiry_policy.as_str().to_owned()),
+        points_expiry_years: Set(settings.points_expiry_years),
+        transfers_enabled: Set(settings.transfers_enabled),
+        max_transfer_per_month: Set(settings.max_transfer_per_month),
         updated_at: Set(now()),
     }
 }

@@ -264,8 +264,11 @@ pub async fn check_runs(db: &impl ConnectionTrait, rule: &Rule, path: &str) -> D
     }
 }
 
+/// Customers a segment may hold: not erased, not merged into another.
 fn live() -> Expr {
-    Expr::col((customer::Entity, customer::Column::ErasedAt)).is_null()
+    Expr::col((customer::Entity, customer::Column::ErasedAt))
+        .is_null()
+        .and(Expr::col((customer::Entity, customer::Column::MergedIntoId)).is_null())
 }
 
 /// The condition for `membership`; an unknown segment has no members.

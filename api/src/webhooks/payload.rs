@@ -116,6 +116,7 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
                     "delta": entry.delta,
                     "balanceAfter": entry.balance_after,
                     "expiresAt": entry.expires_at,
+                    "availableAt": entry.available_at,
                     "createdAt": entry.created_at,
                     "reason": entry.reason,
                 });
@@ -136,7 +137,8 @@ pub async fn prepare(db: &impl ConnectionTrait, batch: &[Stored]) -> DomainResul
             EventTopic::LifecycleChanged
             | EventTopic::PointsExpiring
             | EventTopic::CustomerBirthday
-            | EventTopic::AutomationFired => event.customer_id.map(|customer| {
+            | EventTopic::AutomationFired
+            | EventTopic::CustomerMerged => event.customer_id.map(|customer| {
                 // Indexing a JSON value that is not an object panics: anything else
                 // (a newer replica's shape) leaves only the customer.
                 let mut data = match &event.payload {

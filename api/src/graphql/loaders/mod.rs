@@ -32,8 +32,8 @@ pub use campaigns::{CampaignById, CampaignStats};
 pub use first_pages::{InteractionsOf, LedgerOf, TierHistoryOf};
 pub use look_ahead::{normalize_kinds, prime_customers};
 pub use relations::{
-    CustomerById, LedgerLots, MembersOfSegment, MembersOfTier, ReferralsBy, SegmentsOfCustomer,
-    TagsOfCustomer, TierById,
+    CustomerById, LedgerLots, MembersOfSegment, MembersOfTier, MergedInto, ReferralsBy,
+    SegmentsOfCustomer, TagsOfCustomer, TierById,
 };
 pub use run_results::{CurrentChurnModel, FullRunInstants, LatestFullRun};
 

@@ -24,6 +24,26 @@ pub struct TagsOfCustomer(pub Uuid);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MembersOfTier(pub Uuid);
 
+/// The members merged into a customer (its tombstones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MergedInto(pub Uuid);
+
+impl Loader<MergedInto> for StoreLoader {
+    type Value = Vec<Uuid>;
+    type Error = Arc<DomainError>;
+
+    async fn load(&self, keys: &[MergedInto]) -> LoadResult<MergedInto, Vec<Uuid>> {
+        let found = customers::merged_ids_of(self.db.conn(), &ids(keys, |k| k.0)).await?;
+        Ok(every_key(
+            keys,
+            found
+                .into_iter()
+                .map(|(id, merged)| (MergedInto(id), merged)),
+            |_| Vec::new(),
+        ))
+    }
+}
+
 impl Loader<TierById> for StoreLoader {
     type Value = tier::Model;
     type Error = Arc<DomainError>;

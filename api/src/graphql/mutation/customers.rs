@@ -76,6 +76,34 @@ impl CustomerMutation {
         ))
     }
 
+    /// Merges a duplicate member into `survivorId`: its points (each lot with its expiry
+    /// date, pending ones still pending), interactions, referrals, tags and static
+    /// segment memberships move; the survivor keeps the higher tier and its metrics are
+    /// recomputed; the merged id and external reference then find the survivor.
+    /// Idempotent; all or nothing.
+    #[graphql(guard = "Allow(Permission::MergeCustomers)")]
+    async fn merge_customers(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+        merged_id: ID,
+        idempotency_key: Option<String>,
+    ) -> Result<Customer> {
+        let survivor_id = parse_id(&survivor_id, "survivorId").gql()?;
+        let merged_id = parse_id(&merged_id, "mergedId").gql()?;
+        let caller = crate::auth::guard::principal(ctx)?;
+        let survivor = crate::service::merge::merge(
+            ctx.data::<Db>()?,
+            caller.caller(),
+            survivor_id,
+            merged_id,
+            idempotency_key,
+        )
+        .await
+        .gql()?;
+        Ok(Customer(survivor))
+    }
+
     /// Removes personal data; keeps anonymous aggregates.
     #[graphql(guard = "Allow(Permission::EraseCustomers)")]
     async fn erase_customer(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {

@@ -1,12 +1,14 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::auth::guard::principal;
-use crate::auth::{Allow, Permission};
+use crate::auth::{Allow, Permission, Role};
 use crate::domain::DomainError;
 use crate::graphql::error::{Disclose, Gql};
 use crate::graphql::id::parse_id;
 use crate::graphql::types::points::{AdjustPointsInput, PointsEntry};
 use crate::graphql::types::reward::{RedeemRewardInput, Redemption, Reward, RewardInput};
+use crate::graphql::types::transfer::{PointsTransfer, TransferPointsInput};
+use crate::service::transfers::{self, Recipient};
 use crate::service::{points, rewards};
 use crate::store::Db;
 
@@ -30,6 +32,40 @@ impl RewardMutation {
             .disclosed_to(caller, customer)
             .gql()?;
         Ok(PointsEntry(entry))
+    }
+
+    /// Gives points to another member, soonest-expiring first, each keeping its expiry
+    /// date. A customer transfers only its own points, to a member named by referral
+    /// code; staff, admins and partners with `points:write` for anyone. Needs
+    /// `programSettings.transfersEnabled`.
+    async fn transfer_points(
+        &self,
+        ctx: &Context<'_>,
+        input: TransferPointsInput,
+    ) -> Result<PointsTransfer> {
+        let caller = principal(ctx)?;
+        let request = input.into_request().gql()?;
+        if !caller.may(Permission::TransferPoints) {
+            if caller.role != Role::Customer || caller.customer_id != Some(request.from) {
+                return Err(DomainError::Forbidden(
+                    "you may transfer only your own points".into(),
+                ))
+                .gql();
+            }
+            if matches!(request.to, Recipient::Id(_)) {
+                return Err(DomainError::bad_input(
+                    "input.toCustomerId",
+                    "name the member you give points to by its referral code",
+                ))
+                .gql();
+            }
+        }
+        let from = request.from;
+        let transfer = transfers::transfer(ctx.data::<Db>()?, caller.caller(), request)
+            .await
+            .disclosed_to(caller, from)
+            .gql()?;
+        Ok(PointsTransfer(transfer))
     }
 
     #[graphql(guard = "Allow(Permission::ManageRewards)")]

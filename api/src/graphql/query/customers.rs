@@ -20,10 +20,13 @@ impl CustomerQuery {
         let Some(id) = parse_id_or_none(&id) else {
             return Ok(None);
         };
-        Ok(customers::find(ctx.data::<Db>()?.conn(), id)
-            .await
-            .gql()?
-            .map(Customer))
+        // A merged member's id finds its survivor.
+        Ok(
+            customers::find_following_merge(ctx.data::<Db>()?.conn(), id)
+                .await
+                .gql()?
+                .map(Customer),
+        )
     }
 
     #[graphql(guard = "Allow(Permission::ReadCustomers)")]
@@ -33,10 +36,13 @@ impl CustomerQuery {
         external_ref: String,
     ) -> Result<Option<Customer>> {
         Ok(
-            customers::find_by_external_ref(ctx.data::<Db>()?.conn(), &external_ref)
-                .await
-                .gql()?
-                .map(Customer),
+            customers::find_by_external_ref_following_merge(
+                ctx.data::<Db>()?.conn(),
+                &external_ref,
+            )
+            .await
+            .gql()?
+            .map(Customer),
         )
     }
 

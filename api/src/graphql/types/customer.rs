@@ -86,6 +86,20 @@ impl Customer {
         self.0.birthday.map(Date)
     }
 
+    /// The members merged into this one (`mergeCustomers`): their ids and external
+    /// references still find this customer.
+    async fn merged_ids(&self, ctx: &Context<'_>) -> Result<Vec<ID>> {
+        let loader = ctx.data::<RequestLoader>()?;
+        Ok(loader
+            .load_one(crate::graphql::loaders::MergedInto(self.0.id))
+            .await
+            .gql()?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| ID(id.to_string()))
+            .collect())
+    }
+
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         let loader = ctx.data::<RequestLoader>()?;
         Ok(loader
@@ -174,8 +188,15 @@ impl Customer {
         ))
     }
 
+    /// Spendable points: redemptions and transfers use these only.
     async fn points_balance(&self) -> i64 {
         self.0.points_balance
+    }
+
+    /// Points earned by purchases whose return window (`pendingDays`) is still open:
+    /// not in `pointsBalance` until they activate, at each entry's `availableAt`.
+    async fn points_pending(&self) -> i64 {
+        self.0.points_pending
     }
 
     /// Unspent points that expire within `withinDays` (0..3650) from now, including any

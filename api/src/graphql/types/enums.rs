@@ -26,6 +26,8 @@ pub enum TierChangeReason {
     Interaction,
     Evaluation,
     Manual,
+    /// Another member was merged into this one, which kept the higher of the two tiers.
+    Merge,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +139,10 @@ pub enum PointsEntryKind {
     BirthdayBonus,
     /// Given by a campaign (`PointsEntry.campaign`).
     CampaignBonus,
+    /// Given to another member (`transferPoints`), or moved to a survivor by a merge.
+    TransferOut,
+    /// Received from another member, with the expiry date the points had there.
+    TransferIn,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]

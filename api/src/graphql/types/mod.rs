@@ -14,5 +14,6 @@ pub mod reward;
 pub mod segment;
 pub mod stats;
 pub mod tier;
+pub mod transfer;
 pub mod viewer;
 pub mod webhook;

@@ -71,6 +71,14 @@ impl PointsEntry {
         self.0.expires_at.map(Into::into)
     }
 
+    /// When the entry's points became (or become) spendable, for an entry written while
+    /// its purchase's return window was open (`pendingDays`); null: at once. Until then
+    /// they count in `Customer.pointsPending`, not in the balance.
+    #[graphql(guard = "Anyone")]
+    async fn available_at(&self) -> Option<DateTime> {
+        self.0.available_at.map(Into::into)
+    }
+
     #[graphql(guard = "Anyone")]
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()

@@ -135,8 +135,51 @@ pub struct ProgramSettings {
     /// Days before a lot of points expires that a `points.expiring` webhook is sent; 0:
     /// never.
     points_expiry_reminder_days: i32,
-    /// The IANA time zone campaigns count days of the week in.
+    /// The IANA time zone campaigns count days of the week in, and `END_OF_YEAR`
+    /// expiry counts years in.
     time_zone: String,
+    /// Days a purchase's points stay pending (not spendable) after it; 0: spendable at
+    /// once.
+    pending_days: i32,
+    points_expiry_policy: PointsExpiryPolicy,
+    /// Under `END_OF_YEAR`: points earned in year Y expire at the end of year Y + this.
+    points_expiry_years: i32,
+    transfers_enabled: bool,
+    /// The most points one member may transfer out in a calendar month (in the
+    /// program's time zone); null: no limit.
+    max_transfer_per_month: Option<i64>,
+}
+
+/// When earned points expire. A lot keeps the date it was promised when it was earned:
+/// changing the policy applies to points earned afterwards.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq)]
+pub enum PointsExpiryPolicy {
+    /// `pointsExpiryDays` after they were earned.
+    Rolling,
+    /// At the end of the year `pointsExpiryYears` after the year they were earned in,
+    /// in the program's time zone.
+    EndOfYear,
+    Never,
+}
+
+impl From<program::ExpiryPolicy> for PointsExpiryPolicy {
+    fn from(policy: program::ExpiryPolicy) -> Self {
+        match policy {
+            program::ExpiryPolicy::Rolling => Self::Rolling,
+            program::ExpiryPolicy::EndOfYear => Self::EndOfYear,
+            program::ExpiryPolicy::Never => Self::Never,
+        }
+    }
+}
+
+impl From<PointsExpiryPolicy> for program::ExpiryPolicy {
+    fn from(policy: PointsExpiryPolicy) -> Self {
+        match policy {
+            PointsExpiryPolicy::Rolling => Self::Rolling,
+            PointsExpiryPolicy::EndOfYear => Self::EndOfYear,
+            PointsExpiryPolicy::Never => Self::Never,
+        }
+    }
 }
 
 impl From<program::Settings> for ProgramSettings {
@@ -154,6 +197,11 @@ impl From<program::Settings> for ProgramSettings {
             max_interaction_amount: e4_to_decimal(s.max_interaction_amount_e4),
             points_expiry_reminder_days: s.points_expiry_reminder_days,
             time_zone: s.time_zone,
+            pending_days: s.pending_days,
+            points_expiry_policy: s.points_expiry_policy.into(),
+            points_expiry_years: s.points_expiry_years,
+            transfers_enabled: s.transfers_enabled,
+            max_transfer_per_month: s.max_transfer_per_month,
         }
     }
 }
@@ -175,6 +223,14 @@ pub struct ProgramSettingsInput {
     points_expiry_reminder_days: Option<i32>,
     /// An IANA time zone name (default `Asia/Shanghai`).
     time_zone: Option<String>,
+    /// 0 to 365 (default 0: spendable at once).
+    pending_days: Option<i32>,
+    points_expiry_policy: Option<PointsExpiryPolicy>,
+    /// 0 to 10 (default 1).
+    points_expiry_years: Option<i32>,
+    transfers_enabled: Option<bool>,
+    /// 1 to 1000000000; null lifts the limit.
+    max_transfer_per_month: async_graphql::MaybeUndefined<i64>,
 }
 
 impl ProgramSettingsInput {
@@ -199,6 +255,15 @@ impl ProgramSettingsInput {
             time_zone: self
                 .time_zone
                 .map(|zone| zone.trim().chars().take(64).collect()),
+            pending_days: self.pending_days,
+            points_expiry_policy: self.points_expiry_policy.map(Into::into),
+            points_expiry_years: self.points_expiry_years,
+            transfers_enabled: self.transfers_enabled,
+            max_transfer_per_month: match self.max_transfer_per_month {
+                async_graphql::MaybeUndefined::Undefined => None,
+                async_graphql::MaybeUndefined::Null => Some(None),
+                async_graphql::MaybeUndefined::Value(limit) => Some(Some(limit)),
+            },
         })
     }
 }

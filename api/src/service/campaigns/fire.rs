@@ -430,6 +430,8 @@ async fn award(
             expires_at: None,
             interaction_id: None,
             campaign_id: Some(rules.id),
+            available_at: None,
+            transfer_id: None,
             created_by: "campaign".to_owned(),
             created_at: at,
         });

@@ -13,13 +13,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::{InteractionKind, PointsEntryKind, ReferralStatus, TierChangeReason};
-use entity::{customer, interaction, points_entry, referral, tier_change};
+use entity::{customer, interaction, pending_points, points_entry, referral, tier_change};
 use uuid::Uuid;
 
 use super::Recorded;
 use crate::domain::interaction::{self as rules, OrderPaid};
 use crate::domain::metrics::{self, Aggregates};
-use crate::domain::points::{OrderRefunds, reversal_due};
+use crate::domain::points::{OrderRefunds, lot_expiry, reversal_due};
 use crate::domain::{DomainError, DomainResult};
 use crate::service::campaigns::fire::{Decided, ForInteractions};
 use crate::store::idempotency;
@@ -85,6 +85,8 @@ pub struct Outcome {
     /// The campaigns the batch could fire, and the firings decided, in order.
     pub campaigns: ForInteractions,
     pub firings: Vec<Decided>,
+    /// Pending lots, new and changed, with the points left in each (0: cancelled).
+    pub pending_lots: Vec<pending_points::Model>,
 }
 
 /// Applies the rules to `items` in order. `at` is the batch's clock: entries, tier
@@ -144,14 +146,35 @@ pub fn apply(
                 )?
                 .max(0);
                 if earned > 0 {
+                    // Inside the return window the points are pending: kept apart from
+                    // the balance until `pendingDays` after the purchase.
+                    let available_at = interaction.occurred_at
+                        + Duration::days(program.settings.pending_days.into());
+                    let pending = (available_at > at).then_some(available_at);
                     ledger.append(
                         customer_id,
                         earned,
                         PointsEntryKind::Earn,
                         Some("purchase".to_owned()),
-                        expiry(interaction.occurred_at, program.settings.points_expiry_days),
+                        lot_expiry(&program.settings, interaction.occurred_at),
                         Some(interaction.id),
+                        pending,
                     )?;
+                    if let Some(available_at) = pending {
+                        let lot = pending_points::Model {
+                            id: Uuid::now_v7(),
+                            customer_id,
+                            entry_id: ledger.last_entry_id(),
+                            order_ref: interaction.order_ref.clone(),
+                            points: earned,
+                            available_at,
+                        };
+                        match order.as_ref().and_then(|o| state.orders.get_mut(o)) {
+                            // A refund later in the batch may cancel it.
+                            Some(history) => history.pending.push(lot),
+                            None => outcome.pending_lots.push(lot),
+                        }
+                    }
                 }
                 if let Some(history) = order.as_ref().and_then(|o| state.orders.get_mut(o)) {
                     history.paid_e4 += amount_e4;
@@ -178,14 +201,37 @@ pub fn apply(
                         DomainError::Internal(anyhow::anyhow!("order {order_ref} was not read"))
                     })?;
                     let reversal = refund(history, interaction.amount_e4, &item.prefix)?;
-                    if reversal > 0 {
+                    let reason = format!("refund of order {order_ref}");
+                    // Points still pending are cancelled first, each as a pending
+                    // reversal that activates (to nothing) with its lot; only the rest
+                    // is taken from the balance.
+                    let mut left = reversal;
+                    for lot in history.pending.iter_mut().filter(|lot| lot.points > 0) {
+                        let cancelled = lot.points.min(left);
+                        if cancelled == 0 {
+                            break;
+                        }
+                        lot.points -= cancelled;
+                        left -= cancelled;
                         ledger.append(
                             customer_id,
-                            -reversal,
+                            -cancelled,
                             PointsEntryKind::Reversal,
-                            Some(format!("refund of order {order_ref}")),
+                            Some(reason.clone()),
                             None,
                             Some(interaction.id),
+                            Some(lot.available_at),
+                        )?;
+                    }
+                    if left > 0 {
+                        ledger.append(
+                            customer_id,
+                            -left,
+                            PointsEntryKind::Reversal,
+                            Some(reason),
+                            None,
+                            Some(interaction.id),
+                            None,
                         )?;
                     }
                     (-reversal, 0)
@@ -212,8 +258,9 @@ pub fn apply(
                     points,
                     PointsEntryKind::CampaignBonus,
                     Some(format!("campaign {}", rules.name)),
-                    expiry(interaction.occurred_at, program.settings.points_expiry_days),
+                    lot_expiry(&program.settings, interaction.occurred_at),
                     Some(interaction.id),
+                    None,
                 )?;
                 ledger.name_campaign(rules.id);
                 campaign_points += points;
@@ -279,6 +326,11 @@ pub fn apply(
         .filter_map(|id| state.customers.get(id).cloned())
         .collect();
     outcome.campaigns = state.campaigns;
+    // Lots read with the orders (and new ones a refund in the batch saw) are written
+    // with what is left of them.
+    for history in state.orders.into_values() {
+        outcome.pending_lots.extend(history.pending);
+    }
     Ok(outcome)
 }
 
@@ -310,6 +362,13 @@ impl Ledger<'_> {
         }
     }
 
+    fn last_entry_id(&self) -> Uuid {
+        self.entries.last().map_or(Uuid::nil(), |entry| entry.id)
+    }
+
+    /// Appends an entry. One with `pending` (when its points become spendable) moves
+    /// the customer's pending points instead of its balance.
+    #[allow(clippy::too_many_arguments)]
     fn append(
         &mut self,
         customer_id: Uuid,
@@ -318,10 +377,14 @@ impl Ledger<'_> {
         reason: Option<String>,
         expires_at: Option<DateTime<Utc>>,
         interaction_id: Option<Uuid>,
+        pending: Option<DateTime<Utc>>,
     ) -> DomainResult<()> {
         let (caller, at) = (self.caller.to_owned(), self.at);
         let customer = self.customer_mut(customer_id)?;
-        customer.points_balance += delta;
+        match pending {
+            Some(_) => customer.points_pending += delta,
+            None => customer.points_balance += delta,
+        }
         let balance_after = customer.points_balance;
         self.entries.push(points_entry::Model {
             id: Uuid::now_v7(),
@@ -333,6 +396,8 @@ impl Ledger<'_> {
             expires_at,
             interaction_id,
             campaign_id: None,
+            available_at: pending,
+            transfer_id: None,
             created_by: caller,
             created_at: at,
         });
@@ -397,6 +462,7 @@ fn settle_referral(
                 Some(reason.clone()),
                 None,
                 None,
+                None,
             )?;
         }
     }
@@ -405,7 +471,7 @@ fn settle_referral(
 }
 
 /// Writes the evaluated metrics on the customer, as of `as_of`, at wall-clock `at`.
-fn write_metrics(
+pub(crate) fn write_metrics(
     customer: &mut customer::Model,
     evaluated: &metrics::Evaluated,
     as_of: DateTime<Utc>,
@@ -432,9 +498,4 @@ fn write_metrics(
     customer.revision += 1;
     customer.metrics_written_at = Some(at);
     customer.updated_at = at;
-}
-
-/// A purchase's points expire `pointsExpiryDays` after it occurred (never, at 0).
-fn expiry(occurred_at: DateTime<Utc>, expiry_days: i32) -> Option<DateTime<Utc>> {
-    (expiry_days > 0).then(|| occurred_at + Duration::days(expiry_days.into()))
 }

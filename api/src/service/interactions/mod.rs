@@ -11,6 +11,8 @@
 
 mod apply;
 
+pub(crate) use apply::write_metrics;
+
 use std::collections::{HashMap, HashSet};
 
 use entity::enums::{InteractionKind, LifecycleStage, ReferralStatus};
@@ -99,9 +101,20 @@ async fn record_all(
     db.write(move |txn| {
         Box::pin(async move {
             let program = programs.current(txn).await?;
-            let prepared = prepare(txn, &program, requests, prefixes, now()).await?;
+            let mut prepared = prepare(txn, &program, requests, prefixes, now()).await?;
+            let (mut locked, survivors) =
+                lock_customers(txn, prepared.iter().map(|p| p.customer_id)).await?;
+            // An input naming a merged member is recorded for its survivor.
+            for p in &mut prepared {
+                if let Some(survivor) = survivors.get(&p.customer_id) {
+                    p.customer_id = *survivor;
+                }
+            }
+            // Pending points whose window closed become spendable before anything
+            // reads the balances (a refund takes them from the balance now).
+            store::pending_points::activate_held(txn, locked.values_mut(), now()).await?;
             let mut state = apply::State {
-                customers: lock_customers(txn, prepared.iter().map(|p| p.customer_id)).await?,
+                customers: locked,
                 ..Default::default()
             };
             let admissions = admit(txn, &key_owner, &prepared).await?;
@@ -391,19 +404,30 @@ async fn write(
     outcome: &apply::Outcome,
     at: chrono::DateTime<chrono::Utc>,
 ) -> DomainResult<()> {
-    let mut deltas: HashMap<Uuid, i64> = HashMap::new();
+    // An entry written while its points are pending (`available_at`) moves pending
+    // points, not the balance.
+    let mut deltas: HashMap<Uuid, customers::PointsDeltas> = HashMap::new();
     for entry in &outcome.entries {
-        *deltas.entry(entry.customer_id).or_default() += entry.delta;
+        let delta = deltas.entry(entry.customer_id).or_default();
+        match entry.available_at {
+            Some(_) => delta.pending += entry.delta,
+            None => delta.available += entry.delta,
+        }
     }
-    let recorded: Vec<(&customer::Model, i64)> = outcome
+    let recorded: Vec<(&customer::Model, customers::PointsDeltas)> = outcome
         .customers
         .iter()
-        .map(|c| (c, deltas.remove(&c.id).unwrap_or(0)))
+        .map(|c| (c, deltas.remove(&c.id).unwrap_or_default()))
         .collect();
     customers::write_recorded(txn, &recorded).await?;
-    let others: Vec<(Uuid, i64)> = deltas.into_iter().collect();
+    // Referrers paid a bonus without an interaction of their own: never pending.
+    let others: Vec<(Uuid, i64)> = deltas
+        .into_iter()
+        .map(|(id, d)| (id, d.available))
+        .collect();
     points::add_to_balances(txn, &others).await?;
     points::insert_entries(txn, &outcome.entries).await?;
+    store::pending_points::save(txn, &outcome.pending_lots).await?;
     tier_changes::insert_many(txn, outcome.tier_changes.clone()).await?;
     let firings: Vec<_> = outcome
         .firings
@@ -452,22 +476,52 @@ fn request_fingerprint(customer_id: Uuid, raw: &RawInteraction) -> String {
 
 /// Locks every customer involved, and their referrers (a first purchase pays them), in id
 /// order, so that two batches touching the same customers queue instead of deadlocking.
+///
+/// A merged member named by an input stands for its survivor, which is locked instead;
+/// returns the locked customers and, for each merged member named, its survivor.
 async fn lock_customers(
     txn: &impl ConnectionTrait,
     ids: impl Iterator<Item = Uuid>,
-) -> DomainResult<HashMap<Uuid, customer::Model>> {
-    let mut targets: Vec<Uuid> = ids.collect();
+) -> DomainResult<(HashMap<Uuid, customer::Model>, HashMap<Uuid, Uuid>)> {
+    let mut named: Vec<Uuid> = ids.collect();
+    named.sort();
+    named.dedup();
+    let mut read = customers::find_many(txn, &named).await?;
+    let mut survivors: HashMap<Uuid, Uuid> = read
+        .iter()
+        .filter_map(|c| Some((c.id, c.merged_into_id?)))
+        .collect();
+    let mut targets: Vec<Uuid> = named
+        .iter()
+        .map(|id| survivors.get(id).copied().unwrap_or(*id))
+        .collect();
     targets.sort();
     targets.dedup();
+    if !survivors.is_empty() {
+        read = customers::find_many(txn, &targets).await?;
+    }
     // Locking referrers up front keeps the lock order; a code applied after this read is
     // caught by `lock_referrers`, which locks the referrer it names.
-    let referrers = customers::find_many(txn, &targets)
-        .await?
-        .into_iter()
-        .filter_map(|c| c.referred_by_id);
+    let referrers = read.into_iter().filter_map(|c| c.referred_by_id);
     let all: Vec<Uuid> = targets.iter().copied().chain(referrers).collect();
     let rows = customers::lock_in_order(txn, &all).await?;
-    let found: HashMap<Uuid, customer::Model> = rows.into_iter().map(|c| (c.id, c)).collect();
+    let mut found: HashMap<Uuid, customer::Model> = rows.into_iter().map(|c| (c.id, c)).collect();
+    // A merge that committed between the read and the lock: its survivor is locked
+    // out of order, which only a merge racing this very write can cause.
+    let merged_since: Vec<(Uuid, Uuid)> = targets
+        .iter()
+        .filter_map(|id| Some((*id, found.get(id)?.merged_into_id?)))
+        .collect();
+    for (merged, survivor) in merged_since {
+        let customer = customers::live_for_update(txn, survivor).await?;
+        found.insert(survivor, customer);
+        targets.retain(|id| *id != merged);
+        targets.push(survivor);
+        for to in survivors.values_mut().filter(|to| **to == merged) {
+            *to = survivor;
+        }
+        survivors.insert(merged, survivor);
+    }
     for id in &targets {
         match found.get(id) {
             None => return Err(DomainError::not_found(format!("customer {id}"))),
@@ -479,5 +533,5 @@ async fn lock_customers(
             Some(_) => {}
         }
     }
-    Ok(found)
+    Ok((found, survivors))
 }
