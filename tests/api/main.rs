@@ -24,6 +24,7 @@ mod import;
 mod interactions;
 mod isolation;
 mod ledger;
+mod lifecycle;
 mod outbox;
 mod pagination;
 mod program;

@@ -1131,6 +1131,7 @@ async fn the_ledger_refuses_an_overdraft_by_itself(app: TestApp) {
         expires_at: None,
         interaction_id: None,
         campaign_id: None,
+        transfer_id: None,
         created_by: "test",
     };
     let append_one = |customer_id, delta, kind| {

@@ -1,6 +1,8 @@
-//! Pending points activate by themselves: every few seconds one replica (the slot's
-//! lease) moves the lots whose `available_at` has passed into their customers' balances,
-//! 500 customers a transaction, locked in id order like every other balance write.
+//! Pending points activate by themselves: every few seconds every replica moves the lots
+//! whose `available_at` has passed into their customers' balances, 500 customers a
+//! transaction, locked in id order like every other balance write. No lease: two
+//! replicas that find the same lots queue on the customers' locks, and the second finds
+//! them gone (the look itself is one indexed query).
 //!
 //! Activation is exact however it happens: a lot is deleted in the transaction that
 //! credits it, so the job and a write that activates its customer's due lots first
@@ -8,34 +10,29 @@
 //! A read between `available_at` and the next slot still shows the points as pending;
 //! nothing can spend them in that gap without activating them first.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
-use super::schedule::{JobContext, every_slot};
 use crate::domain::DomainResult;
-use crate::domain::schedule::Schedule;
 use crate::store::{Db, customers, pending_points};
 
 /// How often the job looks for due lots.
-pub const EVERY_SECONDS: i64 = 5;
+pub const EVERY_SECONDS: u64 = 5;
 
 /// Customers activated per transaction.
 const CHUNK: u64 = 500;
 
 /// Runs until the supervisor stops it.
 pub async fn activate_forever(db: Db) {
-    every_slot(
-        db,
-        "pending activation",
-        Schedule::Every(TimeDelta::seconds(EVERY_SECONDS)),
-        |JobContext { db, .. }| async move {
-            let points = activate_due(&db, Utc::now()).await?;
-            if points > 0 {
-                tracing::info!(points, "activated pending points");
-            }
-            Ok(())
-        },
-    )
-    .await
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(EVERY_SECONDS));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match activate_due(&db, Utc::now()).await {
+            Ok(0) => {}
+            Ok(points) => tracing::info!(points, "activated pending points"),
+            Err(error) => tracing::warn!(%error, "activating pending points failed"),
+        }
+    }
 }
 
 /// Activates every lot due by `at`; returns the points activated.
