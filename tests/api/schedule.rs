@@ -67,6 +67,7 @@ async fn the_server_owns_its_background_tasks() {
             "webhook fan-out",
             "automations",
             "webhook dispatcher",
+            "pending activation",
             "reminders",
             "webhook pruning",
             "evaluation schedule"
