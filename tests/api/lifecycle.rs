@@ -10,8 +10,13 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use serde_json::{Value, json};
 
+use entity::enums::EventTopic;
+use entity::event_outbox;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
 use crate::helpers::{TestApp, assert_error, error_code, instant, on_both, ts};
 use crate::ledger::ledger;
+use crate::ws_client::{TRANSPORT, Ws};
 
 const ENTRY: &str =
     "id customer { id } kind delta balanceAfter reason expiresAt availableAt createdAt";
@@ -174,6 +179,14 @@ async fn pending_points_activate_on_time(app: TestApp) {
     // Pending points cannot be spent.
     let mug = reward(&app, 60).await;
     assert_error(&try_redeem(&app, &ana, &mug).await, "INSUFFICIENT_POINTS");
+    // Ana's app listens for her points moving.
+    let mut ws = Ws::open(&app, TRANSPORT, &app.customer_token(&ana)).await;
+    ws.subscribe(
+        "points",
+        "subscription { pointsChanged { id kind delta availableAt customer { id pointsBalance pointsPending } } }",
+        json!({}),
+    )
+    .await;
     // Nobody runs anything: they activate by themselves.
     let mut waited = 0;
     while points(&app, &ana).await != (100, 0) {
@@ -181,6 +194,18 @@ async fn pending_points_activate_on_time(app: TestApp) {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         waited += 1;
     }
+    // The activation is announced, naming the entry whose points became spendable.
+    let announced = loop {
+        let message = ws.next_message().await;
+        let changed = message["payload"]["data"]["pointsChanged"].clone();
+        if changed["customer"]["pointsBalance"] == 100 {
+            break changed;
+        }
+    };
+    assert_eq!(announced["id"], earn["id"], "{announced:#}");
+    assert_eq!(announced["kind"], "EARN");
+    assert_eq!(announced["customer"]["pointsPending"], 0);
+    drop(ws);
     assert_eq!(
         try_redeem(&app, &ana, &mug).await["data"]["redeemReward"]["pointsSpent"],
         60
@@ -544,6 +569,19 @@ async fn merging_moves_everything_and_leaves_a_tombstone(app: TestApp) {
     }
     let (tombstone_balance, tombstone_pending) = points_of_row(&app, &max).await;
     assert_eq!((tombstone_balance, tombstone_pending), (0, 0));
+
+    // One `CUSTOMER_MERGED` event for each of the two customers, however often the
+    // merge was asked for: webhooks and consumers following either id learn of it.
+    let merged_events: Vec<String> = event_outbox::Entity::find()
+        .filter(event_outbox::Column::Topic.eq(EventTopic::CustomerMerged))
+        .order_by_asc(event_outbox::Column::Id)
+        .all(app.db.conn())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.customer_id.expect("names a customer").to_string())
+        .collect();
+    assert_eq!(merged_events, [sam.clone(), max.clone()]);
 }
 
 /// A customer row's balance and pending points, read from the database (the API shows
