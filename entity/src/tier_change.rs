@@ -17,6 +17,9 @@ pub struct Model {
     pub note: Option<String>,
     pub evaluation_run_id: Option<Uuid>,
     pub changed_at: DateTimeUtc,
+    /// The breakdown of the score that decided the change (`[IndicatorScore]` as JSON),
+    /// as it was then; `None` for changes recorded before it was kept.
+    pub breakdown: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -33,6 +33,7 @@ mod m20261201_000004_points_balance_rank;
 mod m20261202_000001_campaigns;
 mod m20261202_000002_campaign_revision;
 mod m20261203_000001_points_lifecycle;
+mod m20261204_000001_tier_change_breakdown;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_campaigns::Migration),
             Box::new(m20261202_000002_campaign_revision::Migration),
             Box::new(m20261203_000001_points_lifecycle::Migration),
+            Box::new(m20261204_000001_tier_change_breakdown::Migration),
         ]
     }
 }

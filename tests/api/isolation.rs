@@ -18,7 +18,15 @@ use crate::ws_client::{TRANSPORT, Ws};
 /// What a caller who may not read a customer still sees of it (README, "Data
 /// isolation").
 const CUSTOMER_PUBLIC: &[&str] = &["id", "name"];
-const POINTS_ENTRY_PUBLIC: &[&str] = &["id", "customer", "delta", "kind", "expiresAt", "availableAt", "createdAt"];
+const POINTS_ENTRY_PUBLIC: &[&str] = &[
+    "id",
+    "customer",
+    "delta",
+    "kind",
+    "expiresAt",
+    "availableAt",
+    "createdAt",
+];
 const TIER_CHANGE_PUBLIC: &[&str] = &["id", "customer", "reason", "changedAt"];
 
 /// A referrer with a full profile and history, and the customer it referred.

@@ -49,6 +49,8 @@ pub struct Evaluated {
     pub aggregates: Aggregates,
     pub average_order_value_e4: Option<i64>,
     pub score: f64,
+    /// The values the score was computed from (`scoring::breakdown` explains it).
+    pub indicators: Indicators,
     pub stage: LifecycleStage,
 }
 
@@ -64,13 +66,7 @@ pub fn evaluate(
         .zip(aggregates.history)
         .map(|(model, history)| model.p_alive(&history));
     let days_since_last = aggregates.last_purchase_at.map(|at| whole_days(at, as_of));
-    let indicators = Indicators {
-        recency_days: days_since_last.filter(|_| aggregates.purchases > 0),
-        purchase_count: aggregates.purchases,
-        net_spend_e4: aggregates.net_spend_e4,
-        engagement_count: aggregates.engagements,
-        latest_nps: aggregates.latest_nps,
-    };
+    let indicators = indicators(&aggregates, as_of);
     let stage = lifecycle::stage(&LifecycleFacts {
         purchases: aggregates.lifetime_purchases,
         days_since_last_purchase: days_since_last,
@@ -82,12 +78,47 @@ pub fn evaluate(
         aggregates,
         average_order_value_e4: average(aggregates.purchase_sum_e4, aggregates.purchases),
         score: scoring::score(model, &indicators),
+        indicators,
         stage,
     }
 }
 
+/// The values `aggregates` score on as of `as_of`.
+pub fn indicators(aggregates: &Aggregates, as_of: DateTime<Utc>) -> Indicators {
+    Indicators {
+        recency_days: aggregates
+            .last_purchase_at
+            .map(|at| whole_days(at, as_of))
+            .filter(|_| aggregates.purchases > 0),
+        purchase_count: aggregates.purchases,
+        net_spend_e4: aggregates.net_spend_e4,
+        engagement_count: aggregates.engagements,
+        latest_nps: aggregates.latest_nps,
+    }
+}
+
+impl Aggregates {
+    /// These sums with `count` more purchases of `amount_e4` each made at `at` (as of
+    /// `at`, the end of the window): what recording them would make of the values a
+    /// score reads.
+    pub fn with_purchases(mut self, count: i64, amount_e4: i64, at: DateTime<Utc>) -> Self {
+        if count <= 0 {
+            return self;
+        }
+        let spend = count.saturating_mul(amount_e4);
+        self.first_purchase_at = self.first_purchase_at.or(Some(at));
+        self.last_purchase_at = Some(at);
+        self.lifetime_purchases += count;
+        self.purchases += count;
+        self.lifetime_spend_e4 = self.lifetime_spend_e4.saturating_add(spend);
+        self.net_spend_e4 = self.net_spend_e4.saturating_add(spend);
+        self.purchase_sum_e4 = self.purchase_sum_e4.saturating_add(spend);
+        self
+    }
+}
+
 /// `sum / count` rounded half away from zero; `None` for no items.
-fn average(sum: i64, count: i64) -> Option<i64> {
+pub fn average(sum: i64, count: i64) -> Option<i64> {
     if count <= 0 {
         return None;
     }

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod money;
 pub mod points;
 pub mod program;
+pub mod progress;
 pub mod referral_code;
 pub mod schedule;
 pub mod scoring;

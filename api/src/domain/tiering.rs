@@ -34,6 +34,12 @@ impl Ladder {
         self.tiers.iter().rev().find(|t| score >= t.min_score)
     }
 
+    /// The tier one rank above the tier `id`, if any.
+    pub fn above(&self, id: Uuid) -> Option<&TierLevel> {
+        let tier = self.get(id)?;
+        self.tiers.iter().find(|t| t.rank > tier.rank)
+    }
+
     /// The tier one rank below `tier`, if any.
     fn below(&self, tier: &TierLevel) -> Option<&TierLevel> {
         self.tiers.iter().rev().find(|t| t.rank < tier.rank)

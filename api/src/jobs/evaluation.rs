@@ -24,9 +24,9 @@ use crate::domain::analytics::churn::{ChurnModel, Population, day_number};
 use crate::domain::analytics::{abc, rfm};
 use crate::domain::interaction::MAX_CLOCK_SKEW;
 use crate::domain::lifecycle::{self, LifecycleFacts};
-use crate::domain::metrics;
 use crate::domain::tiering::Move;
 use crate::domain::{DomainError, DomainResult};
+use crate::domain::{metrics, scoring};
 use crate::store::evaluation_runs::{self, ChurnOutcome, Counts};
 use crate::store::evaluation_scan::{self, CustomerState, ScanRow, StateWrite, WRITE_BATCH};
 use crate::store::program_snapshot::Program;
@@ -206,9 +206,7 @@ async fn work(
         // they are as of this run; a full run writes only what changed.
         let decided = decide(&program, &row, run.as_of, only.is_some());
         if let Some((write, change)) = decided {
-            if let Some(change) = change {
-                moves.push((row.id, row.stored.tier_id, change));
-            }
+            moves.extend(change);
             batch.push(write);
         }
         if batch.len() >= WRITE_BATCH {
@@ -323,13 +321,22 @@ pub async fn scan_reader(db: &Db) -> DomainResult<sea_orm::DatabaseTransaction> 
     Ok(reader)
 }
 
+/// A tier move a run decided, written with the customer's new state.
+struct PendingMove {
+    customer_id: Uuid,
+    from: Uuid,
+    direction: Move,
+    /// How the score that decided it was made (`tier_change.breakdown`).
+    breakdown: Option<serde_json::Value>,
+}
+
 /// A customer's new state as of `as_of`, and its tier move, when anything changed.
 fn decide(
     program: &Program,
     row: &ScanRow,
     as_of: DateTime<Utc>,
     always: bool,
-) -> Option<(StateWrite, Option<Move>)> {
+) -> Option<(StateWrite, Option<PendingMove>)> {
     let evaluated = metrics::evaluate(
         row.aggregates,
         as_of,
@@ -379,7 +386,15 @@ fn decide(
             state,
             previous_stage: row.stored.lifecycle_stage,
         },
-        decision.change,
+        decision.change.map(|direction| PendingMove {
+            customer_id: row.id,
+            from: row.stored.tier_id,
+            direction,
+            breakdown: tier_changes::breakdown_json(&scoring::breakdown(
+                &program.model,
+                &evaluated.indicators,
+            )),
+        }),
     ))
 }
 
@@ -388,7 +403,7 @@ async fn flush(
     db: &Db,
     run: &evaluation_run::Model,
     batch: &mut Vec<StateWrite>,
-    moves: &mut Vec<(Uuid, Uuid, Move)>,
+    moves: &mut Vec<PendingMove>,
     counts: &mut Counts,
 ) -> DomainResult<()> {
     let writes = std::mem::take(batch);
@@ -422,7 +437,13 @@ async fn flush(
                 let changed_at = now();
                 let (mut ups, mut downs) = (0, 0);
                 let mut changes = Vec::new();
-                for (customer_id, from, direction) in pending_moves {
+                for PendingMove {
+                    customer_id,
+                    from,
+                    direction,
+                    breakdown,
+                } in pending_moves
+                {
                     if !written.contains(&customer_id) {
                         continue;
                     }
@@ -443,6 +464,7 @@ async fn flush(
                         note: None,
                         evaluation_run_id: Some(run_id),
                         changed_at,
+                        breakdown,
                     });
                 }
                 tier_changes::insert_many(txn, changes).await?;

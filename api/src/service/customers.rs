@@ -134,6 +134,7 @@ async fn insert(txn: &impl ConnectionTrait, valid: Valid) -> DomainResult<custom
             reason: TierChangeReason::Created,
             score: 0.0,
             note: None,
+            breakdown: None,
         },
     )
     .await?;

@@ -314,6 +314,10 @@ async fn recompute(
             note: Some(format!("merged customer {}", merged.id)),
             evaluation_run_id: None,
             changed_at: at,
+            breakdown: store::tier_changes::breakdown_json(&crate::domain::scoring::breakdown(
+                &program.model,
+                &evaluated.indicators,
+            )),
         }],
     )
     .await?;

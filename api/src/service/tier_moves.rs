@@ -1,10 +1,12 @@
 //! Manual tier moves (the rules that move tiers by themselves are `domain::tiering`).
 
 use entity::enums::TierChangeReason;
-use entity::tier_change;
+use entity::{customer, tier_change};
 use uuid::Uuid;
 
 use crate::domain::customer::text;
+use crate::domain::metrics::whole_days;
+use crate::domain::scoring::{self, Indicators};
 use crate::domain::{DomainError, DomainResult};
 use crate::store::tier_changes::{self, NewTierChange};
 use crate::store::{Db, customers, tiers};
@@ -19,6 +21,7 @@ pub async fn set_customer_tier(
     note: String,
 ) -> DomainResult<tier_change::Model> {
     let note = text(&note, "note", 1000)?;
+    let programs = db.programs().clone();
     db.write(move |txn| {
         Box::pin(async move {
             let customer = customers::live_for_update(txn, customer_id).await?;
@@ -31,6 +34,8 @@ pub async fn set_customer_tier(
                 )));
             }
             customers::hold_in_tier(txn, &customer, tier.id).await?;
+            let program = programs.current(txn).await?;
+            let breakdown = scoring::breakdown(&program.model, &stored_indicators(&customer));
             tier_changes::insert(
                 txn,
                 NewTierChange {
@@ -40,10 +45,26 @@ pub async fn set_customer_tier(
                     reason: TierChangeReason::Manual,
                     score: customer.score,
                     note: Some(&note),
+                    breakdown: Some(&breakdown),
                 },
             )
             .await
         })
     })
     .await
+}
+
+/// The values the customer's stored score was computed from: its metrics as of
+/// `metrics_as_of` (a manual move records the score the customer had, and why).
+fn stored_indicators(customer: &customer::Model) -> Indicators {
+    Indicators {
+        recency_days: customer
+            .last_purchase_at
+            .map(|at| whole_days(at, customer.metrics_as_of))
+            .filter(|_| customer.purchase_count > 0),
+        purchase_count: customer.purchase_count.into(),
+        net_spend_e4: customer.net_spend_e4,
+        engagement_count: customer.engagement_count.into(),
+        latest_nps: customer.latest_nps,
+    }
 }

@@ -285,6 +285,70 @@ pub async fn at_points(
         .collect()
 }
 
+/// Sums over stored interactions for each wanted (subject, customer, instant), in one
+/// statement: a page of customers' tier progress reads its sums as of now and as of
+/// each marked customer's end of grace at once.
+pub async fn at_instants(
+    db: &impl ConnectionTrait,
+    wanted: &[(i64, uuid::Uuid, DateTime<Utc>)],
+    window_days: i32,
+) -> DomainResult<std::collections::HashMap<i64, Aggregates>> {
+    if wanted.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let backend = db.get_database_backend();
+    let (rows, values) = super::values::relation(
+        backend,
+        &["bigint", "uuid", "timestamptz", "timestamptz"],
+        wanted.iter().map(|(subject, customer_id, as_of)| {
+            vec![
+                (*subject).into(),
+                (*customer_id).into(),
+                (*as_of).into(),
+                window_start(*as_of, window_days).into(),
+            ]
+        }),
+        1,
+    )?;
+    let scoped = "scoped AS MATERIALIZED (
+            SELECT w.subject, w.as_of, w.window_start,
+                i.id, i.kind, i.occurred_at, i.amount_e4, i.rating
+            FROM wanted w JOIN interaction i
+                ON i.customer_id = w.customer_id AND i.occurred_at <= w.as_of
+        )";
+    let scope = Scope {
+        from: "scoped i",
+        key: "i.subject",
+        as_of: "i.as_of",
+        window_start: "i.window_start",
+    };
+    let sql = format!(
+        "WITH wanted (subject, customer_id, as_of, window_start) AS ({rows}),
+        {scoped}, {aggregates}
+        SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day, hist.last_day,
+            hist.repeat_spend
+        FROM agg
+        LEFT JOIN nps ON nps.subject = agg.subject
+        LEFT JOIN hist ON hist.subject = agg.subject",
+        aggregates = aggregate_ctes(backend, &scope),
+    );
+    let rows = db.query_all_raw(raw(backend, &sql, values)).await?;
+    let mut found: std::collections::HashMap<i64, Aggregates> = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<i64>("", "subject")?,
+                read_aggregates(row, "")?,
+            ))
+        })
+        .collect::<DomainResult<_>>()?;
+    // A customer without interactions up to the instant has no row: all sums are 0.
+    for (subject, _, _) in wanted {
+        found.entry(*subject).or_default();
+    }
+    Ok(found)
+}
+
 /// One customer's sums as of `as_of` over its stored interactions, in one statement
 /// (a merge recomputes its survivor's from the interactions it now holds).
 pub async fn of_customer(

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::paging::{self, ChildList, Page, PageRequest, time_cursor};
 use super::{now, outbox};
 use crate::domain::DomainResult;
+use crate::domain::scoring::IndicatorScore;
 
 /// The order tier history is listed in: newest first.
 pub const ORDER: &str = "CHANGED_AT_DESC";
@@ -21,6 +22,23 @@ pub struct NewTierChange<'a> {
     pub reason: TierChangeReason,
     pub score: f64,
     pub note: Option<&'a str>,
+    /// How the score was made, if a score decided the change.
+    pub breakdown: Option<&'a [IndicatorScore]>,
+}
+
+/// A breakdown as the `breakdown` column keeps it.
+pub fn breakdown_json(breakdown: &[IndicatorScore]) -> Option<serde_json::Value> {
+    serde_json::to_value(breakdown).ok()
+}
+
+/// The breakdown a change keeps; empty for a change no score decided (a customer's
+/// first tier) and for changes recorded before breakdowns were kept.
+pub fn breakdown_of(change: &tier_change::Model) -> Vec<IndicatorScore> {
+    change
+        .breakdown
+        .clone()
+        .and_then(|kept| serde_json::from_value(kept).ok())
+        .unwrap_or_default()
 }
 
 pub async fn insert(
@@ -37,6 +55,7 @@ pub async fn insert(
         note: Set(change.note.map(str::to_owned)),
         evaluation_run_id: Set(None),
         changed_at: Set(now()),
+        breakdown: Set(change.breakdown.and_then(breakdown_json)),
     }
     .insert(db)
     .await?;

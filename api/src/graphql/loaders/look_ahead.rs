@@ -7,8 +7,8 @@ use entity::enums::InteractionKind;
 
 use super::{
     CurrentChurnModel, CustomerById, InteractionsOf, LatestFullRun, LedgerLots, LedgerOf,
-    MembersOfTier, ReferralsBy, RequestLoader, SegmentsOfCustomer, TagsOfCustomer, TierById,
-    TierHistoryOf,
+    MembersOfTier, ProgressOf, ReferralsBy, RequestLoader, RewardsOnOffer, SegmentsOfCustomer,
+    TagsOfCustomer, TierById, TierHistoryOf,
 };
 use crate::auth::Permission;
 use crate::auth::guard::principal;
@@ -50,6 +50,18 @@ pub async fn prime_customers(ctx: &Context<'_>, customers: &[customer::Model]) -
     loader
         .feed_many(customers.iter().map(|c| (CustomerById(c.id), c.clone())))
         .await;
+    if selects("tierProgress") {
+        let db = ctx.data::<crate::store::Db>()?;
+        let grace_days = db
+            .programs()
+            .recent(db.conn())
+            .await
+            .gql()?
+            .model
+            .downgrade_grace_days;
+        let keys = customers.iter().map(|c| ProgressOf::of(c, grace_days));
+        futures_util::try_join!(loader.load_many(keys), loader.load_one(RewardsOnOffer)).gql()?;
+    }
     if selects("pointsExpiring") {
         loader
             .load_many(customers.iter().map(|c| LedgerLots(c.id)))

@@ -4,6 +4,8 @@
 //! - `relations`: what one row points to or owns (its tier, its tags, its segments…).
 //! - `first_pages`: the first page of a child list for many customers at once.
 //! - `run_results`: what the latest evaluation run left (its instants, the churn model).
+//! - `progress`: what tier progress reads (a customer's sums as of an instant, the
+//!   rewards on offer).
 //! - `look_ahead`: batching by delay alone depends on timing (a busy server splits a
 //!   page's keys over several batches), so connections also prime the relations their
 //!   query selects, with one `load_many` per relation (`prime_customers`).
@@ -14,6 +16,7 @@
 mod campaigns;
 mod first_pages;
 mod look_ahead;
+mod progress;
 mod relations;
 mod run_results;
 
@@ -31,6 +34,7 @@ use crate::store::Db;
 pub use campaigns::{CampaignById, CampaignStats};
 pub use first_pages::{InteractionsOf, LedgerOf, TierHistoryOf};
 pub use look_ahead::{normalize_kinds, prime_customers};
+pub use progress::{ProgressOf, RewardsOnOffer};
 pub use relations::{
     CustomerById, LedgerLots, MembersOfSegment, MembersOfTier, MergedInto, ReferralsBy,
     SegmentsOfCustomer, TagsOfCustomer, TierById,

@@ -13,6 +13,7 @@ use super::enums::{
 use super::interaction::{Interaction, InteractionConnection};
 use super::metrics::CustomerMetrics;
 use super::points::{PointsEntry, PointsEntryConnection};
+use super::progress::TierProgress;
 use super::referral::Referral;
 use super::segment::Segment;
 use super::tier::{Tier, TierChangeConnection, load_tier};
@@ -22,8 +23,8 @@ use crate::domain::{DomainError, DomainResult};
 use crate::graphql::cost;
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{
-    InteractionsOf, LedgerLots, LedgerOf, ReferralsBy, RequestLoader, SegmentsOfCustomer,
-    StoreLoader, TagsOfCustomer, TierHistoryOf, load_customer, normalize_kinds,
+    InteractionsOf, LedgerLots, LedgerOf, ProgressOf, ReferralsBy, RequestLoader, RewardsOnOffer,
+    SegmentsOfCustomer, StoreLoader, TagsOfCustomer, TierHistoryOf, load_customer, normalize_kinds,
 };
 use crate::graphql::scalars::{Date, DateTime};
 use crate::service::Patch;
@@ -130,6 +131,40 @@ impl Customer {
 
     async fn metrics(&self) -> CustomerMetrics {
         CustomerMetrics(self.0.clone())
+    }
+
+    /// Why the customer holds its tier and what would take it to the next one, computed
+    /// now by the rules that move tiers (README, "Tier progress"). A page of customers
+    /// reads it in a fixed number of statements.
+    async fn tier_progress(&self, ctx: &Context<'_>) -> Result<TierProgress> {
+        use crate::domain::progress::{Inputs, Standing, progress};
+        let db = ctx.data::<crate::store::Db>()?;
+        let loader = ctx.data::<RequestLoader>()?;
+        let program = db.programs().recent(db.conn()).await.gql()?;
+        let customer = &self.0;
+        let key = ProgressOf::of(customer, program.model.downgrade_grace_days);
+        let (sums, rewards) =
+            futures_util::try_join!(loader.load_one(key), loader.load_one(RewardsOnOffer)).gql()?;
+        let sums = sums
+            .ok_or_else(|| {
+                DomainError::Internal(anyhow::anyhow!("no sums for customer {}", customer.id))
+            })
+            .gql()?;
+        Ok(TierProgress(progress(&Inputs {
+            model: &program.model,
+            ladder: &program.ladder,
+            max_amount_e4: program.settings.max_interaction_amount_e4,
+            standing: Standing {
+                tier_id: customer.tier_id,
+                tier_held: customer.tier_held,
+                downgrade_marked_at: customer.downgrade_marked_at,
+                points_balance: customer.points_balance,
+            },
+            now: sums.now,
+            sums_now: sums.sums_now,
+            sums_at_grace_end: sums.sums_at_grace_end,
+            rewards: &rewards.unwrap_or_default(),
+        })))
     }
 
     /// Newest first.

@@ -9,6 +9,7 @@ pub mod interaction;
 pub mod metrics;
 pub mod points;
 pub mod program;
+pub mod progress;
 pub mod referral;
 pub mod reward;
 pub mod segment;

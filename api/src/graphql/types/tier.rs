@@ -11,7 +11,7 @@ use crate::domain::money::e4_to_rate;
 use crate::graphql::error::Gql;
 use crate::graphql::loaders::{MembersOfTier, RequestLoader, TierById};
 use crate::graphql::scalars::DateTime;
-use crate::store::tiers;
+use crate::store::{tier_changes, tiers};
 
 #[derive(Clone)]
 pub struct Tier(pub tier::Model);
@@ -109,6 +109,13 @@ impl TierChange {
 
     async fn score(&self) -> f64 {
         self.0.score
+    }
+
+    /// How the score that decided the change was made, as it was then (later changes to
+    /// the scoring model leave it be); empty for a customer's first tier, which no score
+    /// decided, and for changes recorded before breakdowns were kept.
+    async fn breakdown(&self) -> Vec<super::progress::IndicatorScore> {
+        super::progress::indicator_scores(&tier_changes::breakdown_of(&self.0))
     }
 
     async fn note(&self) -> Option<&str> {

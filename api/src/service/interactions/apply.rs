@@ -20,11 +20,12 @@ use super::Recorded;
 use crate::domain::interaction::{self as rules, OrderPaid};
 use crate::domain::metrics::{self, Aggregates};
 use crate::domain::points::{OrderRefunds, lot_expiry, reversal_due};
+use crate::domain::scoring;
 use crate::domain::{DomainError, DomainResult};
 use crate::service::campaigns::fire::{Decided, ForInteractions};
-use crate::store::idempotency;
 use crate::store::interactions::OrderHistory;
 use crate::store::program_snapshot::Program;
+use crate::store::{idempotency, tier_changes};
 
 /// What an interaction's idempotency key (if any) let it do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +306,10 @@ pub fn apply(
                 note: None,
                 evaluation_run_id: None,
                 changed_at: at,
+                breakdown: tier_changes::breakdown_json(&scoring::breakdown(
+                    &program.model,
+                    &evaluated.indicators,
+                )),
             }
         });
         let customer = customer.clone();

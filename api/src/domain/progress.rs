@@ -1,0 +1,200 @@
+//! A customer's progress between tiers: why it holds its tier, and what would take it to
+//! the next one (`Customer.tierProgress`).
+//!
+//! Every number comes from the rules that move tiers: the score and its breakdown from
+//! `scoring`, the effect of a purchase from the sums `metrics` scores on, and "reaches
+//! the next tier" from `Ladder::live_upgrade` (for purchases) and `Ladder::evaluate` (for
+//! the run at the end of a downgrade's grace period). So what the screen promises is what
+//! recording the purchase, or the run, does.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::metrics::{Aggregates, average, indicators};
+use super::program::ScoringModel;
+use super::scoring::{self, IndicatorScore};
+use super::tiering::{Ladder, Move, TierLevel};
+
+/// Where the customer stands, as the tier rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    pub tier_id: Uuid,
+    /// A manual move holds the tier: purchases do not upgrade it until the next run.
+    pub tier_held: bool,
+    pub downgrade_marked_at: Option<DateTime<Utc>>,
+    pub points_balance: i64,
+}
+
+/// A reward as far as "the next reward" is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct RewardOffer {
+    pub cost_points: i64,
+    /// `None`: unlimited.
+    pub stock: Option<i32>,
+    pub min_tier_id: Option<Uuid>,
+}
+
+/// What the progress is computed from.
+pub struct Inputs<'a> {
+    pub model: &'a ScoringModel,
+    pub ladder: &'a Ladder,
+    /// The largest amount one interaction may carry (`maxInteractionAmount`).
+    pub max_amount_e4: i64,
+    pub standing: Standing,
+    pub now: DateTime<Utc>,
+    /// The customer's sums as of `now`.
+    pub sums_now: Aggregates,
+    /// The customer's sums as of the end of its downgrade grace period, when marked.
+    pub sums_at_grace_end: Option<Aggregates>,
+    /// The active rewards.
+    pub rewards: &'a [RewardOffer],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub score: f64,
+    pub breakdown: Vec<IndicatorScore>,
+    pub tier_id: Uuid,
+    pub next_tier_id: Option<Uuid>,
+    pub score_to_next: Option<f64>,
+    pub spend_to_next_e4: Option<i64>,
+    pub purchases_to_next: Option<i64>,
+    pub keeps_tier_until: Option<DateTime<Utc>>,
+    pub downgrade_to: Option<Uuid>,
+    pub points_to_next_reward: Option<i64>,
+}
+
+/// When a downgrade mark made at `marked` takes effect: the first run as of this instant
+/// or later moves the customer down (if its score has not recovered).
+pub fn grace_end(marked: DateTime<Utc>, grace_days: i32) -> DateTime<Utc> {
+    marked + Duration::days(grace_days.into())
+}
+
+pub fn progress(inputs: &Inputs<'_>) -> Progress {
+    let Inputs {
+        model,
+        ladder,
+        standing,
+        now,
+        sums_now,
+        ..
+    } = inputs;
+    let values = indicators(sums_now, *now);
+    let score = scoring::score(model, &values);
+    let next = ladder.above(standing.tier_id);
+    let keeps_tier_until = standing
+        .downgrade_marked_at
+        .map(|marked| grace_end(marked, model.downgrade_grace_days));
+    Progress {
+        score,
+        breakdown: scoring::breakdown(model, &values),
+        tier_id: standing.tier_id,
+        next_tier_id: next.map(|t| t.id),
+        score_to_next: next.map(|t| round_tenth((t.min_score - score).max(0.0))),
+        spend_to_next_e4: next.and_then(|t| spend_to_reach(inputs, t)),
+        purchases_to_next: next.and_then(|t| purchases_to_reach(inputs, t)),
+        keeps_tier_until,
+        downgrade_to: keeps_tier_until.and_then(|until| downgrade_at(inputs, until)),
+        points_to_next_reward: points_to_next_reward(inputs),
+    }
+}
+
+fn round_tenth(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// Whether recording `count` purchases of `amount_e4` now moves the customer to `target`
+/// (or higher) by the live-upgrade rule.
+fn purchases_reach(inputs: &Inputs<'_>, target: &TierLevel, count: i64, amount_e4: i64) -> bool {
+    let sums = inputs.sums_now.with_purchases(count, amount_e4, inputs.now);
+    let score = scoring::score(inputs.model, &indicators(&sums, inputs.now));
+    inputs
+        .ladder
+        .live_upgrade(inputs.standing.tier_id, score, inputs.standing.tier_held)
+        .is_some_and(|reached| reached.rank >= target.rank)
+}
+
+/// The thresholds (ten-thousandths) of `indicator`'s bands.
+fn thresholds_e4<'a>(
+    model: &'a ScoringModel,
+    indicator: &'a str,
+) -> impl Iterator<Item = i64> + 'a {
+    model
+        .bands
+        .iter()
+        .filter(move |b| b.indicator == indicator)
+        .flat_map(|b| b.bands.iter())
+        .map(|band| (band.threshold * 10_000.0).round() as i64)
+}
+
+/// The smallest single purchase that reaches `target`. A score changes with the amount
+/// only where net spend crosses a monetary threshold, so the answer is the smallest
+/// amount (0.0001) or one that lands exactly on a threshold.
+fn spend_to_reach(inputs: &Inputs<'_>, target: &TierLevel) -> Option<i64> {
+    let spent = inputs.sums_now.net_spend_e4;
+    let mut candidates: Vec<i64> = std::iter::once(1)
+        .chain(thresholds_e4(inputs.model, "monetary").map(|t| t.saturating_sub(spent)))
+        .filter(|amount| (1..=inputs.max_amount_e4).contains(amount))
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .find(|&amount| purchases_reach(inputs, target, 1, amount))
+}
+
+/// The fewest purchases of the customer's average order value that reach `target`:
+/// the score changes with their number only where the purchase count crosses a
+/// frequency threshold or the spend a monetary one.
+fn purchases_to_reach(inputs: &Inputs<'_>, target: &TierLevel) -> Option<i64> {
+    let sums = &inputs.sums_now;
+    let order = average(sums.purchase_sum_e4, sums.purchases).filter(|aov| *aov > 0)?;
+    let by_frequency = thresholds_e4(inputs.model, "frequency")
+        .map(|t| (t + 9_999).div_euclid(10_000) - sums.purchases);
+    let by_spend = thresholds_e4(inputs.model, "monetary")
+        .map(|t| (t - sums.net_spend_e4 + order - 1).div_euclid(order));
+    let mut candidates: Vec<i64> = std::iter::once(1)
+        .chain(by_frequency)
+        .chain(by_spend)
+        .filter(|count| *count >= 1)
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates
+        .into_iter()
+        .find(|&count| purchases_reach(inputs, target, count, order))
+}
+
+/// The tier the run as of `until` (the end of the grace period) moves the customer to,
+/// if it moves it down.
+fn downgrade_at(inputs: &Inputs<'_>, until: DateTime<Utc>) -> Option<Uuid> {
+    let sums = inputs.sums_at_grace_end.as_ref()?;
+    let score = scoring::score(inputs.model, &indicators(sums, until));
+    let decision = inputs.ladder.evaluate(
+        inputs.standing.tier_id,
+        score,
+        inputs.standing.downgrade_marked_at,
+        until,
+        inputs.model.downgrade_grace_days,
+    );
+    (decision.change == Some(Move::Down)).then_some(decision.tier)
+}
+
+/// Points missing for the cheapest reward the customer could redeem but cannot yet
+/// afford: active, in stock, open to its tier, costing more than its balance.
+fn points_to_next_reward(inputs: &Inputs<'_>) -> Option<i64> {
+    let rank = inputs.ladder.get(inputs.standing.tier_id)?.rank;
+    let balance = inputs.standing.points_balance;
+    inputs
+        .rewards
+        .iter()
+        .filter(|r| r.stock.is_none_or(|stock| stock > 0))
+        .filter(|r| {
+            r.min_tier_id
+                .is_none_or(|min| inputs.ladder.get(min).is_some_and(|t| t.rank <= rank))
+        })
+        .map(|r| r.cost_points)
+        .filter(|cost| *cost > balance)
+        .min()
+        .map(|cost| cost - balance)
+}
