@@ -105,7 +105,9 @@ if [ -z "$REUSE_DATA" ] || [ -n "$EXPIRY_NIGHT" ]; then
   NIGHT_DB=${DB}_expiry_night
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $NIGHT_DB WITH (FORCE)" -c "CREATE DATABASE $NIGHT_DB TEMPLATE $DB"
   NIGHT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  # The program clears points at the end of the year (END_OF_YEAR): tonight is that night.
   psql "$PG/$NIGHT_DB" -qc "UPDATE points_entry SET expires_at = '$NIGHT' WHERE delta > 0 AND expires_at > '$NIGHT'" \
+    -c "UPDATE program_settings SET points_expiry_policy = 'END_OF_YEAR'" \
     -c "VACUUM ANALYZE"
   psql "$PG/$NIGHT_DB" -Atc "SELECT 'expiring tonight: ' || count(*) || ' customers holding ' || coalesce(sum(points_balance), 0)
     || ' points' FROM customer WHERE points_balance > 0" | tee "$OUT/expiry-night.log"
