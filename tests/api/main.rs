@@ -29,6 +29,7 @@ mod outbox;
 mod pagination;
 mod program;
 mod program_snapshot;
+mod progress;
 mod referrals;
 mod replicas;
 mod rewards;
