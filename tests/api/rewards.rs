@@ -1201,7 +1201,42 @@ async fn the_ledger_refuses_an_overdraft_by_itself(app: TestApp) {
     );
 }
 
+/// A client that sends `null` for the contract's nullable arguments with defaults
+/// (`includeInactive`, `active`, `wait`) gets the default, not an error.
+async fn null_means_the_contracts_default(app: TestApp) {
+    let created = app
+        .ok(
+            "mutation($active: Boolean) { createReward(input: { name: \"Mug\", costPoints: 10, active: $active }) { active } }",
+            json!({ "active": null }),
+        )
+        .await;
+    assert_eq!(created["createReward"]["active"], true);
+    app.ok(
+        "mutation { createReward(input: { name: \"Old mug\", costPoints: 10, active: false }) { active } }",
+        json!({}),
+    )
+    .await;
+    let listed = app
+        .ok(
+            "query($all: Boolean) { rewards(includeInactive: $all) { name } }",
+            json!({ "all": null }),
+        )
+        .await;
+    assert_eq!(listed["rewards"], json!([{ "name": "Mug" }]));
+    let run = app
+        .ok(
+            "mutation($wait: Boolean) { evaluateTiers(wait: $wait) { status } }",
+            json!({ "wait": null }),
+        )
+        .await;
+    assert_eq!(
+        run["evaluateTiers"]["status"], "SUCCEEDED",
+        "null waits: {run}"
+    );
+}
+
 on_both!(
+    null_means_the_contracts_default,
     admins_keep_the_rewards_catalogue,
     a_redemption_spends_points_and_stock,
     refused_redemptions_change_nothing,

@@ -29,8 +29,9 @@ impl TieringMutation {
         ctx: &Context<'_>,
         as_of: Option<DateTime>,
         customer_ids: Option<Vec<ID>>,
-        #[graphql(default = true)] wait: bool,
+        #[graphql(default_with = "Some(true)")] wait: Option<bool>,
     ) -> Result<EvaluationRun> {
+        let wait = wait.unwrap_or(true);
         let db = ctx.data::<Db>()?.clone();
         let customer_ids = customer_ids
             .map(|ids| {

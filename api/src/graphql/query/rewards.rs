@@ -17,8 +17,9 @@ impl RewardQuery {
     async fn rewards(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] include_inactive: bool,
+        #[graphql(default_with = "Some(false)")] include_inactive: Option<bool>,
     ) -> Result<Vec<Reward>> {
+        let include_inactive = include_inactive.unwrap_or(false);
         // Inactive rewards are the catalogue's drafts and retired items: for the
         // program's own people, not for partners' shops or customers' apps.
         let caller = principal(ctx)?;

@@ -59,8 +59,9 @@ pub struct RewardInput {
     cost_points: i64,
     /// Leave out for unlimited.
     stock: Option<i32>,
-    #[graphql(default = true)]
-    active: bool,
+    /// Null counts as the default, true.
+    #[graphql(default_with = "Some(true)")]
+    active: Option<bool>,
     min_tier_key: Option<String>,
 }
 
@@ -72,7 +73,7 @@ impl RewardInput {
             self.description.as_deref(),
             self.cost_points,
             self.stock,
-            self.active,
+            self.active.unwrap_or(true),
         )?;
         Ok((draft, self.min_tier_key))
     }
