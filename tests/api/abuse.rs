@@ -60,14 +60,23 @@ async fn assert_alive(app: &TestApp) {
 
 async fn deeply_nested_documents_are_refused_before_parsing(app: TestApp) {
     let query = nested_query(2000);
-    // Unauthenticated GET: this used to overflow the stack and abort the process.
-    let response = app
-        .client
-        .get(app.url("/graphql"))
-        .query(&[("query", query.as_str())])
-        .send()
-        .await
-        .unwrap();
+    // Unauthenticated GET: this used to overflow the stack and abort the process. A
+    // client that accepts application/graphql-response+json is told 400; a legacy
+    // application/json one 200, with the error in the body (GraphQL over HTTP).
+    let get = |accept: &'static str| {
+        app.client
+            .get(app.url("/graphql"))
+            .header("accept", accept)
+            .query(&[("query", query.as_str())])
+            .send()
+    };
+    assert_json_error(
+        get("application/json").await.unwrap(),
+        200,
+        "BAD_USER_INPUT",
+    )
+    .await;
+    let response = get("application/graphql-response+json").await.unwrap();
     let body = assert_json_error(response, 400, "BAD_USER_INPUT").await;
     assert!(
         body["errors"][0]["message"]
@@ -126,6 +135,7 @@ async fn malformed_bodies_get_graphql_errors(app: TestApp) {
             .post(app.url("/graphql"))
             .bearer_auth(app.admin())
             .header("content-type", "application/json")
+            .header("accept", "application/graphql-response+json")
             .body(body)
     };
     // A batch.
@@ -167,6 +177,17 @@ async fn malformed_bodies_get_graphql_errors(app: TestApp) {
     // Another method.
     let response = app.client.put(app.url("/graphql")).send().await.unwrap();
     assert_json_error(response, 405, "BAD_USER_INPUT").await;
+    // A body that is not declared JSON.
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(app.admin())
+        .header("content-type", "text/plain")
+        .body("{ viewer { role } }")
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(response, 415, "BAD_USER_INPUT").await;
     assert_alive(&app).await;
 }
 

@@ -19,6 +19,7 @@ mod events;
 mod expiry;
 mod faults;
 mod fuzz;
+mod graphql_over_http;
 mod http;
 mod import;
 mod interactions;

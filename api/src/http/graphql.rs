@@ -1,4 +1,6 @@
-//! `POST /graphql` and `GET /graphql` (queries only; GraphiQL for browsers).
+//! `POST /graphql` and `GET /graphql` (queries only; GraphiQL for browsers), as
+//! GraphQL over HTTP describes them: the response's media type and its status for a
+//! request that fails before execution follow the client's `Accept` (`media`).
 
 use async_graphql::http::GraphiQLSource;
 use axum::extract::{RawQuery, State};
@@ -8,22 +10,36 @@ use axum::response::{Html, IntoResponse, Response};
 use tracing::Instrument as _;
 
 use super::AppState;
+use super::media::{ResponseMedia, is_json_body};
 use crate::auth::authenticate;
 use crate::domain::DomainError;
 use crate::graphql::error::ensure_codes;
 use async_graphql::parser::types::OperationType;
 
 /// A GraphQL response carrying one error and no data.
-fn error_response(status: StatusCode, error: DomainError) -> Response {
-    coded_response(status, error.code(), &error.to_string())
+fn error_response(media: ResponseMedia, status: StatusCode, error: DomainError) -> Response {
+    coded_response(media, status, error.code(), &error.to_string())
+}
+
+/// The response to a request that failed before execution: 200 as `application/json`,
+/// 400 as `application/graphql-response+json`.
+fn request_error(media: ResponseMedia, error: DomainError) -> Response {
+    error_response(media, media.request_error_status(), error)
 }
 
 /// A GraphQL response carrying one error with `code` and no data.
-pub fn coded_response(status: StatusCode, code: &str, message: &str) -> Response {
+fn coded_response(media: ResponseMedia, status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     });
-    let mut response = (status, axum::Json(body)).into_response();
+    json_response(media, status, &body)
+}
+
+fn json_response(media: ResponseMedia, status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -46,15 +62,17 @@ async fn execute(
     mut request: async_graphql::Request,
     allowed: Allowed,
 ) -> Response {
+    let media = ResponseMedia::negotiate(headers);
     // Before the schema sees the document, and before authentication: a hostile document
     // must cost nothing, whoever sends it.
     if let Err(error) = state.limits.check_request(&mut request) {
-        return error_response(StatusCode::BAD_REQUEST, error);
+        return request_error(media, error);
     }
     if allowed == Allowed::QueriesOnly
         && crate::graphql::operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query)
     {
         return error_response(
+            media,
             StatusCode::METHOD_NOT_ALLOWED,
             DomainError::bad_input(
                 "query",
@@ -67,11 +85,12 @@ async fn execute(
         .and_then(|v| v.to_str().ok());
     let principal = match authenticate(&state.keys, authorization) {
         Ok(principal) => principal,
-        Err(error) => return error_response(StatusCode::UNAUTHORIZED, error),
+        Err(error) => return error_response(media, StatusCode::UNAUTHORIZED, error),
     };
     if let Err(wait) = state.rate_limiter.take(&principal) {
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut response = coded_response(
+            media,
             StatusCode::TOO_MANY_REQUESTS,
             "RATE_LIMITED",
             &format!("too many requests from this caller; retry in {seconds} s"),
@@ -98,11 +117,12 @@ async fn execute(
         Ok(Err(error)) => {
             tracing::error!(%error, "a GraphQL operation failed");
             let error = DomainError::Internal(anyhow::anyhow!("{error}"));
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, error);
+            return error_response(media, StatusCode::INTERNAL_SERVER_ERROR, error);
         }
         // The operation still runs to its end (see above); the client is told now.
         Err(_) => {
             return coded_response(
+                media,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "TIMEOUT",
                 &format!(
@@ -114,7 +134,7 @@ async fn execute(
         }
     };
     ensure_codes(&mut response);
-    within_size(&response, state.limits.max_response_bytes)
+    within_size(media, &response, state.limits.max_response_bytes)
 }
 
 /// A GraphQL request in a JSON body. The body is read and parsed here, not by an
@@ -125,9 +145,21 @@ pub async fn post_handler(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    let media = ResponseMedia::negotiate(&headers);
+    if !is_json_body(&headers) {
+        return error_response(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            DomainError::bad_input(
+                "content-type",
+                "send the request as Content-Type: application/json (in UTF-8)",
+            ),
+        );
+    }
     let max_body = state.limits.max_body_bytes;
     let too_large = || {
         let mut response = error_response(
+            media,
             StatusCode::PAYLOAD_TOO_LARGE,
             DomainError::bad_input(
                 "body",
@@ -157,6 +189,7 @@ pub async fn post_handler(
         Ok(Err(_)) => return too_large(),
         Err(_) => {
             return coded_response(
+                media,
                 StatusCode::REQUEST_TIMEOUT,
                 "BAD_USER_INPUT",
                 "the request body did not arrive in time (BODY_READ_TIMEOUT)",
@@ -165,7 +198,7 @@ pub async fn post_handler(
     };
     match parse_body(&bytes) {
         Ok(request) => execute(&state, &headers, request, Allowed::Any).await,
-        Err(error) => error_response(StatusCode::BAD_REQUEST, error),
+        Err(error) => request_error(media, error),
     }
 }
 
@@ -189,8 +222,9 @@ fn parse_body(bytes: &[u8]) -> Result<async_graphql::Request, DomainError> {
 }
 
 /// Any other method on `/graphql`.
-pub async fn other_method() -> Response {
+pub async fn other_method(headers: HeaderMap) -> Response {
     error_response(
+        ResponseMedia::negotiate(&headers),
         StatusCode::METHOD_NOT_ALLOWED,
         DomainError::bad_input("method", "use POST, or GET for queries"),
     )
@@ -220,8 +254,8 @@ pub async fn get_handler(
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(error) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
+            return request_error(
+                ResponseMedia::negotiate(&headers),
                 DomainError::bad_input("query", error.to_string()),
             );
         }
@@ -233,28 +267,44 @@ pub async fn get_handler(
 /// bytes. The cost limit bounds what a query reads; this bounds what it writes (large
 /// `attributes` times many aliases). Serialised once, here, rather than by
 /// `GraphQLResponse`, so that the size is known before anything is sent.
-fn within_size(response: &async_graphql::Response, limit: usize) -> Response {
-    let body = match serde_json::to_vec(response) {
+///
+/// A request that failed before execution (it did not parse or validate, or its
+/// variables did not coerce: errors without a path, and no data) is answered without a
+/// `data` entry, with the status `media` gives such a failure.
+fn within_size(media: ResponseMedia, response: &async_graphql::Response, limit: usize) -> Response {
+    let failed_before_execution = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty());
+    let mut body = match serde_json::to_value(response) {
         Ok(body) => body,
         Err(error) => {
             let error = DomainError::Internal(anyhow::anyhow!("serialising a response: {error}"));
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, error);
+            return error_response(media, StatusCode::INTERNAL_SERVER_ERROR, error);
         }
     };
+    let status = if failed_before_execution {
+        if let Some(body) = body.as_object_mut() {
+            body.remove("data");
+        }
+        media.request_error_status()
+    } else {
+        StatusCode::OK
+    };
+    let body = body.to_string();
     if body.len() > limit {
-        return coded_response(
-            StatusCode::OK,
-            "BAD_USER_INPUT",
-            &format!(
-                "the response would be more than {limit} bytes (MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages"
+        return request_error(
+            media,
+            DomainError::bad_input(
+                "query",
+                format!(
+                    "the response would be more than {limit} bytes (MAX_RESPONSE_BYTES): ask for fewer fields or smaller pages"
+                ),
             ),
         );
     }
-    let mut http = Response::new(axum::body::Body::from(body));
-    http.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/graphql-response+json"),
-    );
+    let mut http = (status, body).into_response();
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
     http.headers_mut().extend(response.http_headers.clone());
     http
 }

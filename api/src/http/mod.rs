@@ -3,6 +3,7 @@
 pub mod expansion;
 pub mod graphql;
 pub mod health;
+mod media;
 pub mod metrics;
 pub mod query_text;
 pub mod quota;
