@@ -217,6 +217,7 @@ impl Config {
         let mut new_secret = false;
         let issuer = var("JWT_ISSUER");
         let audience = var("JWT_AUDIENCE");
+        let identity_provider = identity_provider(&var)?;
         let keys = if let Some(secret) = var("JWT_SECRET") {
             if secret.len() < 32 {
                 bail!("JWT_SECRET must be at least 32 characters");
@@ -233,6 +234,9 @@ impl Config {
                 None => None,
             };
             JwtKeys::public_key(&public, private.as_deref(), issuer, audience)?
+        } else if let Some((jwks, mapping)) = identity_provider.clone() {
+            // Only the provider's tokens: Tierwise signs none (`tierwise token` says so).
+            JwtKeys::identity_provider(jwks, mapping, issuer.clone(), audience.clone())
         } else if sqlite {
             let secret;
             (secret, new_secret) = embedded_secret(&database_url)?;
@@ -240,7 +244,7 @@ impl Config {
         } else {
             bail!(
                 "no JWT key is configured: on Postgres set JWT_SECRET (HS256, at least 32 characters) \
-                 or JWT_PUBLIC_KEY_FILE (RS256 or EdDSA public key in PEM)"
+                 or JWT_PUBLIC_KEY_FILE (RS256 or EdDSA public key in PEM), or JWT_JWKS_URL (an identity provider)"
             );
         };
         let max_ttl = setting(
@@ -255,7 +259,13 @@ impl Config {
                     .filter(|s| *s > 0)
             },
         )?;
-        let keys = keys.with_max_ttl(max_ttl);
+        let keys = match identity_provider {
+            Some((jwks, mapping)) if keys.identity_provider_keys().is_none() => {
+                keys.with_identity_provider(jwks, mapping)
+            }
+            _ => keys,
+        }
+        .with_max_ttl(max_ttl);
         let base_currency = var("BASE_CURRENCY")
             .unwrap_or_else(|| "CNY".to_owned())
             .to_ascii_uppercase();
@@ -453,6 +463,45 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn provider_from(
+        pairs: &[(&str, &str)],
+    ) -> anyhow::Result<Option<crate::auth::mapping::ClaimMapping>> {
+        let var = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        Ok(identity_provider(&var)?.map(|(_, mapping)| mapping))
+    }
+
+    #[test]
+    fn identity_provider_settings_are_checked() {
+        use crate::auth::mapping::{ClaimPath, CustomerMatch};
+        assert!(provider_from(&[]).unwrap().is_none());
+        assert!(
+            provider_from(&[("JWT_ROLE_CLAIM", "roles")]).is_err(),
+            "a mapping without a provider"
+        );
+        assert!(provider_from(&[("JWT_JWKS_URL", "ftp://idp/certs")]).is_err());
+        let url = ("JWT_JWKS_URL", "https://sso.example.com/certs");
+        assert!(provider_from(&[url, ("JWT_DEFAULT_ROLE", "root")]).is_err());
+        assert!(provider_from(&[url, ("JWT_CUSTOMER_MATCH", "email")]).is_err());
+        let mapping = provider_from(&[
+            url,
+            ("JWT_ROLE_CLAIM", "realm_access.roles"),
+            ("JWT_DEFAULT_ROLE", "Customer"),
+            ("JWT_CUSTOMER_CLAIM", "sub"),
+            ("JWT_CUSTOMER_MATCH", "externalRef"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(mapping.role, ClaimPath::new("realm_access.roles"));
+        assert_eq!(mapping.default_role, Some(crate::auth::Role::Customer));
+        assert_eq!(mapping.scope, ClaimPath::new("scope"));
+        assert_eq!(mapping.customer_match, CustomerMatch::ExternalRef);
+    }
+
     #[test]
     fn sqlite_files_are_found_in_urls() {
         assert_eq!(
@@ -469,4 +518,63 @@ mod tests {
             PathBuf::from("./tierwise.db.secret")
         );
     }
+}
+
+/// `JWT_JWKS_URL` and the claim mapping of the provider's tokens (`JWT_ROLE_CLAIM`,
+/// `JWT_DEFAULT_ROLE`, `JWT_SCOPE_CLAIM`, `JWT_CUSTOMER_CLAIM`, `JWT_CUSTOMER_MATCH`).
+fn identity_provider(
+    var: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<
+    Option<(
+        std::sync::Arc<crate::auth::jwks::Jwks>,
+        crate::auth::mapping::ClaimMapping,
+    )>,
+> {
+    use crate::auth::Role;
+    use crate::auth::mapping::{ClaimMapping, ClaimPath, CustomerMatch};
+    let Some(url) = var("JWT_JWKS_URL") else {
+        for name in [
+            "JWT_ROLE_CLAIM",
+            "JWT_DEFAULT_ROLE",
+            "JWT_SCOPE_CLAIM",
+            "JWT_CUSTOMER_CLAIM",
+            "JWT_CUSTOMER_MATCH",
+        ] {
+            if var(name).is_some() {
+                bail!(
+                    "{name} maps the claims of an identity provider's tokens: set JWT_JWKS_URL too"
+                );
+            }
+        }
+        return Ok(None);
+    };
+    let parsed = reqwest::Url::parse(&url).context("JWT_JWKS_URL must be a URL")?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        bail!("JWT_JWKS_URL must be an https:// (or http:// on a private network) URL");
+    }
+    let defaults = ClaimMapping::default();
+    let path = |name: &str, default: ClaimPath| var(name).map_or(default, |p| ClaimPath::new(&p));
+    let default_role = match var("JWT_DEFAULT_ROLE") {
+        None => None,
+        Some(role) => Some(Role::parse(&role.to_ascii_lowercase()).with_context(|| {
+            format!("JWT_DEFAULT_ROLE must be one of admin, staff, partner, customer (not {role})")
+        })?),
+    };
+    let customer_match = match var("JWT_CUSTOMER_MATCH") {
+        None => CustomerMatch::Id,
+        Some(text) => CustomerMatch::parse(&text).with_context(|| {
+            format!("JWT_CUSTOMER_MATCH must be id or externalRef (not {text})")
+        })?,
+    };
+    let mapping = ClaimMapping {
+        role: path("JWT_ROLE_CLAIM", defaults.role),
+        default_role,
+        scope: path("JWT_SCOPE_CLAIM", defaults.scope),
+        customer: path("JWT_CUSTOMER_CLAIM", defaults.customer),
+        customer_match,
+    };
+    Ok(Some((
+        std::sync::Arc::new(crate::auth::jwks::Jwks::new(url)),
+        mapping,
+    )))
 }

@@ -24,6 +24,7 @@ mod http;
 mod import;
 mod interactions;
 mod isolation;
+mod jwks;
 mod ledger;
 mod lifecycle;
 mod outbox;

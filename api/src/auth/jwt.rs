@@ -1,11 +1,16 @@
-//! JWT verification and signing with the one configured algorithm.
+//! JWT verification and signing: Tierwise's own key (one algorithm: HS256, RS256 or
+//! EdDSA), and optionally the keys an identity provider publishes (`jwks`), whose tokens
+//! name their role, scopes and customer in claims of their own (`mapping`).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::jwks::Jwks;
+use super::mapping::{ClaimMapping, CustomerMatch};
 use super::{Principal, Role, Scope};
 use crate::domain::DomainError;
 
@@ -30,11 +35,16 @@ pub struct Claims {
 }
 
 /// The keys of the configured algorithm. Verification accepts only that algorithm, so a
-/// token signed otherwise — `none` included — is refused.
+/// token signed otherwise — `none` included — is refused; with an identity provider, a
+/// token naming a `kid` is checked against its key set instead, each key with the one
+/// algorithm its type implies.
 #[derive(Clone)]
 pub struct JwtKeys {
     algorithm: Algorithm,
-    decoding: DecodingKey,
+    /// Absent when only an identity provider's keys are configured.
+    decoding: Option<DecodingKey>,
+    jwks: Option<Arc<Jwks>>,
+    mapping: ClaimMapping,
     /// Absent when only a public key is configured: the server verifies, others sign.
     encoding: Option<EncodingKey>,
     issuer: Option<String>,
@@ -51,7 +61,9 @@ impl JwtKeys {
     pub fn hs256(secret: &[u8], issuer: Option<String>, audience: Option<String>) -> Self {
         Self {
             algorithm: Algorithm::HS256,
-            decoding: DecodingKey::from_secret(secret),
+            decoding: Some(DecodingKey::from_secret(secret)),
+            jwks: None,
+            mapping: ClaimMapping::default(),
             encoding: Some(EncodingKey::from_secret(secret)),
             issuer,
             audience,
@@ -95,7 +107,9 @@ impl JwtKeys {
         };
         Ok(Self {
             algorithm,
-            decoding,
+            decoding: Some(decoding),
+            jwks: None,
+            mapping: ClaimMapping::default(),
             encoding,
             issuer,
             audience,
@@ -103,12 +117,47 @@ impl JwtKeys {
         })
     }
 
+    /// Only an identity provider's keys: tokens are verified, none are signed.
+    pub fn identity_provider(
+        jwks: Arc<Jwks>,
+        mapping: ClaimMapping,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        Self {
+            algorithm: Algorithm::RS256,
+            decoding: None,
+            jwks: Some(jwks),
+            mapping,
+            encoding: None,
+            issuer,
+            audience,
+            max_ttl_seconds: DEFAULT_MAX_TTL_SECONDS,
+        }
+    }
+
+    /// Also accepts tokens signed with an identity provider's keys (those naming a
+    /// `kid`), reading their claims through `mapping`.
+    pub fn with_identity_provider(mut self, jwks: Arc<Jwks>, mapping: ClaimMapping) -> Self {
+        self.jwks = Some(jwks);
+        self.mapping = mapping;
+        self
+    }
+
+    pub fn identity_provider_keys(&self) -> Option<&Arc<Jwks>> {
+        self.jwks.as_ref()
+    }
+
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
 
     fn validation(&self) -> Validation {
-        let mut validation = Validation::new(self.algorithm);
+        self.validation_for(self.algorithm)
+    }
+
+    fn validation_for(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
         // A configured issuer or audience must be present, not merely right when present.
         let mut required = vec!["exp", "sub"];
         if self.issuer.is_some() {
@@ -132,37 +181,121 @@ impl JwtKeys {
         validation
     }
 
-    /// The caller a bearer token speaks for, or `UNAUTHENTICATED` saying why not.
+    /// The caller a bearer token signed with Tierwise's own key speaks for, or
+    /// `UNAUTHENTICATED` saying why not.
     pub fn verify(&self, token: &str) -> Result<Principal, DomainError> {
-        use jsonwebtoken::errors::ErrorKind;
-        let data =
-            decode::<Claims>(token, &self.decoding, &self.validation()).map_err(|error| {
-                DomainError::Unauthenticated(
-                    match error.kind() {
-                        ErrorKind::ExpiredSignature => "the token has expired",
-                        ErrorKind::ImmatureSignature => "the token is not valid yet",
-                        ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
-                        ErrorKind::InvalidAudience => "the token's audience is not accepted",
-                        ErrorKind::InvalidAlgorithm => {
-                            "the token is not signed with the configured algorithm"
-                        }
-                        ErrorKind::InvalidSignature => "the token's signature is invalid",
-                        ErrorKind::MissingRequiredClaim(_) => {
-                            "the token lacks a required claim (sub, exp)"
-                        }
-                        _ => "the token is malformed",
-                    }
-                    .to_owned(),
-                )
-            })?;
-        let left = data.claims.exp - chrono::Utc::now().timestamp();
+        let decoding = self.decoding.as_ref().ok_or_else(|| {
+            DomainError::Unauthenticated(
+                "the token is not from the identity provider (it names no key, kid)".into(),
+            )
+        })?;
+        let data = decode::<Claims>(token, decoding, &self.validation()).map_err(refusal)?;
+        self.within_max_ttl(data.claims.exp)?;
+        principal_of(data.claims)
+    }
+
+    /// The caller any accepted token speaks for: an identity provider's (it names a
+    /// `kid` and a provider is configured, or only a provider is) or Tierwise's own.
+    /// An identity provider's token naming its customer by `externalRef` comes back
+    /// with that reference, for the caller to resolve.
+    pub async fn verify_any(&self, token: &str) -> Result<Verified, DomainError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| DomainError::Unauthenticated("the token is malformed".into()))?;
+        let Some(jwks) = self
+            .jwks
+            .as_ref()
+            .filter(|_| header.kid.is_some() || self.decoding.is_none())
+        else {
+            return self.verify(token).map(Verified::Ready);
+        };
+        let published = jwks.key(header.kid.as_deref()).await?;
+        if header.alg != published.algorithm {
+            return Err(DomainError::Unauthenticated(
+                "the token is not signed with its key's algorithm".into(),
+            ));
+        }
+        let data = decode::<serde_json::Value>(
+            token,
+            &published.key,
+            &self.validation_for(published.algorithm),
+        )
+        .map_err(refusal)?;
+        let claims = data.claims;
+        let exp = claims["exp"].as_i64().unwrap_or_default();
+        self.within_max_ttl(exp)?;
+        self.principal_of_mapped(&claims, exp)
+    }
+
+    fn within_max_ttl(&self, exp: i64) -> Result<(), DomainError> {
+        let left = exp - chrono::Utc::now().timestamp();
         if left > self.max_ttl_seconds {
             return Err(DomainError::Unauthenticated(format!(
                 "the token is valid for longer than the {} seconds this server accepts (JWT_MAX_TTL)",
                 self.max_ttl_seconds
             )));
         }
-        principal_of(data.claims)
+        Ok(())
+    }
+
+    /// The caller of an identity provider's token, its claims read through `mapping`.
+    fn principal_of_mapped(
+        &self,
+        claims: &serde_json::Value,
+        exp: i64,
+    ) -> Result<Verified, DomainError> {
+        let unauthenticated = |message: String| DomainError::Unauthenticated(message);
+        let subject = claims["sub"]
+            .as_str()
+            .filter(|sub| !sub.trim().is_empty())
+            .ok_or_else(|| unauthenticated("the token's sub is empty".into()))?
+            .to_owned();
+        let mapping = &self.mapping;
+        let role = mapping.role(claims).ok_or_else(|| {
+            unauthenticated(format!(
+                "the token's {} claim names none of admin, staff, partner, customer (and no JWT_DEFAULT_ROLE is set)",
+                mapping.role.as_str()
+            ))
+        })?;
+        let scopes = mapping
+            .scopes(claims)
+            .iter()
+            .filter_map(|s| Scope::parse(s))
+            .collect();
+        let principal = |customer_id: Option<Uuid>| Principal {
+            key_owner: match customer_id {
+                Some(id) => format!("customer:{id}"),
+                None => format!("{}:{subject}", role.as_str()),
+            },
+            subject: subject.clone(),
+            role,
+            customer_id,
+            scopes,
+            expires_at: exp,
+        };
+        if role != Role::Customer {
+            return Ok(Verified::Ready(principal(None)));
+        }
+        let customer = mapping.customer(claims).ok_or_else(|| {
+            unauthenticated(format!(
+                "a customer token needs its {} claim",
+                mapping.customer.as_str()
+            ))
+        })?;
+        match mapping.customer_match {
+            CustomerMatch::Id => {
+                let id = Uuid::parse_str(&customer).map_err(|_| {
+                    unauthenticated(format!(
+                        "the token's {} claim is not a customer id (JWT_CUSTOMER_MATCH=externalRef matches external references)",
+                        mapping.customer.as_str()
+                    ))
+                })?;
+                Ok(Verified::Ready(principal(Some(id))))
+            }
+            CustomerMatch::ExternalRef => Ok(Verified::CustomerByExternalRef {
+                principal: principal(None),
+                external_ref: customer,
+            }),
+        }
     }
 
     /// Signs `claims`; fails when only a public key is configured.
@@ -181,6 +314,35 @@ impl JwtKeys {
     pub fn audience(&self) -> Option<&str> {
         self.audience.as_deref()
     }
+}
+
+/// A verified token's caller; a customer named by `externalRef` still has to be looked
+/// up (`auth::authenticate` does).
+#[derive(Debug)]
+pub enum Verified {
+    Ready(Principal),
+    CustomerByExternalRef {
+        /// The caller without its customer yet.
+        principal: Principal,
+        external_ref: String,
+    },
+}
+
+fn refusal(error: jsonwebtoken::errors::Error) -> DomainError {
+    use jsonwebtoken::errors::ErrorKind;
+    DomainError::Unauthenticated(
+        match error.kind() {
+            ErrorKind::ExpiredSignature => "the token has expired",
+            ErrorKind::ImmatureSignature => "the token is not valid yet",
+            ErrorKind::InvalidIssuer => "the token's issuer is not accepted",
+            ErrorKind::InvalidAudience => "the token's audience is not accepted",
+            ErrorKind::InvalidAlgorithm => "the token is not signed with the configured algorithm",
+            ErrorKind::InvalidSignature => "the token's signature is invalid",
+            ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (sub, exp)",
+            _ => "the token is malformed",
+        }
+        .to_owned(),
+    )
 }
 
 fn principal_of(claims: Claims) -> Result<Principal, DomainError> {

@@ -3,14 +3,16 @@
 //! consult.
 
 pub mod guard;
+pub mod jwks;
 pub mod jwt;
+pub mod mapping;
 
 use uuid::Uuid;
 
 use crate::domain::DomainError;
 
 pub use guard::{Allow, Anyone, OwnedBy, ReadCustomer};
-pub use jwt::{Claims, JwtKeys};
+pub use jwt::{Claims, JwtKeys, Verified};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -190,8 +192,14 @@ impl Principal {
     }
 }
 
-/// The caller named by an `Authorization: Bearer …` header value.
-pub fn authenticate(keys: &JwtKeys, authorization: Option<&str>) -> Result<Principal, DomainError> {
+/// The caller named by an `Authorization: Bearer …` header value. A customer an
+/// identity provider's token names by `externalRef` is looked up (following merges):
+/// one indexed statement.
+pub async fn authenticate(
+    keys: &JwtKeys,
+    db: &crate::store::Db,
+    authorization: Option<&str>,
+) -> Result<Principal, DomainError> {
     let value = authorization.ok_or_else(|| {
         DomainError::Unauthenticated("an Authorization: Bearer <token> header is required".into())
     })?;
@@ -203,7 +211,28 @@ pub fn authenticate(keys: &JwtKeys, authorization: Option<&str>) -> Result<Princ
                 "the Authorization header must be \"Bearer <token>\"".into(),
             )
         })?;
-    keys.verify(token.trim())
+    match keys.verify_any(token.trim()).await? {
+        Verified::Ready(principal) => Ok(principal),
+        Verified::CustomerByExternalRef {
+            mut principal,
+            external_ref,
+        } => {
+            let customer = crate::store::customers::find_by_external_ref_following_merge(
+                db.conn(),
+                &external_ref,
+            )
+            .await?
+            .filter(|c| c.erased_at.is_none())
+            .ok_or_else(|| {
+                DomainError::Unauthenticated(format!(
+                    "no customer has the externalRef the token names ({external_ref})"
+                ))
+            })?;
+            principal.customer_id = Some(customer.id);
+            principal.key_owner = format!("customer:{}", customer.id);
+            Ok(principal)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ async fn execute(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = match authenticate(&state.keys, authorization) {
+    let principal = match authenticate(&state.keys, &state.db, authorization).await {
         Ok(principal) => principal,
         Err(error) => return error_response(media, StatusCode::UNAUTHORIZED, error),
     };

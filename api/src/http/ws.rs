@@ -254,7 +254,7 @@ impl Connection {
             .get("Authorization")
             .or_else(|| payload.get("authorization"))
             .and_then(Value::as_str);
-        let principal = match authenticate(&self.state.keys, authorization) {
+        let principal = match authenticate(&self.state.keys, &self.state.db, authorization).await {
             Ok(principal) => principal,
             Err(error) => {
                 let reason = format!("Forbidden: {error}");
