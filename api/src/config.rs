@@ -459,6 +459,65 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
+/// `JWT_JWKS_URL` and the claim mapping of the provider's tokens (`JWT_ROLE_CLAIM`,
+/// `JWT_DEFAULT_ROLE`, `JWT_SCOPE_CLAIM`, `JWT_CUSTOMER_CLAIM`, `JWT_CUSTOMER_MATCH`).
+fn identity_provider(
+    var: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<
+    Option<(
+        std::sync::Arc<crate::auth::jwks::Jwks>,
+        crate::auth::mapping::ClaimMapping,
+    )>,
+> {
+    use crate::auth::Role;
+    use crate::auth::mapping::{ClaimMapping, ClaimPath, CustomerMatch};
+    let Some(url) = var("JWT_JWKS_URL") else {
+        for name in [
+            "JWT_ROLE_CLAIM",
+            "JWT_DEFAULT_ROLE",
+            "JWT_SCOPE_CLAIM",
+            "JWT_CUSTOMER_CLAIM",
+            "JWT_CUSTOMER_MATCH",
+        ] {
+            if var(name).is_some() {
+                bail!(
+                    "{name} maps the claims of an identity provider's tokens: set JWT_JWKS_URL too"
+                );
+            }
+        }
+        return Ok(None);
+    };
+    let parsed = reqwest::Url::parse(&url).context("JWT_JWKS_URL must be a URL")?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        bail!("JWT_JWKS_URL must be an https:// (or http:// on a private network) URL");
+    }
+    let defaults = ClaimMapping::default();
+    let path = |name: &str, default: ClaimPath| var(name).map_or(default, |p| ClaimPath::new(&p));
+    let default_role = match var("JWT_DEFAULT_ROLE") {
+        None => None,
+        Some(role) => Some(Role::parse(&role.to_ascii_lowercase()).with_context(|| {
+            format!("JWT_DEFAULT_ROLE must be one of admin, staff, partner, customer (not {role})")
+        })?),
+    };
+    let customer_match = match var("JWT_CUSTOMER_MATCH") {
+        None => CustomerMatch::Id,
+        Some(text) => CustomerMatch::parse(&text).with_context(|| {
+            format!("JWT_CUSTOMER_MATCH must be id or externalRef (not {text})")
+        })?,
+    };
+    let mapping = ClaimMapping {
+        role: path("JWT_ROLE_CLAIM", defaults.role),
+        default_role,
+        scope: path("JWT_SCOPE_CLAIM", defaults.scope),
+        customer: path("JWT_CUSTOMER_CLAIM", defaults.customer),
+        customer_match,
+    };
+    Ok(Some((
+        std::sync::Arc::new(crate::auth::jwks::Jwks::new(url)),
+        mapping,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,63 +577,4 @@ mod tests {
             PathBuf::from("./tierwise.db.secret")
         );
     }
-}
-
-/// `JWT_JWKS_URL` and the claim mapping of the provider's tokens (`JWT_ROLE_CLAIM`,
-/// `JWT_DEFAULT_ROLE`, `JWT_SCOPE_CLAIM`, `JWT_CUSTOMER_CLAIM`, `JWT_CUSTOMER_MATCH`).
-fn identity_provider(
-    var: &impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<
-    Option<(
-        std::sync::Arc<crate::auth::jwks::Jwks>,
-        crate::auth::mapping::ClaimMapping,
-    )>,
-> {
-    use crate::auth::Role;
-    use crate::auth::mapping::{ClaimMapping, ClaimPath, CustomerMatch};
-    let Some(url) = var("JWT_JWKS_URL") else {
-        for name in [
-            "JWT_ROLE_CLAIM",
-            "JWT_DEFAULT_ROLE",
-            "JWT_SCOPE_CLAIM",
-            "JWT_CUSTOMER_CLAIM",
-            "JWT_CUSTOMER_MATCH",
-        ] {
-            if var(name).is_some() {
-                bail!(
-                    "{name} maps the claims of an identity provider's tokens: set JWT_JWKS_URL too"
-                );
-            }
-        }
-        return Ok(None);
-    };
-    let parsed = reqwest::Url::parse(&url).context("JWT_JWKS_URL must be a URL")?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        bail!("JWT_JWKS_URL must be an https:// (or http:// on a private network) URL");
-    }
-    let defaults = ClaimMapping::default();
-    let path = |name: &str, default: ClaimPath| var(name).map_or(default, |p| ClaimPath::new(&p));
-    let default_role = match var("JWT_DEFAULT_ROLE") {
-        None => None,
-        Some(role) => Some(Role::parse(&role.to_ascii_lowercase()).with_context(|| {
-            format!("JWT_DEFAULT_ROLE must be one of admin, staff, partner, customer (not {role})")
-        })?),
-    };
-    let customer_match = match var("JWT_CUSTOMER_MATCH") {
-        None => CustomerMatch::Id,
-        Some(text) => CustomerMatch::parse(&text).with_context(|| {
-            format!("JWT_CUSTOMER_MATCH must be id or externalRef (not {text})")
-        })?,
-    };
-    let mapping = ClaimMapping {
-        role: path("JWT_ROLE_CLAIM", defaults.role),
-        default_role,
-        scope: path("JWT_SCOPE_CLAIM", defaults.scope),
-        customer: path("JWT_CUSTOMER_CLAIM", defaults.customer),
-        customer_match,
-    };
-    Ok(Some((
-        std::sync::Arc::new(crate::auth::jwks::Jwks::new(url)),
-        mapping,
-    )))
 }
