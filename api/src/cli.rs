@@ -39,6 +39,13 @@ enum Command {
     Import(ImportArgs),
     /// Load the demo data set into the configured database.
     Demo,
+    /// Register an app's persisted-operation manifest (graphql-codegen's
+    /// `persisted-documents.json` or Apollo's `persisted-query-manifest.json`): its
+    /// operations are then trusted (`TRUSTED_DOCUMENTS`) and may be sent by hash.
+    Persist {
+        /// The manifest file.
+        manifest: std::path::PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -154,8 +161,44 @@ fn run() -> anyhow::Result<()> {
         }),
         Command::Evaluate(args) => runtime.block_on(evaluate(config, args)),
         Command::Import(args) => runtime.block_on(import(config, args)),
+        Command::Persist { manifest } => runtime.block_on(persist(config, manifest)),
         Command::ExportSchema => unreachable!("handled above"),
     }
+}
+
+async fn persist(config: Config, manifest: std::path::PathBuf) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", manifest.display()))?;
+    let documents = crate::service::persisted::manifest_documents(&json).with_context(|| {
+        format!(
+            "{} is not a persisted-operation manifest",
+            manifest.display()
+        )
+    })?;
+    let (db, _) = prepare_database(&Config {
+        demo_data: false,
+        evaluation_schedule: None,
+        ..config
+    })
+    .await?;
+    let added = db
+        .write(move |txn| {
+            Box::pin(async move {
+                crate::store::persisted::trust(txn, &documents)
+                    .await
+                    .map(|n| (n, documents.len()))
+            })
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (added, documents) = (added.0, added.1);
+    say!(
+        "{documents} operations registered ({added} new) from {}",
+        manifest.display()
+    );
+    Ok(())
 }
 
 async fn import(config: Config, args: ImportArgs) -> anyhow::Result<()> {

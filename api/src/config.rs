@@ -74,6 +74,11 @@ pub struct Limits {
     /// Requests per second per caller, by role (`RATE_LIMIT_ADMIN`, `…_STAFF`,
     /// `…_PARTNER`, `…_CUSTOMER`; 0 turns a role's limit off).
     pub rates: crate::http::rate_limit::Budgets,
+    /// Who may run only registered documents (`TRUSTED_DOCUMENTS`: off, customer, all).
+    pub trusted_documents: crate::service::persisted::TrustedDocuments,
+    /// Documents kept from automatic persisted queries (`PERSISTED_QUERIES_MAX`; 0
+    /// keeps none, so hash-only requests work only for registered documents).
+    pub persisted_queries_max: usize,
 }
 
 impl Default for Limits {
@@ -93,6 +98,8 @@ impl Default for Limits {
             max_body_bytes: crate::http::MAX_BODY_BYTES,
             max_ws_message_bytes: crate::http::ws::MAX_CLIENT_MESSAGE,
             rates: crate::http::rate_limit::Budgets::default(),
+            trusted_documents: crate::service::persisted::TrustedDocuments::Off,
+            persisted_queries_max: 10_000,
         }
     }
 }
@@ -157,8 +164,25 @@ impl Limits {
             partner: rate("RATE_LIMIT_PARTNER", defaults.rates.partner)?,
             customer: rate("RATE_LIMIT_CUSTOMER", defaults.rates.customer)?,
         };
+        let trusted_documents = match var("TRUSTED_DOCUMENTS") {
+            None => defaults.trusted_documents,
+            Some(text) => {
+                crate::service::persisted::TrustedDocuments::parse(&text).with_context(|| {
+                    format!("TRUSTED_DOCUMENTS must be off, customer or all (not {text})")
+                })?
+            }
+        };
+        let persisted_queries_max = setting(
+            &var,
+            "PERSISTED_QUERIES_MAX",
+            defaults.persisted_queries_max,
+            "a number from 0 to 1000000",
+            |text| text.parse::<usize>().ok().filter(|n| *n <= 1_000_000),
+        )?;
         Ok(Self {
             rates,
+            trusted_documents,
+            persisted_queries_max,
             max_connections: number("MAX_CONNECTIONS", defaults.max_connections, 1_000_000)?,
             header_read_timeout: duration("HEADER_READ_TIMEOUT", defaults.header_read_timeout)?,
             body_read_timeout: duration("BODY_READ_TIMEOUT", defaults.body_read_timeout)?,

@@ -34,6 +34,7 @@ mod m20261202_000001_campaigns;
 mod m20261202_000002_campaign_revision;
 mod m20261203_000001_points_lifecycle;
 mod m20261204_000001_tier_change_breakdown;
+mod m20261204_000002_persisted_documents;
 pub use m20261130_000005_search_prefixes::{PREFIX_COLUMNS, prefix_expression};
 
 pub struct Migrator;
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_campaign_revision::Migration),
             Box::new(m20261203_000001_points_lifecycle::Migration),
             Box::new(m20261204_000001_tier_change_breakdown::Migration),
+            Box::new(m20261204_000002_persisted_documents::Migration),
         ]
     }
 }

@@ -45,6 +45,26 @@ macro_rules! on_both {
 }
 pub(crate) use on_both;
 
+/// Like `on_both!`, for each async fn `name(backend: Backend)` that starts its own
+/// server (with its own configuration): the tests `name::sqlite` and `name::postgres`.
+/// The function returns early when Postgres is skipped.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
+
 /// A fresh database: a temporary SQLite file, or a new Postgres database dropped when
 /// the test ends.
 pub struct TestDatabase {

@@ -15,7 +15,8 @@ use tierwise_api::auth::jwks::Jwks;
 use tierwise_api::auth::mapping::{ClaimMapping, ClaimPath, CustomerMatch};
 
 use crate::helpers::{
-    AUDIENCE, Backend, ISSUER, TestApp, assert_error, spawn_app_with_keys, test_keys,
+    AUDIENCE, Backend, ISSUER, TestApp, assert_error, on_both_backends, spawn_app_with_keys,
+    test_keys,
 };
 
 /// How long the server waits between two fetches for unknown keys, in these tests.
@@ -299,22 +300,6 @@ async fn forged_provider_tokens_are_refused(backend: Backend) {
         assert_eq!(status, 401, "{body}");
     }
     assert_eq!(status_of(&app, &published.token(claims), ME).await.0, 200);
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::helpers::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::helpers::Backend::Postgres).await;
-            }
-        }
-    )*};
 }
 
 on_both_backends!(

@@ -29,6 +29,7 @@ mod ledger;
 mod lifecycle;
 mod outbox;
 mod pagination;
+mod persisted;
 mod program;
 mod program_snapshot;
 mod progress;

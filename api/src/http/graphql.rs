@@ -14,6 +14,7 @@ use super::media::{ResponseMedia, is_json_body};
 use crate::auth::authenticate;
 use crate::domain::DomainError;
 use crate::graphql::error::ensure_codes;
+use crate::service::persisted::{self, Refusal};
 use async_graphql::parser::types::OperationType;
 
 /// A GraphQL response carrying one error and no data.
@@ -63,6 +64,21 @@ async fn execute(
     allowed: Allowed,
 ) -> Response {
     let media = ResponseMedia::negotiate(headers);
+    // A hash instead of a document: the document is looked up, and then checked like
+    // any other.
+    let persisted = match persisted::resolve(&state.db, &mut request).await {
+        Ok(resolved) => resolved,
+        Err(Refusal::NotFound) => {
+            // Apollo's clients send the document on this answer: 200, whatever Accept.
+            return coded_response(
+                media,
+                StatusCode::OK,
+                persisted::NOT_FOUND_CODE,
+                persisted::NOT_FOUND,
+            );
+        }
+        Err(Refusal::Invalid(error)) => return request_error(media, error),
+    };
     // Before the schema sees the document, and before authentication: a hostile document
     // must cost nothing, whoever sends it.
     if let Err(error) = state.limits.check_request(&mut request) {
@@ -99,6 +115,23 @@ async fn execute(
             .headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         return response;
+    }
+    // Only a caller within its rate may cost a lookup or a write.
+    if let Err(error) = persisted::admit(
+        &state.db,
+        state.limits.trusted_documents,
+        state.limits.persisted_queries_max,
+        &principal,
+        &request,
+        persisted,
+    )
+    .await
+    {
+        let status = match error {
+            DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        return error_response(media, status, error);
     }
     let request = crate::graphql::prepare(request, principal, &state.db);
     // The operation runs to its end even when the client goes away. Dropped halfway, it

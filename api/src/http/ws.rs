@@ -36,6 +36,7 @@ use crate::auth::Principal;
 use crate::auth::authenticate;
 use crate::domain::DomainError;
 use crate::live::feeds::Answer;
+use crate::service::persisted::{self, Refusal};
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -303,7 +304,32 @@ impl Connection {
             }]);
             json!({"type": "error", "id": id, "payload": errors})
         };
+        let persisted = match persisted::resolve(&self.state.db, &mut request).await {
+            Ok(resolved) => resolved,
+            Err(Refusal::NotFound) => {
+                let errors = json!([{
+                    "message": persisted::NOT_FOUND,
+                    "extensions": { "code": persisted::NOT_FOUND_CODE }
+                }]);
+                return self
+                    .send(json!({"type": "error", "id": id, "payload": errors}))
+                    .await;
+            }
+            Err(Refusal::Invalid(error)) => return self.send(refuse(error)).await,
+        };
         if let Err(error) = self.state.limits.check_request(&mut request) {
+            return self.send(refuse(error)).await;
+        }
+        if let Err(error) = persisted::admit(
+            &self.state.db,
+            self.state.limits.trusted_documents,
+            self.state.limits.persisted_queries_max,
+            &principal,
+            &request,
+            persisted,
+        )
+        .await
+        {
             return self.send(refuse(error)).await;
         }
         let per_socket = self.state.limits.subscriptions_per_socket;

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod import;
 pub mod interactions;
 pub mod merge;
+pub mod persisted;
 pub mod points;
 pub mod program;
 pub mod referrals;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod paging;
 pub mod pending_points;
+pub mod persisted;
 pub mod points;
 pub mod profiles;
 pub mod program;
