@@ -33,6 +33,7 @@ mod persisted;
 mod program;
 mod program_snapshot;
 mod progress;
+mod readme;
 mod referrals;
 mod replicas;
 mod rewards;
