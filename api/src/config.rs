@@ -513,7 +513,15 @@ fn identity_provider(
     };
     let parsed = reqwest::Url::parse(&url).context("JWT_JWKS_URL must be a URL")?;
     if !matches!(parsed.scheme(), "https" | "http") {
-        bail!("JWT_JWKS_URL must be an https:// (or http:// on a private network) URL");
+        bail!("JWT_JWKS_URL must be an https:// (or, on a network you trust, http://) URL");
+    }
+    // A provider signs tokens for every app it serves: without an audience, a token
+    // another app of the same realm, tenant or pool obtained would be accepted here.
+    if var("JWT_AUDIENCE").is_none() {
+        bail!(
+            "JWT_JWKS_URL needs JWT_AUDIENCE (the client id or API identifier the provider puts in `aud` for Tierwise), \
+             and should have JWT_ISSUER"
+        );
     }
     let defaults = ClaimMapping::default();
     let path = |name: &str, default: ClaimPath| var(name).map_or(default, |p| ClaimPath::new(&p));
@@ -566,12 +574,18 @@ mod tests {
             provider_from(&[("JWT_ROLE_CLAIM", "roles")]).is_err(),
             "a mapping without a provider"
         );
-        assert!(provider_from(&[("JWT_JWKS_URL", "ftp://idp/certs")]).is_err());
+        assert!(
+            provider_from(&[("JWT_JWKS_URL", "ftp://idp/certs"), ("JWT_AUDIENCE", "a")]).is_err()
+        );
         let url = ("JWT_JWKS_URL", "https://sso.example.com/certs");
-        assert!(provider_from(&[url, ("JWT_DEFAULT_ROLE", "root")]).is_err());
-        assert!(provider_from(&[url, ("JWT_CUSTOMER_MATCH", "email")]).is_err());
+        assert!(provider_from(&[url]).is_err(), "an audience is required");
+        let audience = ("JWT_AUDIENCE", "tierwise");
+        assert!(provider_from(&[url, audience]).unwrap().is_some());
+        assert!(provider_from(&[url, audience, ("JWT_DEFAULT_ROLE", "root")]).is_err());
+        assert!(provider_from(&[url, audience, ("JWT_CUSTOMER_MATCH", "email")]).is_err());
         let mapping = provider_from(&[
             url,
+            audience,
             ("JWT_ROLE_CLAIM", "realm_access.roles"),
             ("JWT_DEFAULT_ROLE", "Customer"),
             ("JWT_CUSTOMER_CLAIM", "sub"),

@@ -115,6 +115,26 @@ async fn automatic_persisted_queries(backend: Backend) {
         "{body}"
     );
 
+    // A document that does not validate is not kept.
+    let invalid = "query Nope { noSuchField }";
+    let (_, body) = send(
+        &app,
+        &staff,
+        json!({ "query": invalid, "extensions": extension(&hash_of(invalid)) }),
+    )
+    .await;
+    assert_error(&body, "BAD_USER_INPUT");
+    assert_not_found(&hash_only(&app, &staff, invalid).await);
+    // A hash-only request is looked up only for an authenticated caller.
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "extensions": extension(&hash_of(document)) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
     // A mutation kept by hash still cannot run over GET.
     let mutation = "mutation { createCustomer(input: { name: \"By hash\" }) { id } }";
     let (_, body) = send(

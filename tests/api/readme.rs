@@ -34,5 +34,8 @@ fn ci_runs_the_readme_test_command() {
         .map(str::trim)
         .rfind(|line| !line.is_empty() && !line.starts_with('#'))
         .unwrap();
-    assert_eq!(last, commands[1], ".ci/run must end with the README's test command");
+    assert_eq!(
+        last, commands[1],
+        ".ci/run must end with the README's test command"
+    );
 }

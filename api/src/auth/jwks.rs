@@ -40,6 +40,14 @@ pub struct PublishedKey {
     pub key: DecodingKey,
 }
 
+/// What a call to `fetch` did.
+enum Fetched {
+    Replaced,
+    Failed,
+    /// Too soon after the last fetch, or another one is under way.
+    Skipped,
+}
+
 #[derive(Default)]
 struct KeySet {
     keys: HashMap<String, PublishedKey>,
@@ -94,13 +102,16 @@ impl Jwks {
         let (found, stale) = self.look_up(kid).await;
         match (found, stale) {
             (Some(key), false) => return Ok(key),
-            // Stale: fetched again (if the last fetch is not too recent); the old key
-            // serves if the provider cannot be reached.
-            (Some(key), true) => {
-                self.fetch(false).await;
-                return Ok(self.look_up(kid).await.0.unwrap_or(key));
+            // Stale: fetched again. The held key serves while another request is
+            // fetching (nobody waits behind the provider) and when the provider cannot
+            // be reached; a set fetched without it means the key was withdrawn.
+            (Some(key), true) => match self.fetch(false, false).await {
+                Fetched::Replaced => {}
+                Fetched::Failed | Fetched::Skipped => return Ok(key),
+            },
+            (None, stale) => {
+                self.fetch(!stale, true).await;
             }
-            (None, stale) => self.fetch(!stale).await,
         }
         self.look_up(kid).await.0.ok_or_else(|| {
             DomainError::Unauthenticated(match kid {
@@ -125,9 +136,17 @@ impl Jwks {
     }
 
     /// Fetches the set again, unless another fetch started less than `min_refetch` ago
-    /// (`rate_limited`: for unknown `kid`s) or since the set went stale.
-    async fn fetch(&self, rate_limited: bool) {
-        let mut last = self.last_fetch.lock().await;
+    /// (`rate_limited`: for unknown `kid`s) or since the set went stale. Without `wait`,
+    /// a fetch already under way is not waited for.
+    async fn fetch(&self, rate_limited: bool, wait: bool) -> Fetched {
+        let mut last = if wait {
+            self.last_fetch.lock().await
+        } else {
+            match self.last_fetch.try_lock() {
+                Ok(last) => last,
+                Err(_) => return Fetched::Skipped,
+            }
+        };
         if let Some(at) = *last {
             let recent = at.elapsed() < self.min_refetch;
             let fresh = self
@@ -137,7 +156,7 @@ impl Jwks {
                 .fresh_until
                 .is_some_and(|until| Instant::now() < until);
             if recent && (rate_limited || fresh) {
-                return;
+                return Fetched::Skipped;
             }
         }
         *last = Some(Instant::now());
@@ -148,6 +167,7 @@ impl Jwks {
                 let mut set = self.set.write().await;
                 set.keys = keys;
                 set.fresh_until = Some(Instant::now() + max_age);
+                Fetched::Replaced
             }
             Err(error) => {
                 tracing::warn!(url = %self.url, %error, "fetching the identity provider's keys failed");
@@ -155,6 +175,7 @@ impl Jwks {
                 let mut set = self.set.write().await;
                 let retry = Instant::now() + self.min_refetch;
                 set.fresh_until = Some(set.fresh_until.map_or(retry, |until| until.max(retry)));
+                Fetched::Failed
             }
         }
     }

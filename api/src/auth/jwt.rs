@@ -221,7 +221,17 @@ impl JwtKeys {
         )
         .map_err(refusal)?;
         let claims = data.claims;
-        let exp = claims["exp"].as_i64().unwrap_or_default();
+        // The library accepts any JSON number; a fraction or a number past i64 must not
+        // read as 0 and slip past JWT_MAX_TTL.
+        let exp = match &claims["exp"] {
+            serde_json::Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
+            _ => None,
+        }
+        .ok_or_else(|| DomainError::Unauthenticated("the token's exp is not a time".into()))?;
         self.within_max_ttl(exp)?;
         self.principal_of_mapped(&claims, exp)
     }
@@ -261,10 +271,12 @@ impl JwtKeys {
             .iter()
             .filter_map(|s| Scope::parse(s))
             .collect();
+        // Keys and rate budgets of a provider's users are apart from those of tokens
+        // Tierwise mints (whose `sub` may be the same text).
         let principal = |customer_id: Option<Uuid>| Principal {
             key_owner: match customer_id {
                 Some(id) => format!("customer:{id}"),
-                None => format!("{}:{subject}", role.as_str()),
+                None => format!("idp:{}:{subject}", role.as_str()),
             },
             subject: subject.clone(),
             role,

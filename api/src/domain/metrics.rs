@@ -108,8 +108,8 @@ impl Aggregates {
         let spend = count.saturating_mul(amount_e4);
         self.first_purchase_at = self.first_purchase_at.or(Some(at));
         self.last_purchase_at = Some(at);
-        self.lifetime_purchases += count;
-        self.purchases += count;
+        self.lifetime_purchases = self.lifetime_purchases.saturating_add(count);
+        self.purchases = self.purchases.saturating_add(count);
         self.lifetime_spend_e4 = self.lifetime_spend_e4.saturating_add(spend);
         self.net_spend_e4 = self.net_spend_e4.saturating_add(spend);
         self.purchase_sum_e4 = self.purchase_sum_e4.saturating_add(spend);

@@ -149,10 +149,14 @@ fn spend_to_reach(inputs: &Inputs<'_>, target: &TierLevel) -> Option<i64> {
 fn purchases_to_reach(inputs: &Inputs<'_>, target: &TierLevel) -> Option<i64> {
     let sums = &inputs.sums_now;
     let order = average(sums.purchase_sum_e4, sums.purchases).filter(|aov| *aov > 0)?;
+    // In i128: thresholds and stored sums may be anywhere in i64.
+    let fit = |n: i128| n.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
     let by_frequency = thresholds_e4(inputs.model, "frequency")
-        .map(|t| (t + 9_999).div_euclid(10_000) - sums.purchases);
-    let by_spend = thresholds_e4(inputs.model, "monetary")
-        .map(|t| (t - sums.net_spend_e4 + order - 1).div_euclid(order));
+        .map(|t| fit((i128::from(t) + 9_999).div_euclid(10_000) - i128::from(sums.purchases)));
+    let by_spend = thresholds_e4(inputs.model, "monetary").map(|t| {
+        let missing = i128::from(t) - i128::from(sums.net_spend_e4);
+        fit((missing + i128::from(order) - 1).div_euclid(i128::from(order)))
+    });
     let mut candidates: Vec<i64> = std::iter::once(1)
         .chain(by_frequency)
         .chain(by_spend)
@@ -196,5 +200,88 @@ fn points_to_next_reward(inputs: &Inputs<'_>) -> Option<i64> {
         .map(|r| r.cost_points)
         .filter(|cost| *cost > balance)
         .min()
-        .map(|cost| cost - balance)
+        .map(|cost| cost.saturating_sub(balance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::program::{Band, IndicatorBands};
+    use crate::domain::tiering::TierLevel;
+
+    fn ladder() -> (Ladder, [Uuid; 2]) {
+        let ids = [Uuid::now_v7(), Uuid::now_v7()];
+        let ladder = Ladder::new(vec![
+            TierLevel {
+                id: ids[0],
+                rank: 0,
+                min_score: 0.0,
+            },
+            TierLevel {
+                id: ids[1],
+                rank: 1,
+                min_score: 50.0,
+            },
+        ]);
+        (ladder, ids)
+    }
+
+    /// Hostile numbers — thresholds past i64, sums at its ends, a balance far below
+    /// zero — give answers or none, never a panic.
+    #[test]
+    fn extreme_values_do_not_overflow() {
+        let mut model = ScoringModel::default();
+        for indicator in &mut model.bands {
+            if indicator.indicator == "monetary" || indicator.indicator == "frequency" {
+                *indicator = IndicatorBands {
+                    indicator: indicator.indicator.clone(),
+                    bands: vec![
+                        Band {
+                            threshold: 1e300,
+                            points: 100.0,
+                        },
+                        Band {
+                            threshold: -1e300,
+                            points: 0.0,
+                        },
+                    ],
+                };
+            }
+        }
+        let (ladder, ids) = ladder();
+        let now = Utc::now();
+        for (spend, purchases, balance) in
+            [(i64::MAX, i64::MAX, i64::MIN), (i64::MIN, 1, 0), (1, 1, -5)]
+        {
+            let sums = Aggregates {
+                purchases,
+                net_spend_e4: spend,
+                purchase_sum_e4: spend,
+                last_purchase_at: Some(now),
+                ..Aggregates::default()
+            };
+            let offers = [RewardOffer {
+                cost_points: i64::MAX,
+                stock: None,
+                min_tier_id: None,
+            }];
+            let inputs = Inputs {
+                model: &model,
+                ladder: &ladder,
+                max_amount_e4: i64::MAX,
+                standing: Standing {
+                    tier_id: ids[0],
+                    tier_held: false,
+                    downgrade_marked_at: None,
+                    points_balance: balance,
+                },
+                now,
+                sums_now: sums,
+                sums_at_grace_end: None,
+                rewards: &offers,
+            };
+            let progress = progress(&inputs);
+            assert_eq!(progress.next_tier_id, Some(ids[1]));
+        }
+    }
 }

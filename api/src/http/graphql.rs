@@ -64,37 +64,16 @@ async fn execute(
     allowed: Allowed,
 ) -> Response {
     let media = ResponseMedia::negotiate(headers);
-    // A hash instead of a document: the document is looked up, and then checked like
-    // any other.
-    let persisted = match persisted::resolve(&state.db, &mut request).await {
-        Ok(resolved) => resolved,
-        Err(Refusal::NotFound) => {
-            // Apollo's clients send the document on this answer: 200, whatever Accept.
-            return coded_response(
-                media,
-                StatusCode::OK,
-                persisted::NOT_FOUND_CODE,
-                persisted::NOT_FOUND,
-            );
-        }
-        Err(Refusal::Invalid(error)) => return request_error(media, error),
-    };
-    // Before the schema sees the document, and before authentication: a hostile document
-    // must cost nothing, whoever sends it.
-    if let Err(error) = state.limits.check_request(&mut request) {
-        return request_error(media, error);
-    }
-    if allowed == Allowed::QueriesOnly
-        && crate::graphql::operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query)
-    {
-        return error_response(
-            media,
-            StatusCode::METHOD_NOT_ALLOWED,
-            DomainError::bad_input(
-                "query",
-                "only queries may be sent with GET; use POST for mutations",
-            ),
-        );
+    // A request that names a kept document by its hash alone is looked up once its
+    // caller is known and within its rate; any other is checked before authentication:
+    // a hostile document must cost nothing, whoever sends it.
+    let hash_only = persisted::is_hash_only(&request);
+    let mut persisted = persisted::Resolved::default();
+    if !hash_only {
+        persisted = match resolve_and_check(state, media, &mut request, allowed).await {
+            Ok(resolved) => resolved,
+            Err(response) => return response,
+        };
     }
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -116,23 +95,30 @@ async fn execute(
             .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         return response;
     }
-    // Only a caller within its rate may cost a lookup or a write.
-    if let Err(error) = persisted::admit(
+    if hash_only {
+        persisted = match resolve_and_check(state, media, &mut request, allowed).await {
+            Ok(resolved) => resolved,
+            Err(response) => return response,
+        };
+    }
+    let remember = match persisted::admit(
         &state.db,
         state.limits.trusted_documents,
-        state.limits.persisted_queries_max,
         &principal,
         &request,
         persisted,
     )
     .await
     {
-        let status = match error {
-            DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        return error_response(media, status, error);
-    }
+        Ok(remember) => remember,
+        Err(error) => {
+            let status = match error {
+                DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            return error_response(media, status, error);
+        }
+    };
     let request = crate::graphql::prepare(request, principal, &state.db);
     // The operation runs to its end even when the client goes away. Dropped halfway, it
     // would drop its database work mid-statement: a mutation may be committed or not
@@ -167,7 +153,64 @@ async fn execute(
         }
     };
     ensure_codes(&mut response);
+    // A document sent with its hash is kept once it has run: one that does not parse or
+    // validate is not.
+    if let Some(document) = remember
+        && !failed_before_execution(&response)
+    {
+        let keep = state.limits.persisted_queries_max;
+        if let Err(error) = persisted::remember(&state.db, document, keep).await {
+            tracing::warn!(%error, "keeping a persisted query failed");
+        }
+    }
     within_size(media, &response, state.limits.max_response_bytes)
+}
+
+/// Fills in a persisted document, then the checks every document passes before it runs:
+/// the limits on its text, and no mutation over GET.
+async fn resolve_and_check(
+    state: &AppState,
+    media: ResponseMedia,
+    request: &mut async_graphql::Request,
+    allowed: Allowed,
+) -> Result<persisted::Resolved, Response> {
+    let resolved = match persisted::resolve(&state.db, request).await {
+        Ok(resolved) => resolved,
+        Err(Refusal::NotFound) => {
+            // Apollo's clients send the document with its hash on this answer.
+            return Err(coded_response(
+                media,
+                media.request_error_status(),
+                persisted::NOT_FOUND_CODE,
+                persisted::NOT_FOUND,
+            ));
+        }
+        Err(Refusal::Invalid(error)) => return Err(request_error(media, error)),
+    };
+    if let Err(error) = state.limits.check_request(request) {
+        return Err(request_error(media, error));
+    }
+    if allowed == Allowed::QueriesOnly
+        && crate::graphql::operation_type(request).is_some_and(|ty| ty != OperationType::Query)
+    {
+        return Err(error_response(
+            media,
+            StatusCode::METHOD_NOT_ALLOWED,
+            DomainError::bad_input(
+                "query",
+                "only queries may be sent with GET; use POST for mutations",
+            ),
+        ));
+    }
+    Ok(resolved)
+}
+
+/// Whether a response is to a request that failed before execution: it did not parse or
+/// validate, or its variables did not coerce (errors without a path, and no data).
+fn failed_before_execution(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
 }
 
 /// A GraphQL request in a JSON body. The body is read and parsed here, not by an
@@ -305,9 +348,7 @@ pub async fn get_handler(
 /// variables did not coerce: errors without a path, and no data) is answered without a
 /// `data` entry, with the status `media` gives such a failure.
 fn within_size(media: ResponseMedia, response: &async_graphql::Response, limit: usize) -> Response {
-    let failed_before_execution = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|error| error.path.is_empty());
+    let failed_before_execution = failed_before_execution(response);
     let mut body = match serde_json::to_value(response) {
         Ok(body) => body,
         Err(error) => {

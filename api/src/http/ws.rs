@@ -320,10 +320,10 @@ impl Connection {
         if let Err(error) = self.state.limits.check_request(&mut request) {
             return self.send(refuse(error)).await;
         }
+        // Documents sent with their hash are kept from HTTP requests only.
         if let Err(error) = persisted::admit(
             &self.state.db,
             self.state.limits.trusted_documents,
-            self.state.limits.persisted_queries_max,
             &principal,
             &request,
             persisted,

@@ -67,6 +67,18 @@ pub enum Refusal {
     Invalid(DomainError),
 }
 
+/// A document a client sent with its hash, to keep once it ran.
+#[derive(Debug)]
+pub struct ToRemember {
+    hash: String,
+    document: String,
+}
+
+/// Whether the request names a document by its hash alone (it costs a lookup).
+pub fn is_hash_only(request: &Request) -> bool {
+    request.extensions.contains_key("persistedQuery") && request.query.trim().is_empty()
+}
+
 /// What a request said about persisted documents, once resolved.
 #[derive(Debug, Default)]
 pub struct Resolved {
@@ -129,15 +141,15 @@ pub async fn resolve(db: &Db, request: &mut Request) -> Result<Resolved, Refusal
 }
 
 /// Admits the caller's document: under `TRUSTED_DOCUMENTS`, a covered caller runs only a
-/// registered one. Then remembers a document sent with its hash (keeping at most `keep`).
+/// registered one. Returns a document sent with its hash, for `remember` once it ran
+/// (a covered caller's are not kept: it may not register documents).
 pub async fn admit(
     db: &Db,
     mode: TrustedDocuments,
-    keep: usize,
     principal: &Principal,
     request: &Request,
     resolved: Resolved,
-) -> DomainResult<()> {
+) -> DomainResult<Option<ToRemember>> {
     if mode.covers(principal.role) {
         let trusted = match &resolved.stored {
             Some(stored) => stored.trusted,
@@ -155,19 +167,27 @@ pub async fn admit(
                 principal.role.as_str()
             )));
         }
+        return Ok(None);
+    }
+    Ok(match resolved.hash {
+        Some(hash) if resolved.to_remember => Some(ToRemember {
+            hash,
+            document: request.query.clone(),
+        }),
+        _ => None,
+    })
+}
+
+/// Keeps a document sent with its hash, and at most `keep` of them (none with 0).
+pub async fn remember(db: &Db, document: ToRemember, keep: usize) -> DomainResult<()> {
+    if keep == 0 {
         return Ok(());
     }
-    if resolved.to_remember
-        && keep > 0
-        && let Some(hash) = resolved.hash
-    {
-        let document = request.query.clone();
-        db.write(move |txn| {
-            Box::pin(async move { persisted::remember(txn, &hash, &document, keep).await })
-        })
-        .await?;
-    }
-    Ok(())
+    let ToRemember { hash, document } = document;
+    db.write(move |txn| {
+        Box::pin(async move { persisted::remember(txn, &hash, &document, keep).await })
+    })
+    .await
 }
 
 /// The documents of a manifest, by hash: graphql-codegen's `persisted-documents.json`
@@ -210,7 +230,9 @@ pub fn manifest_documents(manifest: &serde_json::Value) -> anyhow::Result<Vec<(S
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let mut documents = Vec::with_capacity(pairs.len());
+    // By hash: a manifest naming one document twice (`sha256:` prefixed or not, in
+    // another case) registers it once.
+    let mut documents = std::collections::BTreeMap::new();
     for (hash, document) in pairs {
         let hash = hash
             .strip_prefix("sha256:")
@@ -221,9 +243,9 @@ pub fn manifest_documents(manifest: &serde_json::Value) -> anyhow::Result<Vec<(S
                 "{hash} is not the SHA-256 of its document: generate the manifest with sha256 hashes"
             );
         }
-        documents.push((hash, document));
+        documents.insert(hash, document);
     }
-    Ok(documents)
+    Ok(documents.into_iter().collect())
 }
 
 #[cfg(test)]
