@@ -31,21 +31,31 @@ impl ResponseMedia {
         let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
             return Self::Json;
         };
+        let ranges: Vec<(String, f32)> = accept
+            .split(',')
+            .map(|range| {
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+                let quality = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                (media, quality)
+            })
+            .collect();
+        // A type the client names with q=0 is refused, whatever wildcard it also sends.
+        let refused = |name: &str| ranges.iter().any(|(m, q)| m == name && *q <= 0.0);
         let mut best: Option<(f32, Self)> = None;
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let quality = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
+        for (media, quality) in &ranges {
             let served = match media.as_str() {
                 GRAPHQL_RESPONSE => Self::GraphqlResponse,
-                JSON | "application/*" | "*/*" => Self::Json,
+                JSON => Self::Json,
+                "application/*" | "*/*" if !refused(JSON) => Self::Json,
+                "application/*" | "*/*" if !refused(GRAPHQL_RESPONSE) => Self::GraphqlResponse,
                 _ => continue,
             };
-            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
-                best = Some((quality, served));
+            if *quality > 0.0 && best.is_none_or(|(q, _)| *quality > q) {
+                best = Some((*quality, served));
             }
         }
         best.map_or(Self::Json, |(_, media)| media)
@@ -121,6 +131,7 @@ mod tests {
             GraphqlResponse
         );
         assert_eq!(accept("application/graphql-response+json;q=0, */*"), Json);
+        assert_eq!(accept("application/json;q=0, */*"), GraphqlResponse);
         assert_eq!(accept("text/html"), Json);
     }
 
