@@ -257,6 +257,22 @@ pub async fn at_points(
             FROM batch p JOIN batch b
                 ON b.customer_id = p.customer_id AND b.seq <= p.seq AND b.occurred_at <= p.as_of
         )";
+    let with = format!(
+        "batch (seq, as_of, window_start, id, customer_id, kind, occurred_at, amount_e4,
+            rating) AS ({rows}),
+        {scoped}"
+    );
+    sums_by_subject(db, &with, values).await
+}
+
+/// The sums of the interactions a CTE `scoped` (declared last in `with`) gathers, one
+/// row per `subject`, each with its own `as_of` and `window_start`: one statement.
+async fn sums_by_subject(
+    db: &impl ConnectionTrait,
+    with: &str,
+    values: Vec<sea_orm::Value>,
+) -> DomainResult<std::collections::HashMap<i64, Aggregates>> {
+    let backend = db.get_database_backend();
     let scope = Scope {
         from: "scoped i",
         key: "i.subject",
@@ -264,9 +280,7 @@ pub async fn at_points(
         window_start: "i.window_start",
     };
     let sql = format!(
-        "WITH batch (seq, as_of, window_start, id, customer_id, kind, occurred_at, amount_e4,
-            rating) AS ({rows}),
-        {scoped}, {aggregates}
+        "WITH {with}, {aggregates}
         SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day, hist.last_day,
             hist.repeat_spend
         FROM agg
@@ -316,32 +330,8 @@ pub async fn at_instants(
             FROM wanted w JOIN interaction i
                 ON i.customer_id = w.customer_id AND i.occurred_at <= w.as_of
         )";
-    let scope = Scope {
-        from: "scoped i",
-        key: "i.subject",
-        as_of: "i.as_of",
-        window_start: "i.window_start",
-    };
-    let sql = format!(
-        "WITH wanted (subject, customer_id, as_of, window_start) AS ({rows}),
-        {scoped}, {aggregates}
-        SELECT agg.*, nps.rating AS nps, hist.repeat_days, hist.first_day, hist.last_day,
-            hist.repeat_spend
-        FROM agg
-        LEFT JOIN nps ON nps.subject = agg.subject
-        LEFT JOIN hist ON hist.subject = agg.subject",
-        aggregates = aggregate_ctes(backend, &scope),
-    );
-    let rows = db.query_all_raw(raw(backend, &sql, values)).await?;
-    let mut found: std::collections::HashMap<i64, Aggregates> = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<i64>("", "subject")?,
-                read_aggregates(row, "")?,
-            ))
-        })
-        .collect::<DomainResult<_>>()?;
+    let with = format!("wanted (subject, customer_id, as_of, window_start) AS ({rows}), {scoped}");
+    let mut found = sums_by_subject(db, &with, values).await?;
     // A customer without interactions up to the instant has no row: all sums are 0.
     for (subject, _, _) in wanted {
         found.entry(*subject).or_default();
