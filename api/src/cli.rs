@@ -394,7 +394,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         say!("Mint tokens with `tierwise token --role admin` (see `tierwise token --help`)");
     }
-    application.run_until_stopped().await
+    let stopped = application.run_until_stopped().await;
+    // What traces are left go to the collector before the process ends.
+    tokio::task::spawn_blocking(crate::telemetry::shutdown)
+        .await
+        .ok();
+    stopped
 }
 
 fn mint(config: &Config, args: TokenArgs) -> anyhow::Result<String> {

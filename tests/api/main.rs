@@ -43,4 +43,5 @@ mod schedule;
 mod schema;
 mod segments;
 mod stats_and_events;
+mod telemetry;
 mod webhooks;

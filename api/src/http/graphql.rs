@@ -101,6 +101,7 @@ async fn execute(
             Err(response) => return response,
         };
     }
+    name_the_operation(&mut request);
     let remember = match persisted::admit(
         &state.db,
         state.limits.trusted_documents,
@@ -203,6 +204,26 @@ async fn resolve_and_check(
         ));
     }
     Ok(resolved)
+}
+
+/// Names the request's span (and its trace) by the operation it runs.
+fn name_the_operation(request: &mut async_graphql::Request) {
+    let span = tracing::Span::current();
+    let kind = match crate::graphql::operation_type(request) {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => return,
+    };
+    span.record("graphql.operation.type", kind);
+    let name = match &request.operation_name {
+        Some(name) => {
+            span.record("graphql.operation.name", name.as_str());
+            format!("{kind} {name}")
+        }
+        None => kind.to_owned(),
+    };
+    crate::telemetry::rename(&span, name);
 }
 
 /// Whether a response is to a request that failed before execution: it did not parse or

@@ -101,10 +101,21 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    // Probes (health, readiness, metrics scrapes) come every few seconds: neither logged
+    // nor traced at the default level.
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return tracing::debug_span!("probe", path = %request.uri().path(), request_id = %id);
+    }
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
         request_id = %id,
-    )
+        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        graphql.operation.name = tracing::field::Empty,
+        graphql.operation.type = tracing::field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
 }

@@ -101,8 +101,17 @@ impl Db {
             .with_context(|| format!("cannot connect to the database at {}", redact(url)))?;
         let statements = Arc::new(AtomicU64::new(0));
         let counter = statements.clone();
-        conn.set_metric_callback(move |_| {
+        let system = if sqlite { "sqlite" } else { "postgresql" };
+        conn.set_metric_callback(move |info| {
             counter.fetch_add(1, Ordering::Relaxed);
+            if crate::telemetry::enabled() {
+                crate::telemetry::record_statement(
+                    &info.statement.sql,
+                    system,
+                    info.elapsed,
+                    info.failed,
+                );
+            }
         });
         Ok(Self {
             conn,
