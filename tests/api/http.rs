@@ -103,7 +103,43 @@ async fn browsers_get_graphiql(app: TestApp) {
     );
     let page = response.text().await.unwrap();
     assert!(page.contains("graphiql"), "a GraphiQL page");
-    assert!(page.contains("/graphql/ws"));
+    assert!(
+        page.contains("subscriptionUrl"),
+        "subscriptions over /graphql/ws"
+    );
+    // Its scripts and styles come from the server, none from a CDN.
+    assert!(
+        !page.contains("https://") && !page.contains("unpkg"),
+        "{page}"
+    );
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ] {
+        let response = app
+            .client
+            .get(app.url(&format!("/graphiql/3.8.3/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        assert!(response.bytes().await.unwrap().len() > 1000, "{asset}");
+    }
+    let missing = app
+        .client
+        .get(app.url("/graphiql/3.8.3/../../etc/passwd"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
 }
 
 async fn the_graphql_response_media_type_is_served(app: TestApp) {

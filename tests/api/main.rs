@@ -19,6 +19,7 @@ mod events;
 mod expiry;
 mod faults;
 mod fuzz;
+mod graphiql;
 mod graphql_over_http;
 mod http;
 mod import;

@@ -2,10 +2,9 @@
 //! GraphQL over HTTP describes them: the response's media type and its status for a
 //! request that fails before execution follow the client's `Accept` (`media`).
 
-use async_graphql::http::GraphiQLSource;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use tracing::Instrument as _;
 
@@ -340,13 +339,7 @@ pub async fn get_handler(
         .is_some_and(|accept| accept.contains("text/html"));
     let query = query.unwrap_or_default();
     if wants_html && !query.contains("query=") {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql/ws")
-                .finish(),
-        )
-        .into_response();
+        return super::graphiql::page().into_response();
     }
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,

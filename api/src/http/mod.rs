@@ -1,6 +1,7 @@
 //! HTTP routes: GraphQL over HTTP and WebSocket, health, readiness and metrics.
 
 pub mod expansion;
+pub mod graphiql;
 pub mod graphql;
 pub mod health;
 mod media;
@@ -53,6 +54,10 @@ pub fn router(state: AppState) -> Router {
                 .fallback(graphql::other_method),
         )
         .route("/graphql/ws", get(ws::handler))
+        .route(
+            &format!("{}/{{file}}", graphiql::ASSETS),
+            get(graphiql::asset),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::render))
