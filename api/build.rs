@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 
 /// A package: its tarball, its `dist.integrity`, and the files taken from it (path in
 /// the tarball, name served).
-type Package = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type Package = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 const PACKAGES: [Package; 3] = [
     (
