@@ -208,6 +208,11 @@ async fn request_parameters(app: TestApp) {
         check(id, &got, 200);
         has_errors(id, &got.2, false);
     }
+    // A GET names its operation with `operationName`.
+    let two = "query A { __typename } query B { viewer { role } }";
+    let got = answer(get(&app, Some(JSON), &[("query", two), ("operationName", "B")]).await).await;
+    check("GET operationName", &got, 200);
+    assert_eq!(got.2["data"]["viewer"]["role"], "ADMIN", "{}", got.2);
     // 428F, 1B7A: a map of extensions.
     let extensions =
         json!({ "query": "{ __typename }", "extensions": { "some": "value" } }).to_string();

@@ -92,6 +92,14 @@ async fn automatic_persisted_queries(backend: Backend) {
         .unwrap();
     assert_eq!(got["data"]["viewer"]["role"], "STAFF", "{got}");
 
+    // `persistedQuery: null` is no persisted query.
+    let (_, body) = send(
+        &app,
+        &staff,
+        json!({ "query": "{ viewer { role } }", "extensions": { "persistedQuery": null } }),
+    )
+    .await;
+    assert_eq!(body["data"]["viewer"]["role"], "STAFF", "{body}");
     // A hash that is not the document's, or an unknown version, is refused.
     let (_, body) = send(
         &app,

@@ -342,7 +342,13 @@ pub async fn get_handler(
         return super::graphiql::page().into_response();
     }
     let request = match async_graphql::http::parse_query_string(&query) {
-        Ok(request) => request,
+        Ok(mut request) => {
+            // The parser reads `operation_name`; GraphQL over HTTP says `operationName`.
+            if request.operation_name.is_none() {
+                request.operation_name = operation_name_of(&query);
+            }
+            request
+        }
         Err(error) => {
             return request_error(
                 ResponseMedia::negotiate(&headers),
@@ -351,6 +357,17 @@ pub async fn get_handler(
         }
     };
     execute(&state, &headers, request, Allowed::QueriesOnly).await
+}
+
+/// The `operationName` parameter of a query string.
+fn operation_name_of(query: &str) -> Option<String> {
+    use std::collections::HashMap;
+    let uri: axum::http::Uri = format!("/graphql?{query}").parse().ok()?;
+    let axum::extract::Query(mut params) =
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(&uri).ok()?;
+    params
+        .remove("operationName")
+        .filter(|name| !name.is_empty())
 }
 
 /// The response as JSON, or one `BAD_USER_INPUT` error when it is larger than `limit`

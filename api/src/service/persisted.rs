@@ -76,7 +76,11 @@ pub struct ToRemember {
 
 /// Whether the request names a document by its hash alone (it costs a lookup).
 pub fn is_hash_only(request: &Request) -> bool {
-    request.extensions.contains_key("persistedQuery") && request.query.trim().is_empty()
+    request
+        .extensions
+        .get("persistedQuery")
+        .is_some_and(|value| !matches!(value, async_graphql::Value::Null))
+        && request.query.trim().is_empty()
 }
 
 /// What a request said about persisted documents, once resolved.
@@ -93,7 +97,12 @@ pub struct Resolved {
 /// Fills in the document of a hash-only request (`extensions.persistedQuery`), and
 /// checks that a document sent with a hash is the one the hash names.
 pub async fn resolve(db: &Db, request: &mut Request) -> Result<Resolved, Refusal> {
-    let Some(persisted) = request.extensions.get("persistedQuery") else {
+    // `persistedQuery: null` is no persisted query, as Apollo's servers read it.
+    let Some(persisted) = request
+        .extensions
+        .get("persistedQuery")
+        .filter(|value| !matches!(value, async_graphql::Value::Null))
+    else {
         return Ok(Resolved::default());
     };
     let persisted = async_graphql::Value::clone(persisted)

@@ -94,7 +94,10 @@ impl TierProgress {
 
     /// The smallest single purchase amount (base currency) that, recorded now, moves
     /// the customer to `nextTier` at once by the live-upgrade rules; null when no single
-    /// purchase up to `maxInteractionAmount` can (or a manual move holds the tier).
+    /// purchase up to `maxInteractionAmount` can (or a manual move holds the tier). When
+    /// the score already earns `nextTier` (the scoring model changed since the customer's
+    /// last write), the next evaluation run upgrades it, and any purchase does so at once:
+    /// this is then the smallest amount, 0.0001, and `purchasesToNext` 1.
     async fn spend_to_next(&self) -> Option<Decimal> {
         self.0.spend_to_next_e4.map(e4_to_decimal)
     }
