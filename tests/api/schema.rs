@@ -142,15 +142,58 @@ fn input_values(sdl: &str) -> InputValues {
 /// contract allows (`null` included) and is understood.
 const DELIBERATE_DIFFERENCES: &[(&str, &str)] = &[];
 
+/// What Tierwise adds to the arguments and inputs the contract names, all optional, in
+/// the order the schema lists them, and why.
+const DELIBERATE_ADDITIONS: &[(&str, &str)] = &[
+    (
+        "CustomerFilter.maxPAlive",
+        "churn early warning: customers the model says are probably gone",
+    ),
+    ("CustomerFilter.minPAlive", "churn early warning"),
+    (
+        "ProgramSettingsInput.maxInteractionAmount",
+        "a bound on every amount a client sends",
+    ),
+    (
+        "ProgramSettingsInput.maxTransferPerMonth",
+        "points transfers between members (issue 20)",
+    ),
+    (
+        "ProgramSettingsInput.pendingDays",
+        "the return window of pending points (issue 20)",
+    ),
+    (
+        "ProgramSettingsInput.pointsExpiryPolicy",
+        "ROLLING, END_OF_YEAR or NEVER (issue 20)",
+    ),
+    (
+        "ProgramSettingsInput.pointsExpiryReminderDays",
+        "the points.expiring reminder",
+    ),
+    (
+        "ProgramSettingsInput.pointsExpiryYears",
+        "END_OF_YEAR's years (issue 20)",
+    ),
+    (
+        "ProgramSettingsInput.timeZone",
+        "the program's days: member days, year ends",
+    ),
+    (
+        "ProgramSettingsInput.transfersEnabled",
+        "points transfers between members (issue 20)",
+    ),
+];
+
 /// Every argument and input field the contract names has the contract's type and
-/// default; what Tierwise adds is optional (nullable or defaulted), so that no contract
-/// client must send it.
+/// default; what Tierwise adds to them is optional (nullable or defaulted), so that no
+/// contract client must send it, and listed in `DELIBERATE_ADDITIONS`.
 #[test]
 fn arguments_and_input_fields_have_the_contracts_types() {
     let contract = input_values(&contract_sdl());
     let ours = input_values(&tierwise_api::graphql::sdl()).values;
     let deliberate = |name: &str| DELIBERATE_DIFFERENCES.iter().any(|(n, _)| *n == name);
     let mut wrong = Vec::new();
+    let mut additions: Vec<&str> = Vec::new();
     for (name, expected) in &contract.values {
         match ours.get(name) {
             _ if deliberate(name) => {}
@@ -173,11 +216,22 @@ fn arguments_and_input_fields_have_the_contracts_types() {
         } else {
             owner.split('.').next().unwrap_or_default()
         };
-        if contract.owners.contains(owner) && ty.ends_with('!') && default.is_none() {
+        if !contract.owners.contains(owner) {
+            continue;
+        }
+        if ty.ends_with('!') && default.is_none() {
             wrong.push(format!(
                 "{name}: an addition the contract's clients must send ({ty})"
             ));
         }
+        additions.push(name.as_str());
+    }
+    let listed: Vec<&str> = DELIBERATE_ADDITIONS.iter().map(|(name, _)| *name).collect();
+    if additions != listed {
+        wrong.push(format!(
+            "the additions to the contract's fields and inputs are {additions:?}; \
+             list each in DELIBERATE_ADDITIONS with its reason"
+        ));
     }
     assert!(
         wrong.is_empty(),
