@@ -498,7 +498,18 @@ async fn a_page_of_progress_costs_a_fixed_number_of_statements(app: TestApp) {
                 spendToNext purchasesToNext keepsTierUntil downgradeTo {{ key }}
                 pointsToNextReward }} }} }} }}"
     );
-    // The run changed the program's churn model: the snapshot is read again once.
+    // The run's events are still being consumed (automations, live relay): measure once
+    // the server is quiet. The run changed the program's churn model: the snapshot is
+    // read again once.
+    let mut quiet = 0;
+    loop {
+        let before = app.db.statement_count();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if app.db.statement_count() == before || quiet > 50 {
+            break;
+        }
+        quiet += 1;
+    }
     app.ok(&query, json!({ "first": 1 })).await;
     let mut costs = Vec::new();
     for first in [5, 50] {

@@ -21,13 +21,24 @@ pub const EVERY_SECONDS: u64 = 5;
 /// Customers activated per transaction.
 const CHUNK: u64 = 500;
 
-/// Runs until the supervisor stops it.
+/// Runs until the supervisor stops it. The look for due lots, every few seconds, uses
+/// the jobs' pool (`Db::jobs`): it takes no connection from requests and does not count
+/// in their statements.
 pub async fn activate_forever(db: Db) {
+    let look = loop {
+        match db.jobs().await {
+            Ok(own) => break own,
+            Err(error) => {
+                tracing::warn!(%error, "pending activation cannot connect yet");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(EVERY_SECONDS));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match activate_due(&db, Utc::now()).await {
+        match activate_due_looking_with(&db, &look, Utc::now()).await {
             Ok(0) => {}
             Ok(points) => tracing::info!(points, "activated pending points"),
             Err(error) => tracing::warn!(%error, "activating pending points failed"),
@@ -37,9 +48,18 @@ pub async fn activate_forever(db: Db) {
 
 /// Activates every lot due by `at`; returns the points activated.
 pub async fn activate_due(db: &Db, at: DateTime<Utc>) -> DomainResult<i64> {
+    activate_due_looking_with(db, db.conn(), at).await
+}
+
+/// `activate_due`, looking for due lots on `look`.
+async fn activate_due_looking_with(
+    db: &Db,
+    look: &sea_orm::DatabaseConnection,
+    at: DateTime<Utc>,
+) -> DomainResult<i64> {
     let mut total = 0;
     loop {
-        let due = pending_points::due_customers(db.conn(), at, CHUNK).await?;
+        let due = pending_points::due_customers(look, at, CHUNK).await?;
         if due.is_empty() {
             return Ok(total);
         }
