@@ -241,7 +241,7 @@ impl Config {
         let mut new_secret = false;
         let issuer = var("JWT_ISSUER");
         let audience = var("JWT_AUDIENCE");
-        let identity_provider = identity_provider(&var)?;
+        let mut identity_provider = identity_provider(&var)?;
         let keys = if let Some(secret) = var("JWT_SECRET") {
             if secret.len() < 32 {
                 bail!("JWT_SECRET must be at least 32 characters");
@@ -258,9 +258,9 @@ impl Config {
                 None => None,
             };
             JwtKeys::public_key(&public, private.as_deref(), issuer, audience)?
-        } else if let Some((jwks, mapping)) = identity_provider.clone() {
+        } else if let Some((jwks, mapping)) = identity_provider.take() {
             // Only the provider's tokens: Tierwise signs none (`tierwise token` says so).
-            JwtKeys::identity_provider(jwks, mapping, issuer.clone(), audience.clone())
+            JwtKeys::identity_provider(jwks, mapping, issuer, audience)
         } else if sqlite {
             let secret;
             (secret, new_secret) = embedded_secret(&database_url)?;
@@ -283,11 +283,10 @@ impl Config {
                     .filter(|s| *s > 0)
             },
         )?;
+        // Tierwise's own key, and beside it the provider's, when both are configured.
         let keys = match identity_provider {
-            Some((jwks, mapping)) if keys.identity_provider_keys().is_none() => {
-                keys.with_identity_provider(jwks, mapping)
-            }
-            _ => keys,
+            Some((jwks, mapping)) => keys.with_identity_provider(jwks, mapping),
+            None => keys,
         }
         .with_max_ttl(max_ttl);
         let base_currency = var("BASE_CURRENCY")

@@ -62,8 +62,6 @@ pub struct Jwks {
     /// When the last fetch started: one fetch at a time, and unknown `kid`s fetch at
     /// most once per `MIN_REFETCH`.
     last_fetch: Mutex<Option<Instant>>,
-    /// Fetches so far (`/metrics`, and tests).
-    fetches: std::sync::atomic::AtomicU64,
     min_refetch: Duration,
 }
 
@@ -83,17 +81,8 @@ impl Jwks {
             client,
             set: RwLock::new(KeySet::default()),
             last_fetch: Mutex::new(None),
-            fetches: std::sync::atomic::AtomicU64::new(0),
             min_refetch,
         }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The key a token's header names (`kid`; a set of one key also verifies tokens
@@ -160,8 +149,6 @@ impl Jwks {
             }
         }
         *last = Some(Instant::now());
-        self.fetches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.download().await {
             Ok((keys, max_age)) => {
                 let mut set = self.set.write().await;

@@ -144,10 +144,6 @@ impl JwtKeys {
         self
     }
 
-    pub fn identity_provider_keys(&self) -> Option<&Arc<Jwks>> {
-        self.jwks.as_ref()
-    }
-
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
@@ -275,7 +271,7 @@ impl JwtKeys {
         // Tierwise mints (whose `sub` may be the same text).
         let principal = |customer_id: Option<Uuid>| Principal {
             key_owner: match customer_id {
-                Some(id) => format!("customer:{id}"),
+                Some(id) => super::customer_key_owner(id),
                 None => format!("idp:{}:{subject}", role.as_str()),
             },
             subject: subject.clone(),
@@ -387,7 +383,7 @@ fn principal_of(claims: Claims) -> Result<Principal, DomainError> {
     // `sub` (the CLI's default is the role's name) must not see each other's keys as
     // used, nor a customer's token a staff member's.
     let key_owner = match (role, customer_id) {
-        (Role::Customer, Some(id)) => format!("customer:{id}"),
+        (Role::Customer, Some(id)) => super::customer_key_owner(id),
         _ => format!("{}:{}", role.as_str(), claims.sub),
     };
     Ok(Principal {
@@ -461,5 +457,52 @@ mod tests {
                 .is_err(),
             "customer_id required"
         );
+    }
+
+    /// A provider's customer token names its customer by Tierwise id (the default match)
+    /// or, with `JWT_CUSTOMER_MATCH=externalRef`, by the reference `authenticate` looks up.
+    #[test]
+    fn provider_tokens_name_their_customer_by_id_or_reference() {
+        use crate::auth::mapping::{ClaimPath, CustomerMatch};
+        let keys = |customer_match| {
+            JwtKeys::identity_provider(
+                Arc::new(Jwks::new("https://idp.example/certs".into())),
+                ClaimMapping {
+                    default_role: Some(Role::Customer),
+                    customer: ClaimPath::new("sub"),
+                    customer_match,
+                    ..ClaimMapping::default()
+                },
+                None,
+                None,
+            )
+        };
+        let id = Uuid::now_v7();
+        let by_id = serde_json::json!({ "sub": id.to_string() });
+        match keys(CustomerMatch::Id)
+            .principal_of_mapped(&by_id, 0)
+            .unwrap()
+        {
+            Verified::Ready(principal) => {
+                assert_eq!(principal.customer_id, Some(id));
+                assert_eq!(principal.key_owner, super::super::customer_key_owner(id));
+            }
+            other => panic!("{other:?}"),
+        }
+        let not_an_id = serde_json::json!({ "sub": "idp-user-7" });
+        assert!(
+            keys(CustomerMatch::Id)
+                .principal_of_mapped(&not_an_id, 0)
+                .is_err()
+        );
+        match keys(CustomerMatch::ExternalRef)
+            .principal_of_mapped(&not_an_id, 0)
+            .unwrap()
+        {
+            Verified::CustomerByExternalRef { external_ref, .. } => {
+                assert_eq!(external_ref, "idp-user-7");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -192,6 +192,12 @@ impl Principal {
     }
 }
 
+/// Whose idempotency keys and rate budget a customer's tokens use: its customer's,
+/// whoever minted the token and whatever its `sub`.
+pub fn customer_key_owner(customer_id: Uuid) -> String {
+    format!("customer:{customer_id}")
+}
+
 /// The caller named by an `Authorization: Bearer …` header value. A customer an
 /// identity provider's token names by `externalRef` is looked up (following merges):
 /// one indexed statement.
@@ -229,7 +235,7 @@ pub async fn authenticate(
                 ))
             })?;
             principal.customer_id = Some(customer.id);
-            principal.key_owner = format!("customer:{}", customer.id);
+            principal.key_owner = customer_key_owner(customer.id);
             Ok(principal)
         }
     }

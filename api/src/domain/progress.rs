@@ -124,7 +124,18 @@ fn thresholds_e4<'a>(
         .iter()
         .filter(move |b| b.indicator == indicator)
         .flat_map(|b| b.bands.iter())
-        .map(|band| (band.threshold * 10_000.0).round() as i64)
+        .map(|band| scoring::e4(band.threshold).clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+}
+
+/// The smallest of `candidates` for which `reaches` holds.
+fn smallest_reaching(
+    candidates: impl Iterator<Item = i64>,
+    reaches: impl Fn(i64) -> bool,
+) -> Option<i64> {
+    let mut candidates: Vec<i64> = candidates.collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    candidates.into_iter().find(|&n| reaches(n))
 }
 
 /// The smallest single purchase that reaches `target`. A score changes with the amount
@@ -132,15 +143,12 @@ fn thresholds_e4<'a>(
 /// amount (0.0001) or one that lands exactly on a threshold.
 fn spend_to_reach(inputs: &Inputs<'_>, target: &TierLevel) -> Option<i64> {
     let spent = inputs.sums_now.net_spend_e4;
-    let mut candidates: Vec<i64> = std::iter::once(1)
+    let candidates = std::iter::once(1)
         .chain(thresholds_e4(inputs.model, "monetary").map(|t| t.saturating_sub(spent)))
-        .filter(|amount| (1..=inputs.max_amount_e4).contains(amount))
-        .collect();
-    candidates.sort_unstable();
-    candidates.dedup();
-    candidates
-        .into_iter()
-        .find(|&amount| purchases_reach(inputs, target, 1, amount))
+        .filter(|amount| (1..=inputs.max_amount_e4).contains(amount));
+    smallest_reaching(candidates, |amount| {
+        purchases_reach(inputs, target, 1, amount)
+    })
 }
 
 /// The fewest purchases of the customer's average order value that reach `target`:
@@ -157,16 +165,13 @@ fn purchases_to_reach(inputs: &Inputs<'_>, target: &TierLevel) -> Option<i64> {
         let missing = i128::from(t) - i128::from(sums.net_spend_e4);
         fit((missing + i128::from(order) - 1).div_euclid(i128::from(order)))
     });
-    let mut candidates: Vec<i64> = std::iter::once(1)
+    let candidates = std::iter::once(1)
         .chain(by_frequency)
         .chain(by_spend)
-        .filter(|count| *count >= 1)
-        .collect();
-    candidates.sort_unstable();
-    candidates.dedup();
-    candidates
-        .into_iter()
-        .find(|&count| purchases_reach(inputs, target, count, order))
+        .filter(|count| *count >= 1);
+    smallest_reaching(candidates, |count| {
+        purchases_reach(inputs, target, count, order)
+    })
 }
 
 /// The tier the run as of `until` (the end of the grace period) moves the customer to,

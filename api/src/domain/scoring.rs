@@ -24,7 +24,8 @@ pub struct Indicators {
 
 const E4: i128 = 10_000;
 
-fn e4(value: f64) -> i128 {
+/// `value` in ten-thousandths, as the score's arithmetic (and tier progress) compares it.
+pub(super) fn e4(value: f64) -> i128 {
     (value * E4 as f64).round() as i128
 }
 

@@ -50,13 +50,7 @@ impl TrustedDocuments {
 
 /// The lowercase hex SHA-256 of a document, as both protocols name it.
 pub fn hash_of(document: &str) -> String {
-    use std::fmt::Write;
-    Sha256::digest(document.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
+    format!("{:x}", Sha256::digest(document.as_bytes()))
 }
 
 /// Why a request naming a persisted document cannot run.
@@ -74,35 +68,33 @@ pub struct ToRemember {
     document: String,
 }
 
-/// Whether the request names a document by its hash alone (it costs a lookup).
-pub fn is_hash_only(request: &Request) -> bool {
+/// The request's `extensions.persistedQuery`; `null` is none, as Apollo's servers read it.
+fn persisted_query(request: &Request) -> Option<&async_graphql::Value> {
     request
         .extensions
         .get("persistedQuery")
-        .is_some_and(|value| !matches!(value, async_graphql::Value::Null))
-        && request.query.trim().is_empty()
+        .filter(|value| !matches!(value, async_graphql::Value::Null))
+}
+
+/// Whether the request names a document by its hash alone (it costs a lookup).
+pub fn is_hash_only(request: &Request) -> bool {
+    persisted_query(request).is_some() && request.query.trim().is_empty()
 }
 
 /// What a request said about persisted documents, once resolved.
 #[derive(Debug, Default)]
 pub struct Resolved {
-    /// The document's hash, when the request named one or the document is known.
+    /// The document's hash, when the request named one.
     hash: Option<String>,
-    /// The stored document, when the request was resolved from the store.
+    /// The stored document, when the request was resolved from the store; a request
+    /// with a hash and no stored document sent the document itself, to remember.
     stored: Option<persisted::Persisted>,
-    /// A document sent with its hash, to remember once the caller is known.
-    to_remember: bool,
 }
 
 /// Fills in the document of a hash-only request (`extensions.persistedQuery`), and
 /// checks that a document sent with a hash is the one the hash names.
 pub async fn resolve(db: &Db, request: &mut Request) -> Result<Resolved, Refusal> {
-    // `persistedQuery: null` is no persisted query, as Apollo's servers read it.
-    let Some(persisted) = request
-        .extensions
-        .get("persistedQuery")
-        .filter(|value| !matches!(value, async_graphql::Value::Null))
-    else {
+    let Some(persisted) = persisted_query(request) else {
         return Ok(Resolved::default());
     };
     let persisted = async_graphql::Value::clone(persisted)
@@ -134,7 +126,6 @@ pub async fn resolve(db: &Db, request: &mut Request) -> Result<Resolved, Refusal
         return Ok(Resolved {
             hash: Some(hash),
             stored: None,
-            to_remember: true,
         });
     }
     let stored = persisted::find(db.conn(), &hash)
@@ -145,7 +136,6 @@ pub async fn resolve(db: &Db, request: &mut Request) -> Result<Resolved, Refusal
     Ok(Resolved {
         hash: Some(hash),
         stored: Some(stored),
-        to_remember: false,
     })
 }
 
@@ -179,7 +169,7 @@ pub async fn admit(
         return Ok(None);
     }
     Ok(match resolved.hash {
-        Some(hash) if resolved.to_remember => Some(ToRemember {
+        Some(hash) if resolved.stored.is_none() => Some(ToRemember {
             hash,
             document: request.query.clone(),
         }),

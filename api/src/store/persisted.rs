@@ -72,7 +72,7 @@ pub async fn remember(
 /// trusted). Returns how many were new.
 pub async fn trust(db: &impl ConnectionTrait, documents: &[(String, String)]) -> DomainResult<u64> {
     let backend = db.get_database_backend();
-    let mut added = 0;
+    let before = count_trusted(db).await?;
     for chunk in documents.chunks(500) {
         let mut values = Vec::with_capacity(chunk.len() * 3);
         let rows: Vec<String> = chunk
@@ -85,7 +85,6 @@ pub async fn trust(db: &impl ConnectionTrait, documents: &[(String, String)]) ->
                 format!("(${}, ${}, TRUE, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)
             })
             .collect();
-        let before = count_trusted(db).await?;
         db.execute_raw(raw(
             backend,
             &format!(
@@ -96,9 +95,8 @@ pub async fn trust(db: &impl ConnectionTrait, documents: &[(String, String)]) ->
             values,
         ))
         .await?;
-        added += count_trusted(db).await? - before;
     }
-    Ok(added)
+    Ok(count_trusted(db).await? - before)
 }
 
 async fn count_trusted(db: &impl ConnectionTrait) -> DomainResult<u64> {
